@@ -1,0 +1,56 @@
+# Rotor — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM ?= npm
+RESULTS := .rotor/test-results
+
+.PHONY: help install build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+node_modules/.rotor-installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.rotor-installed ## Install the npm dependencies (npm ci)
+
+build: install ## Bundle every Lambda function with esbuild into dist/functions/NAME.zip
+	$(NPM) run --silent build
+
+typecheck: install ## Type-check the whole repository (tsc --noEmit)
+	npx tsc --noEmit -p tsconfig.json
+
+test: install ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	@status=0; \
+	  npx tsc --noEmit -p tsconfig.json || status=1; \
+	  $(NPM) run --silent build || status=1; \
+	  npx jest --ci --json --outputFile=$(RESULTS)/jest.json || status=1; \
+	  $(MAKE) --no-print-directory tf-test || status=1; \
+	  npx tsx scripts/test-summary.ts $(RESULTS) || status=1; \
+	  exit $$status
+
+test-unit: install ## Unit tests only
+	npx jest --selectProjects unit
+
+test-contract: install ## Contract tests only
+	npx jest --selectProjects contract
+
+test-e2e: build ## End-to-end tests on the local runtime
+	npx jest --selectProjects e2e
+
+tf-test: ## terraform fmt/validate/test, offline; prints "terraform: N passed, N failed"
+	@bash terraform/scripts/tf-test.sh $(RESULTS)
+
+demo: build ## Rotate a fleet of 100 simulated devices on the local AWS, end to end
+	npx tsx cli/main.ts demo --devices 100
+
+bench: build ## Rotate 1,000 devices and print the figures
+	$(NPM) run --silent bench
+
+local: build ## Start the local AWS in the foreground
+	npx tsx cli/main.ts local up
+
+clean: ## Remove build output and local state
+	rm -rf dist .rotor coverage

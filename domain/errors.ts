@@ -1,0 +1,103 @@
+/**
+ * Errors the state machine tells apart. Step Functions matches `error.name` (a Lambda's
+ * errorType, or the `error` of SendTaskFailure) in Retry/Catch `ErrorEquals`, so each name
+ * here is stable and is checked against the ASL by a contract test.
+ */
+export const ErrorName = {
+  CsrRejected: 'CsrRejected',
+  DeviceReportedError: 'DeviceReportedError',
+  CertificateNotFound: 'CertificateNotFound',
+  ClaimLost: 'ClaimLost',
+  RollbackUnsafe: 'RollbackUnsafe',
+  InvalidInput: 'InvalidInput',
+} as const;
+export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
+
+/** Step Functions' own error names that the ASL uses. */
+export const StatesError = {
+  Timeout: 'States.Timeout',
+  All: 'States.ALL',
+  TaskFailed: 'States.TaskFailed',
+  ConditionalCheckFailed: 'DynamoDB.ConditionalCheckFailedException',
+} as const;
+
+/**
+ * Errors worth retrying with backoff: throttling and 5xx from AWS, as the SDK names them
+ * (a Lambda that lets one escape reports it as its errorType), and the Lambda service's own
+ * transient failures as the lambda:invoke integration names them.
+ */
+export const TRANSIENT_ERRORS = [
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'ServiceUnavailableException',
+  'InternalFailureException',
+  'InternalServerException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+] as const;
+
+export const DYNAMODB_TRANSIENT_ERRORS = [
+  'DynamoDB.ProvisionedThroughputExceededException',
+  'DynamoDB.ThrottlingException',
+  'DynamoDB.RequestLimitExceeded',
+  'DynamoDB.InternalServerErrorException',
+  'DynamoDB.AmazonDynamoDBException',
+] as const;
+
+export const SNS_TRANSIENT_ERRORS = ['SNS.ThrottledException', 'SNS.InternalErrorException', 'SNS.SnsException'] as const;
+
+/** Base of every error Rotor raises on purpose. */
+export class RotorError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RotorError';
+  }
+}
+
+/** The device's CSR breaks a rule of PROTOCOL.md cloud rule 4; `reason` is the rule. */
+export class CsrRejected extends RotorError {
+  constructor(
+    readonly reason: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = ErrorName.CsrRejected;
+  }
+}
+
+/** The certificate being rotated no longer exists (deleted since the audit ran). */
+export class CertificateNotFound extends RotorError {
+  constructor(readonly certificateId: string, options?: { cause?: unknown }) {
+    super(`certificate ${certificateId} does not exist`, options);
+    this.name = ErrorName.CertificateNotFound;
+  }
+}
+
+/** The rotation record no longer belongs to this execution (another rotation claimed the thing). */
+export class ClaimLost extends RotorError {
+  constructor(readonly thingName: string, readonly rotationId: string) {
+    super(`rotation ${rotationId} no longer holds the claim on ${thingName}`);
+    this.name = ErrorName.ClaimLost;
+  }
+}
+
+/** Deleting the new certificate would leave the device without an ACTIVE certificate. */
+export class RollbackUnsafe extends RotorError {
+  constructor(message: string) {
+    super(message);
+    this.name = ErrorName.RollbackUnsafe;
+  }
+}
+
+/** A Lambda was invoked with input it cannot act on. */
+export class InvalidInput extends RotorError {
+  constructor(message: string) {
+    super(message);
+    this.name = ErrorName.InvalidInput;
+  }
+}

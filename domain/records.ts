@@ -1,0 +1,91 @@
+import type { FailableStep, FailureReason, RotationStatus, Trigger, WaitFor } from './rotation.js';
+
+/**
+ * The rotation table (single table, see docs/table-design.md):
+ *   pk = thing#<thingName>, sk = current                      one record per thing: the rotation in
+ *                                                             flight or the last one's outcome
+ *   pk = thing#<thingName>, sk = rotation#<startedAt>#<id>    one history item per finished rotation
+ *   pk = audit#<taskId>,    sk = report                       what the audit trigger started / skipped
+ * GSI by-status (status, updatedAt) holds only current records (history items have no `status`):
+ * the operator CLI lists FAILED devices with a Query, never a Scan.
+ */
+export const CURRENT_SK = 'current';
+export const REPORT_SK = 'report';
+
+export function thingPk(thingName: string): string {
+  return `thing#${thingName}`;
+}
+
+export function historySk(startedAt: string, rotationId: string): string {
+  return `rotation#${startedAt}#${rotationId}`;
+}
+
+export function auditPk(taskId: string): string {
+  return `audit#${taskId}`;
+}
+
+export function isHistorySk(sk: string): boolean {
+  return sk.startsWith('rotation#');
+}
+
+/** A message that was recorded and dropped, kept on the thing's record for the operator. */
+export interface IgnoredMessage {
+  type: string;
+  reason: string;
+  rotationId?: string;
+  at: string;
+}
+
+/** The current record of a thing (sk = current). */
+export interface RotationRecord {
+  pk: string;
+  sk: typeof CURRENT_SK;
+  thingName: string;
+  status: RotationStatus;
+  /** The state the rotation is in, or failed in. */
+  step: string;
+  rotationId: string;
+  executionArn: string;
+  oldCertificateId: string;
+  newCertificateId?: string;
+  trigger?: Trigger;
+  auditTaskId?: string;
+  checkName?: string;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  attempts: number;
+  csrRequests?: number;
+  /** Set while a task token is parked, cleared when it is answered. */
+  waitFor?: WaitFor;
+  taskToken?: string;
+  reason?: FailureReason | string;
+  cause?: string;
+  ignoredCount?: number;
+  lastIgnored?: IgnoredMessage;
+}
+
+/** A finished rotation (sk = rotation#…); history items never carry `status`, so the GSI stays sparse. */
+export interface HistoryItem {
+  pk: string;
+  sk: string;
+  thingName: string;
+  rotationId: string;
+  executionArn: string;
+  outcome: RotationStatus;
+  step: string;
+  reason?: string;
+  cause?: string;
+  oldCertificateId: string;
+  newCertificateId?: string;
+  trigger?: Trigger;
+  startedAt: string;
+  finishedAt: string;
+  expiresAt: number;
+}
+
+export interface FailureDetails {
+  step: FailableStep;
+  reason: FailureReason;
+  cause: string;
+}

@@ -1,0 +1,116 @@
+/**
+ * The rotation's vocabulary: the states of the per-device state machine (their names are
+ * what an operator reads in the Step Functions console), the statuses of a rotation record,
+ * and the reasons a rotation fails or a device message is ignored.
+ */
+
+/** Every state of statemachines/rotate-device.asl.json, by role. The contract test checks both ways. */
+export const Step = {
+  ClaimDevice: 'Claim device',
+  AlreadyRotating: 'Already rotating',
+  RequestCsr: 'Request CSR',
+  IssueCertificate: 'Issue certificate',
+  DeliverCertificate: 'Deliver certificate',
+  RetireOldCertificate: 'Retire old certificate',
+  Rotated: 'Rotated',
+  RollBack: 'Roll back',
+  RecordFailure: 'Record failure',
+  Escalate: 'Escalate',
+  RotationFailed: 'Rotation failed',
+  FailureNotRecorded: 'Failure not recorded',
+} as const;
+export type Step = (typeof Step)[keyof typeof Step];
+
+/** The steps in which a rotation can fail; the failure record names one of them. */
+export const FAILABLE_STEPS = [
+  Step.ClaimDevice,
+  Step.RequestCsr,
+  Step.IssueCertificate,
+  Step.DeliverCertificate,
+  Step.RetireOldCertificate,
+  Step.RollBack,
+] as const;
+export type FailableStep = (typeof FAILABLE_STEPS)[number];
+
+export const RotationStatus = {
+  InProgress: 'IN_PROGRESS',
+  Succeeded: 'SUCCEEDED',
+  Failed: 'FAILED',
+} as const;
+export type RotationStatus = (typeof RotationStatus)[keyof typeof RotationStatus];
+
+/** What the rotation is waiting for from the device while a task token is parked. */
+export const WaitFor = {
+  CsrResponse: 'csr_res',
+  CertificateAck: 'crt_ack',
+} as const;
+export type WaitFor = (typeof WaitFor)[keyof typeof WaitFor];
+
+/** Why a rotation failed: the summary an operator filters on and the metric dimension. */
+export const FailureReason = {
+  NoCsrResponse: 'NO_CSR_RESPONSE',
+  CsrRejected: 'CSR_REJECTED',
+  NoAck: 'NO_ACK',
+  DeviceError: 'DEVICE_ERROR',
+  CertificateNotFound: 'CERTIFICATE_NOT_FOUND',
+  IssueFailed: 'ISSUE_FAILED',
+  RetireFailed: 'RETIRE_FAILED',
+  RollbackFailed: 'ROLLBACK_FAILED',
+  Internal: 'INTERNAL_ERROR',
+} as const;
+export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
+
+/** Why a device message was recorded and dropped instead of acted on. */
+export const IgnoredReason = {
+  Malformed: 'MALFORMED',
+  UnknownThing: 'UNKNOWN_THING',
+  TopicMismatch: 'TOPIC_MISMATCH',
+  NoRotationInFlight: 'NO_ROTATION_IN_FLIGHT',
+  StaleRotationId: 'STALE_ROTATION_ID',
+  Unexpected: 'UNEXPECTED_MESSAGE',
+  WrongPrincipal: 'ACK_NOT_OVER_NEW_CERTIFICATE',
+  Duplicate: 'DUPLICATE',
+} as const;
+export type IgnoredReason = (typeof IgnoredReason)[keyof typeof IgnoredReason];
+
+/** What the audit trigger did with one finding. */
+export const StartOutcome = {
+  Started: 'STARTED',
+  AlreadyStarted: 'ALREADY_STARTED',
+  CertificateNotFound: 'CERTIFICATE_NOT_FOUND',
+  NoThing: 'NO_THING_ATTACHED',
+  NotADeviceCertificate: 'NOT_A_DEVICE_CERTIFICATE',
+  CertificateNotActive: 'CERTIFICATE_NOT_ACTIVE',
+} as const;
+export type StartOutcome = (typeof StartOutcome)[keyof typeof StartOutcome];
+
+/** Device Defender checks Rotor can act on. */
+export const AuditCheck = {
+  Expiring: 'DEVICE_CERTIFICATE_EXPIRING_CHECK',
+  Age: 'DEVICE_CERTIFICATE_AGE_CHECK',
+} as const;
+export type AuditCheck = (typeof AuditCheck)[keyof typeof AuditCheck];
+export const AUDIT_CHECKS: readonly AuditCheck[] = Object.values(AuditCheck);
+
+/** How a rotation was started: recorded on the execution input and the history. */
+export const Trigger = {
+  Audit: 'audit',
+  Retry: 'retry',
+} as const;
+export type Trigger = (typeof Trigger)[keyof typeof Trigger];
+
+/** The input of one rotate-device execution. */
+export interface RotationInput {
+  thingName: string;
+  certificateId: string;
+  trigger: Trigger;
+  auditTaskId?: string;
+  checkName?: AuditCheck;
+}
+
+/** What the old certificate becomes once a rotation succeeds. */
+export const RetireMode = {
+  Delete: 'delete',
+  KeepInactive: 'keep-inactive',
+} as const;
+export type RetireMode = (typeof RetireMode)[keyof typeof RetireMode];

@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/**
+ * Typed access to wiring/wiring.json, the one description of how Rotor is wired, read by
+ * Terraform (terraform/locals.tf) and by the local runtime. References inside it are
+ * strings resolved by `resolveReference` against the values of one deployment.
+ */
+export const REPO_ROOT = resolve(__dirname, '..');
+export const WIRING_FILE = join(REPO_ROOT, 'wiring', 'wiring.json');
+
+export interface SettingSpec {
+  default: string | number;
+  description: string;
+}
+
+export interface FunctionSpec {
+  description: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  /** Environment variable → reference. */
+  environment: Record<string, string>;
+  /** IAM action → resource kind. */
+  permissions: Record<string, string>;
+}
+
+export interface RuleSpec {
+  messageType: 'csr_res' | 'crt_ack' | 'crt_err';
+  function: string;
+}
+
+export interface Wiring {
+  settings: Record<string, SettingSpec>;
+  functions: Record<string, FunctionSpec>;
+  stateMachine: {
+    name: string;
+    definition: string;
+    substitutions: Record<string, string>;
+    permissions: Record<string, string>;
+  };
+  rules: RuleSpec[];
+  subscriptions: { topic: 'audit'; function: string }[];
+  table: {
+    partitionKey: string;
+    sortKey: string;
+    statusIndex: { name: string; partitionKey: string; sortKey: string };
+    ttlAttribute: string;
+  };
+}
+
+let cached: Wiring | undefined;
+export function loadWiring(): Wiring {
+  cached ??= JSON.parse(readFileSync(WIRING_FILE, 'utf8')) as Wiring;
+  return cached;
+}
+
+export type Settings = Record<string, string | number>;
+
+export function defaultSettings(wiring: Wiring = loadWiring()): Settings {
+  return Object.fromEntries(Object.entries(wiring.settings).map(([name, spec]) => [name, spec.default]));
+}
+
+/** The concrete values of one deployment that references resolve to. */
+export interface Deployment {
+  tableName: string;
+  stateMachineArn: string;
+  functionArn: (name: string) => string;
+  topicArns: { audit: string; escalation: string };
+  iotDataEndpoint: string;
+  region: string;
+  settings: Settings;
+}
+
+export class WiringError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WiringError';
+  }
+}
+
+export function resolveReference(ref: string, deployment: Deployment): string | number {
+  const [kind, name] = ref.includes(':') ? [ref.slice(0, ref.indexOf(':')), ref.slice(ref.indexOf(':') + 1)] : [ref, ''];
+  switch (kind) {
+    case 'table':
+      return deployment.tableName;
+    case 'stateMachine':
+      return deployment.stateMachineArn;
+    case 'iotDataEndpoint':
+      return deployment.iotDataEndpoint;
+    case 'region':
+      return deployment.region;
+    case 'function':
+      return deployment.functionArn(name);
+    case 'topic':
+      if (name !== 'audit' && name !== 'escalation') throw new WiringError(`unknown topic reference ${ref}`);
+      return deployment.topicArns[name];
+    case 'setting': {
+      const value = deployment.settings[name];
+      if (value === undefined) throw new WiringError(`unknown setting reference ${ref}`);
+      return value;
+    }
+    default:
+      throw new WiringError(`unknown reference ${ref}`);
+  }
+}
+
+/** A function's environment for one deployment. */
+export function functionEnvironment(name: string, deployment: Deployment, wiring: Wiring = loadWiring()): Record<string, string> {
+  const spec = wiring.functions[name];
+  if (!spec) throw new WiringError(`no function ${name} in the wiring`);
+  return Object.fromEntries(
+    Object.entries(spec.environment).map(([key, ref]) => [key, String(resolveReference(ref, deployment))]),
+  );
+}
+
+const PLACEHOLDER = /\$\{(\w+)\}/g;
+
+/**
+ * Fills the ASL template's ${placeholders} the way Terraform's templatefile does: string
+ * placeholders sit inside quotes, numeric settings stand bare so that the result has numbers.
+ */
+export function renderStateMachine(deployment: Deployment, wiring: Wiring = loadWiring()): string {
+  const template = readFileSync(join(REPO_ROOT, wiring.stateMachine.definition), 'utf8');
+  return template.replace(PLACEHOLDER, (_match, name: string) => {
+    const ref = wiring.stateMachine.substitutions[name];
+    if (ref === undefined) throw new WiringError(`the ASL uses \${${name}}, which the wiring does not define`);
+    return String(resolveReference(ref, deployment));
+  });
+}
+
+/** The placeholders the ASL template uses. */
+export function templatePlaceholders(wiring: Wiring = loadWiring()): string[] {
+  const template = readFileSync(join(REPO_ROOT, wiring.stateMachine.definition), 'utf8');
+  return [...new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();
+}
+
+/** A deployment with made-up ARNs, for tests and tools that only need a well-formed definition. */
+export function exampleDeployment(region = 'us-east-1', account = '123456789012', settings: Settings = defaultSettings()): Deployment {
+  return {
+    tableName: 'rotor-rotations',
+    stateMachineArn: `arn:aws:states:${region}:${account}:stateMachine:rotor-rotate-device`,
+    functionArn: (name) => `arn:aws:lambda:${region}:${account}:function:rotor-${name}`,
+    topicArns: {
+      audit: `arn:aws:sns:${region}:${account}:rotor-audit`,
+      escalation: `arn:aws:sns:${region}:${account}:rotor-escalations`,
+    },
+    iotDataEndpoint: `https://example-ats.iot.${region}.amazonaws.com`,
+    region,
+    settings,
+  };
+}
