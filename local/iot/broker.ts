@@ -1,0 +1,220 @@
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { TOPIC_ROOT } from '../../domain/topics.js';
+import { certificateIdOf } from './ca.js';
+import type { IotRegistry } from './registry.js';
+import type { RulesEngine } from './rules.js';
+
+export interface BrokerOptions {
+  registry: IotRegistry;
+  rules: RulesEngine;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  host?: string;
+  now?: () => Date;
+  /** Refused connections and other broker events worth a log line. */
+  onEvent?: (event: BrokerEvent) => void;
+}
+
+export type BrokerEvent =
+  | { type: 'refused'; clientId: string; certificateId?: string; reason: string }
+  | { type: 'connected'; clientId: string; certificateId: string }
+  | { type: 'disconnected'; clientId: string; certificateId: string }
+  | { type: 'denied'; clientId: string; action: 'publish' | 'subscribe'; topic: string }
+  | { type: 'clientError'; clientId: string; error: string };
+
+export interface ConnectedClient {
+  clientId: string;
+  certificateId: string;
+  connectedAt: Date;
+}
+
+/** aedes' CONNACK return code 5: not authorized. */
+const NOT_AUTHORIZED = 5;
+/** The principal the rules engine reports for a data-plane publish (an IAM caller). */
+export const DATA_PLANE_PRINCIPAL = 'AIDAAAAAAAAAAAAAAAAAA:rotor-local';
+
+function notAuthorized(reason: string): AuthenticateError {
+  return Object.assign(new Error(reason), { returnCode: NOT_AUTHORIZED }) as AuthenticateError;
+}
+
+/** Everything a device may touch: its own subtree, as the device policy says. */
+function deviceTopicPrefix(clientId: string): string {
+  return `${TOPIC_ROOT}/${clientId}/`;
+}
+
+function insideOwnTree(clientId: string, topicOrFilter: string): boolean {
+  const prefix = deviceTopicPrefix(clientId);
+  return topicOrFilter.startsWith(prefix) && topicOrFilter.length > prefix.length;
+}
+
+/**
+ * The IoT message broker: aedes (MQTT 3.1.1) behind a TLS server that demands a client
+ * certificate from the local CA. The TLS layer refuses a missing, foreign or expired
+ * certificate; authenticate() then applies the registry (ACTIVE, has a policy, attached to
+ * the thing named by the client id), as AWS IoT does with Rotor's device policy.
+ */
+export class MqttBroker {
+  private readonly sessions = new Map<Client, ConnectedClient>();
+  private readonly now: () => Date;
+  private unsubscribeRetired?: () => void;
+
+  private constructor(
+    private readonly options: BrokerOptions,
+    private readonly aedes: Aedes,
+    private readonly server: Server,
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  static async start(options: BrokerOptions): Promise<MqttBroker> {
+    const { registry } = options;
+    const server = await registry.ca.createServerCertificate(['localhost'], ['127.0.0.1']);
+    let broker: MqttBroker | undefined;
+    const aedes = await Aedes.createBroker({
+      authenticate: (client, _username, _password, done) => {
+        if (!broker) return done(notAuthorized('broker is starting'), false);
+        const refusal = broker.authenticate(client);
+        if (refusal) done(notAuthorized(refusal), false);
+        else done(null, true);
+      },
+      authorizePublish: (client, packet, done) => {
+        // A null client is the cloud side (data plane), which IAM, not the device policy, governs.
+        if (!client || insideOwnTree(client.id, packet.topic)) return done(null);
+        broker?.emit({ type: 'denied', clientId: client.id, action: 'publish', topic: packet.topic });
+        done(new Error(`${client.id} may not publish to ${packet.topic}`));
+      },
+      authorizeSubscribe: (client, subscription, done) => {
+        if (insideOwnTree(client.id, subscription.topic)) return done(null, subscription);
+        broker?.emit({ type: 'denied', clientId: client.id, action: 'subscribe', topic: subscription.topic });
+        // A null subscription is a SUBACK failure (0x80) for this filter; the connection stays.
+        done(null, null);
+      },
+    });
+    const tlsServer = createServer(
+      {
+        key: server.privateKeyPem,
+        cert: server.certificatePem,
+        ca: [registry.ca.certificatePem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+      },
+      (socket) => aedes.handle(socket),
+    );
+    // A TLS handshake refused for a missing or foreign certificate is the client's failure, not the server's.
+    tlsServer.on('tlsClientError', (error) => broker?.emit({ type: 'refused', clientId: '', reason: error.message }));
+    broker = new MqttBroker(options, aedes, tlsServer);
+    broker.wire();
+    await new Promise<void>((resolve, reject) => {
+      tlsServer.once('error', reject);
+      tlsServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        tlsServer.off('error', reject);
+        resolve();
+      });
+    });
+    return broker;
+  }
+
+  private wire(): void {
+    this.aedes.on('clientDisconnect', (client) => this.forget(client));
+    this.aedes.on('clientError', (client, error) => this.emit({ type: 'clientError', clientId: client.id, error: error.message }));
+    this.aedes.on('publish', (packet, client) => {
+      // Device publishes only: the data plane dispatches its own with an IAM principal.
+      if (!client) return;
+      const session = this.sessions.get(client);
+      if (!session) return;
+      this.options.rules.dispatch({
+        topic: packet.topic,
+        payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+        clientId: client.id,
+        principal: session.certificateId,
+        receivedAt: this.now().getTime(),
+      });
+    });
+    this.unsubscribeRetired = this.options.registry.onRetired((certificateId) => this.disconnectCertificate(certificateId));
+  }
+
+  private authenticate(client: Client): string | undefined {
+    const socket = client.conn as TLSSocket;
+    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+    if (!peer?.raw) {
+      const reason = 'no client certificate';
+      this.emit({ type: 'refused', clientId: client.id, reason });
+      return reason;
+    }
+    const certificateId = certificateIdOf(new Uint8Array(peer.raw));
+    const refusal = this.options.registry.connectRefusal(certificateId, client.id);
+    if (refusal) {
+      this.emit({ type: 'refused', clientId: client.id, certificateId, reason: refusal });
+      return refusal;
+    }
+    this.sessions.set(client, { clientId: client.id, certificateId, connectedAt: this.now() });
+    this.emit({ type: 'connected', clientId: client.id, certificateId });
+    return undefined;
+  }
+
+  private forget(client: Client): void {
+    const session = this.sessions.get(client);
+    if (!session) return;
+    this.sessions.delete(client);
+    this.emit({ type: 'disconnected', clientId: session.clientId, certificateId: session.certificateId });
+  }
+
+  private emit(event: BrokerEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  /** Drops every live connection made with this certificate (it is no longer ACTIVE, or gone). */
+  disconnectCertificate(certificateId: string): number {
+    let closed = 0;
+    for (const [client, session] of this.sessions) {
+      if (session.certificateId !== certificateId) continue;
+      this.sessions.delete(client);
+      this.emit({ type: 'disconnected', clientId: session.clientId, certificateId });
+      client.close();
+      closed++;
+    }
+    return closed;
+  }
+
+  /** Publishes from the cloud side (data plane): delivered to subscribers and seen by the rules. */
+  async publish(topic: string, payload: Buffer, qos: 0 | 1, retain = false): Promise<void> {
+    await new Promise<void>((resolve, reject) =>
+      this.aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (error) => (error ? reject(error) : resolve())),
+    );
+    this.options.rules.dispatch({ topic, payload, clientId: '', principal: DATA_PLANE_PRINCIPAL, receivedAt: this.now().getTime() });
+  }
+
+  connectedClients(): ConnectedClient[] {
+    return [...this.sessions.values()].map((s) => ({ ...s }));
+  }
+
+  /** The certificate a live client authenticated with (what principal() reports). */
+  principalOf(clientId: string): string | undefined {
+    for (const session of this.sessions.values()) if (session.clientId === clientId) return session.certificateId;
+    return undefined;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get host(): string {
+    return (this.server.address() as AddressInfo).address;
+  }
+
+  /** The CA bundle a device verifies the broker with. */
+  get caPem(): string {
+    return this.options.registry.ca.certificatePem;
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribeRetired?.();
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    await serverClosed;
+    this.sessions.clear();
+  }
+}

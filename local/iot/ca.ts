@@ -1,0 +1,233 @@
+import 'reflect-metadata';
+import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+import {
+  AuthorityKeyIdentifierExtension,
+  BasicConstraintsExtension,
+  cryptoProvider,
+  type CryptoProvider,
+  ExtendedKeyUsage,
+  ExtendedKeyUsageExtension,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  Pkcs10CertificateRequest,
+  X509Certificate,
+  type Extension,
+  type PublicKey,
+  SubjectAlternativeNameExtension,
+  SubjectKeyIdentifierExtension,
+  X509CertificateGenerator,
+} from '@peculiar/x509';
+import { derToPem, pemToDer } from '../../domain/pem.js';
+import { AwsError } from '../types.js';
+
+// @peculiar/x509 needs a WebCrypto provider; node's is the one Lambda and the broker share.
+cryptoProvider.set(webcrypto as unknown as Parameters<CryptoProvider['set']>[0]);
+
+const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+/** AWS's CreateCertificateFromCsr certificates all expire at the end of 2049. */
+export const AWS_DEFAULT_NOT_AFTER = new Date('2049-12-31T23:59:59Z');
+
+export interface IssuedCertificate {
+  certificatePem: string;
+  certificateId: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface KeyAndCertificate extends IssuedCertificate {
+  privateKeyPem: string;
+  publicKeyPem: string;
+}
+
+export interface Validity {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** The CA's own key and certificate, as persisted (PKCS#8 and X.509 PEM). */
+export interface CaMaterial {
+  certificatePem: string;
+  privateKeyPem: string;
+}
+
+/** AWS IoT's certificate id: SHA-256 of the certificate's DER, lowercase hex. */
+export function certificateIdOf(certificate: string | Uint8Array): string {
+  const der = typeof certificate === 'string' ? pemToDer(certificate, 'CERTIFICATE') : certificate;
+  if (!der) throw new AwsError('InvalidRequestException', 'not a PEM "CERTIFICATE" block');
+  return createHash('sha256').update(der).digest('hex');
+}
+
+function serialNumber(): string {
+  // A positive 16-byte serial: the top bit clear so DER does not read it as negative.
+  const bytes = randomBytes(16);
+  bytes[0] &= 0x7f;
+  return bytes.toString('hex');
+}
+
+async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
+  return derToPem(new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
+}
+
+async function exportPublicKeyPem(key: CryptoKey): Promise<string> {
+  return derToPem(new Uint8Array(await webcrypto.subtle.exportKey('spki', key)), 'PUBLIC KEY');
+}
+
+async function generateKeyPair(): Promise<CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
+}
+
+/**
+ * The local stand-in for the Amazon root that signs IoT device certificates: one EC P-256
+ * key that signs device certificates from CSRs and the broker's TLS server certificate.
+ */
+export class LocalCa {
+  private constructor(
+    private readonly signingKey: CryptoKey,
+    readonly certificatePem: string,
+    private readonly privateKeyPem: string,
+  ) {}
+
+  static async create(commonName = 'Rotor Local IoT CA'): Promise<LocalCa> {
+    const keys = await generateKeyPair();
+    const now = new Date();
+    const certificate = await X509CertificateGenerator.createSelfSigned({
+      serialNumber: serialNumber(),
+      name: `CN=${commonName}, O=Rotor local`,
+      // Back-dated so that device certificates made "years ago" for tests still chain.
+      notBefore: new Date(now.getTime() - 20 * 365 * 86_400_000),
+      notAfter: new Date('2099-12-31T23:59:59Z'),
+      signingAlgorithm: SIGNING,
+      keys,
+      extensions: [
+        new BasicConstraintsExtension(true, 0, true),
+        new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature, true),
+        await SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    return new LocalCa(keys.privateKey, certificate.toString('pem'), await exportPrivateKeyPem(keys.privateKey));
+  }
+
+  static async load(material: CaMaterial): Promise<LocalCa> {
+    const der = pemToDer(material.privateKeyPem, 'PRIVATE KEY');
+    if (!der) throw new Error('the persisted CA private key is not a PEM "PRIVATE KEY" block');
+    const key = await webcrypto.subtle.importKey('pkcs8', der, EC_P256, true, ['sign']);
+    new NodeX509Certificate(material.certificatePem); // throws on a corrupt certificate
+    return new LocalCa(key, material.certificatePem, material.privateKeyPem);
+  }
+
+  material(): CaMaterial {
+    return { certificatePem: this.certificatePem, privateKeyPem: this.privateKeyPem };
+  }
+
+  get certificateId(): string {
+    return certificateIdOf(this.certificatePem);
+  }
+
+  /**
+   * Signs a device certificate for the CSR's key. The CSR must be well-formed and its
+   * signature must verify, as AWS checks; the policy rules of PROTOCOL.md are Rotor's job.
+   */
+  async signCsr(csrPem: string, validity: Validity): Promise<IssuedCertificate> {
+    if (typeof csrPem !== 'string' || !pemToDer(csrPem, 'CERTIFICATE REQUEST')) {
+      throw new AwsError('InvalidRequestException', 'certificateSigningRequest is not a PEM "CERTIFICATE REQUEST"');
+    }
+    let csr: Pkcs10CertificateRequest;
+    try {
+      csr = new Pkcs10CertificateRequest(csrPem);
+    } catch {
+      throw new AwsError('InvalidRequestException', 'certificateSigningRequest is not a valid PKCS#10 request');
+    }
+    let verified = false;
+    try {
+      verified = await csr.verify();
+    } catch {
+      verified = false;
+    }
+    if (!verified) throw new AwsError('InvalidRequestException', 'the signature of the certificate signing request does not verify');
+    return this.issue(csr.subject || 'CN=AWS IoT Certificate', csr.publicKey, validity, [
+      new BasicConstraintsExtension(false, undefined, true),
+      new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment, true),
+      new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth]),
+    ]);
+  }
+
+  /** CreateKeysAndCertificate: a new key pair made here and its certificate. */
+  async createKeyAndCertificate(validity: Validity, commonName = 'AWS IoT Certificate'): Promise<KeyAndCertificate> {
+    const keys = await generateKeyPair();
+    const issued = await this.issue(`CN=${commonName}`, keys.publicKey, validity, [
+      new BasicConstraintsExtension(false, undefined, true),
+      new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment, true),
+      new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth]),
+    ]);
+    return { ...issued, privateKeyPem: await exportPrivateKeyPem(keys.privateKey), publicKeyPem: await exportPublicKeyPem(keys.publicKey) };
+  }
+
+  /** The broker's TLS server certificate, valid for the loopback names devices dial. */
+  async createServerCertificate(hostnames: readonly string[] = ['localhost'], ips: readonly string[] = ['127.0.0.1']): Promise<KeyAndCertificate> {
+    const keys = await generateKeyPair();
+    const now = new Date();
+    const issued = await this.issue(`CN=${hostnames[0] ?? ips[0] ?? 'localhost'}`, keys.publicKey, {
+      notBefore: new Date(now.getTime() - 3_600_000),
+      notAfter: new Date(now.getTime() + 825 * 86_400_000),
+    }, [
+      new BasicConstraintsExtension(false, undefined, true),
+      new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment, true),
+      new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth]),
+      new SubjectAlternativeNameExtension([
+        ...hostnames.map((value) => ({ type: 'dns' as const, value })),
+        ...ips.map((value) => ({ type: 'ip' as const, value })),
+      ]),
+    ]);
+    return { ...issued, privateKeyPem: await exportPrivateKeyPem(keys.privateKey), publicKeyPem: await exportPublicKeyPem(keys.publicKey) };
+  }
+
+  /** True when the certificate was signed by this CA's key. */
+  issued(certificatePem: string): boolean {
+    try {
+      const certificate = new NodeX509Certificate(certificatePem);
+      return certificate.verify(new NodeX509Certificate(this.certificatePem).publicKey);
+    } catch {
+      return false;
+    }
+  }
+
+  private async issue(
+    subject: string,
+    publicKey: PublicKey | CryptoKey,
+    validity: Validity,
+    extensions: Extension[],
+  ): Promise<IssuedCertificate> {
+    if (!(validity.notAfter.getTime() > validity.notBefore.getTime())) {
+      throw new AwsError('InvalidRequestException', 'the certificate would expire before it becomes valid');
+    }
+    const caCertificate = new X509Certificate(this.certificatePem);
+    const certificate = await X509CertificateGenerator.create({
+      serialNumber: serialNumber(),
+      subject,
+      // The issuer is the CA's subject exactly as encoded, so TLS chain building matches it.
+      issuer: caCertificate.subjectName,
+      notBefore: validity.notBefore,
+      notAfter: validity.notAfter,
+      signingAlgorithm: SIGNING,
+      publicKey,
+      signingKey: this.signingKey,
+      extensions: [
+        ...extensions,
+        await SubjectKeyIdentifierExtension.create(publicKey),
+        await AuthorityKeyIdentifierExtension.create(caCertificate.publicKey),
+      ],
+    });
+    const der = new Uint8Array(certificate.rawData);
+    return {
+      certificatePem: derToPem(der, 'CERTIFICATE'),
+      certificateId: certificateIdOf(der),
+      notBefore: certificate.notBefore,
+      notAfter: certificate.notAfter,
+    };
+  }
+}

@@ -1,0 +1,90 @@
+import { LOCAL_ACCOUNT, LOCAL_REGION, type LambdaInvoker, type SnsPublisher } from '../types.js';
+import { DeviceDefenderAudit, type AccountAuditConfiguration } from './audit.js';
+import { MqttBroker, type BrokerEvent } from './broker.js';
+import { LocalCa } from './ca.js';
+import { IotControlPlane } from './control-plane.js';
+import { IotDataPlane } from './data-plane.js';
+import { IotRegistry } from './registry.js';
+import { RulesEngine, type RuleError } from './rules.js';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export { LocalCa, certificateIdOf, AWS_DEFAULT_NOT_AFTER } from './ca.js';
+export { IotRegistry, CertificateStatus, defaultDevicePolicy } from './registry.js';
+export type { CertificateRecord, ProvisionDeviceInput, ProvisionedDevice } from './registry.js';
+export { MqttBroker, DATA_PLANE_PRINCIPAL } from './broker.js';
+export type { BrokerEvent, ConnectedClient } from './broker.js';
+export { RulesEngine } from './rules.js';
+export type { RuleError, TopicRule, TopicRuleInput } from './rules.js';
+export { DeviceDefenderAudit, AuditCheck } from './audit.js';
+export type { AuditNotification, AuditFinding, AuditTask } from './audit.js';
+export { IotControlPlane } from './control-plane.js';
+export { IotDataPlane } from './data-plane.js';
+export { parseRuleSql, topicMatches } from './rule-sql.js';
+
+export interface LocalIotOptions {
+  invoker: LambdaInvoker;
+  sns: SnsPublisher;
+  region?: string;
+  account?: string;
+  /** MQTT over TLS port; 0 (default) picks a free one. */
+  mqttPort?: number;
+  mqttHost?: string;
+  /** Registry and CA are kept here as JSON/PEM when given, and reloaded on the next start. */
+  dataDir?: string;
+  /** What DescribeEndpoint(iot:Data-ATS) answers: the edge endpoint the data-plane client uses. */
+  dataEndpoint?: () => string;
+  /** Validity of API-issued certificates in days (default: AWS's 2049-12-31). */
+  issuedValidityDays?: number;
+  auditConfiguration?: Partial<AccountAuditConfiguration>;
+  now?: () => Date;
+  onBrokerEvent?: (event: BrokerEvent) => void;
+  onRuleError?: (error: RuleError) => void;
+}
+
+export interface LocalIot {
+  ca: LocalCa;
+  registry: IotRegistry;
+  rules: RulesEngine;
+  audit: DeviceDefenderAudit;
+  broker: MqttBroker;
+  controlPlane: IotControlPlane;
+  dataPlane: IotDataPlane;
+  /** mqtts://host:port for devices. */
+  mqttUrl: string;
+  stop(): Promise<void>;
+}
+
+const CA_FILE = 'iot-ca.json';
+
+async function loadOrCreateCa(dataDir: string | undefined): Promise<LocalCa> {
+  if (!dataDir) return LocalCa.create();
+  const file = join(dataDir, CA_FILE);
+  if (existsSync(file)) return LocalCa.load(JSON.parse(readFileSync(file, 'utf8')));
+  const ca = await LocalCa.create();
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, JSON.stringify(ca.material(), null, 2), { mode: 0o600 });
+  return ca;
+}
+
+/** Starts the local AWS IoT: CA, registry, rules, audit, the MQTT broker and both APIs. */
+export async function startLocalIot(options: LocalIotOptions): Promise<LocalIot> {
+  const region = options.region ?? LOCAL_REGION;
+  const account = options.account ?? LOCAL_ACCOUNT;
+  const ca = await loadOrCreateCa(options.dataDir);
+  const registry = new IotRegistry({ ca, region, account, now: options.now, dataDir: options.dataDir, issuedValidityDays: options.issuedValidityDays });
+  const rules = new RulesEngine({ invoker: options.invoker, region, account, now: options.now, onError: options.onRuleError });
+  const audit = new DeviceDefenderAudit({ registry, sns: options.sns, now: options.now, initialConfiguration: options.auditConfiguration });
+  const broker = await MqttBroker.start({ registry, rules, port: options.mqttPort, host: options.mqttHost, now: options.now, onEvent: options.onBrokerEvent });
+  const mqttUrl = `mqtts://${broker.host}:${broker.port}`;
+  const controlPlane = new IotControlPlane({ registry, audit, rules, dataEndpoint: options.dataEndpoint ?? (() => `${broker.host}:${broker.port}`) });
+  const dataPlane = new IotDataPlane(() => broker);
+  return {
+    ca, registry, rules, audit, broker, controlPlane, dataPlane, mqttUrl,
+    async stop() {
+      await broker.stop();
+      await audit.idle();
+      await rules.idle();
+    },
+  };
+}

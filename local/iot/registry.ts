@@ -1,0 +1,521 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TOPIC_ROOT } from '../../domain/topics.js';
+import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION } from '../types.js';
+import { AWS_DEFAULT_NOT_AFTER, type LocalCa, type Validity } from './ca.js';
+
+/** Certificate statuses as the IoT API names them. */
+export const CertificateStatus = {
+  Active: 'ACTIVE',
+  Inactive: 'INACTIVE',
+  Revoked: 'REVOKED',
+  PendingTransfer: 'PENDING_TRANSFER',
+  RegisterInactive: 'REGISTER_INACTIVE',
+  PendingActivation: 'PENDING_ACTIVATION',
+} as const;
+export type CertificateStatus = (typeof CertificateStatus)[keyof typeof CertificateStatus];
+const ALL_STATUSES: readonly string[] = Object.values(CertificateStatus);
+
+export interface CertificateRecord {
+  certificateId: string;
+  certificateArn: string;
+  certificatePem: string;
+  status: CertificateStatus;
+  /** ISO timestamps (the record is persisted as JSON). */
+  creationDate: string;
+  lastModifiedDate: string;
+  notBefore: string;
+  notAfter: string;
+  caCertificateId: string;
+  generationId: string;
+}
+
+export interface ThingRecord {
+  thingName: string;
+  thingId: string;
+  thingArn: string;
+  attributes: Record<string, string>;
+  version: number;
+  creationDate: string;
+}
+
+export interface PolicyRecord {
+  policyName: string;
+  policyArn: string;
+  policyDocument: string;
+  creationDate: string;
+  lastModifiedDate: string;
+  generationId: string;
+}
+
+interface RegistryState {
+  certificates: Record<string, CertificateRecord>;
+  things: Record<string, ThingRecord>;
+  policies: Record<string, PolicyRecord>;
+  /** policy name → target ARNs */
+  policyTargets: Record<string, string[]>;
+  /** thing name → principal ARNs */
+  thingPrincipals: Record<string, string[]>;
+}
+
+export interface RegistryOptions {
+  ca: LocalCa;
+  region?: string;
+  account?: string;
+  now?: () => Date;
+  /** When set, the registry is kept as JSON in this directory and reloaded from it. */
+  dataDir?: string;
+  /**
+   * Validity of certificates made through the API; AWS's end at 2049-12-31. A number of
+   * days lets a demo issue certificates that themselves become due for rotation.
+   */
+  issuedValidityDays?: number;
+}
+
+export interface ProvisionDeviceInput {
+  thingName: string;
+  policyName: string;
+  /** Created with a device policy allowing only the thing's own topics when missing. */
+  policyDocument?: string;
+  /** notAfter this many days from now (may be negative: already expired). Default: AWS's 2049-12-31. */
+  expiresInDays?: number;
+  /** creationDate (and notBefore) this many days ago, for the age check. */
+  createdDaysAgo?: number;
+  /** Sign this CSR instead of generating a key pair here. */
+  csrPem?: string;
+}
+
+export interface ProvisionedDevice {
+  thingName: string;
+  certificateId: string;
+  certificateArn: string;
+  certificatePem: string;
+  /** Absent when the caller supplied its own CSR. */
+  privateKeyPem?: string;
+  caPem: string;
+}
+
+/** Why a certificate stops being usable (the broker drops its sessions). */
+export type RetirementListener = (certificateId: string, reason: 'status' | 'deleted') => void;
+
+const DAY_MS = 86_400_000;
+const REGISTRY_FILE = 'iot-registry.json';
+const CERTIFICATE_ARN = /^arn:aws[a-z-]*:iot:[^:]*:[^:]*:cert\/([0-9a-f]{64})$/;
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+const POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
+
+function emptyState(): RegistryState {
+  return { certificates: {}, things: {}, policies: {}, policyTargets: {}, thingPrincipals: {} };
+}
+
+function notFound(message: string): AwsError {
+  return new AwsError('ResourceNotFoundException', message, 404);
+}
+
+function invalid(message: string): AwsError {
+  return new AwsError('InvalidRequestException', message, 400);
+}
+
+/**
+ * The IoT registry: certificates, things, policies and what is attached to what. All state
+ * changes go through here so that the API, the broker and the audit see one truth.
+ */
+export class IotRegistry {
+  readonly ca: LocalCa;
+  readonly region: string;
+  readonly account: string;
+  private readonly now: () => Date;
+  private readonly dataDir?: string;
+  private readonly issuedValidityDays?: number;
+  private state: RegistryState;
+  private readonly retirementListeners = new Set<RetirementListener>();
+
+  constructor(options: RegistryOptions) {
+    this.ca = options.ca;
+    this.region = options.region ?? LOCAL_REGION;
+    this.account = options.account ?? LOCAL_ACCOUNT;
+    this.now = options.now ?? (() => new Date());
+    this.dataDir = options.dataDir;
+    this.issuedValidityDays = options.issuedValidityDays;
+    this.state = this.load();
+  }
+
+  // ---- ARNs ----------------------------------------------------------------------------
+
+  certificateArn(certificateId: string): string {
+    return `arn:aws:iot:${this.region}:${this.account}:cert/${certificateId}`;
+  }
+
+  thingArn(thingName: string): string {
+    return `arn:aws:iot:${this.region}:${this.account}:thing/${thingName}`;
+  }
+
+  policyArn(policyName: string): string {
+    return `arn:aws:iot:${this.region}:${this.account}:policy/${policyName}`;
+  }
+
+  /** The certificate id in a certificate ARN; undefined for any other principal. */
+  static certificateIdOfArn(arn: string): string | undefined {
+    return CERTIFICATE_ARN.exec(arn)?.[1];
+  }
+
+  onRetired(listener: RetirementListener): () => void {
+    this.retirementListeners.add(listener);
+    return () => this.retirementListeners.delete(listener);
+  }
+
+  // ---- certificates --------------------------------------------------------------------
+
+  /** The validity the API gives a new certificate. */
+  defaultValidity(): Validity {
+    const now = this.now();
+    const notAfter = this.issuedValidityDays === undefined ? AWS_DEFAULT_NOT_AFTER : new Date(now.getTime() + this.issuedValidityDays * DAY_MS);
+    // Back-dated a minute so a device whose clock runs slightly behind accepts it at once.
+    return { notBefore: new Date(now.getTime() - 60_000), notAfter };
+  }
+
+  async createCertificateFromCsr(csrPem: string, setAsActive: boolean, validity: Validity = this.defaultValidity()): Promise<CertificateRecord> {
+    const issued = await this.ca.signCsr(csrPem, validity);
+    return this.addCertificate(issued.certificatePem, issued.certificateId, validity, setAsActive);
+  }
+
+  async createKeysAndCertificate(setAsActive: boolean): Promise<CertificateRecord & { privateKeyPem: string; publicKeyPem: string }> {
+    const validity = this.defaultValidity();
+    const issued = await this.ca.createKeyAndCertificate(validity);
+    const record = this.addCertificate(issued.certificatePem, issued.certificateId, validity, setAsActive);
+    return { ...record, privateKeyPem: issued.privateKeyPem, publicKeyPem: issued.publicKeyPem };
+  }
+
+  private addCertificate(certificatePem: string, certificateId: string, validity: Validity, setAsActive: boolean, creationDate = this.now()): CertificateRecord {
+    if (this.state.certificates[certificateId]) {
+      throw new AwsError('ResourceAlreadyExistsException', `certificate ${certificateId} already exists`, 409);
+    }
+    const at = creationDate.toISOString();
+    const record: CertificateRecord = {
+      certificateId,
+      certificateArn: this.certificateArn(certificateId),
+      certificatePem,
+      status: setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive,
+      creationDate: at,
+      lastModifiedDate: at,
+      notBefore: validity.notBefore.toISOString(),
+      notAfter: validity.notAfter.toISOString(),
+      caCertificateId: this.ca.certificateId,
+      generationId: randomUUID(),
+    };
+    this.state.certificates[certificateId] = record;
+    this.save();
+    return { ...record };
+  }
+
+  describeCertificate(certificateId: string): CertificateRecord {
+    const record = this.state.certificates[certificateId];
+    if (!record) throw notFound(`certificate ${certificateId} does not exist`);
+    return { ...record };
+  }
+
+  findCertificate(certificateId: string): CertificateRecord | undefined {
+    const record = this.state.certificates[certificateId];
+    return record ? { ...record } : undefined;
+  }
+
+  listCertificates(ascending = false): CertificateRecord[] {
+    const list = Object.values(this.state.certificates).map((c) => ({ ...c }));
+    list.sort((a, b) => a.creationDate.localeCompare(b.creationDate) || a.certificateId.localeCompare(b.certificateId));
+    return ascending ? list : list.reverse();
+  }
+
+  updateCertificate(certificateId: string, newStatus: string): void {
+    const record = this.state.certificates[certificateId];
+    if (!record) throw notFound(`certificate ${certificateId} does not exist`);
+    if (!ALL_STATUSES.includes(newStatus)) throw invalid(`newStatus ${JSON.stringify(newStatus)} is not a certificate status`);
+    if (newStatus === CertificateStatus.PendingTransfer || newStatus === CertificateStatus.RegisterInactive || newStatus === CertificateStatus.PendingActivation) {
+      throw invalid(`a certificate cannot be set to ${newStatus} with UpdateCertificate`);
+    }
+    if (record.status === CertificateStatus.Revoked && newStatus !== CertificateStatus.Revoked) {
+      throw new AwsError('CertificateStateException', `certificate ${certificateId} is REVOKED and cannot become ${newStatus}`, 406);
+    }
+    if (record.status === CertificateStatus.PendingTransfer) {
+      throw new AwsError('CertificateStateException', `certificate ${certificateId} is PENDING_TRANSFER`, 406);
+    }
+    const wasActive = record.status === CertificateStatus.Active;
+    record.status = newStatus as CertificateStatus;
+    record.lastModifiedDate = this.now().toISOString();
+    this.save();
+    if (wasActive && newStatus !== CertificateStatus.Active) this.notifyRetired(certificateId, 'status');
+  }
+
+  /** AWS: never while ACTIVE; never with things attached; with policies attached only when forced. */
+  deleteCertificate(certificateId: string, forceDelete = false): void {
+    const record = this.state.certificates[certificateId];
+    if (!record) throw notFound(`certificate ${certificateId} does not exist`);
+    if (record.status === CertificateStatus.Active) {
+      throw new AwsError('CertificateStateException', `certificate ${certificateId} is ACTIVE; deactivate it before deleting it`, 406);
+    }
+    const arn = record.certificateArn;
+    const things = this.principalThings(arn);
+    if (things.length > 0) {
+      throw new AwsError('DeleteConflictException', `certificate ${certificateId} is attached to thing(s) ${things.join(', ')}`, 409);
+    }
+    const policies = this.attachedPolicies(arn);
+    if (policies.length > 0 && !forceDelete) {
+      throw new AwsError('DeleteConflictException', `certificate ${certificateId} has policies attached: ${policies.join(', ')}`, 409);
+    }
+    for (const policy of policies) this.removeTarget(policy, arn);
+    delete this.state.certificates[certificateId];
+    this.save();
+    this.notifyRetired(certificateId, 'deleted');
+  }
+
+  /** Test and demo hook: pretend the certificate was created at another time (the age check reads it). */
+  setCreationDate(certificateId: string, creationDate: Date): void {
+    const record = this.state.certificates[certificateId];
+    if (!record) throw notFound(`certificate ${certificateId} does not exist`);
+    record.creationDate = creationDate.toISOString();
+    this.save();
+  }
+
+  // ---- things --------------------------------------------------------------------------
+
+  createThing(thingName: string, attributes: Record<string, string> = {}): ThingRecord {
+    if (!THING_NAME.test(thingName)) throw invalid(`thingName ${JSON.stringify(thingName)} must match [a-zA-Z0-9:_-]{1,128}`);
+    const existing = this.state.things[thingName];
+    if (existing) {
+      // AWS answers a repeated CreateThing with the same attributes with the existing thing.
+      if (JSON.stringify(existing.attributes) === JSON.stringify(attributes)) return { ...existing };
+      throw new AwsError('ResourceAlreadyExistsException', `thing ${thingName} already exists with different attributes`, 409);
+    }
+    const record: ThingRecord = {
+      thingName,
+      thingId: randomUUID(),
+      thingArn: this.thingArn(thingName),
+      attributes: { ...attributes },
+      version: 1,
+      creationDate: this.now().toISOString(),
+    };
+    this.state.things[thingName] = record;
+    this.save();
+    return { ...record };
+  }
+
+  describeThing(thingName: string): ThingRecord {
+    const record = this.state.things[thingName];
+    if (!record) throw notFound(`thing ${thingName} does not exist`);
+    return { ...record, attributes: { ...record.attributes } };
+  }
+
+  listThings(): ThingRecord[] {
+    return Object.values(this.state.things)
+      .map((t) => ({ ...t }))
+      .sort((a, b) => a.thingName.localeCompare(b.thingName));
+  }
+
+  /** AWS succeeds for a thing that does not exist; a thing with principals attached is refused. */
+  deleteThing(thingName: string, expectedVersion?: number): void {
+    const record = this.state.things[thingName];
+    if (!record) return;
+    if (expectedVersion !== undefined && expectedVersion !== record.version) {
+      throw new AwsError('VersionConflictException', `thing ${thingName} is at version ${record.version}, not ${expectedVersion}`, 409);
+    }
+    const principals = this.state.thingPrincipals[thingName] ?? [];
+    if (principals.length > 0) throw invalid(`thing ${thingName} still has principals attached; detach them first`);
+    delete this.state.things[thingName];
+    delete this.state.thingPrincipals[thingName];
+    this.save();
+  }
+
+  attachThingPrincipal(thingName: string, principal: string): void {
+    if (!this.state.things[thingName]) throw notFound(`thing ${thingName} does not exist`);
+    this.requireCertificatePrincipal(principal);
+    const list = (this.state.thingPrincipals[thingName] ??= []);
+    if (!list.includes(principal)) list.push(principal);
+    this.save();
+  }
+
+  detachThingPrincipal(thingName: string, principal: string): void {
+    if (!this.state.things[thingName]) throw notFound(`thing ${thingName} does not exist`);
+    if (!principal) throw invalid('principal (x-amzn-principal) is required');
+    const list = this.state.thingPrincipals[thingName] ?? [];
+    // AWS answers a detach of a principal that is not attached with success.
+    this.state.thingPrincipals[thingName] = list.filter((p) => p !== principal);
+    this.save();
+  }
+
+  thingPrincipals(thingName: string): string[] {
+    if (!this.state.things[thingName]) throw notFound(`thing ${thingName} does not exist`);
+    return [...(this.state.thingPrincipals[thingName] ?? [])];
+  }
+
+  principalThings(principal: string): string[] {
+    return Object.entries(this.state.thingPrincipals)
+      .filter(([, principals]) => principals.includes(principal))
+      .map(([thing]) => thing)
+      .sort();
+  }
+
+  /** The certificates attached to a thing, with their records (for the runtime and demo). */
+  certificatesOf(thingName: string): CertificateRecord[] {
+    return this.thingPrincipals(thingName)
+      .map((arn) => IotRegistry.certificateIdOfArn(arn))
+      .flatMap((id) => (id && this.state.certificates[id] ? [{ ...this.state.certificates[id] }] : []));
+  }
+
+  // ---- policies ------------------------------------------------------------------------
+
+  createPolicy(policyName: string, policyDocument: string): PolicyRecord {
+    if (!POLICY_NAME.test(policyName)) throw invalid(`policyName ${JSON.stringify(policyName)} is not a valid policy name`);
+    if (this.state.policies[policyName]) {
+      throw new AwsError('ResourceAlreadyExistsException', `policy ${policyName} already exists`, 409);
+    }
+    if (typeof policyDocument !== 'string') throw invalid('policyDocument is required');
+    try {
+      const parsed: unknown = JSON.parse(policyDocument);
+      if (typeof parsed !== 'object' || parsed === null || !('Statement' in parsed)) throw new Error('no Statement');
+    } catch (error) {
+      throw new AwsError('MalformedPolicyException', `policyDocument is not a policy: ${(error as Error).message}`, 400);
+    }
+    const at = this.now().toISOString();
+    const record: PolicyRecord = { policyName, policyArn: this.policyArn(policyName), policyDocument, creationDate: at, lastModifiedDate: at, generationId: randomUUID() };
+    this.state.policies[policyName] = record;
+    this.save();
+    return { ...record };
+  }
+
+  getPolicy(policyName: string): PolicyRecord {
+    const record = this.state.policies[policyName];
+    if (!record) throw notFound(`policy ${policyName} does not exist`);
+    return { ...record };
+  }
+
+  listPolicies(ascending = false): PolicyRecord[] {
+    const list = Object.values(this.state.policies).map((p) => ({ ...p }));
+    list.sort((a, b) => a.policyName.localeCompare(b.policyName));
+    return ascending ? list : list.reverse();
+  }
+
+  attachPolicy(policyName: string, target: string): void {
+    if (!this.state.policies[policyName]) throw notFound(`policy ${policyName} does not exist`);
+    this.requireCertificatePrincipal(target);
+    const list = (this.state.policyTargets[policyName] ??= []);
+    if (!list.includes(target)) list.push(target);
+    this.save();
+  }
+
+  detachPolicy(policyName: string, target: string): void {
+    if (!this.state.policies[policyName]) throw notFound(`policy ${policyName} does not exist`);
+    if (!target) throw invalid('target is required');
+    this.removeTarget(policyName, target);
+    this.save();
+  }
+
+  attachedPolicies(target: string): string[] {
+    return Object.entries(this.state.policyTargets)
+      .filter(([, targets]) => targets.includes(target))
+      .map(([policy]) => policy)
+      .sort();
+  }
+
+  targetsForPolicy(policyName: string): string[] {
+    if (!this.state.policies[policyName]) throw notFound(`policy ${policyName} does not exist`);
+    return [...(this.state.policyTargets[policyName] ?? [])];
+  }
+
+  private removeTarget(policyName: string, target: string): void {
+    const list = this.state.policyTargets[policyName];
+    if (list) this.state.policyTargets[policyName] = list.filter((t) => t !== target);
+  }
+
+  /** Only certificate principals exist locally; any other ARN is refused, never ignored. */
+  private requireCertificatePrincipal(principal: string): string {
+    if (!principal) throw invalid('a principal/target ARN is required');
+    const id = IotRegistry.certificateIdOfArn(principal);
+    if (!id) throw invalid(`${principal} is not a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/ID); the local registry supports certificate principals only`);
+    if (!this.state.certificates[id]) throw notFound(`certificate ${id} does not exist`);
+    return id;
+  }
+
+  // ---- the broker's question -----------------------------------------------------------
+
+  /**
+   * May a connection authenticated with this certificate use this client id? As AWS with the
+   * device policy Rotor deploys: the certificate is ACTIVE, has a policy, and is attached to
+   * the thing whose name is the client id. Returns the reason when not.
+   */
+  connectRefusal(certificateId: string, clientId: string): string | undefined {
+    const record = this.state.certificates[certificateId];
+    if (!record) return `certificate ${certificateId} is not registered`;
+    if (record.status !== CertificateStatus.Active) return `certificate ${certificateId} is ${record.status}`;
+    if (this.attachedPolicies(record.certificateArn).length === 0) return `certificate ${certificateId} has no policy attached`;
+    if (!this.state.things[clientId]) return `no thing named ${clientId}`;
+    if (!(this.state.thingPrincipals[clientId] ?? []).includes(record.certificateArn)) {
+      return `certificate ${certificateId} is not attached to thing ${clientId}`;
+    }
+    return undefined;
+  }
+
+  // ---- provisioning (in-process API for the runtime, demo and tests) --------------------
+
+  /** Creates (or reuses) the thing and policy, issues an ACTIVE certificate and attaches both. */
+  async provisionDevice(input: ProvisionDeviceInput): Promise<ProvisionedDevice> {
+    const now = this.now();
+    const createdAt = new Date(now.getTime() - (input.createdDaysAgo ?? 0) * DAY_MS);
+    const notAfter = input.expiresInDays === undefined ? AWS_DEFAULT_NOT_AFTER : new Date(now.getTime() + input.expiresInDays * DAY_MS);
+    const validity: Validity = { notBefore: new Date(createdAt.getTime() - 60_000), notAfter };
+    if (!this.state.things[input.thingName]) this.createThing(input.thingName);
+    if (!this.state.policies[input.policyName]) this.createPolicy(input.policyName, input.policyDocument ?? defaultDevicePolicy(this.region, this.account));
+    let certificatePem: string;
+    let certificateId: string;
+    let privateKeyPem: string | undefined;
+    if (input.csrPem) {
+      const issued = await this.ca.signCsr(input.csrPem, validity);
+      ({ certificatePem, certificateId } = issued);
+    } else {
+      const issued = await this.ca.createKeyAndCertificate(validity, input.thingName);
+      ({ certificatePem, certificateId, privateKeyPem } = issued);
+    }
+    const record = this.addCertificate(certificatePem, certificateId, validity, true, createdAt);
+    this.attachPolicy(input.policyName, record.certificateArn);
+    this.attachThingPrincipal(input.thingName, record.certificateArn);
+    return { thingName: input.thingName, certificateId, certificateArn: record.certificateArn, certificatePem, privateKeyPem, caPem: this.ca.certificatePem };
+  }
+
+  // ---- persistence ---------------------------------------------------------------------
+
+  private load(): RegistryState {
+    if (!this.dataDir) return emptyState();
+    const file = join(this.dataDir, REGISTRY_FILE);
+    if (!existsSync(file)) return emptyState();
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<RegistryState>;
+    return { ...emptyState(), ...parsed };
+  }
+
+  private save(): void {
+    if (!this.dataDir) return;
+    mkdirSync(this.dataDir, { recursive: true });
+    const file = join(this.dataDir, REGISTRY_FILE);
+    // Write-then-rename: a crash mid-write leaves the previous registry, never half of one.
+    writeFileSync(`${file}.tmp`, JSON.stringify(this.state, null, 2));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  private notifyRetired(certificateId: string, reason: 'status' | 'deleted'): void {
+    for (const listener of this.retirementListeners) listener(certificateId, reason);
+  }
+}
+
+/**
+ * The policy Rotor's Terraform gives devices: connect as their own thing name, publish and
+ * subscribe only below management/topic/{thingName}/. The broker enforces the same rule.
+ */
+export function defaultDevicePolicy(region: string, account: string): string {
+  const prefix = `arn:aws:iot:${region}:${account}`;
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Action: 'iot:Connect', Resource: `${prefix}:client/\${iot:Connection.Thing.ThingName}` },
+      { Effect: 'Allow', Action: ['iot:Publish', 'iot:Receive'], Resource: `${prefix}:topic/${TOPIC_ROOT}/\${iot:Connection.Thing.ThingName}/*` },
+      { Effect: 'Allow', Action: 'iot:Subscribe', Resource: `${prefix}:topicfilter/${TOPIC_ROOT}/\${iot:Connection.Thing.ThingName}/*` },
+    ],
+  });
+}
