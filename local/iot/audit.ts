@@ -1,14 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { AUDIT_CHECKS, AuditCheck } from '../../domain/rotation.js';
 import { AwsError, type SnsPublisher } from '../types.js';
 import { CertificateStatus, type CertificateRecord, type IotRegistry } from './registry.js';
 
-/** The Device Defender checks the local audit runs. */
-export const AuditCheck = {
-  DeviceCertificateExpiring: 'DEVICE_CERTIFICATE_EXPIRING_CHECK',
-  DeviceCertificateAge: 'DEVICE_CERTIFICATE_AGE_CHECK',
-} as const;
-export type AuditCheck = (typeof AuditCheck)[keyof typeof AuditCheck];
-const SUPPORTED_CHECKS: readonly string[] = Object.values(AuditCheck);
+/** The Device Defender checks the local audit runs: the ones Rotor acts on. */
+const SUPPORTED_CHECKS: readonly string[] = AUDIT_CHECKS;
 
 /** AWS's configuration keys (ConfigName) and their defaults. */
 export const CERT_AGE_THRESHOLD_IN_DAYS = 'CERT_AGE_THRESHOLD_IN_DAYS';
@@ -139,7 +135,7 @@ export class DeviceDefenderAudit {
     for (const [check, config] of Object.entries(update.auditCheckConfigurations ?? {})) {
       requireSupported(check);
       if (typeof config?.enabled !== 'boolean') throw new AwsError('InvalidRequestException', `auditCheckConfigurations.${check}.enabled must be a boolean`);
-      if (check === AuditCheck.DeviceCertificateAge && config.configuration?.[CERT_AGE_THRESHOLD_IN_DAYS] !== undefined) {
+      if (check === AuditCheck.Age && config.configuration?.[CERT_AGE_THRESHOLD_IN_DAYS] !== undefined) {
         const days = Number(config.configuration[CERT_AGE_THRESHOLD_IN_DAYS]);
         if (!Number.isInteger(days) || days < 30 || days > 3652) {
           throw new AwsError('InvalidRequestException', `${CERT_AGE_THRESHOLD_IN_DAYS} must be a whole number of days from 30 to 3652`);
@@ -272,7 +268,7 @@ export class DeviceDefenderAudit {
       additionalInfo,
     });
     switch (checkName) {
-      case AuditCheck.DeviceCertificateExpiring: {
+      case AuditCheck.Expiring: {
         const thresholdDays = Number(config[CERT_EXPIRATION_THRESHOLD_IN_DAYS] ?? DEFAULT_EXPIRATION_DAYS);
         return certificates.flatMap((c) => {
           const notAfter = new Date(c.notAfter);
@@ -286,7 +282,7 @@ export class DeviceDefenderAudit {
           }];
         });
       }
-      case AuditCheck.DeviceCertificateAge: {
+      case AuditCheck.Age: {
         const thresholdDays = Number(config[CERT_AGE_THRESHOLD_IN_DAYS] ?? DEFAULT_AGE_DAYS);
         return certificates.flatMap((c) => {
           const ageDays = Math.floor((at.getTime() - new Date(c.creationDate).getTime()) / DAY_MS);

@@ -16,7 +16,7 @@ export { MqttBroker, DATA_PLANE_PRINCIPAL } from './broker.js';
 export type { BrokerEvent, ConnectedClient } from './broker.js';
 export { RulesEngine } from './rules.js';
 export type { RuleError, TopicRule, TopicRuleInput } from './rules.js';
-export { DeviceDefenderAudit, AuditCheck } from './audit.js';
+export { DeviceDefenderAudit } from './audit.js';
 export type { AuditNotification, AuditFinding, AuditTask } from './audit.js';
 export { IotControlPlane } from './control-plane.js';
 export { IotDataPlane } from './data-plane.js';
