@@ -1,0 +1,166 @@
+locals {
+  # The one description of how Rotor is wired (functions, permissions, ASL placeholders,
+  # rules, subscriptions, table keys, settings). Nothing below types a function name, an
+  # action, a rule topic or an environment variable again: it is all derived from here.
+  wiring = jsondecode(file("${path.module}/../wiring/wiring.json"))
+
+  # domain/topics.ts TOPIC_ROOT. Terraform cannot import TypeScript; the rule SQL assertion in
+  # tests/render.tftest.hcl pins the strings built from it to domain/topics.ts ruleSqlFor().
+  topic_root = "management/topic"
+
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+  account   = data.aws_caller_identity.current.account_id
+
+  artifacts_dir = coalesce(var.artifacts_dir, "${path.module}/../dist/functions")
+
+  # IoT rule names allow only [a-zA-Z0-9_] (domain/topics.ts ruleNameFor).
+  rule_prefix = replace(var.name_prefix, "/[^a-zA-Z0-9_]/", "_")
+
+  tags = merge(var.tags, { "rotor:component" = "rotor" })
+
+  function_names     = { for name, _ in local.wiring.functions : name => "${var.name_prefix}-${name}" }
+  state_machine_name = "${var.name_prefix}-${local.wiring.stateMachine.name}"
+  table_name         = "${var.name_prefix}-rotations"
+
+  # ARNs computed from names, not read from the resources: the functions need the state
+  # machine's ARN and the state machine needs the functions' ARNs, which would be a cycle.
+  arn_prefix        = "arn:${local.partition}"
+  function_arns     = { for name, full in local.function_names : name => "${local.arn_prefix}:lambda:${local.region}:${local.account}:function:${full}" }
+  state_machine_arn = "${local.arn_prefix}:states:${local.region}:${local.account}:stateMachine:${local.state_machine_name}"
+  iot_arn           = "${local.arn_prefix}:iot:${local.region}:${local.account}"
+
+  # Settings by their wiring name. Every wiring setting must appear here (a missing one
+  # fails the lookup below at plan time, and the defaults test compares the key sets).
+  settings = {
+    csrTimeoutSeconds       = var.csr_timeout_seconds
+    csrRequestRetries       = var.csr_request_retries
+    csrRetryIntervalSeconds = var.csr_retry_interval_seconds
+    ackTimeoutSeconds       = var.ack_timeout_seconds
+    retireMode              = var.retire_mode
+    auditChecks             = join(",", var.audit_checks)
+    logLevel                = var.log_level
+    historyRetentionDays    = var.history_retention_days
+  }
+
+  # Every reference the wiring may use ('table', 'stateMachine', 'function:NAME',
+  # 'setting:NAME', 'topic:audit', 'topic:escalation', 'iotDataEndpoint', 'region'), as
+  # wiring/index.ts resolveReference does. An unknown reference fails the plan.
+  references = merge(
+    {
+      "table"            = aws_dynamodb_table.rotations.name
+      "stateMachine"     = local.state_machine_arn
+      "iotDataEndpoint"  = "https://${data.aws_iot_endpoint.data.endpoint_address}"
+      "region"           = local.region
+      "topic:audit"      = aws_sns_topic.audit.arn
+      "topic:escalation" = aws_sns_topic.escalation.arn
+    },
+    { for name, value in local.settings : "setting:${name}" => value },
+    { for name, arn in local.function_arns : "function:${name}" => arn },
+  )
+
+  function_environment = {
+    for name, spec in local.wiring.functions : name => merge(
+      { for key, ref in spec.environment : key => tostring(local.references[ref]) },
+      {
+        POWERTOOLS_SERVICE_NAME      = var.name_prefix
+        POWERTOOLS_METRICS_NAMESPACE = "Rotor"
+      },
+    )
+  }
+
+  # The ASL's placeholders, filled from the wiring's substitutions. Numbers stay numbers:
+  # templatefile() writes them bare where the template has a bare ${Name}.
+  state_machine_substitutions = { for name, ref in local.wiring.stateMachine.substitutions : name => local.references[ref] }
+  state_machine_definition    = templatefile("${path.module}/../${local.wiring.stateMachine.definition}", local.state_machine_substitutions)
+
+  # What each IAM resource kind of the wiring stands for. '*' only for actions that have no
+  # resource-level permissions in IAM (iot:ListAuditFindings, iot:ListPrincipalThings,
+  # iot:CreateCertificateFromCsr, states:SendTaskSuccess/SendTaskFailure: a task token, not
+  # an ARN, names what they act on), so nothing narrower can be written for them.
+  resource_kinds = {
+    "*" = {
+      sid       = "NoResourceLevelPermissions"
+      resources = ["*"]
+    }
+    "table" = {
+      sid       = "RotationTable"
+      resources = [aws_dynamodb_table.rotations.arn, "${aws_dynamodb_table.rotations.arn}/index/${local.wiring.table.statusIndex.name}"]
+    }
+    "stateMachine" = {
+      sid       = "RotationStateMachine"
+      resources = [local.state_machine_arn]
+    }
+    "certificates" = {
+      sid       = "DeviceCertificates"
+      resources = ["${local.iot_arn}:cert/*"]
+    }
+    "things" = {
+      sid       = "Things"
+      resources = ["${local.iot_arn}:thing/*"]
+    }
+    "deviceTopics" = {
+      sid       = "DeviceRotationTopics"
+      resources = ["${local.iot_arn}:topic/${local.topic_root}/*"]
+    }
+    "stateMachineFunctions" = {
+      sid = "StateMachineFunctions"
+      resources = sort([
+        for name, ref in local.wiring.stateMachine.substitutions : local.references[ref] if startswith(ref, "function:")
+      ])
+    }
+    "topic:escalation" = {
+      sid       = "EscalationTopic"
+      resources = [aws_sns_topic.escalation.arn]
+    }
+    "topic:audit" = {
+      sid       = "AuditTopic"
+      resources = [aws_sns_topic.audit.arn]
+    }
+  }
+
+  # One policy document per function from its wiring permissions: one statement per
+  # resource kind, holding exactly the actions the wiring lists for that kind. 'self' is the
+  # function's own ARN (start-rotations invokes itself to fan out a large audit).
+  function_policies = {
+    for name, spec in local.wiring.functions : name => jsonencode({
+      Version = "2012-10-17"
+      Statement = [
+        for kind in sort(distinct(values(spec.permissions))) : {
+          Sid      = kind == "self" ? "Self" : local.resource_kinds[kind].sid
+          Effect   = "Allow"
+          Action   = sort([for action, k in spec.permissions : action if k == kind])
+          Resource = kind == "self" ? [local.function_arns[name]] : local.resource_kinds[kind].resources
+        }
+      ]
+    })
+  }
+
+  state_machine_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      for kind in sort(distinct(values(local.wiring.stateMachine.permissions))) : {
+        Sid      = local.resource_kinds[kind].sid
+        Effect   = "Allow"
+        Action   = sort([for action, k in local.wiring.stateMachine.permissions : action if k == kind])
+        Resource = local.resource_kinds[kind].resources
+      }
+    ]
+  })
+
+  rules = { for rule in local.wiring.rules : rule.messageType => rule }
+
+  # domain/topics.ts ruleSqlFor(type). The payload is base64 so that a non-JSON payload still
+  # reaches the handler; principal() is the certificate id the ack check relies on.
+  rule_sql = {
+    for type, _ in local.rules : type => "SELECT encode(*, 'base64') AS payload, clientid() AS clientId, principal() AS principal, topic() AS topic, timestamp() AS receivedAt FROM '${local.topic_root}/+/${type}'"
+  }
+
+  subscriptions = { for s in local.wiring.subscriptions : "${s.topic}-${s.function}" => s }
+  topic_arns = {
+    audit      = aws_sns_topic.audit.arn
+    escalation = aws_sns_topic.escalation.arn
+  }
+
+  sns_kms_key = coalesce(var.sns_kms_key_arn, "alias/aws/sns")
+}
