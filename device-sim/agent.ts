@@ -1,0 +1,392 @@
+import { CLOUD_TO_DEVICE, parseTopic, topicFor, type CloudToDeviceType } from '../domain/index.js';
+import { NO_FAULTS, type FaultHooks } from './faults.js';
+import type { KeyStore, KeyStoreSnapshot, StoredPair } from './key-store.js';
+import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem, publicKeySpkiOfPrivateKey, type KeyAlgorithm } from './keys.js';
+import { initialState, reduce, type DeviceEvent, type DeviceState, type Effect, type LogLevel, type RotationReport, type StoredSummary } from './reducer.js';
+import type { Transport, TransportHandlers } from './transport.js';
+
+/** Time, injected so tests and the local runtime's scaled clock drive the device. */
+export interface AgentClock {
+  now(): Date;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: AgentClock = {
+  now: () => new Date(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export interface LogEntry {
+  at: string;
+  level: LogLevel;
+  thingName: string;
+  message: string;
+  rotationId?: string;
+}
+
+/** Timestamps for the demo's figures: when the last rotation started and how it ended. */
+export interface AgentMetrics {
+  rotationsStarted: number;
+  rotationsCompleted: number;
+  rotationsFailed: number;
+  lastStartedAt?: string;
+  lastFinishedAt?: string;
+  lastOutcome?: 'rotated' | 'aborted' | 'certificateRefused';
+}
+
+export interface AgentOptions {
+  thingName: string;
+  keyAlgorithm?: KeyAlgorithm;
+  keyStore: KeyStore;
+  /** Builds the transport; the agent hands it the handlers for messages and lost connections. */
+  transport: (handlers: TransportHandlers) => Transport;
+  clock?: AgentClock;
+  faults?: FaultHooks;
+  onLog?: (entry: LogEntry) => void;
+  onReport?: (report: RotationReport & { thingName: string }) => void;
+  /** Entries kept in `eventLog`. */
+  logCapacity?: number;
+}
+
+const FINAL_REPORTS = new Set(['rotated', 'aborted', 'certificateRefused']);
+
+/**
+ * Runs one device: feeds events to the reducer one at a time and carries out the effects it
+ * returns against the key store and the transport, with the fault hooks in between.
+ */
+export class DeviceAgent {
+  readonly eventLog: LogEntry[] = [];
+  readonly metrics: AgentMetrics = { rotationsStarted: 0, rotationsCompleted: 0, rotationsFailed: 0 };
+
+  private state: DeviceState;
+  private readonly clock: AgentClock;
+  private readonly faults: FaultHooks;
+  private readonly transport: Transport;
+  private readonly queue: DeviceEvent[] = [];
+  private draining = false;
+  /** Bumped by every crash and stop: work started in an earlier life reports to no one. */
+  private life = 0;
+  private connectAttempt = 0;
+  private connectTimer: unknown;
+  private readonly timers = new Set<unknown>();
+  private storeChain: Promise<unknown> = Promise.resolve();
+  private offlineUntil = 0;
+  private running = false;
+
+  constructor(private readonly options: AgentOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.faults = options.faults ?? NO_FAULTS;
+    this.state = initialState(options.thingName, options.keyAlgorithm ?? DEFAULT_KEY_ALGORITHM);
+    this.transport = options.transport({
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+      onConnectionLost: (reason) => {
+        const c = this.state.connection;
+        if (c.status === 'connected') this.dispatch({ type: 'connectionLost', pair: c.pair, reason });
+      },
+    });
+  }
+
+  get thingName(): string {
+    return this.options.thingName;
+  }
+
+  /** A copy of the reducer's state, for tests and the demo's status view. */
+  get snapshot(): DeviceState {
+    return this.state;
+  }
+
+  /** Boots: reads the key store and connects (current pair first, PROTOCOL.md device rule 5). */
+  async start(): Promise<void> {
+    this.running = true;
+    const life = this.life;
+    const snapshot = await this.store(() => this.options.keyStore.load());
+    for (const note of snapshot.repaired) this.log('warn', `key store: ${note}`);
+    if (life !== this.life) return;
+    this.dispatch({ type: 'started', stored: summarize(snapshot) });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.life++;
+    this.clearTimers();
+    this.queue.length = 0;
+    await this.transport.close();
+    await this.storeChain.catch(() => undefined);
+  }
+
+  /** The process "dies": no clean disconnect, memory lost, disk kept; it boots again later. */
+  async crash(restartAfterMs: number): Promise<void> {
+    this.log('warn', `simulated crash; restarting in ${restartAfterMs} ms`);
+    this.life++;
+    this.clearTimers();
+    this.queue.length = 0;
+    await this.transport.close(true);
+    await this.storeChain.catch(() => undefined);
+    this.state = initialState(this.state.thingName, this.state.keyAlgorithm);
+    this.later(restartAfterMs, () => {
+      if (this.running) void this.start();
+    });
+  }
+
+  dispatch(event: DeviceEvent): void {
+    this.queue.push(event);
+    if (!this.draining) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const event = this.queue.shift() as DeviceEvent;
+        const decision = this.faults.onEvent(event, this.state);
+        if (decision.action === 'goOffline') {
+          await this.goOffline(decision.forMs);
+          continue;
+        }
+        const { state, effects } = reduce(this.state, event, this.clock.now());
+        this.state = state;
+        const life = this.life;
+        for (const effect of effects) {
+          if (life !== this.life) break;
+          await this.apply(effect);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async apply(effect: Effect): Promise<void> {
+    const decision = this.faults.onEffect(effect, this.state);
+    switch (decision.action) {
+      case 'crash':
+        await this.crash(decision.restartAfterMs);
+        return;
+      case 'fail':
+        this.dispatch(decision.event);
+        return;
+      case 'run': {
+        const times = decision.times ?? 1;
+        for (let i = 0; i < times; i++) {
+          if (decision.delayMs) {
+            const life = this.life;
+            this.later(decision.delayMs, () => {
+              if (life === this.life) void this.run(decision.effect);
+            });
+          } else await this.run(decision.effect);
+        }
+        if (decision.thenCrashForMs !== undefined) await this.crash(decision.thenCrashForMs);
+      }
+    }
+  }
+
+  private async run(effect: Effect): Promise<void> {
+    const life = this.life;
+    const keyStore = this.options.keyStore;
+    switch (effect.type) {
+      case 'log':
+        this.log(effect.level, effect.message, effect.rotationId);
+        return;
+      case 'report':
+        this.onReport(effect.report);
+        return;
+      case 'connect':
+        await this.connect(effect);
+        return;
+      case 'publish': {
+        const topic = topicFor(this.options.thingName, effect.message.type);
+        // Not awaited: a PUBACK must not hold up the next message; errors are logged.
+        this.transport.publish(topic, JSON.stringify(effect.message.body)).then(
+          () => this.log('debug', `published ${effect.message.type}`, effect.message.body.rotationId),
+          (error: Error) => this.log('warn', `could not publish ${effect.message.type}: ${error.message}`, effect.message.body.rotationId),
+        );
+        return;
+      }
+      case 'generateKey':
+        // In the background: RSA keys take long enough to matter, and messages keep flowing.
+        void (async () => {
+          try {
+            let keyPem: string;
+            if (effect.source === 'current') {
+              const current = (await this.store(() => keyStore.load())).current;
+              if (!current) throw new Error('no current key to re-use');
+              keyPem = current.keyPem;
+            } else keyPem = await generatePrivateKeyPem(effect.algorithm);
+            const publicKeySpki = publicKeySpkiOfPrivateKey(keyPem);
+            await this.store(() =>
+              keyStore.createPending({ rotationId: effect.rotationId, startedAt: effect.startedAt, keyAlgorithm: effect.algorithm, publicKeySpki }, keyPem),
+            );
+            this.dispatchIn(life, { type: 'keyGenerated', rotationId: effect.rotationId, publicKeySpki });
+          } catch (error) {
+            this.dispatchIn(life, { type: 'keyGenerationFailed', rotationId: effect.rotationId, error: (error as Error).message });
+          }
+        })();
+        return;
+      case 'makeCsr':
+        void (async () => {
+          try {
+            const pending = (await this.store(() => keyStore.load())).pending;
+            if (!pending || pending.rotation.rotationId !== effect.rotationId) throw new Error('the pending key is gone');
+            const csrPem = await createCsrPem(pending.keyPem, effect.commonName);
+            await this.store(() => keyStore.storePendingCsr(effect.rotationId, csrPem));
+            this.dispatchIn(life, { type: 'csrMade', rotationId: effect.rotationId, csrPem });
+          } catch (error) {
+            this.dispatchIn(life, { type: 'keyGenerationFailed', rotationId: effect.rotationId, error: (error as Error).message });
+          }
+        })();
+        return;
+      case 'storePending':
+        try {
+          await this.store(() => keyStore.storePendingCertificate(effect.rotationId, effect.certificatePem, effect.certificateId));
+          this.dispatchIn(life, { type: 'certificateStored', rotationId: effect.rotationId });
+        } catch (error) {
+          this.dispatchIn(life, { type: 'certificateStoreFailed', rotationId: effect.rotationId, error: (error as Error).message });
+        }
+        return;
+      case 'promotePending':
+        await this.storeOrLog(() => keyStore.promotePending(effect.rotationId), 'promote the pending pair', effect.rotationId);
+        return;
+      case 'deleteOldKey':
+        await this.storeOrLog(() => keyStore.deleteOldKey(), 'delete the old key');
+        return;
+      case 'dropPending':
+        await this.storeOrLog(() => keyStore.dropPending(effect.rotationId), 'drop the pending pair', effect.rotationId);
+        return;
+    }
+  }
+
+  private async connect(effect: Extract<Effect, { type: 'connect' }>): Promise<void> {
+    const attempt = ++this.connectAttempt;
+    if (this.connectTimer !== undefined) this.clock.clearTimeout(this.connectTimer);
+    this.timers.delete(this.connectTimer);
+    this.connectTimer = undefined;
+    await this.transport.close();
+    if (this.offlineUntil === Infinity) return;
+    const delay = Math.max(effect.delayMs, this.offlineUntil - this.clock.now().getTime(), 0);
+    const life = this.life;
+    this.connectTimer = this.later(delay, () => {
+      void (async () => {
+        const credentialsOf = effect.credentialsOf ?? effect.pair;
+        let credentials: StoredPair | undefined;
+        try {
+          const snapshot = await this.store(() => this.options.keyStore.load());
+          credentials = credentialsOf === 'current' ? snapshot.current : pendingPair(snapshot);
+        } catch (error) {
+          this.log('error', `could not read the ${credentialsOf} pair: ${(error as Error).message}`);
+        }
+        if (attempt !== this.connectAttempt || life !== this.life) return;
+        if (!credentials) {
+          this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason: `no ${credentialsOf} pair is stored`, refused: true });
+          return;
+        }
+        try {
+          await this.transport.connect(credentials);
+          if (attempt === this.connectAttempt) this.dispatchIn(life, { type: 'connected', pair: effect.pair });
+        } catch (error) {
+          const refused = (error as { refused?: unknown }).refused === true;
+          if (attempt === this.connectAttempt) {
+            this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason: (error as Error).message, refused });
+          }
+        }
+      })();
+    });
+  }
+
+  private async goOffline(forMs: number | undefined): Promise<void> {
+    this.offlineUntil = forMs === undefined ? Infinity : this.clock.now().getTime() + forMs;
+    this.log('warn', forMs === undefined ? 'dropping off the network for good' : `dropping off the network for ${forMs} ms`);
+    const c = this.state.connection;
+    await this.transport.close(true);
+    // Tell the reducer as the transport would have: it schedules the reconnect.
+    if (c.status === 'connected') this.queue.unshift({ type: 'connectionLost', pair: c.pair, reason: 'network gone' });
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const parsed = parseTopic(topic);
+    if (!parsed || parsed.thingName !== this.options.thingName) {
+      this.log('warn', `message on unexpected topic ${topic} ignored`);
+      return;
+    }
+    // The subscription covers the device's own publishes too; those echo back and are not for it.
+    if (!(CLOUD_TO_DEVICE as readonly string[]).includes(parsed.type)) return;
+    this.dispatch({ type: 'messageReceived', messageType: parsed.type as CloudToDeviceType, payload: payload.toString('utf8') });
+  }
+
+  private onReport(report: RotationReport): void {
+    if (report.kind === 'rotationStarted') {
+      this.metrics.rotationsStarted++;
+      this.metrics.lastStartedAt = report.at;
+    } else if (FINAL_REPORTS.has(report.kind)) {
+      if (report.kind === 'rotated') this.metrics.rotationsCompleted++;
+      else this.metrics.rotationsFailed++;
+      this.metrics.lastFinishedAt = report.at;
+      this.metrics.lastOutcome = report.kind as AgentMetrics['lastOutcome'];
+    }
+    this.options.onReport?.({ ...report, thingName: this.options.thingName });
+  }
+
+  private log(level: LogLevel, message: string, rotationId?: string): void {
+    const entry: LogEntry = {
+      at: this.clock.now().toISOString(),
+      level,
+      thingName: this.options.thingName,
+      message,
+      ...(rotationId === undefined || rotationId === '' ? {} : { rotationId }),
+    };
+    this.eventLog.push(entry);
+    const capacity = this.options.logCapacity ?? 500;
+    if (this.eventLog.length > capacity) this.eventLog.splice(0, this.eventLog.length - capacity);
+    this.options.onLog?.(entry);
+  }
+
+  private dispatchIn(life: number, event: DeviceEvent): void {
+    if (life === this.life) this.dispatch(event);
+  }
+
+  /** Key store operations run one at a time, in the order the reducer asked for them. */
+  private store<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.storeChain.then(operation, operation);
+    this.storeChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private async storeOrLog(operation: () => Promise<void>, what: string, rotationId?: string): Promise<void> {
+    try {
+      await this.store(operation);
+    } catch (error) {
+      this.log('error', `could not ${what}: ${(error as Error).message}`, rotationId);
+    }
+  }
+
+  private later(ms: number, callback: () => void): unknown {
+    const handle = this.clock.setTimeout(() => {
+      this.timers.delete(handle);
+      callback();
+    }, ms);
+    this.timers.add(handle);
+    return handle;
+  }
+
+  private clearTimers(): void {
+    for (const handle of this.timers) this.clock.clearTimeout(handle);
+    this.timers.clear();
+    this.connectTimer = undefined;
+  }
+}
+
+function pendingPair(snapshot: KeyStoreSnapshot): StoredPair | undefined {
+  const pending = snapshot.pending;
+  return pending?.certPem ? { keyPem: pending.keyPem, certPem: pending.certPem } : undefined;
+}
+
+export function summarize(snapshot: KeyStoreSnapshot): StoredSummary {
+  const pending = snapshot.pending;
+  return {
+    current: snapshot.current !== undefined,
+    ...(pending
+      ? { pending: { rotation: pending.rotation, ...(pending.csrPem ? { csrPem: pending.csrPem } : {}), hasCertificate: pending.certPem !== undefined } }
+      : {}),
+  };
+}

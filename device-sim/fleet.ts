@@ -1,0 +1,109 @@
+import { EventEmitter } from 'node:events';
+import { deviceSubscriptionFilter } from '../domain/index.js';
+import { DeviceAgent, type AgentClock, type LogEntry } from './agent.js';
+import { faultHooks, type Fault } from './faults.js';
+import { FileKeyStore, type StoredPair } from './key-store.js';
+import type { KeyAlgorithm } from './keys.js';
+import type { RotationReport } from './reducer.js';
+import { MqttTransport, type Endpoint } from './transport.js';
+
+export interface FleetDevice {
+  thingName: string;
+  stateDir: string;
+  /** The provisioned pair; imported only when the state directory holds no current pair yet. */
+  provisioned?: StoredPair;
+  fault?: Fault;
+}
+
+export interface FleetOptions {
+  endpoint: Endpoint;
+  devices: readonly FleetDevice[];
+  keyAlgorithm?: KeyAlgorithm;
+  clock?: AgentClock;
+  /** Devices booted at once; a thousand simultaneous TLS handshakes gain nothing. */
+  startConcurrency?: number;
+}
+
+export type FleetReport = RotationReport & { thingName: string };
+
+export interface FleetCounts {
+  devices: number;
+  started: number;
+  rotated: number;
+  failed: number;
+  inProgress: number;
+}
+
+/**
+ * N simulated devices in one process, each with its own state directory and MQTT connection.
+ * Emits 'report' (every RotationReport, with thingName) and 'log' (every LogEntry).
+ */
+export class Fleet extends EventEmitter {
+  readonly agents: DeviceAgent[];
+  private readonly inFlight = new Set<string>();
+  private readonly outcome = new Map<string, 'rotated' | 'failed'>();
+
+  constructor(private readonly options: FleetOptions) {
+    super();
+    this.agents = options.devices.map(
+      (device) =>
+        new DeviceAgent({
+          thingName: device.thingName,
+          ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
+          ...(options.clock ? { clock: options.clock } : {}),
+          keyStore: new FileKeyStore(device.stateDir),
+          faults: faultHooks(device.fault),
+          transport: (handlers) =>
+            new MqttTransport({ ...options.endpoint, clientId: device.thingName, subscription: deviceSubscriptionFilter(device.thingName), handlers }),
+          onLog: (entry: LogEntry) => this.emit('log', entry),
+          onReport: (report) => this.onReport(report),
+        }),
+    );
+  }
+
+  async start(): Promise<void> {
+    const queue = [...this.options.devices.entries()];
+    const workers = Array.from({ length: Math.min(this.options.startConcurrency ?? 20, queue.length) }, async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        const [index, device] = item;
+        const store = new FileKeyStore(device.stateDir);
+        const stored = await store.load();
+        if (!stored.current && device.provisioned) await store.importCurrent(device.provisioned);
+        await this.agents[index].start();
+      }
+    });
+    await Promise.all(workers);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.agents.map((agent) => agent.stop()));
+  }
+
+  counts(): FleetCounts {
+    let rotated = 0;
+    let failed = 0;
+    for (const value of this.outcome.values()) value === 'rotated' ? rotated++ : failed++;
+    return { devices: this.agents.length, started: this.outcome.size + this.inFlight.size, rotated, failed, inProgress: this.inFlight.size };
+  }
+
+  private onReport(report: FleetReport): void {
+    switch (report.kind) {
+      case 'rotationStarted':
+        this.inFlight.add(report.thingName);
+        this.outcome.delete(report.thingName);
+        break;
+      case 'rotated':
+        this.inFlight.delete(report.thingName);
+        this.outcome.set(report.thingName, 'rotated');
+        break;
+      case 'aborted':
+      case 'certificateRefused':
+        this.inFlight.delete(report.thingName);
+        this.outcome.set(report.thingName, 'failed');
+        break;
+      default:
+        break;
+    }
+    this.emit('report', report);
+  }
+}
