@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-require('./run-typescript.cjs').runTypeScript('device-sim/main.ts', 'rotor-device');
+require('./run-typescript.cjs').runTypeScript('device-sim/main.ts');

@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-require('./run-typescript.cjs').runTypeScript('cli/main.ts', 'rotor');
+require('./run-typescript.cjs').runTypeScript('cli/main.ts');

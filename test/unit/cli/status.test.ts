@@ -1,0 +1,182 @@
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UsageError, NotFoundError } from '../../../cli/operator/exit-codes.js';
+import { countByStatus, formatStatus, parseStatus, status } from '../../../cli/operator/status.js';
+import { runOperatorCli } from '../../../cli/operator/index.js';
+import { historySk, thingPk } from '../../../domain/records.js';
+import { executionConsoleUrl } from '../../../domain/naming.js';
+import { capturedIo, fakeClients, fakeTarget, operatorDeps, record } from './fake-target.js';
+
+const ddbMock = mockClient(DynamoDBDocumentClient);
+beforeEach(() => ddbMock.reset());
+
+function deps() {
+  return { ddb: fakeClients().ddb, tableName: 'rotor-rotations', local: false };
+}
+
+function countQuery(status: string, startKey?: Record<string, unknown>) {
+  return { IndexName: 'by-status', Select: 'COUNT', ExpressionAttributeValues: { ':status': status }, ...(startKey ? { ExclusiveStartKey: startKey } : {}) } as const;
+}
+
+describe('rotor status: counts', () => {
+  it('sums COUNT queries on the by-status index across pages, one status at a time', async () => {
+    // Prepare: FAILED spans two pages; the second page is asked for with the first page's key.
+    const page2Key = { pk: 'thing#t-17', sk: 'current', status: 'FAILED', updatedAt: '2025-05-01T00:00:00Z' };
+    ddbMock
+      .on(QueryCommand, countQuery('IN_PROGRESS')).resolves({ Count: 3 })
+      .on(QueryCommand, countQuery('SUCCEEDED')).resolves({ Count: 120 })
+      .on(QueryCommand, countQuery('FAILED')).resolves({ Count: 1000, LastEvaluatedKey: page2Key })
+      .on(QueryCommand, countQuery('FAILED', page2Key)).resolves({ Count: 7 });
+
+    // Act
+    const counts = await countByStatus(deps());
+
+    // Assess
+    expect(counts).toEqual({ IN_PROGRESS: 3, SUCCEEDED: 120, FAILED: 1007 });
+    const calls = ddbMock.commandCalls(QueryCommand);
+    expect(calls).toHaveLength(4);
+    for (const call of calls) {
+      expect(call.args[0].input).toMatchObject({ TableName: 'rotor-rotations', IndexName: 'by-status', KeyConditionExpression: '#status = :status' });
+    }
+  });
+
+  it('lists the most recently updated rotations of every status under the counts', async () => {
+    const failed = record('pump-7', 'FAILED', { updatedAt: '2025-05-03T09:00:00.000Z' });
+    const running = record('pump-8', 'IN_PROGRESS', { updatedAt: '2025-05-04T09:00:00.000Z' });
+    ddbMock
+      .on(QueryCommand, { Select: 'COUNT', ExpressionAttributeValues: { ':status': 'FAILED' } }).resolves({ Count: 1 })
+      .on(QueryCommand, { Select: 'COUNT', ExpressionAttributeValues: { ':status': 'IN_PROGRESS' } }).resolves({ Count: 1 })
+      .on(QueryCommand, { Select: 'COUNT', ExpressionAttributeValues: { ':status': 'SUCCEEDED' } }).resolves({ Count: 0 })
+      .on(QueryCommand, { ScanIndexForward: false, ExpressionAttributeValues: { ':status': 'FAILED' } }).resolves({ Items: [failed] })
+      .on(QueryCommand, { ScanIndexForward: false, ExpressionAttributeValues: { ':status': 'IN_PROGRESS' } }).resolves({ Items: [running] })
+      .on(QueryCommand, { ScanIndexForward: false, ExpressionAttributeValues: { ':status': 'SUCCEEDED' } }).resolves({ Items: [] });
+
+    const report = await status(deps(), { limit: 50 });
+
+    expect(report.kind).toBe('fleet');
+    if (report.kind !== 'fleet') return;
+    expect(report.rows.map((r) => r.thing)).toEqual(['pump-8', 'pump-7']);
+    expect(report.truncated).toBe(false);
+    const lines = formatStatus(report);
+    expect(lines[0]).toBe('IN_PROGRESS 1   SUCCEEDED 0   FAILED 1   (total 2)');
+    expect(lines[2]).toMatch(/^THING\s+STATUS\s+STEP\s+REASON\s+STARTED\s+UPDATED\s+ATTEMPTS$/);
+    expect(lines[4]).toMatch(/^pump-7\s+FAILED\s+Request CSR\s+NO_CSR_RESPONSE\s+2025-05-0\d 10:00:00Z\s+2025-05-03 09:00:00Z\s+1$/);
+  });
+
+  it('says when the listing is cut by --limit', async () => {
+    const items = [record('a', 'FAILED'), record('b', 'FAILED')];
+    ddbMock
+      .on(QueryCommand, { Select: 'COUNT' }).resolves({ Count: 0 })
+      .on(QueryCommand, { Select: 'COUNT', ExpressionAttributeValues: { ':status': 'FAILED' } }).resolves({ Count: 2 })
+      .on(QueryCommand, { ScanIndexForward: false, Limit: 1 }).resolves({ Items: items.slice(0, 1), LastEvaluatedKey: { pk: 'x' } });
+
+    const report = await status(deps(), { status: 'FAILED', limit: 1 });
+
+    expect(report.kind === 'fleet' && report.rows.length).toBe(1);
+    expect(report.kind === 'fleet' && report.truncated).toBe(true);
+    // One page was enough for the limit: the second page is never read.
+    expect(ddbMock.commandCalls(QueryCommand, { ScanIndexForward: false })).toHaveLength(1);
+  });
+});
+
+describe('rotor status --thing', () => {
+  it('shows the current record and the whole history newest first, paginated, with console links', async () => {
+    const current = record('pump-7', 'FAILED');
+    const older = { pk: thingPk('pump-7'), sk: historySk('2025-01-01T00:00:00.000Z', 'r1'), thingName: 'pump-7', rotationId: 'r1', outcome: 'SUCCEEDED', step: 'Rotated', executionArn: 'arn:aws:states:eu-west-1:123456789012:execution:rotor-rotate-device:r1', oldCertificateId: 'c0', startedAt: '2025-01-01T00:00:00.000Z', finishedAt: '2025-01-01T00:05:00.000Z', expiresAt: 1 };
+    const newer = { ...older, sk: historySk('2025-05-01T00:00:00.000Z', 'r2'), rotationId: 'r2', outcome: 'FAILED', step: 'Request CSR', reason: 'NO_CSR_RESPONSE', executionArn: older.executionArn.replace(':r1', ':r2'), startedAt: '2025-05-01T00:00:00.000Z', finishedAt: '2025-05-01T02:00:00.000Z' };
+    ddbMock.on(GetCommand, { Key: { pk: 'thing#pump-7', sk: 'current' } }).resolves({ Item: current });
+    ddbMock
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'thing#pump-7', ':history': 'rotation#' } })
+      .resolvesOnce({ Items: [newer], LastEvaluatedKey: { pk: 'thing#pump-7', sk: newer.sk } })
+      .resolvesOnce({ Items: [older] });
+
+    const report = await status(deps(), { thing: 'pump-7', limit: 50 });
+
+    if (report.kind !== 'thing') throw new Error('expected a thing report');
+    expect(report.history.map((h) => h.rotationId)).toEqual(['r2', 'r1']);
+    expect(report.history[0].link).toBe(executionConsoleUrl(newer.executionArn));
+    expect(report.current?.status).toBe('FAILED');
+    const historyQuery = ddbMock.commandCalls(QueryCommand)[0].args[0].input;
+    expect(historyQuery).toMatchObject({ ScanIndexForward: false, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :history)' });
+    expect(ddbMock.commandCalls(QueryCommand)[1].args[0].input.ExclusiveStartKey).toEqual({ pk: 'thing#pump-7', sk: newer.sk });
+    const text = formatStatus(report).join('\n');
+    expect(text).toContain('reason     NO_CSR_RESPONSE: no csr_res after 4 requests');
+    expect(text).toContain('history (2, newest first)');
+  });
+
+  it('for the local runtime prints the execution ARN and how to trace it instead of a console URL', async () => {
+    const current = record('pump-9', 'SUCCEEDED');
+    ddbMock.on(GetCommand).resolves({ Item: current });
+    ddbMock.on(QueryCommand).resolves({ Items: [] });
+
+    const report = await status({ ...deps(), local: true }, { thing: 'pump-9', limit: 50 });
+
+    expect(report.kind === 'thing' && report.current?.link).toBe(`rotor trace --local --execution ${current.executionArn}`);
+  });
+
+  it('an unknown thing is "not found", not an empty table', async () => {
+    ddbMock.on(GetCommand).resolves({});
+    ddbMock.on(QueryCommand).resolves({ Items: [] });
+    await expect(status(deps(), { thing: 'ghost', limit: 50 })).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('rotor status: arguments and exit codes', () => {
+  it('rejects an unknown status and an invalid thing name as usage errors', () => {
+    expect(parseStatus('failed')).toBe('FAILED');
+    expect(parseStatus('in-progress')).toBe('IN_PROGRESS');
+    expect(() => parseStatus('broken')).toThrow(UsageError);
+  });
+
+  it.each([
+    [['status', '--status', 'broken'], /--status must be one of IN_PROGRESS, SUCCEEDED, FAILED/],
+    [['status', '--thing', 'bad name!'], /not a valid thing name/],
+    [['status', '--thing', 'a', '--status', 'FAILED'], /either --thing or --status/],
+    [['status', '--limit', '0'], /--limit must be a whole number/],
+  ])('%j exits 2 with one line and connects to nothing', async (argv, message) => {
+    const io = capturedIo();
+    const target = fakeTarget();
+    const code = await runOperatorCli(argv, operatorDeps(target, io));
+    expect(code).toBe(2);
+    expect(io.stderr).toHaveLength(1);
+    expect(io.stderr[0]).toMatch(message);
+    expect(target.seen).toHaveLength(0);
+  });
+
+  it('an unknown option is a usage error (2)', async () => {
+    const io = capturedIo();
+    expect(await runOperatorCli(['status', '--colour'], operatorDeps(fakeTarget(), io))).toBe(2);
+    expect(io.stderr.join('\n')).toContain("unknown option '--colour'");
+  });
+
+  it('a missing table is one line and exit 3; missing credentials one line and exit 1', async () => {
+    const io = capturedIo();
+    ddbMock.on(QueryCommand).rejects(Object.assign(new Error('Requested resource not found'), { name: 'ResourceNotFoundException' }));
+    expect(await runOperatorCli(['status'], operatorDeps(fakeTarget(), io))).toBe(3);
+    expect(io.stderr).toEqual(['rotor: table rotor-rotations not found in eu-west-1: pass --table NAME or --name-prefix PREFIX (Requested resource not found)']);
+
+    const io2 = capturedIo();
+    ddbMock.reset();
+    ddbMock.on(QueryCommand).rejects(Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }));
+    expect(await runOperatorCli(['status'], operatorDeps(fakeTarget(), io2))).toBe(1);
+    expect(io2.stderr).toHaveLength(1);
+    expect(io2.stderr[0]).toMatch(/^rotor: no AWS credentials found/);
+  });
+
+  it('an unreachable endpoint is one line naming it', async () => {
+    const io = capturedIo();
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4566'), { code: 'ECONNREFUSED' });
+    ddbMock.on(QueryCommand).rejects(refused);
+    const target = fakeTarget({ kind: 'local', endpoint: 'http://127.0.0.1:4566' });
+    expect(await runOperatorCli(['status', '--local'], operatorDeps(target, io))).toBe(1);
+    expect(io.stderr).toEqual(['rotor: cannot reach http://127.0.0.1:4566 (ECONNREFUSED)']);
+  });
+
+  it('--json prints the report as JSON', async () => {
+    ddbMock.on(QueryCommand, { Select: 'COUNT' }).resolves({ Count: 0 }).on(QueryCommand, { ScanIndexForward: false }).resolves({ Items: [] });
+    const io = capturedIo();
+    expect(await runOperatorCli(['status', '--json'], operatorDeps(fakeTarget(), io))).toBe(0);
+    expect(JSON.parse(io.stdout.join('\n'))).toEqual({ kind: 'fleet', counts: { IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0 }, total: 0, rows: [], truncated: false });
+  });
+});
