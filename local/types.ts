@@ -77,22 +77,36 @@ export interface Clock {
   readonly scale: number;
 }
 
+/** Node fires a timer longer than 2^31-1 ms after 1 ms; longer sleeps are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function sleepMs(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 export function scaledClock(scale: number): Clock {
   return {
     scale,
     now: () => new Date(),
-    sleep: (seconds, signal) =>
-      new Promise((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const timer = setTimeout(() => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }, Math.max(0, seconds * 1000 * scale));
-        const onAbort = (): void => {
-          clearTimeout(timer);
-          reject(signal?.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-      }),
+    // ASL's default task timeout is 99,999,999 s: far past one timer's reach at scale 1.
+    sleep: async (seconds, signal) => {
+      let remainingMs = Math.max(0, seconds * 1000 * scale);
+      do {
+        const stepMs = Math.min(remainingMs, MAX_TIMER_MS);
+        await sleepMs(stepMs, signal);
+        remainingMs -= stepMs;
+      } while (remainingMs > 0);
+    },
   };
 }

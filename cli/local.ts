@@ -1,0 +1,180 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DescribeAuditTaskCommand, DescribeCertificateCommand, IoTClient, ListThingPrincipalsCommand, StartOnDemandAuditTaskCommand } from '@aws-sdk/client-iot';
+import { Command, InvalidArgumentError } from 'commander';
+import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../device-sim/keys.js';
+import { defaultSettings } from '../wiring/index.js';
+import { isLogLevel, streamLogger } from '../local/edge/logger.js';
+import { ENDPOINTS_FILE, startLocalAws, type LocalAws, type ProvisionAnswer } from '../local/runtime.js';
+import { DEFAULT_DATA_DIR, localClientConfig, runningEndpoints } from './endpoints.js';
+
+/**
+ * `rotor local …`: run the embedded local AWS in the foreground, provision a device on it,
+ * and run the Device Defender audit now (which starts rotations).
+ */
+export interface LocalCommandIo {
+  out: (line: string) => void;
+  /** Resolves when the user asks `local up` to stop (Ctrl-C, SIGTERM). */
+  untilInterrupted: () => Promise<string>;
+}
+
+export function defaultLocalIo(): LocalCommandIo {
+  return {
+    out: (line) => process.stdout.write(`${line}\n`),
+    untilInterrupted: () =>
+      new Promise((resolveSignal) => {
+        const on = (signal: NodeJS.Signals): void => {
+          process.off('SIGINT', on);
+          process.off('SIGTERM', on);
+          resolveSignal(signal);
+        };
+        process.on('SIGINT', on);
+        process.on('SIGTERM', on);
+      }),
+  };
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number is expected');
+  return n;
+}
+
+function days(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('a number of days is expected (negative: already expired)');
+  return n;
+}
+
+export async function localUp(options: { port?: number; mqttPort?: number; dataDir: string; timeScale?: number; issuedValidityDays?: number; logLevel?: string }, io: LocalCommandIo): Promise<number> {
+  const level = options.logLevel ?? 'info';
+  if (!isLogLevel(level)) throw new InvalidArgumentError(`unknown log level ${level}`);
+  const aws: LocalAws = await startLocalAws({
+    port: options.port,
+    mqttPort: options.mqttPort,
+    dataDir: options.dataDir,
+    timeScale: options.timeScale,
+    issuedValidityDays: options.issuedValidityDays,
+    logger: streamLogger(level),
+  });
+  const e = aws.endpoints;
+  io.out(`local AWS running (Ctrl-C to stop)`);
+  io.out(`  AWS endpoint     ${e.awsEndpoint}   (region ${e.region}, any credentials)`);
+  io.out(`  MQTT over TLS    mqtts://${e.mqtt.host}:${e.mqtt.port}   CA ${e.mqtt.caFile ?? '(in memory)'}`);
+  io.out(`  state machine    ${e.stateMachineArn}`);
+  io.out(`  table            ${e.tableName}`);
+  io.out(`  topics           audit ${e.topics.audit}`);
+  io.out(`                   escalation ${e.topics.escalation}`);
+  io.out(`  endpoints file   ${join(resolve(options.dataDir), ENDPOINTS_FILE)}`);
+  const signal = await io.untilInterrupted();
+  io.out(`${signal}: stopping`);
+  await aws.stop();
+  io.out(`stopped (${aws.edge.totalCalls()} AWS API calls served)`);
+  return 0;
+}
+
+export async function localProvision(options: { thing: string; out: string; expiresInDays?: number; createdDaysAgo?: number; dataDir: string }, io: LocalCommandIo): Promise<number> {
+  const endpoints = await runningEndpoints(options.dataDir);
+  // The key is made here and never leaves this machine: the runtime only signs its CSR.
+  const keyPem = await generatePrivateKeyPem(DEFAULT_KEY_ALGORITHM);
+  const csrPem = await createCsrPem(keyPem, options.thing);
+  const answer = await fetch(`${endpoints.awsEndpoint}/_rotor/iot/provision`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ thingName: options.thing, csrPem, expiresInDays: options.expiresInDays, createdDaysAgo: options.createdDaysAgo }),
+  });
+  const body = (await answer.json()) as ProvisionAnswer & { message?: string };
+  if (!answer.ok) throw new Error(`provisioning ${options.thing} failed: ${body.message ?? `HTTP ${answer.status}`}`);
+
+  // Check through the public API what a device depends on: an ACTIVE certificate attached to its thing.
+  const iot = new IoTClient(localClientConfig(endpoints));
+  try {
+    const { certificateDescription } = await iot.send(new DescribeCertificateCommand({ certificateId: body.certificateId }));
+    if (certificateDescription?.status !== 'ACTIVE') throw new Error(`certificate ${body.certificateId} is ${certificateDescription?.status ?? 'missing'}, not ACTIVE`);
+    const { principals } = await iot.send(new ListThingPrincipalsCommand({ thingName: options.thing }));
+    if (!principals?.includes(body.certificateArn)) throw new Error(`certificate ${body.certificateId} is not attached to thing ${options.thing}`);
+  } finally {
+    iot.destroy();
+  }
+
+  const out = resolve(options.out);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'cert.pem'), body.certificatePem);
+  writeFileSync(join(out, 'key.pem'), keyPem, { mode: 0o600 });
+  chmodSync(join(out, 'key.pem'), 0o600);
+  writeFileSync(join(out, 'ca.pem'), body.caPem);
+  io.out(`provisioned ${options.thing}: certificate ${body.certificateId}`);
+  io.out(`  ${join(out, 'cert.pem')}, ${join(out, 'key.pem')}, ${join(out, 'ca.pem')}`);
+  io.out(`  connect: mqtts://${endpoints.mqtt.host}:${endpoints.mqtt.port} with client id ${options.thing}`);
+  return 0;
+}
+
+export async function localAudit(options: { dataDir: string; wait: boolean; timeoutSeconds: number }, io: LocalCommandIo): Promise<number> {
+  const endpoints = await runningEndpoints(options.dataDir);
+  const checks = String(defaultSettings().auditChecks).split(',').map((c) => c.trim()).filter(Boolean);
+  const iot = new IoTClient(localClientConfig(endpoints));
+  try {
+    const { taskId } = await iot.send(new StartOnDemandAuditTaskCommand({ targetCheckNames: checks }));
+    io.out(`audit task ${taskId} started (${checks.join(', ')})`);
+    if (!options.wait || !taskId) return 0;
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    for (;;) {
+      const task = await iot.send(new DescribeAuditTaskCommand({ taskId }));
+      if (task.taskStatus !== 'IN_PROGRESS') {
+        const stats = task.taskStatistics;
+        io.out(`audit task ${taskId} ${task.taskStatus}: ${stats?.nonCompliantChecks ?? 0} non-compliant of ${stats?.totalChecks ?? 0} checks; the notification on ${endpoints.topics.audit} starts the rotations`);
+        return task.taskStatus === 'COMPLETED' ? 0 : 1;
+      }
+      if (Date.now() > deadline) throw new Error(`audit task ${taskId} still IN_PROGRESS after ${options.timeoutSeconds} s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    iot.destroy();
+  }
+}
+
+export function registerLocalCommands(program: Command, io: LocalCommandIo = defaultLocalIo()): Command {
+  const local = program.command('local').description('the embedded local AWS: run it, provision devices on it, audit it');
+  const dataDir = (): [string, string, string] => ['--data-dir <dir>', 'where the runtime keeps its state and endpoints.json', DEFAULT_DATA_DIR];
+  // Like the operator commands, the exit code goes to process.exitCode, which main() returns.
+  const done = (code: number): void => {
+    if (code !== 0) process.exitCode = code;
+  };
+
+  local
+    .command('up')
+    .description('start the local AWS with Rotor deployed, in the foreground; Ctrl-C stops it')
+    .option('--port <n>', 'edge (AWS API) port', port, 4566)
+    .option('--mqtt-port <n>', 'MQTT over TLS port', port, 8883)
+    .option(...dataDir())
+    .option('--time-scale <x>', 'workflow time scale (0.01: a 900 s wait lasts 9 s)', positiveNumber, 1)
+    .option('--issued-validity-days <n>', 'validity of certificates issued by rotations (default: AWS\'s 2049-12-31)', positiveNumber)
+    .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
+    .action(async (opts: { port: number; mqttPort: number; dataDir: string; timeScale: number; issuedValidityDays?: number; logLevel: string }) => done(await localUp(opts, io)));
+
+  local
+    .command('provision')
+    .description('create a thing with a device key and certificate on the running local AWS')
+    .requiredOption('--thing <name>', 'thing name (the MQTT client id)')
+    .requiredOption('--out <dir>', 'where cert.pem, key.pem and ca.pem are written')
+    .option('--expires-in-days <n>', 'certificate expiry, days from now (negative: already expired)', days)
+    .option('--created-days-ago <n>', 'certificate creation date, days ago (for the age check)', days)
+    .option(...dataDir())
+    .action(async (opts: { thing: string; out: string; expiresInDays?: number; createdDaysAgo?: number; dataDir: string }) => done(await localProvision(opts, io)));
+
+  local
+    .command('audit')
+    .description('run the Device Defender audit now (both certificate checks); its findings start rotations')
+    .option(...dataDir())
+    .option('--no-wait', 'return once the task has started')
+    .option('--timeout <seconds>', 'how long to wait for the task', positiveNumber, 60)
+    .action(async (opts: { dataDir: string; wait: boolean; timeout: number }) => done(await localAudit({ dataDir: opts.dataDir, wait: opts.wait, timeoutSeconds: opts.timeout }, io)));
+
+  return program;
+}

@@ -1,0 +1,344 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { EdgeRequest, EdgeResponse, LocalService } from '../types.js';
+import { AwsError } from '../types.js';
+import { awsErrorResponse, protocolOf } from './aws-error-response.js';
+import { credentialScopeOf } from './credential-scope.js';
+import { silentLogger, type LocalLogger } from './logger.js';
+
+/**
+ * The one HTTP endpoint of the local AWS (like LocalStack's :4566). Every SDK client and the
+ * AWS CLI point at it; it routes each request by the SigV4 signing name in its credential
+ * scope to the service that answers to that name, and counts calls per service and operation
+ * so that the demo can report how many AWS API calls one rotation costs.
+ */
+
+/** A service that is another HTTP server (DynamoDB Local): requests go to it byte for byte. */
+export interface ProxyRoute {
+  readonly signingNames: readonly string[];
+  /** Base URL of the upstream server, e.g. http://127.0.0.1:41234. */
+  readonly upstream: string;
+}
+
+/** Services may name the operation of a request (REST protocols carry it only in the path). */
+export interface NamesOperations {
+  operationOf(request: EdgeRequest): string | undefined;
+}
+
+export type EdgeRoute = LocalService | ProxyRoute;
+
+/**
+ * A local-only admin operation under /_rotor/ (unsigned, JSON in and out) for what AWS has no
+ * API for, e.g. issuing a device certificate with a chosen expiry. Throwing an Error answers 400.
+ */
+export type AdminHandler = (body: unknown) => Promise<unknown>;
+
+export interface EdgeOptions {
+  host?: string;
+  /** 4566 by default; 0 picks a free port (tests). */
+  port?: number;
+  logger?: LocalLogger;
+  /** Requests larger than this are refused (413); generous, AWS's own limits are smaller. */
+  maxBodyBytes?: number;
+}
+
+export const DEFAULT_EDGE_PORT = 4566;
+
+/** Local-only routes, unsigned, under this prefix: health and call counts. */
+export const ADMIN_PREFIX = '/_rotor/';
+
+function isProxy(route: EdgeRoute): route is ProxyRoute {
+  return 'upstream' in route;
+}
+
+function namesOperations(service: LocalService): service is LocalService & NamesOperations {
+  return typeof (service as Partial<NamesOperations>).operationOf === 'function';
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        reject(new BodyTooLarge(`request body over ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return headers;
+}
+
+/** The operation a request names, for the call counts: X-Amz-Target, a Query Action, or the service's own reading. */
+function operationFrom(headers: Record<string, string>, body: Buffer | undefined): string | undefined {
+  const target = headers['x-amz-target'];
+  if (target) return target.slice(target.lastIndexOf('.') + 1);
+  if (body && (headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+    return new URLSearchParams(body.toString('utf8')).get('Action') ?? undefined;
+  }
+  return undefined;
+}
+
+export class EdgeServer {
+  private readonly routes = new Map<string, EdgeRoute>();
+  private readonly counts = new Map<string, number>();
+  private readonly adminRoutes = new Map<string, AdminHandler>();
+  private readonly logger: LocalLogger;
+  private readonly maxBodyBytes: number;
+  private server: Server | undefined;
+  private address: AddressInfo | undefined;
+
+  constructor(private readonly options: EdgeOptions = {}) {
+    this.logger = options.logger ?? silentLogger;
+    this.maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  }
+
+  /** Routes every signing name of the service to it; a name can have one service only. */
+  register(route: EdgeRoute): this {
+    for (const name of route.signingNames) {
+      if (this.routes.has(name)) throw new Error(`the edge already routes signing name '${name}'`);
+      this.routes.set(name, route);
+    }
+    return this;
+  }
+
+  /** Serves POST /_rotor/NAME with the handler. */
+  addAdminRoute(name: string, handler: AdminHandler): this {
+    this.adminRoutes.set(`${ADMIN_PREFIX}${name}`, handler);
+    return this;
+  }
+
+  get signingNames(): string[] {
+    return [...this.routes.keys()].sort();
+  }
+
+  async start(): Promise<string> {
+    if (this.server) throw new Error('the edge is already started');
+    const server = createServer((req, res) => {
+      this.dispatch(req, res).catch((error: unknown) => {
+        this.logger.error('edge request failed', { error: error instanceof Error ? error.message : String(error) });
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: 'internal error in the local edge' }));
+      });
+    });
+    server.keepAliveTimeout = 5_000;
+    const host = this.options.host ?? '127.0.0.1';
+    const port = this.options.port ?? DEFAULT_EDGE_PORT;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        reject(
+          error.code === 'EADDRINUSE'
+            ? new Error(`port ${port} on ${host} is in use: stop what listens there or pick another with --port`)
+            : error,
+        );
+      };
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.address = server.address() as AddressInfo;
+    return this.url;
+  }
+
+  get url(): string {
+    if (!this.address) throw new Error('the edge is not started');
+    return `http://${this.address.address}:${this.address.port}`;
+  }
+
+  get port(): number {
+    if (!this.address) throw new Error('the edge is not started');
+    return this.address.port;
+  }
+
+  /** Calls so far, keyed `service:Operation`. */
+  calls(): Record<string, number> {
+    return Object.fromEntries([...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  totalCalls(service?: string): number {
+    let total = 0;
+    for (const [key, count] of this.counts) if (!service || key.startsWith(`${service}:`)) total += count;
+    return total;
+  }
+
+  resetCalls(): void {
+    this.counts.clear();
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    this.address = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private count(service: string, operation: string | undefined): void {
+    const key = `${service}:${operation ?? 'Unknown'}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const url = new URL(req.url ?? '/', 'http://edge');
+    const headers = lowerCaseHeaders(req);
+    const requestId = randomUUID();
+
+    if (url.pathname.startsWith(ADMIN_PREFIX) && !headers.authorization) {
+      await this.answerAdmin(req, url.pathname, res);
+      this.logger.debug('edge admin', { method: req.method, path: url.pathname, status: res.statusCode, ms: Date.now() - started });
+      return;
+    }
+
+    const scope = credentialScopeOf(headers.authorization, url.searchParams);
+    const route = scope ? this.routes.get(scope.service) : undefined;
+    if (route && scope && isProxy(route)) {
+      const operation = operationFrom(headers, undefined);
+      this.count(scope.service, operation);
+      const status = await this.proxy(req, res, route, url);
+      this.logger.debug('edge', { service: scope.service, operation, method: req.method, path: url.pathname, status, ms: Date.now() - started });
+      return;
+    }
+
+    let body: Buffer;
+    try {
+      body = await readBody(req, this.maxBodyBytes);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      this.send(res, awsErrorResponse(protocolOf(headers, Buffer.alloc(0)), 'RequestEntityTooLarge', error.message, 413, requestId));
+      req.destroy();
+      return;
+    }
+    const protocol = protocolOf(headers, body);
+
+    if (!scope) {
+      this.send(res, awsErrorResponse(protocol, 'MissingAuthenticationToken', 'the request is not signed with SigV4: the local edge routes requests by the signing name in the credential scope (any credentials are accepted)', 403, requestId));
+      return;
+    }
+    const service = route && !isProxy(route) ? route : undefined;
+    if (!service) {
+      const served = this.signingNames.join(', ');
+      this.count(scope.service, operationFrom(headers, body));
+      this.send(res, awsErrorResponse(protocol, 'UnknownServiceException', `the local AWS does not emulate the service '${scope.service}' (it serves: ${served})`, 400, requestId));
+      this.logger.debug('edge', { service: scope.service, method: req.method, path: url.pathname, status: 400, unknownService: true });
+      return;
+    }
+
+    const request: EdgeRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.searchParams,
+      headers,
+      body,
+      service: scope.service,
+      region: scope.region,
+      target: headers['x-amz-target'],
+    };
+    const operation = operationFrom(headers, body) ?? (namesOperations(service) ? service.operationOf(request) : undefined) ?? `${request.method} ${url.pathname.split('/').slice(0, 2).join('/')}`;
+    this.count(scope.service, operation);
+    let response: EdgeResponse;
+    try {
+      response = await service.handle(request);
+    } catch (error) {
+      // A service renders its own errors; one that escapes is still answered in the caller's shape.
+      response =
+        error instanceof AwsError
+          ? awsErrorResponse(protocol, error.code, error.message, error.status, requestId)
+          : awsErrorResponse(protocol, 'InternalFailure', error instanceof Error ? error.message : String(error), 500, requestId);
+      if (!(error instanceof AwsError)) this.logger.error('service failed', { service: scope.service, operation, error: error instanceof Error ? error.stack : String(error) });
+    }
+    this.send(res, response, requestId);
+    this.logger.debug('edge', { service: scope.service, operation, method: request.method, path: url.pathname, status: response.status, ms: Date.now() - started });
+  }
+
+  private send(res: ServerResponse, response: EdgeResponse, requestId?: string): void {
+    const body = response.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(response.body) ? response.body : Buffer.from(response.body, 'utf8');
+    const headers: Record<string, string> = { ...(requestId ? { 'x-amzn-requestid': requestId } : {}), ...response.headers };
+    headers['content-length'] = String(body.length);
+    res.writeHead(response.status, headers);
+    res.end(body);
+  }
+
+  private async answerAdmin(req: IncomingMessage, path: string, res: ServerResponse): Promise<void> {
+    const answer = (status: number, value: unknown): void => this.send(res, { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
+    const handler = this.adminRoutes.get(path);
+    if (handler) {
+      if (req.method !== 'POST') return answer(405, { message: `${path} takes POST` });
+      let body: unknown;
+      try {
+        const text = (await readBody(req, this.maxBodyBytes)).toString('utf8');
+        body = text ? JSON.parse(text) : {};
+      } catch (error) {
+        return answer(400, { message: `the body of ${path} is not JSON: ${(error as Error).message}` });
+      }
+      try {
+        return answer(200, await handler(body));
+      } catch (error) {
+        return answer(error instanceof AwsError ? error.status : 400, { code: error instanceof Error ? error.name : 'Error', message: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    switch (path) {
+      case `${ADMIN_PREFIX}health`:
+        return answer(200, { status: 'running', services: this.signingNames });
+      case `${ADMIN_PREFIX}calls`:
+        return answer(200, { total: this.totalCalls(), calls: this.calls() });
+      default:
+        return answer(404, { message: `no local route ${path} (try ${ADMIN_PREFIX}health or ${ADMIN_PREFIX}calls)` });
+    }
+  }
+
+  /** Streams the request to the upstream and its answer back, headers and bytes untouched. */
+  private proxy(req: IncomingMessage, res: ServerResponse, route: ProxyRoute, url: URL): Promise<number> {
+    const upstream = new URL(route.upstream);
+    return new Promise((resolve) => {
+      const outgoing = httpRequest(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: `${url.pathname}${url.search}`,
+          headers: req.headers,
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          answer.on('end', () => resolve(answer.statusCode ?? 502));
+          answer.on('error', () => {
+            res.destroy();
+            resolve(502);
+          });
+        },
+      );
+      outgoing.on('error', (error) => {
+        if (!res.headersSent) {
+          this.send(res, awsErrorResponse('json', 'ServiceUnavailable', `the local ${route.signingNames.join('/')} server is not reachable: ${error.message}`, 503, randomUUID()));
+        } else {
+          res.destroy();
+        }
+        resolve(503);
+      });
+      req.pipe(outgoing);
+    });
+  }
+}

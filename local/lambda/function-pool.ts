@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { FunctionErrorPayload, InvokeResult } from '../types.js';
+import { WORKER_SOURCE } from './worker-source.js';
+
+/**
+ * The execution environments of one function: up to `maxConcurrency` worker threads, each
+ * with the function's own environment (never the parent's process.env), each running one
+ * invocation at a time. Excess invocations queue, as Lambda's reserved concurrency would
+ * throttle them; a worker that overruns the timeout is terminated, like a sandbox that timed out.
+ */
+export interface FunctionConfig {
+  name: string;
+  arn: string;
+  bundlePath: string;
+  /** Exported name of the handler in the bundle. */
+  handlerName: string;
+  environment: Record<string, string>;
+  timeoutSeconds: number;
+  memoryMb: number;
+  maxConcurrency: number;
+  description?: string;
+}
+
+export interface InvocationLog {
+  requestId: string;
+  functionName: string;
+  durationMs: number;
+  outcome: 'success' | 'error' | 'timeout';
+}
+
+interface Job {
+  requestId: string;
+  event: string;
+  resolve: (result: InvokeResult) => void;
+}
+
+interface Sandbox {
+  worker: Worker;
+  busy: boolean;
+  /** The invocation in flight, settled by the worker's 'done' message, a timeout or a crash. */
+  current?: { id: string; settle: (result: InvokeResult) => void };
+}
+
+type WorkerMessage = { type: 'done'; id: string } & ({ ok: true; payload: string } | { ok: false; error: FunctionErrorPayload });
+
+export type OutputSink = (functionName: string, stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+
+export class FunctionPool {
+  private readonly sandboxes = new Set<Sandbox>();
+  private readonly queue: Job[] = [];
+  private stopped = false;
+  private inFlight = 0;
+  private peak = 0;
+
+  constructor(
+    readonly config: FunctionConfig,
+    private readonly sink: OutputSink,
+    private readonly onInvocation: (log: InvocationLog) => void,
+  ) {}
+
+  /** The most invocations that ran at the same time. */
+  get peakConcurrency(): number {
+    return this.peak;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  invoke(payload: unknown): Promise<InvokeResult> {
+    if (this.stopped) return Promise.resolve({ ok: false, error: { errorType: 'ServiceException', errorMessage: `function ${this.config.name} is shut down` } });
+    let event: string;
+    try {
+      event = JSON.stringify(payload === undefined ? null : payload);
+    } catch (error) {
+      return Promise.resolve({ ok: false, error: { errorType: 'InvalidRequestContentException', errorMessage: `the payload is not JSON: ${(error as Error).message}` } });
+    }
+    return new Promise((resolve) => {
+      this.queue.push({ requestId: randomUUID(), event, resolve });
+      this.pump();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const job of this.queue.splice(0)) job.resolve({ ok: false, error: { errorType: 'ServiceException', errorMessage: `function ${this.config.name} is shut down` } });
+    await Promise.all([...this.sandboxes].map((sandbox) => this.discard(sandbox)));
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let sandbox = [...this.sandboxes].find((s) => !s.busy);
+      if (!sandbox) {
+        if (this.sandboxes.size >= this.config.maxConcurrency) return;
+        sandbox = this.spawn();
+      }
+      const job = this.queue.shift() as Job;
+      this.run(sandbox, job);
+    }
+  }
+
+  private spawn(): Sandbox {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      // Its own copy: what the function sets in process.env stays in its sandbox.
+      env: { ...this.config.environment },
+      workerData: { bundlePath: this.config.bundlePath, handlerName: this.config.handlerName },
+      stdout: true,
+      stderr: true,
+      resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.config.memoryMb) },
+    });
+    worker.stdout.on('data', (chunk: Buffer) => this.sink(this.config.name, 'stdout', chunk));
+    worker.stderr.on('data', (chunk: Buffer) => this.sink(this.config.name, 'stderr', chunk));
+    const sandbox: Sandbox = { worker, busy: false };
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type !== 'done' || sandbox.current?.id !== message.id) return;
+      sandbox.current.settle(message.ok ? { ok: true, payload: JSON.parse(message.payload) as unknown } : { ok: false, error: message.error });
+    });
+    // A crash outside an invocation (an unhandled rejection after it answered) ends the sandbox, as in Lambda.
+    const crashed = (errorType: string, errorMessage: string): void => {
+      this.sandboxes.delete(sandbox);
+      sandbox.current?.settle({ ok: false, error: { errorType, errorMessage } });
+      if (!this.stopped) this.pump();
+    };
+    worker.on('error', (error) => crashed('Runtime.ExitError', `the function's runtime failed: ${error.message}`));
+    worker.on('exit', (code) => crashed('Runtime.ExitError', `RequestId: the runtime exited with code ${code}`));
+    this.sandboxes.add(sandbox);
+    return sandbox;
+  }
+
+  private run(sandbox: Sandbox, job: Job): void {
+    sandbox.busy = true;
+    this.inFlight += 1;
+    this.peak = Math.max(this.peak, this.inFlight);
+    const started = Date.now();
+    const timeoutMs = this.config.timeoutSeconds * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (result: InvokeResult, outcome?: InvocationLog['outcome']): void => {
+      if (sandbox.current?.id !== job.requestId) return;
+      sandbox.current = undefined;
+      clearTimeout(timer);
+      this.inFlight -= 1;
+      sandbox.busy = false;
+      this.onInvocation({ requestId: job.requestId, functionName: this.config.name, durationMs: Date.now() - started, outcome: outcome ?? (result.ok ? 'success' : 'error') });
+      job.resolve(result);
+      if (!this.stopped) this.pump();
+    };
+    sandbox.current = { id: job.requestId, settle };
+    timer = setTimeout(() => {
+      this.sandboxes.delete(sandbox);
+      settle(
+        {
+          ok: false,
+          error: { errorType: 'Sandbox.Timedout', errorMessage: `RequestId: ${job.requestId} Error: Task timed out after ${this.config.timeoutSeconds.toFixed(2)} seconds` },
+        },
+        'timeout',
+      );
+      void sandbox.worker.terminate();
+    }, timeoutMs);
+    sandbox.worker.postMessage({
+      type: 'invoke',
+      id: job.requestId,
+      event: job.event,
+      context: {
+        functionName: this.config.name,
+        functionVersion: '$LATEST',
+        invokedFunctionArn: this.config.arn,
+        memoryLimitInMB: String(this.config.memoryMb),
+        awsRequestId: job.requestId,
+        logGroupName: `/aws/lambda/${this.config.name}`,
+        logStreamName: `local/[$LATEST]${sandbox.worker.threadId}`,
+        deadlineMs: started + timeoutMs,
+      },
+    });
+  }
+
+  private async discard(sandbox: Sandbox): Promise<void> {
+    this.sandboxes.delete(sandbox);
+    sandbox.current?.settle({ ok: false, error: { errorType: 'ServiceException', errorMessage: `function ${this.config.name} is shut down` } });
+    await sandbox.worker.terminate();
+  }
+}

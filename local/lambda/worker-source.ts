@@ -1,0 +1,80 @@
+/**
+ * The code each function's worker thread runs, as a string (Worker with eval: true) so that it
+ * runs the same under tsx, jest and a compiled build, none of which could load a .ts worker
+ * file alike. It loads the function's ESM bundle once (a warm container), then runs one
+ * invocation at a time, posting the JSON result or the error in Lambda's shape
+ * ({errorType, errorMessage, trace}).
+ */
+export const WORKER_SOURCE = String.raw`
+const { parentPort, workerData } = require('node:worker_threads');
+const { pathToFileURL } = require('node:url');
+
+let loaded;
+function load() {
+  loaded ??= import(pathToFileURL(workerData.bundlePath).href).then(
+    (module) => {
+      const handler = module[workerData.handlerName] ?? module.default?.[workerData.handlerName];
+      if (typeof handler !== 'function') {
+        const error = new Error(workerData.bundlePath + ' does not export a function named ' + workerData.handlerName);
+        error.name = 'Runtime.HandlerNotFound';
+        throw error;
+      }
+      return handler;
+    },
+    (cause) => {
+      const error = new Error(String(cause && cause.message ? cause.message : cause));
+      error.name = 'Runtime.ImportModuleError';
+      error.stack = cause && cause.stack;
+      throw error;
+    },
+  );
+  return loaded;
+}
+
+function errorPayload(error) {
+  if (error instanceof Error) {
+    return {
+      errorType: error.name || 'Error',
+      errorMessage: error.message,
+      trace: typeof error.stack === 'string' ? error.stack.split('\n') : [],
+    };
+  }
+  return { errorType: 'Error', errorMessage: typeof error === 'string' ? error : JSON.stringify(error), trace: [] };
+}
+
+parentPort.on('message', async (message) => {
+  if (message.type !== 'invoke') return;
+  const { id, event, context: base } = message;
+  let settled = false;
+  const reply = (outcome) => {
+    if (settled) return;
+    settled = true;
+    parentPort.postMessage({ type: 'done', id, ...outcome });
+  };
+  const succeed = (value) => {
+    try {
+      reply({ ok: true, payload: JSON.stringify(value === undefined ? null : value) });
+    } catch (error) {
+      reply({ ok: false, error: { errorType: 'Runtime.ResponseSerializationError', errorMessage: String(error && error.message), trace: [] } });
+    }
+  };
+  const fail = (error) => reply({ ok: false, error: errorPayload(error) });
+  const context = {
+    ...base,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, base.deadlineMs - Date.now()),
+    done: (error, value) => (error ? fail(error) : succeed(value)),
+    succeed: (value) => succeed(value),
+    fail: (error) => fail(error),
+  };
+  try {
+    const handler = await load();
+    const callback = (error, value) => (error ? fail(error) : succeed(value));
+    const result = handler(JSON.parse(event), context, callback);
+    if (result && typeof result.then === 'function') succeed(await result);
+    else if (handler.length < 3) succeed(result);
+  } catch (error) {
+    fail(error);
+  }
+});
+`;

@@ -1,0 +1,368 @@
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceNotFoundException, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { CreatePolicyCommand, CreateTopicRuleCommand, IoTClient, UpdateAccountAuditConfigurationCommand } from '@aws-sdk/client-iot';
+import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
+import { defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, type Deployment, type Settings } from '../wiring/index.js';
+import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
+import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
+import { silentLogger, type LocalLogger } from './edge/logger.js';
+import { defaultDevicePolicy, startLocalIot, type LocalIot } from './iot/index.js';
+import { LambdaService } from './lambda/lambda-service.js';
+import { SnsService } from './sns/sns-service.js';
+import { StepFunctionsService } from './stepfunctions/service.js';
+import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
+
+/**
+ * Starts the whole local AWS and deploys Rotor on it the way Terraform does: every resource
+ * comes from the wiring (wiring/wiring.json) and is created through the same APIs, with the
+ * SDK, through the edge — so a drift between the wiring, the APIs and the functions shows up
+ * locally first. Only the Lambda functions are deployed in-process (there is no zip upload).
+ */
+export interface LocalAwsOptions {
+  /** Edge port; 4566 by default, 0 for a free one. */
+  port?: number;
+  /** MQTT over TLS port; 8883 by default, 0 for a free one. */
+  mqttPort?: number;
+  /** Tables, the IoT registry and CA, SNS messages, logs and endpoints.json live here; in memory when absent. */
+  dataDir?: string;
+  /** Workflow time scale: 0.01 makes a 900 s wait last 9 s. */
+  timeScale?: number;
+  /** Overrides of the wiring's tunable settings. */
+  settings?: Partial<Settings>;
+  /** Validity in days of certificates issued through the IoT API (rotations); AWS's 2049 date when absent. */
+  issuedValidityDays?: number;
+  /** Worker threads per function. */
+  functionConcurrency?: number;
+  /** Where the bundles are; dist/functions by default. */
+  functionsDir?: string;
+  logger?: LocalLogger;
+}
+
+export interface LocalEndpoints {
+  awsEndpoint: string;
+  region: string;
+  mqtt: { host: string; port: number; caFile?: string };
+  stateMachineArn: string;
+  tableName: string;
+  topics: { audit: string; escalation: string };
+  devicePolicyName: string;
+}
+
+export interface LocalAws {
+  endpoints: LocalEndpoints;
+  deployment: Deployment;
+  edge: EdgeServer;
+  dynamodb: DynamoDbLocal;
+  sns: SnsService;
+  lambda: LambdaService;
+  iot: LocalIot;
+  stepFunctions: StepFunctionsService;
+  /** The CA devices verify the broker with (PEM). */
+  caPem: string;
+  stop(): Promise<void>;
+}
+
+export class LocalRuntimeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LocalRuntimeError';
+  }
+}
+
+export const ENDPOINTS_FILE = 'endpoints.json';
+export const CA_FILE = 'ca.pem';
+export const DEFAULT_MQTT_PORT = 8883;
+/** Resource names, as terraform/ names them with its default prefix. */
+export const PREFIX = 'rotor';
+export const DEVICE_POLICY_NAME = `${PREFIX}-device`;
+const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export function functionName(name: string): string {
+  return `${PREFIX}-${name}`;
+}
+
+/** The bundle of each function in the wiring, or an error naming `make build`. */
+export function functionBundles(functionsDir = join(REPO_ROOT, 'dist', 'functions')): Record<string, string> {
+  const names = Object.keys(loadWiring().functions);
+  const bundles = Object.fromEntries(names.map((name) => [name, join(functionsDir, name, 'index.mjs')]));
+  const missing = names.filter((name) => !existsSync(bundles[name]));
+  if (missing.length > 0) {
+    throw new LocalRuntimeError(`the function bundles are missing (${missing.join(', ')} under ${functionsDir}): run \`make build\` first`);
+  }
+  return bundles;
+}
+
+async function ignoreExisting(action: Promise<unknown>): Promise<void> {
+  try {
+    await action;
+  } catch (error) {
+    // A data dir keeps the IoT registry between runs: what exists is what we would create.
+    if (!(error instanceof Error && (error.name === 'ResourceAlreadyExistsException' || error.name === 'ResourceInUseException'))) throw error;
+  }
+}
+
+export async function startLocalAws(options: LocalAwsOptions = {}): Promise<LocalAws> {
+  const wiring = loadWiring();
+  const bundles = functionBundles(options.functionsDir);
+  const logger = options.logger ?? silentLogger;
+  const region = LOCAL_REGION;
+  const accountId = LOCAL_ACCOUNT;
+  const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    const errors: unknown[] = [];
+    for (const stop of stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) logger.warn('local runtime stopped with errors', { errors: errors.map(String) });
+  };
+
+  try {
+    const dynamodb = await DynamoDbLocal.start({ dataDir: dataDir ? join(dataDir, 'dynamodb') : undefined });
+    stops.push(() => dynamodb.stop());
+
+    const edge = new EdgeServer({ port: options.port ?? DEFAULT_EDGE_PORT, logger });
+    const url = await edge.start();
+    stops.push(() => edge.stop());
+
+    const functionLog = dataDir ? join(dataDir, 'logs', 'functions.log') : undefined;
+    if (functionLog) mkdirSync(join(dataDir as string, 'logs'), { recursive: true });
+    const lambda = new LambdaService({
+      endpointUrl: url,
+      region,
+      accountId,
+      logger,
+      defaultConcurrency: options.functionConcurrency,
+      // Function logs go to a file, so `rotor local up` stays readable with a hundred devices rotating.
+      output: functionLog ? (_name, _stream, chunk) => appendFileSync(functionLog, chunk) : undefined,
+    });
+    stops.push(() => lambda.stop());
+    const sns = new SnsService({ invoker: lambda, region, accountId, dataDir, logger });
+    stops.push(() => sns.settled());
+
+    const iot = await startLocalIot({
+      invoker: lambda,
+      sns,
+      region,
+      account: accountId,
+      mqttPort: options.mqttPort ?? DEFAULT_MQTT_PORT,
+      mqttHost: '127.0.0.1',
+      dataDir: dataDir ? join(dataDir, 'iot') : undefined,
+      dataEndpoint: () => url,
+      issuedValidityDays: options.issuedValidityDays,
+      onRuleError: (error) => logger.warn('iot rule error', { error: JSON.stringify(error) }),
+    });
+    stops.push(() => iot.stop());
+
+    const dynamoClient = new DynamoDBClient({ endpoint: url, region, credentials: LOCAL_CREDENTIALS });
+    stops.push(async () => dynamoClient.destroy());
+    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock: scaledClock(options.timeScale ?? 1), region, accountId });
+    stops.push(() => stepFunctions.stop());
+
+    edge.register(dynamodb.route()).register(sns).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
+
+    const deployment: Deployment = {
+      tableName: `${PREFIX}-rotations`,
+      stateMachineArn: `arn:aws:states:${region}:${accountId}:stateMachine:${PREFIX}-${wiring.stateMachine.name}`,
+      functionArn: (name) => lambda.functionArn(functionName(name)),
+      topicArns: { audit: `arn:aws:sns:${region}:${accountId}:${PREFIX}-audit`, escalation: `arn:aws:sns:${region}:${accountId}:${PREFIX}-escalations` },
+      iotDataEndpoint: url,
+      region,
+      settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
+    };
+    await deploy({ url, deployment, lambda, bundles, logger });
+    edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
+
+    const caPem = iot.ca.certificatePem;
+    const endpoints: LocalEndpoints = {
+      awsEndpoint: url,
+      region,
+      mqtt: { host: iot.broker.host, port: iot.broker.port },
+      stateMachineArn: deployment.stateMachineArn,
+      tableName: deployment.tableName,
+      topics: deployment.topicArns,
+      devicePolicyName: DEVICE_POLICY_NAME,
+    };
+    if (dataDir) {
+      endpoints.mqtt.caFile = join(dataDir, CA_FILE);
+      writeFileSync(endpoints.mqtt.caFile, caPem);
+      writeFileSync(join(dataDir, ENDPOINTS_FILE), `${JSON.stringify(endpoints, null, 2)}\n`);
+      // A stopped runtime must not leave an endpoints file that looks alive.
+      stops.unshift(async () => {
+        const { rmSync } = await import('node:fs');
+        rmSync(join(dataDir, ENDPOINTS_FILE), { force: true });
+      });
+    }
+    logger.info('local AWS ready', { endpoint: url, mqtt: `${endpoints.mqtt.host}:${endpoints.mqtt.port}` });
+
+    let stopping: Promise<void> | undefined;
+    return { endpoints, deployment, edge, dynamodb, sns, lambda, iot, stepFunctions, caPem, stop: () => (stopping ??= stopAll()) };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** Creates Rotor's resources from the wiring, through the APIs, like terraform/main.tf. */
+async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger }): Promise<void> {
+  const { url, deployment, lambda, bundles } = input;
+  const wiring = loadWiring();
+  const config = { endpoint: url, region: deployment.region, credentials: LOCAL_CREDENTIALS };
+  const dynamodb = new DynamoDBClient(config);
+  const sns = new SNSClient(config);
+  const sfn = new SFNClient(config);
+  const iot = new IoTClient(config);
+  try {
+    // The table: keys, the sparse by-status GSI, TTL on history items.
+    const table = wiring.table;
+    let exists = true;
+    try {
+      await dynamodb.send(new DescribeTableCommand({ TableName: deployment.tableName }));
+    } catch (error) {
+      if (!(error instanceof ResourceNotFoundException)) throw error;
+      exists = false;
+    }
+    if (!exists) {
+      await dynamodb.send(
+        new CreateTableCommand({
+          TableName: deployment.tableName,
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [
+            { AttributeName: table.partitionKey, AttributeType: 'S' },
+            { AttributeName: table.sortKey, AttributeType: 'S' },
+            { AttributeName: table.statusIndex.partitionKey, AttributeType: 'S' },
+            { AttributeName: table.statusIndex.sortKey, AttributeType: 'S' },
+          ],
+          KeySchema: [
+            { AttributeName: table.partitionKey, KeyType: 'HASH' },
+            { AttributeName: table.sortKey, KeyType: 'RANGE' },
+          ],
+          GlobalSecondaryIndexes: [
+            {
+              IndexName: table.statusIndex.name,
+              KeySchema: [
+                { AttributeName: table.statusIndex.partitionKey, KeyType: 'HASH' },
+                { AttributeName: table.statusIndex.sortKey, KeyType: 'RANGE' },
+              ],
+              Projection: { ProjectionType: 'ALL' },
+            },
+          ],
+        }),
+      );
+      await dynamodb.send(new UpdateTimeToLiveCommand({ TableName: deployment.tableName, TimeToLiveSpecification: { AttributeName: table.ttlAttribute, Enabled: true } }));
+    }
+
+    // Topics (CreateTopic is idempotent and returns the ARN the deployment expects).
+    for (const [kind, arn] of Object.entries(deployment.topicArns)) {
+      const created = await sns.send(new CreateTopicCommand({ Name: arn.slice(arn.lastIndexOf(':') + 1) }));
+      if (created.TopicArn !== arn) throw new LocalRuntimeError(`the ${kind} topic came out as ${created.TopicArn}, expected ${arn}`);
+    }
+
+    // Functions, each with its resolved environment, timeout and memory.
+    for (const [name, spec] of Object.entries(wiring.functions)) {
+      lambda.deploy({
+        name: functionName(name),
+        bundlePath: bundles[name],
+        environment: functionEnvironment(name, deployment, wiring),
+        timeoutSeconds: spec.timeoutSeconds,
+        memoryMb: spec.memoryMb,
+        description: spec.description,
+      });
+    }
+    for (const subscription of wiring.subscriptions) {
+      await sns.send(new SubscribeCommand({ TopicArn: deployment.topicArns[subscription.topic], Protocol: 'lambda', Endpoint: deployment.functionArn(subscription.function) }));
+    }
+
+    // The state machine, rendered from the same wiring (settings included).
+    await sfn.send(
+      new CreateStateMachineCommand({
+        name: deployment.stateMachineArn.slice(deployment.stateMachineArn.lastIndexOf(':') + 1),
+        definition: renderStateMachine(deployment, wiring),
+        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-state-machine`,
+        type: 'STANDARD',
+      }),
+    );
+
+    // IoT: the rules that carry device messages to Lambda, the device policy, the audit.
+    for (const rule of wiring.rules) {
+      await ignoreExisting(
+        iot.send(
+          new CreateTopicRuleCommand({
+            ruleName: ruleNameFor(rule.messageType, PREFIX),
+            topicRulePayload: { sql: ruleSqlFor(rule.messageType), awsIotSqlVersion: '2016-03-23', ruleDisabled: false, actions: [{ lambda: { functionArn: deployment.functionArn(rule.function) } }] },
+          }),
+        ),
+      );
+    }
+    await ignoreExisting(iot.send(new CreatePolicyCommand({ policyName: DEVICE_POLICY_NAME, policyDocument: defaultDevicePolicy(deployment.region, LOCAL_ACCOUNT) })));
+    const checks = String(deployment.settings.auditChecks).split(',').map((check) => check.trim()).filter(Boolean);
+    await iot.send(
+      new UpdateAccountAuditConfigurationCommand({
+        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-audit`,
+        auditCheckConfigurations: Object.fromEntries(checks.map((check) => [check, { enabled: true }])),
+        auditNotificationTargetConfigurations: { SNS: { targetArn: deployment.topicArns.audit, roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-audit`, enabled: true } },
+      }),
+    );
+  } finally {
+    dynamodb.destroy();
+    sns.destroy();
+    sfn.destroy();
+    iot.destroy();
+  }
+}
+
+/** The body of the local-only POST /_rotor/iot/provision route. */
+export interface ProvisionRequest {
+  thingName: string;
+  /** PKCS#10 PEM: the caller keeps its private key; the local CA signs. */
+  csrPem: string;
+  /** notAfter this many days from now (negative: already expired). */
+  expiresInDays?: number;
+  /** The certificate's creation date this many days ago (the age check). */
+  createdDaysAgo?: number;
+}
+
+export interface ProvisionAnswer {
+  thingName: string;
+  certificateId: string;
+  certificateArn: string;
+  certificatePem: string;
+  caPem: string;
+}
+
+function parseProvisionRequest(body: unknown): ProvisionRequest {
+  if (typeof body !== 'object' || body === null) throw new LocalRuntimeError('the provision request must be a JSON object');
+  const value = body as Record<string, unknown>;
+  if (typeof value.thingName !== 'string' || !value.thingName) throw new LocalRuntimeError('thingName (string) is required');
+  if (typeof value.csrPem !== 'string' || !value.csrPem.includes('CERTIFICATE REQUEST')) throw new LocalRuntimeError('csrPem (a PEM PKCS#10 request) is required');
+  for (const key of ['expiresInDays', 'createdDaysAgo'] as const) {
+    if (value[key] !== undefined && (typeof value[key] !== 'number' || !Number.isFinite(value[key]))) throw new LocalRuntimeError(`${key} must be a number`);
+  }
+  return value as unknown as ProvisionRequest;
+}
+
+/**
+ * Issues a device certificate with a chosen validity — which AWS's API cannot do (it always
+ * signs until 2049) and the demo needs (certificates that are due for rotation). The thing,
+ * the device policy and both attachments are made as Terraform's operator would.
+ */
+export async function provisionThroughRegistry(aws: Pick<LocalAws, 'iot'>, body: unknown): Promise<ProvisionAnswer> {
+  const request = parseProvisionRequest(body);
+  const device = await aws.iot.registry.provisionDevice({
+    thingName: request.thingName,
+    policyName: DEVICE_POLICY_NAME,
+    csrPem: request.csrPem,
+    expiresInDays: request.expiresInDays,
+    createdDaysAgo: request.createdDaysAgo,
+  });
+  return { thingName: device.thingName, certificateId: device.certificateId, certificateArn: device.certificateArn, certificatePem: device.certificatePem, caPem: device.caPem };
+}
