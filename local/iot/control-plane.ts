@@ -4,7 +4,7 @@ import type { CertificateRecord, IotRegistry } from './registry.js';
 import {
   bodyInteger,
   compileRoutes,
-  dispatchRoute,
+  dispatchRoute, routeOperation,
   epochSeconds,
   optionalString,
   page,
@@ -90,6 +90,10 @@ export class IotControlPlane implements LocalService {
 
   constructor(private readonly options: ControlPlaneOptions) {
     this.routes = compileRoutes(this.routeTable());
+  }
+
+  operationOf(request: EdgeRequest): string | undefined {
+    return routeOperation(this.routes, request);
   }
 
   handle(request: EdgeRequest): Promise<EdgeResponse> {

@@ -1,6 +1,6 @@
 import { AwsError, type EdgeRequest, type EdgeResponse, type LocalService } from '../types.js';
 import type { MqttBroker } from './broker.js';
-import { compileRoutes, dispatchRoute, queryBoolean, queryInteger } from './rest-json.js';
+import { compileRoutes, dispatchRoute, routeOperation, queryBoolean, queryInteger } from './rest-json.js';
 
 /**
  * The IoT data plane (signing name 'iotdata'): Publish puts a message into the local broker,
@@ -30,6 +30,10 @@ export class IotDataPlane implements LocalService {
         },
       },
     ]);
+  }
+
+  operationOf(request: EdgeRequest): string | undefined {
+    return routeOperation(this.routes, request);
   }
 
   async handle(request: EdgeRequest): Promise<EdgeResponse> {

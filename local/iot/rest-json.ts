@@ -63,6 +63,12 @@ function parseBody(request: EdgeRequest): JsonObject {
 }
 
 /** Finds the route and runs it; unknown routes are an error that names them, never a silent success. */
+/** The operation a request names, for call counting; undefined when no route matches. */
+export function routeOperation(routes: readonly CompiledRoute[], request: EdgeRequest): string | undefined {
+  const path = request.path.split('?')[0];
+  return routes.find((route) => route.method === request.method.toUpperCase() && route.pattern.test(path))?.operation;
+}
+
 export async function dispatchRoute(
   routes: readonly CompiledRoute[],
   request: EdgeRequest,
