@@ -1,0 +1,7 @@
+import { IoTClient } from '@aws-sdk/client-iot';
+import { retrySettings, type ClientOptions } from './retry.js';
+
+/** The IoT control plane: certificates, policies, things, audit findings. */
+export function iotClient(options: ClientOptions = {}): IoTClient {
+  return new IoTClient(retrySettings(options));
+}

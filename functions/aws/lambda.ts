@@ -1,0 +1,7 @@
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { retrySettings, type ClientOptions } from './retry.js';
+
+/** Lambda: start-rotations continues a long audit by invoking itself asynchronously. */
+export function lambdaClient(options: ClientOptions = {}): LambdaClient {
+  return new LambdaClient(retrySettings(options));
+}

@@ -1,0 +1,19 @@
+import { PublishCommand, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { encodeCloudMessage, topicFor, type CloudMessage } from '../../domain/index.js';
+
+const encoder = new TextEncoder();
+
+/**
+ * Publishes one cloud → device message (PROTOCOL.md: JSON, QoS 1, never retained) on the
+ * thing's own topic. Devices use persistent sessions, so a device that is offline gets it
+ * when it comes back.
+ */
+export async function publishToDevice(iotData: IoTDataPlaneClient, thingName: string, message: CloudMessage): Promise<void> {
+  await iotData.send(
+    new PublishCommand({
+      topic: topicFor(thingName, message.type),
+      qos: 1,
+      payload: encoder.encode(encodeCloudMessage(message)),
+    }),
+  );
+}

@@ -1,0 +1,154 @@
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { executionConsoleUrl, RotationStatus, Step } from '../domain/index.js';
+import { isTransactionConditionFailure } from './aws/errors.js';
+import { tableClient } from './aws/dynamodb.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { classifyFailure, type Failure } from './core/failure.js';
+import { positiveIntegerEnv, requiredEnv } from './core/environment.js';
+import { once, rotorHandler, taskLogKeys } from './core/handler.js';
+import { objectInput, optionalStringField, rotationIdField, stringField } from './core/input.js';
+import { currentKey, historyExpiry, historyItem, type TableDeps } from './core/rotation-table.js';
+import { parseRotationState, type RotationState } from './core/rotation-state.js';
+import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+
+/** What the 'Record failure' state sends. */
+export interface RecordFailureInput {
+  rotation: RotationState;
+  rotationId: string;
+  executionArn: string;
+  startedAt: string;
+  failedStep?: string;
+}
+
+/** The escalation the 'Escalate' state publishes and the 'Rotation failed' state reports. */
+export interface RecordFailureResult {
+  subject: string;
+  message: string;
+  error: string;
+  cause: string;
+}
+
+export interface RecordFailureDeps extends TableDeps {
+  clock: Clock;
+  telemetry: Telemetry;
+  historyRetentionDays: number;
+}
+
+export function parseRecordFailureInput(event: unknown): RecordFailureInput {
+  const input = objectInput(event, 'record-failure input');
+  return {
+    rotation: parseRotationState(input.rotation),
+    rotationId: rotationIdField(input),
+    executionArn: stringField(input, 'executionArn', 2048),
+    startedAt: stringField(input, 'startedAt', 64),
+    failedStep: optionalStringField(input, 'failedStep', 128),
+  };
+}
+
+/** SNS subjects: at most 100 printable ASCII characters, no line breaks. */
+export const MAX_SUBJECT_CHARS = 100;
+
+export function escalationSubject(thingName: string, reason: string): string {
+  const subject = `Rotor: certificate rotation of ${thingName} failed (${reason})`.replace(/[^\x20-\x7e]/g, '?');
+  return subject.length <= MAX_SUBJECT_CHARS ? subject : `${subject.slice(0, MAX_SUBJECT_CHARS - 3)}...`;
+}
+
+/**
+ * Records the failure on the thing's record and in its history, in one transaction, and
+ * composes the one escalation message. If the record already belongs to another rotation
+ * (this one never claimed it, or lost the claim), that rotation's record is left alone and
+ * only the history item is written: the failure is still kept and escalated.
+ */
+export async function recordFailure(event: unknown, deps: RecordFailureDeps): Promise<RecordFailureResult> {
+  const input = parseRecordFailureInput(event);
+  const { rotation, rotationId } = input;
+  const { thingName } = rotation;
+  const failure: Failure = classifyFailure({ failedStep: input.failedStep, error: rotation.error, rollbackError: rotation.rollbackError });
+  const newCertificateId = rotation.issued?.certificateId ?? rotation.rollback?.newCertificateId ?? null;
+
+  const finished = deps.clock.now();
+  const finishedAt = finished.toISOString();
+  const history = {
+    Put: {
+      TableName: deps.tableName,
+      Item: historyItem({
+        thingName,
+        rotationId,
+        executionArn: input.executionArn,
+        outcome: RotationStatus.Failed,
+        step: failure.step,
+        reason: failure.reason,
+        cause: failure.cause,
+        oldCertificateId: rotation.certificateId,
+        ...(newCertificateId ? { newCertificateId } : {}),
+        trigger: rotation.trigger,
+        startedAt: input.startedAt,
+        finishedAt,
+        expiresAt: historyExpiry(finished, deps.historyRetentionDays),
+      }),
+    },
+  };
+  const current = {
+    Update: {
+      TableName: deps.tableName,
+      Key: currentKey(thingName),
+      UpdateExpression:
+        'SET #status = :failed, #step = :step, reason = :reason, #cause = :cause, executionArn = :exec, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken',
+      ConditionExpression: 'rotationId = :rid',
+      ExpressionAttributeNames: { '#status': 'status', '#step': 'step', '#cause': 'cause' },
+      ExpressionAttributeValues: {
+        ':failed': RotationStatus.Failed,
+        ':step': failure.step,
+        ':reason': failure.reason,
+        ':cause': failure.cause,
+        ':exec': input.executionArn,
+        ':now': finishedAt,
+        ':rid': rotationId,
+      },
+    },
+  };
+
+  try {
+    await deps.db.send(new TransactWriteCommand({ TransactItems: [current, history] }));
+  } catch (error) {
+    if (!isTransactionConditionFailure(error)) throw error;
+    deps.telemetry.log.warn('the current record belongs to another rotation; recording the failure in history only');
+    await deps.db.send(new TransactWriteCommand({ TransactItems: [history] }));
+  }
+
+  deps.telemetry.count(MetricName.RotationsFailed, 1, { reason: failure.reason });
+  deps.telemetry.log.warn('rotation failed', { step: failure.step, reason: failure.reason, cause: failure.cause });
+
+  const message = {
+    thingName,
+    oldCertificateId: rotation.certificateId,
+    newCertificateId,
+    step: failure.step,
+    reason: failure.reason,
+    cause: failure.cause,
+    rotationId,
+    executionArn: input.executionArn,
+    consoleUrl: executionConsoleUrl(input.executionArn),
+  };
+  return {
+    subject: escalationSubject(thingName, failure.reason),
+    message: JSON.stringify(message, null, 2),
+    error: failure.reason,
+    cause: failure.cause,
+  };
+}
+
+const obs = observability('record-failure');
+const runtime = once(
+  (): RecordFailureDeps => ({
+    db: obs.tracer.captureAWSv3Client(tableClient()),
+    tableName: requiredEnv('TABLE_NAME'),
+    clock: systemClock,
+    telemetry: obs.telemetry,
+    historyRetentionDays: positiveIntegerEnv('HISTORY_RETENTION_DAYS', 400),
+  }),
+);
+
+export const handler = rotorHandler({ observability: obs, step: Step.RecordFailure, logKeys: taskLogKeys }, (event: unknown) =>
+  recordFailure(event, runtime()),
+);

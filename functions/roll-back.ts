@@ -1,0 +1,100 @@
+import type { IoTClient } from '@aws-sdk/client-iot';
+import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { isCertificateId, MessageType, RollbackUnsafe, Step } from '../domain/index.js';
+import { iotClient } from './aws/iot.js';
+import { iotDataClient } from './aws/iot-data.js';
+import { tableClient } from './aws/dynamodb.js';
+import { describeCertificate, takeDownCertificate, type DeleteRetry } from './core/certificates.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { publishToDevice } from './core/device-channel.js';
+import { abortReason, classifyFailure } from './core/failure.js';
+import { optionalEnv, requiredEnv } from './core/environment.js';
+import { once, rotorHandler, taskLogKeys } from './core/handler.js';
+import { objectInput, optionalStringField, rotationIdField } from './core/input.js';
+import { getCurrentRecord, type TableDeps } from './core/rotation-table.js';
+import { observability, type Telemetry } from './core/telemetry.js';
+import { parseRotationState, type RotationState } from './core/rotation-state.js';
+
+/** What the 'Roll back' state sends: the whole execution state, and the state that failed. */
+export interface RollBackInput {
+  rotation: RotationState;
+  rotationId: string;
+  failedStep?: string;
+}
+
+export interface RollBackResult {
+  newCertificateId: string | null;
+  deleted: boolean;
+  aborted: true;
+}
+
+export interface RollBackDeps extends TableDeps {
+  iot: IoTClient;
+  iotData: IoTDataPlaneClient;
+  clock: Clock;
+  telemetry: Telemetry;
+  deleteRetry?: DeleteRetry;
+}
+
+export function parseRollBackInput(event: unknown): RollBackInput {
+  const input = objectInput(event, 'roll-back input');
+  return {
+    rotation: parseRotationState(input.rotation),
+    rotationId: rotationIdField(input),
+    failedStep: optionalStringField(input, 'failedStep', 128),
+  };
+}
+
+/**
+ * Puts the device back where it was: the new certificate (if one was made) is deactivated,
+ * detached and deleted, and the device is told to abort. It never touches the old
+ * certificate, and it refuses to delete the new one unless the old one is still ACTIVE: if
+ * the device's only working certificate were the new one, deleting it would strand it.
+ */
+export async function rollBack(event: unknown, deps: RollBackDeps): Promise<RollBackResult> {
+  const input = parseRollBackInput(event);
+  const { rotation, rotationId } = input;
+  const { thingName, certificateId: oldCertificateId } = rotation;
+
+  // The state may not know the new certificate (Issue can fail after creating it); the record does.
+  const record = await getCurrentRecord(deps, thingName);
+  const candidates = [record?.rotationId === rotationId ? record.newCertificateId : undefined, rotation.issued?.certificateId];
+  const newCertificateIds = [...new Set(candidates.filter((id): id is string => !!id && isCertificateId(id) && id !== oldCertificateId))];
+
+  let deleted = false;
+  if (newCertificateIds.length > 0) {
+    const old = await describeCertificate(deps.iot, oldCertificateId);
+    if (!old || old.status !== 'ACTIVE') {
+      throw new RollbackUnsafe(
+        `the old certificate ${oldCertificateId} is ${old ? old.status : 'gone'}; deleting new certificate ${newCertificateIds.join(', ')} could strand ${thingName}`,
+      );
+    }
+    deleted = true;
+    for (const id of newCertificateIds) {
+      const issued = await describeCertificate(deps.iot, id);
+      const result = issued ? await takeDownCertificate(deps.iot, deps.clock, { certificate: issued, thingName, keep: false, retry: deps.deleteRetry }) : 'deleted';
+      deleted &&= result === 'deleted';
+      deps.telemetry.log.info('new certificate rolled back', { certificateId: id, result: issued ? result : 'already gone' });
+    }
+  }
+
+  const failure = classifyFailure({ failedStep: input.failedStep, error: rotation.error });
+  await publishToDevice(deps.iotData, thingName, { type: MessageType.Abort, body: { rotationId, reason: abortReason(failure) } });
+  deps.telemetry.log.info('abort published', { failedStep: input.failedStep, reason: failure.reason });
+  return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: true };
+}
+
+const obs = observability('roll-back');
+const runtime = once(
+  (): RollBackDeps => ({
+    db: obs.tracer.captureAWSv3Client(tableClient()),
+    tableName: requiredEnv('TABLE_NAME'),
+    iot: obs.tracer.captureAWSv3Client(iotClient()),
+    iotData: obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') })),
+    clock: systemClock,
+    telemetry: obs.telemetry,
+  }),
+);
+
+export const handler = rotorHandler({ observability: obs, step: Step.RollBack, logKeys: taskLogKeys }, (event: unknown) => rollBack(event, runtime()));
+

@@ -1,0 +1,323 @@
+import { ListAuditFindingsCommand, ListPrincipalThingsCommand, type AuditFinding, type IoTClient } from '@aws-sdk/client-iot';
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
+import {
+  AUDIT_CHECKS,
+  auditExecutionName,
+  auditPk,
+  REPORT_SK,
+  StartOutcome,
+  Trigger,
+  type AuditCheck,
+  type RotationInput,
+} from '../domain/index.js';
+import { isNamed } from './aws/errors.js';
+import { iotClient } from './aws/iot.js';
+import { lambdaClient } from './aws/lambda.js';
+import { sfnClient } from './aws/sfn.js';
+import { tableClient } from './aws/dynamodb.js';
+import { describeCertificate } from './core/certificates.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { mapWithConcurrency } from './core/concurrency.js';
+import { ConfigurationError, optionalEnv, requiredEnv } from './core/environment.js';
+import { once, rotorHandler } from './core/handler.js';
+import type { TableDeps } from './core/rotation-table.js';
+import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+
+/** Where one audit's processing stands; the payload of a continuation invocation. */
+export interface AuditPosition {
+  taskId: string;
+  /** The non-compliant checks to page through, in order. */
+  checks: AuditCheck[];
+  checkIndex: number;
+  nextToken?: string;
+}
+
+export interface ContinuationEvent {
+  continuation: AuditPosition;
+}
+
+export type SkipReason = Exclude<StartOutcome, typeof StartOutcome.Started>;
+
+export interface StartReport {
+  taskId: string | null;
+  started: number;
+  skipped: Partial<Record<SkipReason, number>>;
+  /** True when the work did not fit in this invocation and continues in another. */
+  continued: boolean;
+  /** Why nothing was done, for input that is not an actionable audit notification. */
+  ignored?: string;
+}
+
+export interface StartRotationsDeps extends TableDeps {
+  iot: IoTClient;
+  sfn: SFNClient;
+  lambda: LambdaClient;
+  stateMachineArn: string;
+  auditChecks: readonly AuditCheck[];
+  clock: Clock;
+  telemetry: Telemetry;
+  /** This invocation: where to continue, and how much time is left. */
+  invocation: { functionArn: string; remainingMs: () => number };
+  /** Stop taking new pages when less than this is left. */
+  safetyMarginMs?: number;
+  pageSize?: number;
+  concurrency?: number;
+}
+
+export const DEFAULT_SAFETY_MARGIN_MS = 60_000;
+/** ListAuditFindings allows up to 250; 100 keeps one page well inside the safety margin. */
+export const DEFAULT_PAGE_SIZE = 100;
+/** Per-finding calls in flight; IoT's certificate APIs allow 10–15 TPS, adaptive retry does the rest. */
+export const DEFAULT_CONCURRENCY = 8;
+/** How much older than this invocation an execution's start must be to count as started before. */
+const CLOCK_TOLERANCE_MS = 2_000;
+
+const AUDIT_TASK_ID = /^[a-zA-Z0-9-]{1,40}$/;
+const NON_COMPLIANT = 'COMPLETED_NON_COMPLIANT';
+const KNOWN_CHECKS: readonly string[] = AUDIT_CHECKS;
+
+/** AUDIT_CHECKS: comma-separated check names; every one must be a check Rotor can act on. */
+export function parseAuditChecks(value: string | undefined): AuditCheck[] {
+  if (value === undefined) return [...AUDIT_CHECKS];
+  const names = [...new Set(value.split(',').map((name) => name.trim()).filter(Boolean))];
+  const unknown = names.filter((name) => !KNOWN_CHECKS.includes(name));
+  if (unknown.length || names.length === 0) {
+    throw new ConfigurationError(`AUDIT_CHECKS must list checks among ${AUDIT_CHECKS.join(', ')}; got ${JSON.stringify(value)}`);
+  }
+  return names as AuditCheck[];
+}
+
+type Parsed = { ok: true; positions: AuditPosition[] } | { ok: false; reason: string; taskId?: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseContinuation(value: unknown, configured: readonly AuditCheck[]): Parsed {
+  if (!isObject(value)) return { ok: false, reason: 'continuation is not an object' };
+  const { taskId, checks, checkIndex, nextToken } = value;
+  if (typeof taskId !== 'string' || !AUDIT_TASK_ID.test(taskId)) return { ok: false, reason: 'continuation has no valid taskId' };
+  if (!Array.isArray(checks) || checks.length === 0 || !checks.every((check) => typeof check === 'string' && configured.includes(check as AuditCheck))) {
+    return { ok: false, reason: 'continuation lists checks that are not configured', taskId };
+  }
+  if (typeof checkIndex !== 'number' || !Number.isInteger(checkIndex) || checkIndex < 0 || checkIndex >= checks.length) {
+    return { ok: false, reason: 'continuation has no valid checkIndex', taskId };
+  }
+  if (nextToken !== undefined && typeof nextToken !== 'string') return { ok: false, reason: 'continuation has an invalid nextToken', taskId };
+  return { ok: true, positions: [{ taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}) }] };
+}
+
+/**
+ * The Device Defender audit-completion notification: {accountId, taskId, taskStatus,
+ * taskType, ..., auditDetails: [{checkName, checkRunStatus, nonCompliantResourcesCount, ...}]}.
+ */
+function parseNotification(message: string, configured: readonly AuditCheck[]): Parsed {
+  let body: unknown;
+  try {
+    body = JSON.parse(message);
+  } catch {
+    return { ok: false, reason: 'the SNS message is not JSON' };
+  }
+  if (!isObject(body)) return { ok: false, reason: 'the SNS message is not a JSON object' };
+  const { taskId, taskStatus, auditDetails } = body;
+  if (typeof taskId !== 'string' || !AUDIT_TASK_ID.test(taskId) || typeof taskStatus !== 'string' || !Array.isArray(auditDetails)) {
+    return { ok: false, reason: 'the SNS message is not a Device Defender audit notification' };
+  }
+  if (taskStatus !== 'COMPLETED') return { ok: false, reason: `audit task ${taskId} is ${taskStatus}, not COMPLETED`, taskId };
+  const nonCompliant = new Set(
+    auditDetails
+      .filter(isObject)
+      .filter((detail) => detail.checkRunStatus === NON_COMPLIANT)
+      .map((detail) => detail.checkName),
+  );
+  const checks = configured.filter((check) => nonCompliant.has(check));
+  if (checks.length === 0) return { ok: false, reason: `audit task ${taskId} has no non-compliant finding for ${configured.join(', ')}`, taskId };
+  return { ok: true, positions: [{ taskId, checks, checkIndex: 0 }] };
+}
+
+/** Accepts the SNS event (one record per notification) or a continuation payload. */
+export function parseStartEvent(event: unknown, configured: readonly AuditCheck[]): Parsed {
+  if (!isObject(event)) return { ok: false, reason: 'the event is not an object' };
+  if ('continuation' in event) return parseContinuation(event.continuation, configured);
+  const records = event.Records;
+  if (!Array.isArray(records) || records.length === 0) return { ok: false, reason: 'the event is neither an SNS event nor a continuation' };
+  const positions: AuditPosition[] = [];
+  let firstFailure: Parsed | undefined;
+  for (const record of records) {
+    const message = isObject(record) && isObject(record.Sns) ? record.Sns.Message : undefined;
+    const parsed: Parsed = typeof message === 'string' ? parseNotification(message, configured) : { ok: false, reason: 'an SNS record has no Message' };
+    if (parsed.ok) positions.push(...parsed.positions);
+    else firstFailure ??= parsed;
+  }
+  return positions.length ? { ok: true, positions } : (firstFailure ?? { ok: false, reason: 'no SNS record to act on' });
+}
+
+class AuditRun {
+  readonly report: StartReport;
+  private readonly began: Date;
+  private pagesDone = 0;
+
+  constructor(
+    private readonly deps: StartRotationsDeps,
+    taskId: string,
+  ) {
+    this.report = { taskId, started: 0, skipped: {}, continued: false };
+    this.began = deps.clock.now();
+  }
+
+  private get outOfTime(): boolean {
+    // At least one page per invocation, so that a margin too large for the timeout still progresses.
+    return this.pagesDone > 0 && this.deps.invocation.remainingMs() < (this.deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS);
+  }
+
+  /** Pages through the position; returns where it stopped, or undefined when the audit is done. */
+  async run(start: AuditPosition): Promise<AuditPosition | undefined> {
+    const position = { ...start };
+    while (position.checkIndex < position.checks.length) {
+      if (this.outOfTime) return position;
+      const checkName = position.checks[position.checkIndex];
+      const page = await this.deps.iot.send(
+        new ListAuditFindingsCommand({
+          taskId: position.taskId,
+          checkName,
+          maxResults: this.deps.pageSize ?? DEFAULT_PAGE_SIZE,
+          nextToken: position.nextToken,
+        }),
+      );
+      const outcomes = await mapWithConcurrency(page.findings ?? [], this.deps.concurrency ?? DEFAULT_CONCURRENCY, (finding) =>
+        this.startOne(finding, position.taskId, checkName),
+      );
+      await this.tally(position.taskId, outcomes);
+      this.pagesDone++;
+      if (page.nextToken) {
+        position.nextToken = page.nextToken;
+      } else {
+        position.checkIndex++;
+        delete position.nextToken;
+      }
+    }
+    return undefined;
+  }
+
+  private async startOne(finding: AuditFinding, taskId: string, checkName: AuditCheck): Promise<StartOutcome> {
+    const { iot, sfn, telemetry } = this.deps;
+    const certificateId = finding.nonCompliantResource?.resourceIdentifier?.deviceCertificateId;
+    if (!certificateId) return StartOutcome.NotADeviceCertificate;
+    const certificate = await describeCertificate(iot, certificateId);
+    if (!certificate) return StartOutcome.CertificateNotFound;
+    if (certificate.status !== 'ACTIVE') return StartOutcome.CertificateNotActive;
+    const things = (await iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn, maxResults: 2 }))).things ?? [];
+    const thingName = things[0];
+    if (!thingName) return StartOutcome.NoThing;
+    if (things.length > 1) telemetry.log.warn('certificate is attached to several things; rotating it for the first', { certificateId, things });
+
+    const input: RotationInput = { thingName, certificateId, trigger: Trigger.Audit, auditTaskId: taskId, checkName };
+    try {
+      const out = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: this.deps.stateMachineArn,
+          name: auditExecutionName(thingName, certificateId, taskId),
+          input: JSON.stringify(input),
+        }),
+      );
+      // A standard workflow answers a repeated start with the same name and input with the
+      // running execution instead of an error: one that began before this invocation is not ours.
+      if (out.startDate && out.startDate.getTime() < this.began.getTime() - CLOCK_TOLERANCE_MS) return StartOutcome.AlreadyStarted;
+      return StartOutcome.Started;
+    } catch (error) {
+      if (isNamed(error, 'ExecutionAlreadyExists')) return StartOutcome.AlreadyStarted;
+      throw error;
+    }
+  }
+
+  /** Adds one page's outcomes to the report and to the audit's report item (ADD: pages and invocations add up). */
+  private async tally(taskId: string, outcomes: readonly StartOutcome[]): Promise<void> {
+    const page: Partial<Record<StartOutcome, number>> = {};
+    for (const outcome of outcomes) page[outcome] = (page[outcome] ?? 0) + 1;
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':one': 1, ':now': this.deps.clock.now().toISOString(), ':taskId': taskId };
+    const adds = ['pages :one'];
+    Object.entries(page).forEach(([outcome, count], i) => {
+      if (outcome === StartOutcome.Started) {
+        this.report.started += count;
+        adds.push(`started :n${i}`);
+      } else {
+        this.report.skipped[outcome as SkipReason] = (this.report.skipped[outcome as SkipReason] ?? 0) + count;
+        names[`#o${i}`] = `skipped_${outcome}`;
+        adds.push(`#o${i} :n${i}`);
+      }
+      values[`:n${i}`] = count;
+    });
+    await this.deps.db.send(
+      new UpdateCommand({
+        TableName: this.deps.tableName,
+        Key: { pk: auditPk(taskId), sk: REPORT_SK },
+        UpdateExpression: `SET taskId = :taskId, updatedAt = :now ADD ${adds.join(', ')}`,
+        ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+        ExpressionAttributeValues: values,
+      }),
+    );
+  }
+}
+
+const encoder = new TextEncoder();
+
+async function continueLater(deps: StartRotationsDeps, position: AuditPosition): Promise<void> {
+  const payload: ContinuationEvent = { continuation: position };
+  await deps.lambda.send(
+    new InvokeCommand({ FunctionName: deps.invocation.functionArn, InvocationType: 'Event', Payload: encoder.encode(JSON.stringify(payload)) }),
+  );
+  deps.telemetry.log.info('continuing the audit in another invocation', { ...position });
+}
+
+/**
+ * Starts one rotation per non-compliant device certificate of a Device Defender audit. The
+ * findings of a large fleet do not fit in one invocation: pages are processed while time
+ * allows, then the rest continues in an asynchronous invocation of this same function.
+ * Starting twice is harmless (execution names are deterministic). Bad input is reported and
+ * dropped, never thrown: SNS would retry it.
+ */
+export async function startRotations(event: unknown, deps: StartRotationsDeps): Promise<StartReport> {
+  const parsed = parseStartEvent(event, deps.auditChecks);
+  if (!parsed.ok) {
+    deps.telemetry.log.warn('nothing to start', { reason: parsed.reason, taskId: parsed.taskId });
+    return { taskId: parsed.taskId ?? null, started: 0, skipped: {}, continued: false, ignored: parsed.reason };
+  }
+  const [first, ...rest] = parsed.positions;
+  const run = new AuditRun(deps, first.taskId);
+  const stopped = await run.run(first);
+  // SNS delivers one record per invocation; should there be more, each further audit gets its own invocation.
+  for (const position of stopped ? [stopped, ...rest] : rest) await continueLater(deps, position);
+  run.report.continued = stopped !== undefined;
+  if (run.report.started) deps.telemetry.count(MetricName.RotationsStarted, run.report.started);
+  deps.telemetry.log.info('audit processed', { ...run.report });
+  return run.report;
+}
+
+const obs = observability('start-rotations');
+const runtime = once(() => ({
+  db: obs.tracer.captureAWSv3Client(tableClient()),
+  tableName: requiredEnv('TABLE_NAME'),
+  iot: obs.tracer.captureAWSv3Client(iotClient()),
+  sfn: obs.tracer.captureAWSv3Client(sfnClient()),
+  lambda: obs.tracer.captureAWSv3Client(lambdaClient()),
+  stateMachineArn: requiredEnv('STATE_MACHINE_ARN'),
+  auditChecks: parseAuditChecks(optionalEnv('AUDIT_CHECKS')),
+  clock: systemClock,
+  telemetry: obs.telemetry,
+}));
+
+function auditLogKeys(event: unknown): Record<string, string | undefined> {
+  const continuation = isObject(event) && isObject(event.continuation) ? event.continuation : undefined;
+  return { auditTaskId: typeof continuation?.taskId === 'string' ? continuation.taskId : undefined };
+}
+
+export const handler = rotorHandler({ observability: obs, step: 'Start rotations', logKeys: auditLogKeys }, (event: unknown, context: Context) =>
+  startRotations(event, {
+    ...runtime(),
+    invocation: { functionArn: context.invokedFunctionArn, remainingMs: () => context.getRemainingTimeInMillis() },
+  }),
+);

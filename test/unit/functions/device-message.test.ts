@@ -1,0 +1,243 @@
+import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { handleDeviceMessage, handler, type DeviceMessageDeps } from '../../../functions/device-message.js';
+import { awsErrors, clients, published } from '../../fixtures/aws.js';
+import { fakeClock } from '../../fixtures/clock.js';
+import { iotRuleEvent } from '../../fixtures/events.js';
+import { fakeContext } from '../../fixtures/lambda-context.js';
+import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/telemetry.js';
+
+const db = mockClient(DynamoDBDocumentClient);
+const sfn = mockClient(SFNClient);
+const iotData = mockClient(IoTDataPlaneClient);
+
+const THING = 'sensor-1';
+const ROTATION = 'sensor-1-a01';
+const OLD = 'a'.repeat(64);
+const NEW = 'b'.repeat(64);
+const TOKEN = 'AAAAKgAAAAIAAAAAAAAAAQ-secret-task-token';
+const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIBsecretcsrbody\n-----END CERTIFICATE REQUEST-----\n';
+const RECEIVED_AT = 1772366400000;
+
+function record(fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return { pk: `thing#${THING}`, sk: 'current', thingName: THING, rotationId: ROTATION, status: 'IN_PROGRESS', oldCertificateId: OLD, ...fields };
+}
+
+const waitingForCsr = (): Record<string, unknown> => record({ waitFor: 'csr_res', taskToken: TOKEN });
+const waitingForAck = (): Record<string, unknown> => record({ waitFor: 'crt_ack', taskToken: TOKEN, newCertificateId: NEW });
+
+function deps(): DeviceMessageDeps & { telemetry: RecordingTelemetry } {
+  return { db: clients.db(), tableName: 'rotations', sfn: clients.sfn(), iotData: clients.iotData(), clock: fakeClock(), telemetry: recordingTelemetry() };
+}
+
+function given(item: Record<string, unknown> | undefined): void {
+  db.on(GetCommand).resolves({ Item: item });
+}
+
+/** The lastIgnored writes made on the thing's record. */
+function ignoredWrites(): Record<string, unknown>[] {
+  return db
+    .commandCalls(UpdateCommand)
+    .map((call) => call.args[0].input)
+    .filter((input) => input.UpdateExpression?.includes('lastIgnored'))
+    .map((input) => (input.ExpressionAttributeValues ?? {})[':ignored'] as Record<string, unknown>);
+}
+
+beforeEach(() => {
+  db.reset();
+  sfn.reset();
+  iotData.reset();
+  db.on(UpdateCommand).resolves({});
+  sfn.on(SendTaskSuccessCommand).resolves({});
+  sfn.on(SendTaskFailureCommand).resolves({});
+  iotData.on(PublishCommand).resolves({});
+});
+
+describe('device-message: answering the rotation', () => {
+  it('answers csr_res with the CSR and clears the token it answered', async () => {
+    // Prepare
+    given(waitingForCsr());
+    const d = deps();
+
+    // Act
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { rotationId: ROTATION, CSR }, principal: OLD }), d);
+
+    // Assess
+    expect(result).toEqual({ action: 'answered' });
+    const answer = sfn.commandCalls(SendTaskSuccessCommand)[0].args[0].input;
+    expect(answer.taskToken).toBe(TOKEN);
+    expect(JSON.parse(answer.output ?? '')).toEqual({ pem: CSR, receivedAt: new Date(RECEIVED_AT).toISOString() });
+    const release = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(release.ConditionExpression).toBe('taskToken = :token');
+    expect(release.UpdateExpression).toContain('REMOVE waitFor, taskToken');
+    expect(d.telemetry.text()).not.toContain(TOKEN);
+    expect(d.telemetry.text()).not.toContain('secretcsrbody');
+  });
+
+  it('answers a blog-era csr_res that carries no rotationId', async () => {
+    given(waitingForCsr());
+
+    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).resolves.toEqual({ action: 'answered' });
+  });
+
+  it('answers crt_ack made over the new certificate with the principal', async () => {
+    given(waitingForAck());
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'answered' });
+    expect(JSON.parse(sfn.commandCalls(SendTaskSuccessCommand)[0].args[0].input.output ?? '')).toEqual({
+      principal: NEW,
+      ackedAt: new Date(RECEIVED_AT).toISOString(),
+    });
+  });
+
+  it('fails the task with DeviceReportedError and the device text on crt_err', async () => {
+    given(waitingForAck());
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_err', body: { rotationId: ROTATION, error: 'TLS alert 42' }, principal: OLD }), deps());
+
+    expect(result).toEqual({ action: 'answered' });
+    expect(sfn.commandCalls(SendTaskFailureCommand)[0].args[0].input).toEqual({ taskToken: TOKEN, error: 'DeviceReportedError', cause: 'TLS alert 42' });
+  });
+
+  it('still counts as answered when the next state already parked a newer token', async () => {
+    given(waitingForCsr());
+    db.on(UpdateCommand).rejects(awsErrors.conditionFailed());
+
+    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).resolves.toEqual({ action: 'answered' });
+  });
+
+  it('lets a Step Functions throttling error escape so the invocation is retried', async () => {
+    given(waitingForCsr());
+    sfn.on(SendTaskSuccessCommand).rejects(awsErrors.named('ThrottlingException'));
+
+    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).rejects.toMatchObject({
+      name: 'ThrottlingException',
+    });
+  });
+});
+
+describe('device-message: what it ignores and records', () => {
+  it('ignores an ack made over any other certificate, records it, and does not act on it', async () => {
+    // Prepare
+    given(waitingForAck());
+    const d = deps();
+
+    // Act
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: OLD }), d);
+
+    // Assess
+    expect(result).toEqual({ action: 'ignored', reason: 'ACK_NOT_OVER_NEW_CERTIFICATE' });
+    expect(sfn.calls()).toHaveLength(0);
+    expect(ignoredWrites()).toEqual([{ type: 'crt_ack', reason: 'ACK_NOT_OVER_NEW_CERTIFICATE', rotationId: ROTATION, at: '2026-03-01T12:00:00.000Z' }]);
+    const write = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(write.ConditionExpression).toBe('attribute_exists(pk)');
+    expect(write.UpdateExpression).toContain('ADD ignoredCount :one');
+    expect(d.telemetry.metrics).toContainEqual({ name: 'IgnoredMessages', value: 1, dimensions: { reason: 'ACK_NOT_OVER_NEW_CERTIFICATE' } });
+  });
+
+  const cases: [string, Record<string, unknown> | undefined, Parameters<typeof iotRuleEvent>[0], string, boolean][] = [
+    ['a payload that is not JSON', waitingForCsr(), { thingName: THING, type: 'csr_res', body: 'CSR please', principal: OLD }, 'MALFORMED', true],
+    ['a csr_res without CSR', waitingForCsr(), { thingName: THING, type: 'csr_res', body: { rotationId: ROTATION }, principal: OLD }, 'MALFORMED', true],
+    ['a topic that is not a device → cloud topic', waitingForCsr(), { thingName: THING, type: 'csr_req', body: {}, principal: OLD }, 'MALFORMED', true],
+    ['a client publishing on another thing’s topic', waitingForCsr(), { thingName: 'sensor-2', clientId: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'TOPIC_MISMATCH', true],
+    ['a thing without a record', undefined, { thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'UNKNOWN_THING', false],
+    ['a message when no rotation is in flight', record({ status: 'SUCCEEDED' }), { thingName: THING, type: 'crt_ack', body: {}, principal: NEW }, 'NO_ROTATION_IN_FLIGHT', true],
+    ['a stale rotation id', waitingForCsr(), { thingName: THING, type: 'csr_res', body: { rotationId: 'older', CSR }, principal: OLD }, 'STALE_ROTATION_ID', true],
+    ['an ack while the rotation waits for a CSR', waitingForCsr(), { thingName: THING, type: 'crt_ack', body: {}, principal: NEW }, 'UNEXPECTED_MESSAGE', true],
+    ['a csr_res while the rotation waits for an ack', waitingForAck(), { thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'UNEXPECTED_MESSAGE', true],
+    ['a message while no token is parked', record(), { thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'UNEXPECTED_MESSAGE', true],
+    ['a crt_err for a failed rotation', record({ status: 'FAILED' }), { thingName: THING, type: 'crt_err', body: { error: 'x' }, principal: OLD }, 'NO_ROTATION_IN_FLIGHT', true],
+  ];
+
+  it.each(cases)('ignores %s', async (_name, item, event, reason, recorded) => {
+    // Prepare
+    given(item);
+
+    // Act
+    const result = await handleDeviceMessage(iotRuleEvent(event), deps());
+
+    // Assess
+    expect(result).toEqual({ action: 'ignored', reason });
+    expect(sfn.calls()).toHaveLength(0);
+    expect(iotData.calls()).toHaveLength(0);
+    expect(ignoredWrites()).toHaveLength(recorded ? 1 : 0);
+    if (recorded) expect(ignoredWrites()[0]).toMatchObject({ reason });
+  });
+
+  it('records a duplicate when Step Functions says the token is spent', async () => {
+    for (const name of ['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken']) {
+      db.resetHistory();
+      given(waitingForCsr());
+      sfn.on(SendTaskSuccessCommand).rejects(awsErrors.named(name));
+
+      const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps());
+
+      expect(result).toEqual({ action: 'ignored', reason: 'DUPLICATE' });
+      expect(ignoredWrites()).toHaveLength(1);
+    }
+  });
+
+  it.each([
+    ['no event', undefined],
+    ['an empty object', {}],
+    ['a number', 7],
+    ['a missing payload', { clientId: THING, topic: `management/topic/${THING}/csr_res`, principal: OLD }],
+  ])('never throws for %s', async (_name, event) => {
+    given(waitingForCsr());
+    await expect(handleDeviceMessage(event, deps())).resolves.toMatchObject({ action: 'ignored', reason: 'MALFORMED' });
+    expect(sfn.calls()).toHaveLength(0);
+  });
+});
+
+describe('device-message: a rotation that already failed', () => {
+  it('answers a late crt_ack with abort and records it', async () => {
+    given(record({ status: 'FAILED', step: 'Deliver certificate', reason: 'NO_ACK' }));
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'aborted', reason: 'rotation already failed' });
+    expect(published(iotData)).toEqual([{ topic: `management/topic/${THING}/abort`, qos: 1, body: { rotationId: ROTATION, reason: 'rotation already failed' } }]);
+    expect(ignoredWrites()).toHaveLength(1);
+    expect(sfn.calls()).toHaveLength(0);
+  });
+
+  it('answers a late csr_res without rotationId with abort', async () => {
+    given(record({ status: 'FAILED', step: 'Request CSR', reason: 'NO_CSR_RESPONSE' }));
+
+    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).resolves.toMatchObject({ action: 'aborted' });
+  });
+
+  it('does not abort when the rotation failed while retiring: the old certificate may be gone', async () => {
+    given(record({ status: 'FAILED', step: 'Retire old certificate', reason: 'RETIRE_FAILED' }));
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'ignored', reason: 'NO_ROTATION_IN_FLIGHT' });
+    expect(iotData.calls()).toHaveLength(0);
+  });
+
+  it('does not abort for an ack naming an older rotation', async () => {
+    given(record({ status: 'FAILED', step: 'Deliver certificate' }));
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: 'older' }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'ignored', reason: 'NO_ROTATION_IN_FLIGHT' });
+    expect(iotData.calls()).toHaveLength(0);
+  });
+});
+
+describe('device-message handler', () => {
+  it('runs through middy and returns the action', async () => {
+    process.env.TABLE_NAME = 'rotations';
+    process.env.AWS_REGION = 'us-east-1';
+    given(waitingForAck());
+
+    const result = await handler(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), fakeContext());
+
+    expect(result).toEqual({ action: 'answered' });
+  });
+});

@@ -1,0 +1,206 @@
+import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateCertificateFromCsrCommand,
+  DeleteCertificateCommand,
+  DescribeCertificateCommand,
+  IoTClient,
+  ListAttachedPoliciesCommand,
+  UpdateCertificateCommand,
+} from '@aws-sdk/client-iot';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { issueCertificate, type IssueCertificateDeps } from '../../../functions/issue-certificate.js';
+import { awsErrors, clients } from '../../fixtures/aws.js';
+import { fakeClock } from '../../fixtures/clock.js';
+import { generateKeys, makeCertificate, makeCsr, type Certificate, type KeyPair } from '../../fixtures/pki.js';
+import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/telemetry.js';
+
+const db = mockClient(DynamoDBDocumentClient);
+const iot = mockClient(IoTClient);
+
+const THING = 'sensor-1';
+const ROTATION = 'sensor-1-a0123456789abcdef0123';
+const arn = (id: string): string => `arn:aws:iot:us-east-1:123456789012:cert/${id}`;
+
+let oldKey: KeyPair;
+let old: Certificate;
+let csr: string;
+let issuedPem: Certificate;
+
+beforeAll(async () => {
+  oldKey = await generateKeys('ec-p256');
+  old = await makeCertificate(THING, oldKey);
+  const newKey = await generateKeys('ec-p256');
+  csr = await makeCsr({ commonName: THING, key: newKey });
+  issuedPem = await makeCertificate(THING, newKey);
+});
+
+/** The thing's current record, as a tiny stateful table the mocks read and write. */
+let record: Record<string, unknown> | undefined;
+let created: number;
+
+function deps(): IssueCertificateDeps & { telemetry: RecordingTelemetry } {
+  return { db: clients.db(), tableName: 'rotations', iot: clients.iot(), clock: fakeClock(), telemetry: recordingTelemetry() };
+}
+
+function input(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { thingName: THING, rotationId: ROTATION, oldCertificateId: old.id, csrPem: csr, ...overrides };
+}
+
+beforeEach(() => {
+  db.reset();
+  iot.reset();
+  created = 0;
+  record = { pk: `thing#${THING}`, sk: 'current', thingName: THING, rotationId: ROTATION, status: 'IN_PROGRESS', oldCertificateId: old.id };
+  db.on(GetCommand).callsFake(() => ({ Item: record ? { ...record } : undefined }));
+  db.on(UpdateCommand).callsFake((command: { ExpressionAttributeValues: Record<string, string> }) => {
+    if (record) record.newCertificateId = command.ExpressionAttributeValues[':id'];
+    return {};
+  });
+  iot.on(DescribeCertificateCommand, { certificateId: old.id }).resolves({
+    certificateDescription: { certificateId: old.id, certificateArn: arn(old.id), status: 'ACTIVE', certificatePem: old.pem },
+  });
+  iot.on(DescribeCertificateCommand, { certificateId: issuedPem.id }).resolves({
+    certificateDescription: { certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), status: 'ACTIVE', certificatePem: issuedPem.pem },
+  });
+  iot.on(CreateCertificateFromCsrCommand).callsFake(() => {
+    created++;
+    return { certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem };
+  });
+  iot.on(ListAttachedPoliciesCommand, { target: arn(old.id) }).resolves({ policies: [{ policyName: 'device-policy' }], nextMarker: 'page-2' });
+  iot.on(ListAttachedPoliciesCommand, { target: arn(old.id), marker: 'page-2' }).resolves({ policies: [{ policyName: 'telemetry-policy' }] });
+  iot.on(AttachPolicyCommand).resolves({});
+  iot.on(AttachThingPrincipalCommand).resolves({});
+  iot.on(UpdateCertificateCommand).resolves({});
+  iot.on(DeleteCertificateCommand).resolves({});
+});
+
+describe('issue-certificate', () => {
+  it('creates the certificate from the CSR, records it at once, and gives it every policy and the thing', async () => {
+    // Prepare
+    const d = deps();
+
+    // Act
+    const result = await issueCertificate(input(), d);
+
+    // Assess
+    expect(result).toEqual({ certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem });
+    expect(iot.commandCalls(CreateCertificateFromCsrCommand)[0].args[0].input).toEqual({ certificateSigningRequest: csr, setAsActive: true });
+    const update = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(update.ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)');
+    expect(update.ExpressionAttributeValues).toMatchObject({ ':id': issuedPem.id, ':rid': ROTATION });
+    expect(iot.commandCalls(AttachPolicyCommand).map((c) => c.args[0].input)).toEqual([
+      { policyName: 'device-policy', target: arn(issuedPem.id) },
+      { policyName: 'telemetry-policy', target: arn(issuedPem.id) },
+    ]);
+    expect(iot.commandCalls(AttachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: THING, principal: arn(issuedPem.id) });
+    expect(d.telemetry.text()).not.toContain(csr.split('\n')[1]);
+  });
+
+  it('makes no second certificate when retried after a partial success', async () => {
+    // Prepare: the first attempt dies after recording the certificate, before the thing is attached.
+    iot.on(AttachThingPrincipalCommand).rejectsOnce(awsErrors.throttled()).resolves({});
+    await expect(issueCertificate(input(), deps())).rejects.toMatchObject({ name: 'ThrottlingException' });
+
+    // Act
+    const result = await issueCertificate(input(), deps());
+
+    // Assess
+    expect(created).toBe(1);
+    expect(result.certificateId).toBe(issuedPem.id);
+    expect(iot.commandCalls(AttachThingPrincipalCommand)).toHaveLength(2);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
+  });
+
+  it('rejects a CSR that re-uses the old certificate key with CsrRejected and its rule', async () => {
+    const reused = await makeCsr({ commonName: THING, key: oldKey });
+
+    const error = await issueCertificate(input({ csrPem: reused }), deps()).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ name: 'CsrRejected', reason: 'KEY_REUSED' });
+    expect((error as Error).message).toMatch(/^KEY_REUSED: /);
+    expect(created).toBe(0);
+  });
+
+  it('rejects a CSR for another thing with CsrRejected WRONG_COMMON_NAME', async () => {
+    const other = await makeCsr({ commonName: 'sensor-2', key: await generateKeys('ec-p384') });
+
+    await expect(issueCertificate(input({ csrPem: other }), deps())).rejects.toMatchObject({ name: 'CsrRejected', reason: 'WRONG_COMMON_NAME' });
+    expect(created).toBe(0);
+  });
+
+  it('rejects a CSR that is not PEM with CsrRejected INVALID_PEM', async () => {
+    await expect(issueCertificate(input({ csrPem: 'hello' }), deps())).rejects.toMatchObject({ name: 'CsrRejected', reason: 'INVALID_PEM' });
+  });
+
+  it('throws CertificateNotFound when the old certificate is gone', async () => {
+    iot.on(DescribeCertificateCommand, { certificateId: old.id }).rejects(awsErrors.notFound());
+
+    await expect(issueCertificate(input(), deps())).rejects.toMatchObject({ name: 'CertificateNotFound', certificateId: old.id });
+    expect(created).toBe(0);
+  });
+
+  it('throws ClaimLost without creating anything when another rotation holds the record', async () => {
+    record = { ...record, rotationId: 'someone-else' };
+
+    await expect(issueCertificate(input(), deps())).rejects.toMatchObject({ name: 'ClaimLost' });
+    expect(created).toBe(0);
+  });
+
+  it('deactivates and deletes the new certificate when it cannot be recorded, then rethrows', async () => {
+    // Prepare
+    db.on(UpdateCommand).rejects(awsErrors.throttled());
+
+    // Act
+    const error = await issueCertificate(input(), deps()).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toMatchObject({ name: 'ThrottlingException' });
+    expect(iot.commandCalls(UpdateCertificateCommand)[0].args[0].input).toEqual({ certificateId: issuedPem.id, newStatus: 'INACTIVE' });
+    expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: issuedPem.id });
+    expect(iot.commandCalls(AttachPolicyCommand)).toHaveLength(0);
+  });
+
+  it('keeps the certificate a concurrent attempt recorded first and deletes its own', async () => {
+    // Prepare: a racing attempt recorded the winner between our read and our write.
+    const winnerKey = await generateKeys('ec-p256');
+    const winner = await makeCertificate(THING, winnerKey);
+    iot.on(DescribeCertificateCommand, { certificateId: winner.id }).resolves({
+      certificateDescription: { certificateId: winner.id, certificateArn: arn(winner.id), status: 'ACTIVE', certificatePem: winner.pem },
+    });
+    db.on(UpdateCommand).callsFake(() => {
+      if (record) record.newCertificateId = winner.id;
+      throw awsErrors.conditionFailed();
+    });
+
+    // Act
+    const result = await issueCertificate(input(), deps());
+
+    // Assess
+    expect(result.certificateId).toBe(winner.id);
+    expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: issuedPem.id });
+    expect(iot.commandCalls(AttachThingPrincipalCommand)[0].args[0].input.principal).toBe(arn(winner.id));
+  });
+
+  it('issues again when the recorded certificate no longer exists, replacing the recorded id', async () => {
+    const gone = 'd'.repeat(64);
+    record = { ...record, newCertificateId: gone };
+    iot.on(DescribeCertificateCommand, { certificateId: gone }).rejects(awsErrors.notFound());
+
+    const result = await issueCertificate(input(), deps());
+
+    expect(result.certificateId).toBe(issuedPem.id);
+    const update = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(update.ConditionExpression).toContain('newCertificateId = :replaced');
+    expect(update.ExpressionAttributeValues).toMatchObject({ ':replaced': gone });
+  });
+
+  it.each([
+    ['an old certificate id that is not an id', { oldCertificateId: 'abc' }],
+    ['no CSR', { csrPem: undefined }],
+  ])('rejects %s with InvalidInput', async (_name, overrides) => {
+    await expect(issueCertificate(input(overrides), deps())).rejects.toMatchObject({ name: 'InvalidInput' });
+    expect(db.calls()).toHaveLength(0);
+  });
+});

@@ -1,0 +1,161 @@
+import {
+  DeleteCertificateCommand,
+  DescribeCertificateCommand,
+  DetachPolicyCommand,
+  DetachThingPrincipalCommand,
+  IoTClient,
+  ListAttachedPoliciesCommand,
+  UpdateCertificateCommand,
+} from '@aws-sdk/client-iot';
+import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { parseRetireMode, retireCertificate, type RetireCertificateDeps } from '../../../functions/retire-certificate.js';
+import { awsErrors, clients, published } from '../../fixtures/aws.js';
+import { fakeClock, type FakeClock } from '../../fixtures/clock.js';
+import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/telemetry.js';
+
+const db = mockClient(DynamoDBDocumentClient);
+const iot = mockClient(IoTClient);
+const iotData = mockClient(IoTDataPlaneClient);
+
+const OLD = 'a'.repeat(64);
+const NEW = 'b'.repeat(64);
+const OLD_ARN = `arn:aws:iot:us-east-1:123456789012:cert/${OLD}`;
+const input = {
+  thingName: 'sensor-1',
+  rotationId: 'sensor-1-a01',
+  executionArn: 'arn:aws:states:us-east-1:123456789012:execution:rotor-rotate-device:sensor-1-a01',
+  oldCertificateId: OLD,
+  newCertificateId: NEW,
+  trigger: 'audit',
+  startedAt: '2026-03-01T11:00:00.000Z',
+};
+
+type Deps = RetireCertificateDeps & { clock: FakeClock; telemetry: RecordingTelemetry };
+function deps(overrides: Partial<RetireCertificateDeps> = {}): Deps {
+  return {
+    db: clients.db(),
+    tableName: 'rotations',
+    iot: clients.iot(),
+    iotData: clients.iotData(),
+    clock: fakeClock(),
+    telemetry: recordingTelemetry(),
+    retireMode: 'delete',
+    historyRetentionDays: 400,
+    ...overrides,
+  } as Deps;
+}
+
+beforeEach(() => {
+  db.reset();
+  iot.reset();
+  iotData.reset();
+  iot.on(DescribeCertificateCommand).resolves({ certificateDescription: { certificateId: OLD, certificateArn: OLD_ARN, status: 'ACTIVE', certificatePem: 'PEM' } });
+  iot.on(ListAttachedPoliciesCommand).resolves({ policies: [{ policyName: 'device-policy' }, { policyName: 'telemetry-policy' }] });
+  iot.on(UpdateCertificateCommand).resolves({});
+  iot.on(DetachPolicyCommand).resolves({});
+  iot.on(DetachThingPrincipalCommand).resolves({});
+  iot.on(DeleteCertificateCommand).resolves({});
+  iotData.on(PublishCommand).resolves({});
+  db.on(TransactWriteCommand).resolves({});
+});
+
+describe('retire-certificate', () => {
+  it('deactivates, detaches and deletes the old certificate, sends crt_done, then records the success', async () => {
+    // Prepare
+    const d = deps();
+
+    // Act
+    const result = await retireCertificate(input, d);
+
+    // Assess
+    expect(result).toEqual({ retiredAt: '2026-03-01T12:00:00.000Z', oldCertificate: 'deleted' });
+    expect(iot.commandCalls(UpdateCertificateCommand)[0].args[0].input).toEqual({ certificateId: OLD, newStatus: 'INACTIVE' });
+    expect(iot.commandCalls(DetachPolicyCommand).map((c) => c.args[0].input.policyName)).toEqual(['device-policy', 'telemetry-policy']);
+    expect(iot.commandCalls(DetachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: 'sensor-1', principal: OLD_ARN });
+    expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: OLD });
+    // The new certificate is never touched.
+    for (const call of iot.calls()) expect(JSON.stringify(call.args[0].input)).not.toContain(NEW);
+    expect(published(iotData)).toEqual([{ topic: 'management/topic/sensor-1/crt_done', qos: 1, body: { rotationId: 'sensor-1-a01' } }]);
+
+    const [update, put] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
+    expect(update.Update?.ConditionExpression).toBe('rotationId = :rid');
+    expect(update.Update?.UpdateExpression).toContain('REMOVE waitFor, taskToken');
+    expect(update.Update?.ExpressionAttributeValues).toMatchObject({ ':succeeded': 'SUCCEEDED', ':rotated': 'Rotated', ':rid': 'sensor-1-a01' });
+    expect(put.Put?.Item).toMatchObject({
+      pk: 'thing#sensor-1',
+      sk: 'rotation#2026-03-01T11:00:00.000Z#sensor-1-a01',
+      outcome: 'SUCCEEDED',
+      oldCertificateId: OLD,
+      newCertificateId: NEW,
+      expiresAt: Date.parse('2026-03-01T12:00:00.000Z') / 1000 + 400 * 86_400,
+    });
+    expect(put.Put?.Item).not.toHaveProperty('status');
+    expect(d.telemetry.metrics).toContainEqual({ name: 'RotationsSucceeded', value: 1 });
+  });
+
+  it('keeps the old certificate INACTIVE and detached in keep-inactive mode', async () => {
+    const result = await retireCertificate(input, deps({ retireMode: 'keep-inactive' }));
+
+    expect(result.oldCertificate).toBe('inactive');
+    expect(iot.commandCalls(DetachThingPrincipalCommand)).toHaveLength(1);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
+  });
+
+  it('retries DeleteCertificate with a growing backoff while detaching settles', async () => {
+    // Prepare
+    iot.on(DeleteCertificateCommand).rejectsOnce(awsErrors.deleteConflict()).rejectsOnce(awsErrors.deleteConflict()).resolves({});
+    const d = deps();
+
+    // Act
+    await retireCertificate(input, d);
+
+    // Assess
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(3);
+    expect(d.clock.sleeps).toEqual([500, 1000]);
+  });
+
+  it('gives up after a bounded number of DeleteConflict answers and records nothing', async () => {
+    iot.on(DeleteCertificateCommand).rejects(awsErrors.deleteConflict());
+
+    await expect(retireCertificate(input, deps({ deleteRetry: { attempts: 3, initialDelayMs: 10 } }))).rejects.toMatchObject({ name: 'DeleteConflictException' });
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(3);
+    expect(db.calls()).toHaveLength(0);
+  });
+
+  it('finishes a retry after the old certificate was already deleted', async () => {
+    iot.on(DescribeCertificateCommand).rejects(awsErrors.notFound());
+
+    const result = await retireCertificate(input, deps());
+
+    expect(result.oldCertificate).toBe('deleted');
+    expect(iot.commandCalls(UpdateCertificateCommand)).toHaveLength(0);
+    expect(published(iotData)).toHaveLength(1);
+    expect(db.commandCalls(TransactWriteCommand)).toHaveLength(1);
+  });
+
+  it('treats attachments that are already gone as detached', async () => {
+    iot.on(DetachPolicyCommand).rejects(awsErrors.notFound());
+    iot.on(DetachThingPrincipalCommand).rejects(awsErrors.notFound());
+
+    await expect(retireCertificate(input, deps())).resolves.toMatchObject({ oldCertificate: 'deleted' });
+  });
+
+  it('throws ClaimLost when the record belongs to another rotation', async () => {
+    db.on(TransactWriteCommand).rejects(awsErrors.transactionConditionFailed());
+
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'ClaimLost' });
+  });
+
+  it('refuses to retire the certificate the device now uses', async () => {
+    await expect(retireCertificate({ ...input, newCertificateId: OLD }, deps())).rejects.toMatchObject({ name: 'InvalidInput' });
+    expect(iot.calls()).toHaveLength(0);
+  });
+
+  it('rejects an unknown trigger and an unknown RETIRE_MODE', async () => {
+    await expect(retireCertificate({ ...input, trigger: 'manual' }, deps())).rejects.toMatchObject({ name: 'InvalidInput' });
+    expect(() => parseRetireMode('shred')).toThrow(/RETIRE_MODE/);
+    expect(parseRetireMode(undefined)).toBe('delete');
+  });
+});

@@ -1,0 +1,285 @@
+import { DescribeCertificateCommand, IoTClient, ListAuditFindingsCommand, ListPrincipalThingsCommand, type AuditFinding } from '@aws-sdk/client-iot';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { auditExecutionName } from '../../../domain/naming.js';
+import { handler, parseAuditChecks, startRotations, type StartRotationsDeps } from '../../../functions/start-rotations.js';
+import { awsErrors, clients } from '../../fixtures/aws.js';
+import { fakeClock } from '../../fixtures/clock.js';
+import { auditNotification, snsEvent } from '../../fixtures/events.js';
+import { FUNCTION_ARN, fakeContext } from '../../fixtures/lambda-context.js';
+import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/telemetry.js';
+
+const iot = mockClient(IoTClient);
+const sfn = mockClient(SFNClient);
+const lambda = mockClient(LambdaClient);
+const db = mockClient(DynamoDBDocumentClient);
+
+const TASK = '4e2270a6d2a7d2b8d8f4ad6d6fe3e29a';
+const EXPIRING = 'DEVICE_CERTIFICATE_EXPIRING_CHECK';
+const AGE = 'DEVICE_CERTIFICATE_AGE_CHECK';
+const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:rotor-rotate-device';
+const id = (n: number): string => n.toString(16).padStart(64, '0');
+const arn = (certId: string): string => `arn:aws:iot:us-east-1:123456789012:cert/${certId}`;
+const finding = (certId?: string): AuditFinding => ({
+  taskId: TASK,
+  nonCompliantResource: { resourceType: certId ? 'DEVICE_CERTIFICATE' : 'CA_CERTIFICATE', resourceIdentifier: certId ? { deviceCertificateId: certId } : { caCertificateId: 'ca' } },
+});
+
+/** A small fleet: certificate n belongs to thing-n unless a test says otherwise. */
+const fleet = new Map<string, { status: string; things: string[] }>();
+/** Execution names already taken, as Step Functions keeps them. */
+let executions: Set<string>;
+let inFlight: number;
+let maxInFlight: number;
+
+function deps(overrides: Partial<StartRotationsDeps> = {}): StartRotationsDeps & { telemetry: RecordingTelemetry } {
+  return {
+    db: clients.db(),
+    tableName: 'rotations',
+    iot: clients.iot(),
+    sfn: clients.sfn(),
+    lambda: clients.lambda(),
+    stateMachineArn: STATE_MACHINE,
+    auditChecks: [EXPIRING, AGE],
+    clock: fakeClock(),
+    telemetry: recordingTelemetry(),
+    invocation: { functionArn: FUNCTION_ARN, remainingMs: () => 250_000 },
+    ...overrides,
+  } as StartRotationsDeps & { telemetry: RecordingTelemetry };
+}
+
+/** Lays out the findings of one check as pages of findings. */
+function pages(checkName: string, ...contents: AuditFinding[][]): void {
+  contents.forEach((findings, i) => {
+    const nextToken = i < contents.length - 1 ? `${checkName}-page-${i + 1}` : undefined;
+    const match = i === 0 ? { taskId: TASK, checkName, nextToken: undefined } : { taskId: TASK, checkName, nextToken: `${checkName}-page-${i}` };
+    iot.on(ListAuditFindingsCommand, match).resolves({ findings, nextToken });
+  });
+}
+
+beforeEach(() => {
+  iot.reset();
+  sfn.reset();
+  lambda.reset();
+  db.reset();
+  fleet.clear();
+  for (let n = 1; n <= 40; n++) fleet.set(id(n), { status: 'ACTIVE', things: [`thing-${n}`] });
+  executions = new Set();
+  inFlight = 0;
+  maxInFlight = 0;
+  iot.on(DescribeCertificateCommand).callsFake(async ({ certificateId }: { certificateId: string }) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    await new Promise((resolve) => setImmediate(resolve));
+    inFlight--;
+    const cert = fleet.get(certificateId);
+    if (!cert) throw awsErrors.notFound();
+    return { certificateDescription: { certificateId, certificateArn: arn(certificateId), status: cert.status } };
+  });
+  iot.on(ListPrincipalThingsCommand).callsFake(({ principal }: { principal: string }) => ({ things: fleet.get(principal.split('/')[1])?.things ?? [] }));
+  sfn.on(StartExecutionCommand).callsFake(({ name }: { name: string }) => {
+    if (executions.has(name)) throw awsErrors.named('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
+    executions.add(name);
+    return { executionArn: `${STATE_MACHINE.replace('stateMachine', 'execution')}:${name}`, startDate: new Date('2026-03-01T12:00:00.500Z') };
+  });
+  lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+  db.on(UpdateCommand).resolves({});
+});
+
+describe('start-rotations', () => {
+  it('pages the findings of the non-compliant checks it acts on and starts one rotation per device', async () => {
+    // Prepare: only EXPIRING is non-compliant in the fixture notification.
+    fleet.set(id(2), { status: 'INACTIVE', things: ['thing-2'] });
+    fleet.delete(id(3));
+    fleet.set(id(4), { status: 'ACTIVE', things: [] });
+    pages(EXPIRING, [finding(id(1)), finding(id(2)), finding(id(3))], [finding(id(4)), finding(), finding(id(5))]);
+    const d = deps();
+
+    // Act
+    const report = await startRotations(snsEvent(auditNotification()), d);
+
+    // Assess
+    expect(report).toEqual({
+      taskId: TASK,
+      started: 2,
+      skipped: { CERTIFICATE_NOT_ACTIVE: 1, CERTIFICATE_NOT_FOUND: 1, NO_THING_ATTACHED: 1, NOT_A_DEVICE_CERTIFICATE: 1 },
+      continued: false,
+    });
+    expect(iot.commandCalls(ListAuditFindingsCommand).map((c) => c.args[0].input.checkName)).toEqual([EXPIRING, EXPIRING]);
+    const start = sfn.commandCalls(StartExecutionCommand)[0].args[0].input;
+    expect(start).toEqual({
+      stateMachineArn: STATE_MACHINE,
+      name: auditExecutionName('thing-1', id(1), TASK),
+      input: JSON.stringify({ thingName: 'thing-1', certificateId: id(1), trigger: 'audit', auditTaskId: TASK, checkName: EXPIRING }),
+    });
+    const writes = db.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+    expect(writes).toHaveLength(2);
+    expect(writes[0].Key).toEqual({ pk: `audit#${TASK}`, sk: 'report' });
+    expect(writes[0].UpdateExpression).toMatch(/ADD pages :one, started :n\d/);
+    expect(Object.values(writes[1].ExpressionAttributeNames ?? {})).toEqual(
+      expect.arrayContaining(['skipped_NO_THING_ATTACHED', 'skipped_NOT_A_DEVICE_CERTIFICATE']),
+    );
+    expect(d.telemetry.metrics).toContainEqual({ name: 'RotationsStarted', value: 2 });
+    expect(lambda.calls()).toHaveLength(0);
+  });
+
+  it('starts nothing twice when the same notification arrives again', async () => {
+    // Prepare
+    pages(EXPIRING, [finding(id(1)), finding(id(2))]);
+    await startRotations(snsEvent(auditNotification()), deps());
+
+    // Act
+    const again = await startRotations(snsEvent(auditNotification()), deps());
+
+    // Assess
+    expect(again).toMatchObject({ started: 0, skipped: { ALREADY_STARTED: 2 } });
+    expect(executions.size).toBe(2);
+  });
+
+  it('counts an execution Step Functions returns from before this invocation as already started', async () => {
+    pages(EXPIRING, [finding(id(1))]);
+    sfn.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date('2026-03-01T11:00:00.000Z') });
+
+    await expect(startRotations(snsEvent(auditNotification()), deps())).resolves.toMatchObject({ started: 0, skipped: { ALREADY_STARTED: 1 } });
+  });
+
+  it('goes through both checks, and a certificate flagged by both starts once', async () => {
+    // Prepare
+    const notification = auditNotification({
+      auditDetails: [
+        { checkName: EXPIRING, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 5 },
+        { checkName: AGE, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 2, totalResourcesCount: 5 },
+      ],
+    });
+    pages(EXPIRING, [finding(id(1))]);
+    pages(AGE, [finding(id(1)), finding(id(7))]);
+
+    // Act
+    const report = await startRotations(snsEvent(notification), deps());
+
+    // Assess
+    expect(report).toMatchObject({ started: 2, skipped: { ALREADY_STARTED: 1 } });
+    expect(iot.commandCalls(ListAuditFindingsCommand).map((c) => c.args[0].input.checkName)).toEqual([EXPIRING, AGE]);
+  });
+
+  it('acts only on the checks it is configured for', async () => {
+    const notification = auditNotification({
+      auditDetails: [{ checkName: AGE, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 2, totalResourcesCount: 5 }],
+    });
+
+    const report = await startRotations(snsEvent(notification), deps({ auditChecks: [EXPIRING] }));
+
+    expect(report).toMatchObject({ started: 0, ignored: expect.stringContaining('no non-compliant finding') });
+    expect(iot.calls()).toHaveLength(0);
+  });
+
+  it('keeps at most the configured number of per-finding calls in flight', async () => {
+    pages(EXPIRING, Array.from({ length: 40 }, (_, n) => finding(id(n + 1))));
+
+    const report = await startRotations(snsEvent(auditNotification()), deps({ concurrency: 8 }));
+
+    expect(report.started).toBe(40);
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(maxInFlight).toBeLessThanOrEqual(8);
+  });
+
+  it('continues in an asynchronous invocation of itself when time runs short, and the continuation finishes the audit', async () => {
+    // Prepare: three pages; time runs short after the first.
+    pages(EXPIRING, [finding(id(1))], [finding(id(2))], [finding(id(3))]);
+    let remaining = 250_000;
+    const first = deps({ invocation: { functionArn: FUNCTION_ARN, remainingMs: () => remaining } });
+    iot.on(ListAuditFindingsCommand, { nextToken: undefined }).callsFake(() => {
+      remaining = 30_000;
+      return { findings: [finding(id(1))], nextToken: `${EXPIRING}-page-1` };
+    });
+
+    // Act
+    const report = await startRotations(snsEvent(auditNotification()), first);
+
+    // Assess
+    expect(report).toMatchObject({ started: 1, continued: true });
+    const invoke = lambda.commandCalls(InvokeCommand)[0].args[0].input;
+    expect(invoke.FunctionName).toBe(FUNCTION_ARN);
+    expect(invoke.InvocationType).toBe('Event');
+    const payload = JSON.parse(Buffer.from(invoke.Payload as Uint8Array).toString('utf8'));
+    expect(payload).toEqual({ continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0, nextToken: `${EXPIRING}-page-1` } });
+
+    // Act: the continuation, with plenty of time.
+    const rest = await startRotations(payload, deps());
+
+    // Assess
+    expect(rest).toEqual({ taskId: TASK, started: 2, skipped: {}, continued: false });
+    expect(executions.size).toBe(3);
+  });
+
+  it('always processes at least one page, so a margin larger than the timeout still progresses', async () => {
+    pages(EXPIRING, [finding(id(1))], [finding(id(2))]);
+
+    const report = await startRotations(snsEvent(auditNotification()), deps({ invocation: { functionArn: FUNCTION_ARN, remainingMs: () => 1_000 } }));
+
+    expect(report).toMatchObject({ started: 1, continued: true });
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(1);
+  });
+
+  it('lets an AWS error escape (SNS retries; execution names keep the retry harmless)', async () => {
+    iot.on(ListAuditFindingsCommand).rejects(awsErrors.throttled());
+
+    await expect(startRotations(snsEvent(auditNotification()), deps())).rejects.toMatchObject({ name: 'ThrottlingException' });
+  });
+
+  const badInput: [string, unknown, RegExp][] = [
+    ['an SNS message that is not JSON', snsEvent('{"taskId":'), /not JSON/],
+    ['an SNS message that is a JSON array', snsEvent('[1,2]'), /not a JSON object/],
+    ['a notification that is not an audit notification', snsEvent({ hello: 'world' }), /not a Device Defender audit notification/],
+    ['an audit that did not complete', snsEvent(auditNotification({ taskStatus: 'FAILED' })), /is FAILED, not COMPLETED/],
+    ['an audit whose task id is malformed', snsEvent(auditNotification({ taskId: 'a b' })), /not a Device Defender audit notification/],
+    [
+      'an audit where only other checks are non-compliant',
+      snsEvent(auditNotification({ auditDetails: [{ checkName: 'CA_CERTIFICATE_EXPIRING_CHECK', checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 1 }] })),
+      /no non-compliant finding/,
+    ],
+    ['an event with no records', { Records: [] }, /neither an SNS event nor a continuation/],
+    ['an SNS record without a message', { Records: [{ Sns: {} }] }, /no Message/],
+    ['a string', 'hello', /not an object/],
+    ['a continuation for an unconfigured check', { continuation: { taskId: TASK, checks: ['IOT_POLICY_OVERLY_PERMISSIVE_CHECK'], checkIndex: 0 } }, /not configured/],
+    ['a continuation past its checks', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 1 } }, /checkIndex/],
+  ];
+
+  it.each(badInput)('reports %s and starts nothing, without throwing', async (_name, event, reason) => {
+    // Act
+    const report = await startRotations(event, deps());
+
+    // Assess
+    expect(report).toMatchObject({ started: 0, skipped: {}, continued: false, ignored: expect.stringMatching(reason) });
+    expect(iot.calls()).toHaveLength(0);
+    expect(sfn.calls()).toHaveLength(0);
+    expect(db.calls()).toHaveLength(0);
+  });
+
+  it('reads AUDIT_CHECKS, defaulting to both certificate checks', () => {
+    expect(parseAuditChecks(undefined)).toEqual([EXPIRING, AGE]);
+    expect(parseAuditChecks(` ${AGE} ,${AGE}`)).toEqual([AGE]);
+    expect(() => parseAuditChecks('DEVICE_CERTIFICATE_EXPIRING_CHECK,LOGGING_DISABLED_CHECK')).toThrow(/AUDIT_CHECKS/);
+    expect(() => parseAuditChecks(' , ')).toThrow(/AUDIT_CHECKS/);
+  });
+
+  it('runs through the handler with its own ARN and remaining time from the context', async () => {
+    // Prepare
+    process.env.TABLE_NAME = 'rotations';
+    process.env.STATE_MACHINE_ARN = STATE_MACHINE;
+    process.env.AWS_REGION = 'us-east-1';
+    delete process.env.AUDIT_CHECKS;
+    pages(EXPIRING, [finding(id(1))], [finding(id(2))]);
+    // The handler runs on the system clock: the execution starts now.
+    sfn.on(StartExecutionCommand).callsFake(() => ({ executionArn: 'arn:x', startDate: new Date() }));
+
+    // Act
+    const report = await handler(snsEvent(auditNotification()), fakeContext({ remainingMs: () => 5_000 }));
+
+    // Assess
+    expect(report).toMatchObject({ taskId: TASK, started: 1, continued: true });
+    expect(lambda.commandCalls(InvokeCommand)[0].args[0].input.FunctionName).toBe(FUNCTION_ARN);
+  });
+});
