@@ -1,0 +1,106 @@
+import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateStateMachineCommand, SendTaskSuccessCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { Step } from '../../domain/rotation.js';
+import { defaultSettings, exampleDeployment, renderStateMachine } from '../../wiring/index.js';
+import { type FakeFunction, type Harness, ROLE, startHarness } from '../unit/local/stepfunctions/sfn-harness.js';
+
+/** Rotor's own rendered ASL on the local engine, with fake functions playing each Lambda and the device. */
+describe("Rotor's rotate-device state machine on the local Step Functions", () => {
+  let h: Harness;
+  let dynamodb: DynamoDBClient;
+  let ddb: ReturnType<typeof mockClient>;
+
+  beforeEach(() => {
+    dynamodb = new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    ddb = mockClient(dynamodb);
+    ddb.on(UpdateItemCommand).resolves({});
+  });
+  afterEach(async () => {
+    // A failed answer is the test's business (its assertions show it); the server must close regardless.
+    await Promise.allSettled(answers);
+    answers = [];
+    await h.close();
+    ddb.restore();
+    dynamodb.destroy();
+  });
+
+  async function deploy(functions: Record<string, FakeFunction>, scale: number): Promise<string> {
+    h = await startHarness({ scale, dynamodb, functions });
+    const deployment = exampleDeployment('us-east-1', '123456789012', { ...defaultSettings(), csrRequestRetries: 2 });
+    const out = await h.sfn.send(new CreateStateMachineCommand({ name: 'rotor-rotate-device', roleArn: ROLE, definition: renderStateMachine(deployment) }));
+    return out.stateMachineArn!;
+  }
+
+  /** Answers in flight; each test awaits them so no request outlives the server. */
+  let answers: Promise<unknown>[] = [];
+  /** Answers a task token the way the device-message Lambda does, after the publishing function returns. */
+  const answerLater = (h: () => Harness, output: object) => (p: Record<string, unknown>) => {
+    answers.push(
+      new Promise((resolve) => setTimeout(resolve, 1)).then(() =>
+        h().sfn.send(new SendTaskSuccessCommand({ taskToken: String(p.taskToken), output: JSON.stringify(output) })),
+      ),
+    );
+    return { published: true };
+  };
+
+  it('rotates on the happy path in six states', async () => {
+    // Prepare
+    const arn = await deploy({
+      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+      'rotor-issue-certificate': (p) => ({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: `CERT for ${String(p.csrPem)}` }),
+      'rotor-deliver-certificate': answerLater(() => h, { principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' }),
+      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' }),
+    }, 0.001); // the CSR timeout is 1.8 s of real time: ample for answers over HTTP on a busy machine
+
+    // Act
+    const { executionArn } = await h.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: arn, name: 'audit-t1', input: JSON.stringify({ thingName: 't1', certificateId: 'old'.padEnd(64, '0'), trigger: 'audit' }) }),
+    );
+    const result = await h.service.waitForExecution(executionArn!);
+
+    // Assess
+    expect(result.status).toBe('SUCCEEDED');
+    expect(h.service.statesEntered(executionArn!)).toEqual([
+      Step.ClaimDevice, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RetireOldCertificate, Step.Rotated,
+    ]);
+    expect(h.service.stateTransitions(executionArn!)).toBe(6);
+    const claim = ddb.commandCalls(UpdateItemCommand)[0].args[0].input;
+    expect(claim.Key).toEqual({ pk: { S: 'thing#t1' }, sk: { S: 'current' } });
+    expect(claim.ExpressionAttributeValues?.[':rid']).toEqual({ S: 'audit-t1' });
+    expect(claim.ExpressionAttributeValues?.[':exec']).toEqual({ S: executionArn });
+    expect(h.invoker.callsTo('rotor-issue-certificate')[0]).toMatchObject({ thingName: 't1', rotationId: 'audit-t1', csrPem: 'CSR-PEM' });
+    expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ newCertificateId: 'new'.padEnd(64, '0'), executionArn });
+    const output = JSON.parse(result.output!);
+    expect(output.ack).toEqual({ principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' });
+    expect(output.retired).toEqual({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' });
+    expect(h.sns.published).toHaveLength(0);
+  });
+
+  it('rolls back, records and escalates when the device never sends its CSR', async () => {
+    // Prepare
+    const arn = await deploy({
+      'rotor-request-csr': () => ({ published: true }),
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true }),
+      'rotor-record-failure': (p) => ({ subject: 'Rotor: t1 failed', message: `failed at ${String(p.failedStep)}`, error: 'NO_CSR_RESPONSE', cause: 'no csr_res after 3 requests' }),
+    }, 0.00001); // three 30-minute CSR timeouts and the backoff between them pass in well under a second
+
+    // Act
+    const { executionArn } = await h.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: arn, name: 'audit-t2', input: JSON.stringify({ thingName: 't2', certificateId: 'old'.padEnd(64, '0'), trigger: 'audit' }) }),
+    );
+    const result = await h.service.waitForExecution(executionArn!);
+
+    // Assess
+    expect(h.service.statesEntered(executionArn!)).toEqual([
+      Step.ClaimDevice, Step.RequestCsr, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
+    ]);
+    expect(result).toMatchObject({ status: 'FAILED', error: 'NO_CSR_RESPONSE', cause: 'no csr_res after 3 requests' });
+    const requests = h.invoker.callsTo('rotor-request-csr');
+    expect(requests.map((p) => p.attempt)).toEqual([0, 1, 2]);
+    expect(new Set(requests.map((p) => p.taskToken)).size).toBe(3);
+    expect(h.invoker.callsTo('rotor-roll-back')[0]).toMatchObject({ failedStep: Step.RequestCsr, rotation: { error: { Error: 'States.Timeout' } } });
+    expect(h.invoker.callsTo('rotor-record-failure')[0]).toMatchObject({ failedStep: Step.RequestCsr, rotation: { rollback: { aborted: true } } });
+    expect(h.sns.published).toEqual([{ topicArn: 'arn:aws:sns:us-east-1:123456789012:rotor-escalations', subject: 'Rotor: t1 failed', message: 'failed at Request CSR', messageAttributes: undefined }]);
+  });
+});
