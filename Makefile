@@ -9,11 +9,14 @@ RESULTS := .rotor/test-results
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# `npm install` rather than `npm ci`: the registry this project's machines reach omits the
+# other platforms' optional packages (@swc/core-darwin-… and kin) from the lock file, and npm 11's
+# ci refuses such a lock as out of sync. With the lock present, install resolves the same versions.
 node_modules/.rotor-installed: package.json package-lock.json
-	$(NPM) ci --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund
 	@touch $@
 
-install: node_modules/.rotor-installed ## Install the npm dependencies (npm ci)
+install: node_modules/.rotor-installed ## Install the npm dependencies
 
 build: install ## Bundle every Lambda function with esbuild into dist/functions/NAME.zip
 	$(NPM) run --silent build
