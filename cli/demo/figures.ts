@@ -1,0 +1,87 @@
+import type { CheckFailure } from './fleet-checks.js';
+
+/** What `rotor demo --report FILE` writes, and what the summary prints. */
+export interface DemoReport {
+  devices: number;
+  seed: number;
+  faults: string;
+  timeScale: number;
+  rotated: number;
+  /** Failure reason (the rotation record's `reason`) → devices. */
+  failed: Record<string, number>;
+  /** Devices whose rotation had not ended by the deadline (or never started). */
+  unfinished: number;
+  /** Messages published on the escalation topic. */
+  escalations: number;
+  /** Every breach of cloud rule 7 seen during the run and every failed end check; empty on success. */
+  invariantViolations: CheckFailure[];
+  /** From the audit's start to the end of the last execution. */
+  wallMs: number;
+  /** Starting the local AWS, provisioning and connecting the fleet. */
+  setupMs: number;
+  /** Execution start → stop, over every execution that ended. */
+  p50Ms: number;
+  p95Ms: number;
+  maxMs: number;
+  /** StateEntered events per execution (mean), and for the successful ones alone. */
+  stateTransitionsPerRotation: number;
+  stateTransitionsPerSuccessfulRotation: number;
+  /** AWS API calls through the edge during the rotations, per execution (mean). */
+  apiCallsPerRotation: number;
+  /** The same, per `service:Operation`. */
+  apiCallsByOperation: Record<string, number>;
+  lambdaInvocationsPerRotation: number;
+  invariantSamples: number;
+  /** Outcome and failure reason per device (for tests and for reading a report). */
+  outcomes: Record<string, { outcome: 'rotated' | 'failed' | 'unfinished'; reason?: string; fault?: string }>;
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values; 0 for none. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+export function mean(values: readonly number[]): number {
+  return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function seconds(ms: number): string {
+  return ms >= 10_000 ? `${round(ms / 1000, 1)} s` : `${Math.round(ms)} ms`;
+}
+
+/** The summary a person reads at a glance: outcome first, then where the time and calls went. */
+export function formatSummary(report: DemoReport): string[] {
+  const failedTotal = Object.values(report.failed).reduce((a, b) => a + b, 0);
+  const lines = [
+    '',
+    `Rotor demo: ${report.devices} devices${report.faults ? `, faults ${report.faults} (seed ${report.seed})` : ', no faults'}, time scale ${report.timeScale}`,
+    `  rotated                ${report.rotated}`,
+    `  failed                 ${failedTotal}${failedTotal ? `  (${Object.entries(report.failed).sort(([a], [b]) => a.localeCompare(b)).map(([reason, n]) => `${reason} ${n}`).join(', ')})` : ''}`,
+  ];
+  if (report.unfinished) lines.push(`  unfinished             ${report.unfinished}`);
+  lines.push(
+    `  escalations sent       ${report.escalations}`,
+    `  wall time              ${seconds(report.wallMs)} rotating (+ ${seconds(report.setupMs)} setup)`,
+    `  rotation time          p50 ${seconds(report.p50Ms)}, p95 ${seconds(report.p95Ms)}, max ${seconds(report.maxMs)}`,
+    `  state transitions      ${round(report.stateTransitionsPerRotation)} per rotation (${round(report.stateTransitionsPerSuccessfulRotation)} per successful one)`,
+    `  AWS API calls          ${round(report.apiCallsPerRotation)} per rotation, ${round(report.lambdaInvocationsPerRotation)} Lambda invocations`,
+  );
+  const top = Object.entries(report.apiCallsByOperation).sort(([, a], [, b]) => b - a).slice(0, 6);
+  if (top.length) lines.push(`                         ${top.map(([op, n]) => `${op} ${round(n)}`).join(', ')}`);
+  if (report.invariantViolations.length === 0) {
+    lines.push(`  checks                 all passed (invariant sampled ${report.invariantSamples} times; every device connects with an ACTIVE certificate; no orphans)`);
+  } else {
+    lines.push(`  checks                 ${report.invariantViolations.length} FAILED:`);
+    for (const v of report.invariantViolations.slice(0, 20)) lines.push(`    ${v.check}${v.thingName ? ` ${v.thingName}` : ''}: ${v.detail}`);
+    if (report.invariantViolations.length > 20) lines.push(`    … and ${report.invariantViolations.length - 20} more (see --report)`);
+  }
+  return lines;
+}

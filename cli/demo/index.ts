@@ -1,0 +1,59 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { formatSummary } from './figures.js';
+import { DEFAULT_TIME_SCALE, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
+
+export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
+export { formatSummary, percentile, type DemoReport } from './figures.js';
+export { checkFleet, CheckName, type CheckFailure } from './fleet-checks.js';
+export { InvariantWatcher, checkDeviceInvariant } from './invariant-watch.js';
+
+function wholeNumber(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`a whole number from ${min} to ${max} is expected`);
+    return n;
+  };
+}
+
+function scale(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError('a number above 0 and at most 1 is expected (0.01: a 900 s wait lasts 9 s)');
+  return n;
+}
+
+function defaultDemoIo(): DemoIo {
+  return { out: (line) => process.stdout.write(`${line}\n`), progressStream: process.stdout, tty: process.stdout.isTTY === true };
+}
+
+/** `rotor demo …`; cli/main.ts wires it in. The exit code goes to process.exitCode, as with the other commands. */
+export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo()): Command {
+  program
+    .command('demo')
+    .description('rotate a simulated fleet end to end on the local AWS, then check that no device was stranded')
+    .option('--devices <n>', 'fleet size', wholeNumber(1, MAX_DEVICES), 100)
+    .option('--faults <spec>', 'fault spec, e.g. "offline=2:20s,garbage-csr=1,slow=10%:3s" (see docs/demo.md)', '')
+    .option('--seed <n>', 'which devices get which fault', wholeNumber(0, 2 ** 31), 1)
+    .option('--report <file>', 'write the figures and check results as JSON')
+    .option('--time-scale <x>', 'workflow time scale', scale, DEFAULT_TIME_SCALE)
+    .option('--data-dir <dir>', 'keep the runtime state and key stores here (new or empty directory); a temporary one otherwise')
+    .option('--timeout <seconds>', 'give up waiting for the rotations after this long', wholeNumber(1, 86_400))
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number }) => {
+      const abort = new AbortController();
+      const onSignal = (): void => abort.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const report = await runDemo(
+          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal },
+          io,
+        );
+        for (const line of formatSummary(report)) io.out(line);
+        if (opts.report) io.out(`  report                 ${opts.report}`);
+        if (report.invariantViolations.length > 0 || report.unfinished > 0 || abort.signal.aborted) process.exitCode = 1;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+  return program;
+}

@@ -1,0 +1,152 @@
+import { CertificateStatus, type IotRegistry } from '../../local/iot/index.js';
+import { readHoldings, spkiOfCertificate } from './key-holdings.js';
+
+/**
+ * PROTOCOL.md cloud rule 7, watched while the fleet rotates: each device holds the private
+ * key of at least one ACTIVE certificate attached to its thing. The watcher samples the whole
+ * fleet on an interval and re-checks a device the moment one of its certificates stops being
+ * ACTIVE or is deleted (the registry's retirement event), so a short-lived breach between two
+ * samples is still seen when a certificate change causes it.
+ */
+export interface WatchedDevice {
+  thingName: string;
+  stateDir: string;
+}
+
+export interface InvariantViolation {
+  thingName: string;
+  at: string;
+  /** What started the check that found it. */
+  trigger: 'sample' | 'certificate-retired' | 'final';
+  detail: string;
+}
+
+export interface InvariantWatchOptions {
+  registry: IotRegistry;
+  devices: readonly WatchedDevice[];
+  /** Pause between two fleet samples; a sample of a large fleet that takes longer stretches it. */
+  intervalMs?: number;
+  now?: () => Date;
+}
+
+export interface WatchStats {
+  samples: number;
+  deviceChecks: number;
+  retirementChecks: number;
+}
+
+/** Checks one device now: undefined when it holds a usable key, the breach otherwise. */
+export async function checkDeviceInvariant(registry: IotRegistry, device: WatchedDevice): Promise<string | undefined> {
+  // Files first, registry second (synchronously, one instant): the device never drops a key
+  // before the cloud has made another one usable, so this order cannot report a false breach.
+  const holdings = await readHoldings(device.stateDir);
+  const certificates = registry.certificatesOf(device.thingName);
+  const active = certificates.filter((c) => c.status === CertificateStatus.Active);
+  if (active.some((c) => holdings.keySpkis.has(spkiOfCertificate(c.certificatePem)))) return undefined;
+  const attached = certificates.map((c) => `${c.certificateId.slice(0, 12)}…=${c.status}`).join(', ') || 'none';
+  return `holds ${holdings.keySpkis.size} private key(s), none of an ACTIVE certificate attached to the thing (attached: ${attached})`;
+}
+
+export class InvariantWatcher {
+  readonly violations: InvariantViolation[] = [];
+  readonly stats: WatchStats = { samples: 0, deviceChecks: 0, retirementChecks: 0 };
+  private readonly byThing = new Map<string, WatchedDevice>();
+  /** certificate id → thing, learnt from the registry so a deleted certificate still names its device. */
+  private readonly thingOfCertificate = new Map<string, string>();
+  /** One report per device and kind of breach is enough; the list stays readable. */
+  private readonly reported = new Set<string>();
+  private readonly pendingChecks = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private stopped = true;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: InvariantWatchOptions) {
+    for (const device of options.devices) this.byThing.set(device.thingName, device);
+    this.now = options.now ?? (() => new Date());
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.learnCertificates();
+    this.unsubscribe = this.options.registry.onRetired((certificateId) => this.onRetired(certificateId));
+    this.schedule(0);
+  }
+
+  /** Stops sampling and waits for the checks in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.sampling;
+    await Promise.all([...this.pendingChecks]);
+  }
+
+  /** Resolves once the sample and the checks in flight have finished (the watch goes on). */
+  async idle(): Promise<void> {
+    while (this.sampling || this.pendingChecks.size > 0) {
+      await this.sampling;
+      await Promise.all([...this.pendingChecks]);
+    }
+  }
+
+  /** One pass over the whole fleet (also what `final` checks use). */
+  async sample(trigger: InvariantViolation['trigger'] = 'sample'): Promise<void> {
+    this.learnCertificates();
+    this.stats.samples++;
+    // A few devices at a time: enough to keep the disk busy without starving the event loop.
+    const queue = [...this.byThing.values()];
+    const workers = Array.from({ length: Math.min(16, queue.length) }, async () => {
+      for (let device = queue.shift(); device; device = queue.shift()) await this.check(device, trigger);
+    });
+    await Promise.all(workers);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      const started = Date.now();
+      this.sampling = this.sample().finally(() => {
+        this.sampling = undefined;
+        const took = Date.now() - started;
+        // Never more than half of the time sampling: the watcher must not slow the run it watches.
+        this.schedule(Math.max(this.options.intervalMs ?? 150, took));
+      });
+    }, delayMs);
+  }
+
+  private learnCertificates(): void {
+    for (const thingName of this.byThing.keys()) {
+      for (const certificate of this.options.registry.certificatesOf(thingName)) this.thingOfCertificate.set(certificate.certificateId, thingName);
+    }
+  }
+
+  private onRetired(certificateId: string): void {
+    if (this.stopped) return;
+    // Called inside the registry's mutation: learn what is attached now, check on the next tick.
+    const thingName = this.thingOfCertificate.get(certificateId) ?? this.options.registry.principalThings(this.options.registry.certificateArn(certificateId))[0];
+    const device = thingName ? this.byThing.get(thingName) : undefined;
+    if (!device) return;
+    this.stats.retirementChecks++;
+    const check = this.check(device, 'certificate-retired').finally(() => this.pendingChecks.delete(check));
+    this.pendingChecks.add(check);
+  }
+
+  private async check(device: WatchedDevice, trigger: InvariantViolation['trigger']): Promise<void> {
+    this.stats.deviceChecks++;
+    let breach: string | undefined;
+    try {
+      breach = await checkDeviceInvariant(this.options.registry, device);
+    } catch (error) {
+      breach = `could not be checked: ${(error as Error).message}`;
+    }
+    if (breach === undefined) return;
+    const key = `${device.thingName}\u0000${breach}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.violations.push({ thingName: device.thingName, at: this.now().toISOString(), trigger, detail: breach });
+  }
+}

@@ -1,0 +1,103 @@
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * What a simulated device holds on disk, read WITHOUT the key store's `load()`: `load()`
+ * repairs interrupted writes, and an observer must never write into a device's state while
+ * the device is running. The layout is device-sim/key-store.ts's: pairs/<id>/{key,cert}.pem
+ * with `current`, `pending` and `previous` symlinks into pairs/.
+ */
+export interface DeviceHoldings {
+  /** Base64 DER SPKI of every private key present in pairs/ (a key being deleted may be missing). */
+  keySpkis: Set<string>;
+  /** The certificate of the `current` link, when it has one. */
+  currentCertPem?: string;
+  currentKeyPem?: string;
+  /** The certificate of the `pending` link, when one was issued. */
+  pendingCertPem?: string;
+}
+
+const PAIRS_DIR = 'pairs';
+
+/** Parsing a PEM key costs more than a map lookup; a sampler reads the same keys many times. */
+const spkiByKeyPem = new Map<string, string>();
+const MAX_CACHED = 100_000;
+
+export function spkiOfPrivateKey(keyPem: string): string {
+  let spki = spkiByKeyPem.get(keyPem);
+  if (spki === undefined) {
+    spki = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' }).toString('base64');
+    if (spkiByKeyPem.size >= MAX_CACHED) spkiByKeyPem.clear();
+    spkiByKeyPem.set(keyPem, spki);
+  }
+  return spki;
+}
+
+const spkiByCertPem = new Map<string, string>();
+
+export function spkiOfCertificate(certPem: string): string {
+  let spki = spkiByCertPem.get(certPem);
+  if (spki === undefined) {
+    spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    if (spkiByCertPem.size >= MAX_CACHED) spkiByCertPem.clear();
+    spkiByCertPem.set(certPem, spki);
+  }
+  return spki;
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+async function readIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+async function linkTarget(stateDir: string, link: string): Promise<string | undefined> {
+  try {
+    return join(stateDir, await readlink(join(stateDir, link)));
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * One reading of a device's state directory. The pair directories are listed first: a pair
+ * is created before its link and deleted after it, so listing pairs/ never misses a key that
+ * the device held during the whole read (reading the links one after another could see
+ * `current` before a promote and `pending` after it, and miss the new key).
+ */
+export async function readHoldings(stateDir: string): Promise<DeviceHoldings> {
+  let pairIds: string[] = [];
+  try {
+    pairIds = await readdir(join(stateDir, PAIRS_DIR));
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  const keySpkis = new Set<string>();
+  for (const id of pairIds) {
+    const keyPem = await readIfPresent(join(stateDir, PAIRS_DIR, id, 'key.pem'));
+    if (keyPem === undefined) continue;
+    try {
+      keySpkis.add(spkiOfPrivateKey(keyPem));
+    } catch {
+      // A key the device could not use either (never happens with atomic writes); not held.
+    }
+  }
+  const holdings: DeviceHoldings = { keySpkis };
+  const current = await linkTarget(stateDir, 'current');
+  if (current) {
+    holdings.currentCertPem = await readIfPresent(join(current, 'cert.pem'));
+    holdings.currentKeyPem = await readIfPresent(join(current, 'key.pem'));
+  }
+  const pending = await linkTarget(stateDir, 'pending');
+  if (pending) holdings.pendingCertPem = await readIfPresent(join(pending, 'cert.pem'));
+  return holdings;
+}
