@@ -91,7 +91,22 @@ function errorOf(event: HistoryEvent): { error: string; cause?: string } | undef
     event.activityFailedEventDetails ??
     event.activityTimedOutEventDetails;
   if (!details) return undefined;
-  return { error: details.error ?? event.type ?? 'error', cause: details.cause };
+  return { error: details.error ?? event.type ?? 'error', cause: readableCause(details.cause) };
+}
+
+/**
+ * A Lambda function error's cause is the JSON {errorMessage, errorType, trace}; an operator
+ * wants the message, not the minified bundle's stack.
+ */
+export function readableCause(cause: string | undefined): string | undefined {
+  if (!cause) return cause;
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (parsed && typeof parsed === 'object' && typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // Not JSON: a cause Rotor or Step Functions wrote as plain text.
+  }
+  return cause;
 }
 
 const SCHEDULED = new Set(['TaskScheduled', 'LambdaFunctionScheduled', 'ActivityScheduled']);

@@ -2,7 +2,7 @@ import { GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from '@aws-s
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runOperatorCli } from '../../../cli/operator/index.js';
-import { buildTrace, formatTrace, trace, validateTraceOptions } from '../../../cli/operator/trace.js';
+import { buildTrace, formatTrace, readableCause, trace, validateTraceOptions } from '../../../cli/operator/trace.js';
 import { UsageError } from '../../../cli/operator/exit-codes.js';
 import { executionConsoleUrl } from '../../../domain/naming.js';
 import fixture from './fixtures/failed-execution-history.json';
@@ -39,7 +39,7 @@ describe('rotor trace: the timeline', () => {
     expect(requestCsr.durationMs).toBe(9301300);
     expect(result.entries[0].durationMs).toBe(70);
     expect(result.entries[2].errors).toEqual([
-      { error: 'ThrottlingException', cause: '{"errorType":"ThrottlingException","errorMessage":"Rate exceeded"}', at: '2025-05-01T12:35:01.840Z' },
+      { error: 'ThrottlingException', cause: 'Rate exceeded', at: '2025-05-01T12:35:01.840Z' },
     ]);
     expect(result.failure).toEqual({
       state: 'Request CSR',
@@ -95,5 +95,19 @@ describe('rotor trace: fetching', () => {
     const io2 = capturedIo();
     expect(await runOperatorCli(['trace', '--execution', fixture.executionArn], operatorDeps(fakeTarget(), io2))).toBe(3);
     expect(io2.stderr).toEqual(["rotor: ExecutionDoesNotExist: Execution Does Not Exist"]);
+  });
+});
+
+describe('readableCause', () => {
+  it('shows the message of a Lambda function error, not its stack', () => {
+    // Prepare
+    const cause = JSON.stringify({ errorMessage: 'WRONG_COMMON_NAME: subject CN is "x"', errorType: 'CsrRejected', trace: ['at f (index.mjs:1:2)'] });
+    // Act / Assess
+    expect(readableCause(cause)).toBe('WRONG_COMMON_NAME: subject CN is "x"');
+  });
+
+  it('keeps a plain-text cause as it is', () => {
+    expect(readableCause('no csr_res in time')).toBe('no csr_res in time');
+    expect(readableCause('{"other":1}')).toBe('{"other":1}');
   });
 });
