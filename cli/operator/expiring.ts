@@ -140,7 +140,9 @@ function rotationText(c: ExpiringCertificate): string {
       const r = c.rotations[thing];
       if (!r) return 'none';
       if (r.inFlight) return `in flight (${r.step})`;
-      return `last ${r.status.toLowerCase()}`;
+      // The thing is rotating, but away from another of its certificates: this one still waits.
+      if (r.status === RotationStatus.InProgress) return `another certificate in flight (${r.step})`;
+      return `no rotation in flight (last ${r.status.toLowerCase()})`;
     })
     .join(', ');
 }
@@ -150,7 +152,7 @@ const COLUMNS: readonly Column<ExpiringCertificate>[] = [
   { header: 'NOT AFTER', value: (c) => shortTime(c.notAfter) },
   { header: 'DAYS LEFT', value: (c) => (c.expired ? 'EXPIRED' : String(c.daysLeft)) },
   { header: 'THING', value: (c) => (c.things.length ? c.things.join(', ') : '(none attached)'), maxWidth: 40 },
-  { header: 'ROTATION', value: rotationText, maxWidth: 40 },
+  { header: 'ROTATION', value: rotationText, maxWidth: 80 },
 ];
 
 export function formatExpiring(report: ExpiringReport): string[] {

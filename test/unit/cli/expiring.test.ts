@@ -94,7 +94,35 @@ describe('rotor expiring', () => {
     expect(lines[2]).toMatch(/^CERTIFICATE\s+NOT AFTER\s+DAYS LEFT\s+THING\s+ROTATION$/);
     expect(lines[3]).toMatch(/^333333333333\s+2025-05-30 00:00:00Z\s+EXPIRED\s+\(none attached\)\s+-$/);
     expect(lines[4]).toMatch(/^111111111111\s+2025-06-11 00:00:00Z\s+10\s+pump-1\s+in flight \(Request CSR\)$/);
-    expect(lines[5]).toMatch(/pump-5, pump-5b\s+last failed, none$/);
+    expect(lines[5]).toMatch(/pump-5, pump-5b\s+no rotation in flight \(last failed\), none$/);
+  });
+
+  it('says whether the rotation in flight is for this certificate or another one of the thing', () => {
+    const due = (n: number, rotation: { status: 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED'; step: string; inFlight: boolean }) => ({
+      certificateId: id(n),
+      certificateArn: arn(n),
+      notAfter: new Date(NOW.getTime() + n * DAY).toISOString(),
+      daysLeft: n,
+      expired: false,
+      things: [`pump-${n}`],
+      rotations: { [`pump-${n}`]: { ...rotation, rotationId: `pump-${n}-a0` } },
+    });
+    const lines = formatExpiring({
+      days: 30,
+      checkedAt: NOW.toISOString(),
+      scanned: 3,
+      certificates: [
+        due(1, { status: 'IN_PROGRESS', step: 'Deliver certificate', inFlight: true }),
+        // The thing is rotating away from a second certificate it holds: not this one.
+        due(2, { status: 'IN_PROGRESS', step: 'Request CSR', inFlight: false }),
+        due(3, { status: 'SUCCEEDED', step: 'Rotated', inFlight: false }),
+      ],
+    });
+    expect(lines.slice(3).map((line) => line.split(/\s{2,}/).pop())).toEqual([
+      'in flight (Deliver certificate)',
+      'another certificate in flight (Request CSR)',
+      'no rotation in flight (last succeeded)',
+    ]);
   });
 
   it.each([['abc'], ['0'], ['-3'], ['1.5']])('--days %s is a usage error', async (days) => {
