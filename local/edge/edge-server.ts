@@ -5,6 +5,7 @@ import type { EdgeRequest, EdgeResponse, LocalService } from '../types.js';
 import { AwsError } from '../types.js';
 import { awsErrorResponse, protocolOf } from './aws-error-response.js';
 import { credentialScopeOf } from './credential-scope.js';
+import { FaultError, FaultInjector, parseThrottleRequest, type FaultAnswer } from './faults.js';
 import { silentLogger, type LocalLogger } from './logger.js';
 
 /**
@@ -98,6 +99,8 @@ export class EdgeServer {
   private readonly routes = new Map<string, EdgeRoute>();
   private readonly counts = new Map<string, number>();
   private readonly adminRoutes = new Map<string, AdminHandler>();
+  /** Local-only: throttle the next N calls of an operation (faults.ts, POST /_rotor/faults). */
+  readonly faults = new FaultInjector(() => this.signingNames);
   private readonly logger: LocalLogger;
   private readonly maxBodyBytes: number;
   private server: Server | undefined;
@@ -216,6 +219,12 @@ export class EdgeServer {
     if (route && scope && isProxy(route)) {
       const operation = operationFrom(headers, undefined);
       this.count(scope.service, operation);
+      const fault = this.faults.take(scope.service, operation);
+      if (fault) {
+        await readBody(req, this.maxBodyBytes).catch(() => req.destroy());
+        this.sendFault(res, fault, protocolOf(headers, Buffer.alloc(0)), requestId);
+        return;
+      }
       const status = await this.proxy(req, res, route, url);
       this.logger.debug('edge', { service: scope.service, operation, method: req.method, path: url.pathname, status, ms: Date.now() - started });
       return;
@@ -257,6 +266,12 @@ export class EdgeServer {
     };
     const operation = operationFrom(headers, body) ?? (namesOperations(service) ? service.operationOf(request) : undefined) ?? `${request.method} ${url.pathname.split('/').slice(0, 2).join('/')}`;
     this.count(scope.service, operation);
+    const fault = this.faults.take(scope.service, operation);
+    if (fault) {
+      this.sendFault(res, fault, protocol, requestId);
+      this.logger.debug('edge fault injected', { service: scope.service, operation, code: fault.code });
+      return;
+    }
     let response: EdgeResponse;
     try {
       response = await service.handle(request);
@@ -270,6 +285,10 @@ export class EdgeServer {
     }
     this.send(res, response, requestId);
     this.logger.debug('edge', { service: scope.service, operation, method: request.method, path: url.pathname, status: response.status, ms: Date.now() - started });
+  }
+
+  private sendFault(res: ServerResponse, fault: FaultAnswer, protocol: ReturnType<typeof protocolOf>, requestId: string): void {
+    this.send(res, awsErrorResponse(protocol, fault.code, fault.message, fault.status, requestId));
   }
 
   private send(res: ServerResponse, response: EdgeResponse, requestId?: string): void {
@@ -303,8 +322,23 @@ export class EdgeServer {
         return answer(200, { status: 'running', services: this.signingNames });
       case `${ADMIN_PREFIX}calls`:
         return answer(200, { total: this.totalCalls(), calls: this.calls() });
+      case `${ADMIN_PREFIX}faults`: {
+        if (req.method === 'POST') {
+          try {
+            const text = (await readBody(req, this.maxBodyBytes)).toString('utf8');
+            const { service, operation, count } = parseThrottleRequest(text ? JSON.parse(text) : undefined);
+            this.faults.throttle(service, operation, count);
+          } catch (error) {
+            if (!(error instanceof FaultError || error instanceof SyntaxError)) throw error;
+            return answer(400, { code: error.name, message: error.message });
+          }
+        } else if (req.method !== 'GET') {
+          return answer(405, { message: `${path} takes GET (show) or POST (throttle)` });
+        }
+        return answer(200, { pending: this.faults.pending(), injected: this.faults.injected() });
+      }
       default:
-        return answer(404, { message: `no local route ${path} (try ${ADMIN_PREFIX}health or ${ADMIN_PREFIX}calls)` });
+        return answer(404, { message: `no local route ${path} (try ${ADMIN_PREFIX}health, ${ADMIN_PREFIX}calls or ${ADMIN_PREFIX}faults)` });
     }
   }
 
