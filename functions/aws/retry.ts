@@ -11,9 +11,15 @@ export interface ClientOptions {
 
 export const DEFAULT_MAX_ATTEMPTS = 6;
 
+/** AWS_MAX_ATTEMPTS, the SDK's own setting, still wins when a deployment sets it. */
+function maxAttemptsFromEnvironment(): number | undefined {
+  const value = Number(process.env.AWS_MAX_ATTEMPTS);
+  return Number.isInteger(value) && value >= 1 ? value : undefined;
+}
+
 export function retrySettings(options: ClientOptions = {}): { maxAttempts: number; retryMode: 'adaptive'; region?: string } {
   return {
-    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    maxAttempts: options.maxAttempts ?? maxAttemptsFromEnvironment() ?? DEFAULT_MAX_ATTEMPTS,
     retryMode: 'adaptive',
     ...(options.region ? { region: options.region } : {}),
   };
