@@ -7,6 +7,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
 import { defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, type Deployment, type Settings } from '../wiring/index.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
+import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
 import { silentLogger, type LocalLogger } from './edge/logger.js';
 import { defaultDevicePolicy, startLocalIot, type LocalIot } from './iot/index.js';
@@ -143,7 +144,8 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       logger,
       defaultConcurrency: options.functionConcurrency,
       // Function logs go to a file, so `rotor local up` stays readable with a hundred devices rotating.
-      output: functionLog ? (_name, _stream, chunk) => appendFileSync(functionLog, chunk) : undefined,
+      // Without a log file or a logger, nothing would read it: the workers drop it themselves.
+      output: functionLog ? (_name, _stream, chunk) => appendFileSync(functionLog, chunk) : options.logger ? undefined : 'discard',
     });
     stops.push(() => lambda.stop());
     const sns = new SnsService({ invoker: lambda, region, accountId, dataDir, logger });
@@ -232,32 +234,7 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
       exists = false;
     }
     if (!exists) {
-      await dynamodb.send(
-        new CreateTableCommand({
-          TableName: deployment.tableName,
-          BillingMode: 'PAY_PER_REQUEST',
-          AttributeDefinitions: [
-            { AttributeName: table.partitionKey, AttributeType: 'S' },
-            { AttributeName: table.sortKey, AttributeType: 'S' },
-            { AttributeName: table.statusIndex.partitionKey, AttributeType: 'S' },
-            { AttributeName: table.statusIndex.sortKey, AttributeType: 'S' },
-          ],
-          KeySchema: [
-            { AttributeName: table.partitionKey, KeyType: 'HASH' },
-            { AttributeName: table.sortKey, KeyType: 'RANGE' },
-          ],
-          GlobalSecondaryIndexes: [
-            {
-              IndexName: table.statusIndex.name,
-              KeySchema: [
-                { AttributeName: table.statusIndex.partitionKey, KeyType: 'HASH' },
-                { AttributeName: table.statusIndex.sortKey, KeyType: 'RANGE' },
-              ],
-              Projection: { ProjectionType: 'ALL' },
-            },
-          ],
-        }),
-      );
+      await dynamodb.send(new CreateTableCommand(rotationTableInput(deployment.tableName, table)));
       await dynamodb.send(new UpdateTimeToLiveCommand({ TableName: deployment.tableName, TimeToLiveSpecification: { AttributeName: table.ttlAttribute, Enabled: true } }));
     }
 

@@ -10,6 +10,7 @@ import type { Target } from '../../cli/operator/target.js';
 import { retryExecutionName } from '../../domain/naming.js';
 import { CURRENT_SK, historySk, thingPk, type HistoryItem, type RotationRecord } from '../../domain/records.js';
 import { loadWiring } from '../../wiring/index.js';
+import { rotationTableInput } from '../../local/dynamodb/rotation-table.js';
 import { capturedIo } from '../unit/cli/fake-target.js';
 
 /**
@@ -121,32 +122,7 @@ beforeAll(async () => {
   try {
     await waitForDynamo(client);
     const { table } = loadWiring();
-    await client.send(
-      new CreateTableCommand({
-        TableName: TABLE,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: table.partitionKey, AttributeType: 'S' },
-          { AttributeName: table.sortKey, AttributeType: 'S' },
-          { AttributeName: table.statusIndex.partitionKey, AttributeType: 'S' },
-          { AttributeName: table.statusIndex.sortKey, AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: table.partitionKey, KeyType: 'HASH' },
-          { AttributeName: table.sortKey, KeyType: 'RANGE' },
-        ],
-        GlobalSecondaryIndexes: [
-          {
-            IndexName: table.statusIndex.name,
-            KeySchema: [
-              { AttributeName: table.statusIndex.partitionKey, KeyType: 'HASH' },
-              { AttributeName: table.statusIndex.sortKey, KeyType: 'RANGE' },
-            ],
-            Projection: { ProjectionType: 'ALL' },
-          },
-        ],
-      }),
-    );
+    await client.send(new CreateTableCommand(rotationTableInput(TABLE, table)));
     const items = [
       ...records,
       history(records[0], '2025-01-01T10:00:00.000Z', 'SUCCEEDED'),
