@@ -46,6 +46,11 @@ export interface AgentOptions {
   faults?: FaultHooks;
   onLog?: (entry: LogEntry) => void;
   onReport?: (report: RotationReport & { thingName: string }) => void;
+  /**
+   * After every key store write that may have removed a private key (an observer re-checks
+   * what the device holds; a key added can never break PROTOCOL.md cloud rule 7).
+   */
+  onKeysRemoved?: (thingName: string) => void;
   /** Entries kept in `eventLog`. */
   logCapacity?: number;
 }
@@ -74,6 +79,13 @@ export class DeviceAgent {
   private storeChain: Promise<unknown> = Promise.resolve();
   private offlineUntil = 0;
   private running = false;
+  /**
+   * The pending pair as this life last wrote it to the key store, so that making the CSR and
+   * connecting with the new pair do not read back what was just written (a full key store
+   * load is ~30 file operations). Writes still go to disk first; this is set only after the
+   * write succeeded and is forgotten on any other change, any failure, and every crash.
+   */
+  private written: { rotationId: string; keyPem: string; certPem?: string } | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.clock = options.clock ?? systemClock;
@@ -103,6 +115,7 @@ export class DeviceAgent {
     const life = this.life;
     const snapshot = await this.store(() => this.options.keyStore.load());
     for (const note of snapshot.repaired) this.log('warn', `key store: ${note}`);
+    if (snapshot.repaired.length > 0) this.keysRemoved();
     if (life !== this.life) return;
     this.dispatch({ type: 'started', stored: summarize(snapshot) });
   }
@@ -110,6 +123,7 @@ export class DeviceAgent {
   async stop(): Promise<void> {
     this.running = false;
     this.life++;
+    this.written = undefined;
     this.clearTimers();
     this.queue.length = 0;
     await this.transport.close();
@@ -120,6 +134,7 @@ export class DeviceAgent {
   async crash(restartAfterMs: number): Promise<void> {
     this.log('warn', `simulated crash; restarting in ${restartAfterMs} ms`);
     this.life++;
+    this.written = undefined;
     this.clearTimers();
     this.queue.length = 0;
     await this.transport.close(true);
@@ -215,9 +230,11 @@ export class DeviceAgent {
               keyPem = current.keyPem;
             } else keyPem = await generatePrivateKeyPem(effect.algorithm);
             const publicKeySpki = publicKeySpkiOfPrivateKey(keyPem);
+            this.written = undefined;
             await this.store(() =>
               keyStore.createPending({ rotationId: effect.rotationId, startedAt: effect.startedAt, keyAlgorithm: effect.algorithm, publicKeySpki }, keyPem),
             );
+            if (life === this.life) this.written = { rotationId: effect.rotationId, keyPem };
             this.dispatchIn(life, { type: 'keyGenerated', rotationId: effect.rotationId, publicKeySpki });
           } catch (error) {
             this.dispatchIn(life, { type: 'keyGenerationFailed', rotationId: effect.rotationId, error: (error as Error).message });
@@ -227,9 +244,14 @@ export class DeviceAgent {
       case 'makeCsr':
         void (async () => {
           try {
-            const pending = (await this.store(() => keyStore.load())).pending;
-            if (!pending || pending.rotation.rotationId !== effect.rotationId) throw new Error('the pending key is gone');
-            const csrPem = await createCsrPem(pending.keyPem, effect.commonName);
+            const written = this.written?.rotationId === effect.rotationId ? this.written : undefined;
+            let keyPem = written?.keyPem;
+            if (keyPem === undefined) {
+              const pending = (await this.store(() => keyStore.load())).pending;
+              if (!pending || pending.rotation.rotationId !== effect.rotationId) throw new Error('the pending key is gone');
+              keyPem = pending.keyPem;
+            }
+            const csrPem = await createCsrPem(keyPem, effect.commonName);
             await this.store(() => keyStore.storePendingCsr(effect.rotationId, csrPem));
             this.dispatchIn(life, { type: 'csrMade', rotationId: effect.rotationId, csrPem });
           } catch (error) {
@@ -239,20 +261,27 @@ export class DeviceAgent {
         return;
       case 'storePending':
         try {
+          const written = this.written?.rotationId === effect.rotationId ? this.written : undefined;
+          this.written = undefined;
           await this.store(() => keyStore.storePendingCertificate(effect.rotationId, effect.certificatePem, effect.certificateId));
+          if (written && life === this.life) this.written = { ...written, certPem: effect.certificatePem };
           this.dispatchIn(life, { type: 'certificateStored', rotationId: effect.rotationId });
         } catch (error) {
           this.dispatchIn(life, { type: 'certificateStoreFailed', rotationId: effect.rotationId, error: (error as Error).message });
         }
         return;
       case 'promotePending':
+        this.written = undefined;
         await this.storeOrLog(() => keyStore.promotePending(effect.rotationId), 'promote the pending pair', effect.rotationId);
         return;
       case 'deleteOldKey':
         await this.storeOrLog(() => keyStore.deleteOldKey(), 'delete the old key');
+        this.keysRemoved();
         return;
       case 'dropPending':
+        this.written = undefined;
         await this.storeOrLog(() => keyStore.dropPending(effect.rotationId), 'drop the pending pair', effect.rotationId);
+        this.keysRemoved();
         return;
     }
   }
@@ -270,9 +299,17 @@ export class DeviceAgent {
       void (async () => {
         const credentialsOf = effect.credentialsOf ?? effect.pair;
         let credentials: StoredPair | undefined;
+        const written = this.written;
         try {
-          const snapshot = await this.store(() => this.options.keyStore.load());
-          credentials = credentialsOf === 'current' ? snapshot.current : pendingPair(snapshot);
+          if (credentialsOf === 'pending' && written?.certPem !== undefined) {
+            // Wait for the writes queued before this connect, then use what they wrote.
+            await this.store(async () => undefined);
+            if (this.written === written) credentials = { keyPem: written.keyPem, certPem: written.certPem };
+          }
+          if (!credentials) {
+            const snapshot = await this.store(() => this.options.keyStore.load());
+            credentials = credentialsOf === 'current' ? snapshot.current : pendingPair(snapshot);
+          }
         } catch (error) {
           this.log('error', `could not read the ${credentialsOf} pair: ${(error as Error).message}`);
         }
@@ -339,6 +376,10 @@ export class DeviceAgent {
     const capacity = this.options.logCapacity ?? 500;
     if (this.eventLog.length > capacity) this.eventLog.splice(0, this.eventLog.length - capacity);
     this.options.onLog?.(entry);
+  }
+
+  private keysRemoved(): void {
+    this.options.onKeysRemoved?.(this.options.thingName);
   }
 
   private dispatchIn(life: number, event: DeviceEvent): void {

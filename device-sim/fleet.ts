@@ -36,7 +36,8 @@ export interface FleetCounts {
 
 /**
  * N simulated devices in one process, each with its own state directory and MQTT connection.
- * Emits 'report' (every RotationReport, with thingName) and 'log' (every LogEntry).
+ * Emits 'report' (every RotationReport, with thingName), 'log' (every LogEntry) and
+ * 'keysRemoved' (thingName, after a key store write that may have removed a private key).
  */
 export class Fleet extends EventEmitter {
   readonly agents: DeviceAgent[];
@@ -57,6 +58,7 @@ export class Fleet extends EventEmitter {
             new MqttTransport({ ...options.endpoint, clientId: device.thingName, subscription: deviceSubscriptionFilter(device.thingName), handlers }),
           onLog: (entry: LogEntry) => this.emit('log', entry),
           onReport: (report) => this.onReport(report),
+          onKeysRemoved: (thingName) => this.emit('keysRemoved', thingName),
         }),
     );
   }

@@ -60,8 +60,7 @@ interface WebCryptoAlgorithms {
   signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
 }
 
-function webCryptoAlgorithmsFor(privateKeyPem: string): WebCryptoAlgorithms {
-  const key = createPrivateKey(privateKeyPem);
+function webCryptoAlgorithmsFor(key: KeyObject): WebCryptoAlgorithms {
   if (key.asymmetricKeyType === 'rsa') {
     return {
       importAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
@@ -86,13 +85,13 @@ function webCryptoAlgorithmsFor(privateKeyPem: string): WebCryptoAlgorithms {
  * given as a structured name, not a "CN=..." string, so a thing name is never parsed as a DN.
  */
 export async function createCsrPem(privateKeyPem: string, commonName: string): Promise<string> {
-  const { importAlgorithm, signingAlgorithm } = webCryptoAlgorithmsFor(privateKeyPem);
-  const privateDer = createPrivateKey(privateKeyPem).export({ type: 'pkcs8', format: 'der' });
-  const publicDer = createPublicKey(createPrivateKey(privateKeyPem)).export({ type: 'spki', format: 'der' });
+  // Parsed once: PEM parsing is the costly part of a CSR after the signature itself.
+  const privateKey = createPrivateKey(privateKeyPem);
+  const { importAlgorithm, signingAlgorithm } = webCryptoAlgorithmsFor(privateKey);
   const subtle = webcrypto.subtle;
   const keys = {
-    privateKey: await subtle.importKey('pkcs8', privateDer, importAlgorithm, false, ['sign']),
-    publicKey: await subtle.importKey('spki', publicDer, importAlgorithm, true, ['verify']),
+    privateKey: await subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), importAlgorithm, false, ['sign']),
+    publicKey: await subtle.importKey('spki', createPublicKey(privateKey).export({ type: 'spki', format: 'der' }), importAlgorithm, true, ['verify']),
   };
   const csr = await Pkcs10CertificateRequestGenerator.create(
     { name: [{ CN: [commonName] }], keys, signingAlgorithm },

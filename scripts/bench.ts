@@ -1,25 +1,79 @@
 import 'reflect-metadata';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { checkCsr } from '../domain/csr-rules.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../device-sim/keys.js';
 import { LocalCa } from '../local/iot/ca.js';
-import { formatSummary } from '../cli/demo/figures.js';
+import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
 
 /**
- * `npm run bench`: rotates 1,000 devices (`BENCH_DEVICES` to change it) with `rotor demo`'s
- * machinery and sets the wall time against the crypto floor — the same cryptography for the
- * same fleet with no I/O at all: each rotation's key, CSR, CSR check and certificate, and
- * the provisioning key and CSR. wall / floor says how much the system adds around the work
- * it cannot avoid. Peak RSS is sampled every 50 ms over the whole run.
+ * `npm run bench [-- --devices N --time-scale X --report FILE]`: rotates 1,000 devices with
+ * `rotor demo`'s machinery and sets the wall time against the crypto floor — the same
+ * cryptography for the same fleet with no I/O at all, measured in this process after the
+ * run: each rotation's key, CSR, CSR check and certificate. wall / floor says how much the
+ * system adds around the work it cannot avoid. Peak RSS is sampled every 50 ms over the run.
  */
-const DEVICES = Number(process.env.BENCH_DEVICES ?? 1_000);
-// The real timeouts: a clean run never waits for one, and under a 1,000-device load a
-// shortened CSR or ack timeout fails rotations that are merely queued (see docs/demo.md).
-const TIME_SCALE = Number(process.env.BENCH_TIME_SCALE ?? 1);
-/** Knobs for finding where the time goes (docs/demo.md has the measurements). */
-const FUNCTION_CONCURRENCY = process.env.BENCH_FUNCTION_CONCURRENCY ? Number(process.env.BENCH_FUNCTION_CONCURRENCY) : undefined;
-const WATCH_MS = process.env.BENCH_WATCH_MS ? Number(process.env.BENCH_WATCH_MS) : undefined;
+export interface BenchReport {
+  devices: number;
+  rotated: number;
+  failed: number;
+  checkFailures: number;
+  timeScale: number;
+  fleetThreads: number;
+  wallMs: number;
+  devicesPerSecond: number;
+  cryptoFloorMs: number;
+  wallOverFloor: number;
+  peakRssMiB: number;
+  /** CPU time of this process (main thread, Lambda workers, device I/O callbacks) over the whole run. */
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  stateTransitionsPerRotation: number;
+  apiCallsPerRotation: number;
+  cores: number;
+  demo: DemoReport;
+}
 
+function numberOption(value: string | undefined, fallback: number, name: string, valid: (n: number) => boolean): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!valid(n)) throw new Error(`${name} ${JSON.stringify(value)} is not valid`);
+  return n;
+}
+
+function options(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      devices: { type: 'string' },
+      'time-scale': { type: 'string' },
+      report: { type: 'string' },
+      'function-concurrency': { type: 'string' },
+      'watch-ms': { type: 'string' },
+      'fleet-threads': { type: 'string' },
+    },
+    strict: true,
+  });
+  const env = process.env;
+  const whole = (n: number): boolean => Number.isInteger(n) && n >= 1;
+  return {
+    devices: numberOption(values.devices ?? env.BENCH_DEVICES, 1_000, '--devices (BENCH_DEVICES)', (n) => whole(n) && n <= 10_000),
+    // The real timeouts by default: a clean run never waits for one, and a shortened CSR or ack
+    // timeout fails rotations that are merely queued behind a thousand others (docs/demo.md).
+    timeScale: numberOption(values['time-scale'] ?? env.BENCH_TIME_SCALE, 1, '--time-scale (BENCH_TIME_SCALE)', (n) => n > 0 && n <= 1),
+    report: values.report ?? env.BENCH_REPORT,
+    // The devices on their own thread: the main thread then runs only the local AWS (docs/demo.md).
+    fleetThreads: numberOption(values['fleet-threads'] ?? env.BENCH_FLEET_THREADS, 1, '--fleet-threads (BENCH_FLEET_THREADS)', (n) => Number.isInteger(n) && n >= 0 && n <= 16),
+    /** Knobs for finding where the time goes (docs/demo.md has the measurements). */
+    functionConcurrency: values['function-concurrency'] ?? env.BENCH_FUNCTION_CONCURRENCY,
+    watchMs: values['watch-ms'] ?? env.BENCH_WATCH_MS,
+  };
+}
+
+/** The cryptography of `count` rotations, one after another, with no I/O: the floor no system can go under on one core. */
 async function cryptoFloorMs(count: number): Promise<number> {
   const ca = await LocalCa.create('Rotor bench CA');
   const validity = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 365 * 86_400_000) };
@@ -37,7 +91,7 @@ async function cryptoFloorMs(count: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  if (!Number.isInteger(DEVICES) || DEVICES < 1) throw new Error(`BENCH_DEVICES must be a whole number ≥ 1, got ${process.env.BENCH_DEVICES}`);
+  const opts = options(process.argv.slice(2));
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -46,28 +100,61 @@ async function main(): Promise<void> {
   const onSignal = (): void => abort.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const out = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
   try {
-    const lines: string[] = [];
-    const report = await runDemo(
-      { devices: DEVICES, timeScale: TIME_SCALE, functionConcurrency: FUNCTION_CONCURRENCY, watchIntervalMs: WATCH_MS, reportFile: process.env.BENCH_REPORT, signal: abort.signal },
-      { out: (line) => process.stdout.write(`${line}\n`), progressStream: process.stdout, tty: false },
+    const cpuBefore = process.cpuUsage();
+    const demo = await runDemo(
+      {
+        devices: opts.devices,
+        timeScale: opts.timeScale,
+        fleetThreads: opts.fleetThreads,
+        ...(opts.functionConcurrency ? { functionConcurrency: Number(opts.functionConcurrency) } : {}),
+        ...(opts.watchMs ? { watchIntervalMs: Number(opts.watchMs) } : {}),
+        signal: abort.signal,
+      },
+      { out, progressStream: process.stdout, tty: false },
     );
-    for (const line of formatSummary(report)) lines.push(line);
-    const floorMs = await cryptoFloorMs(DEVICES);
+    const cpu = process.cpuUsage(cpuBefore);
+    const floorMs = await cryptoFloorMs(opts.devices);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
-    const out = (line: string): void => {
-      process.stdout.write(`${line}\n`);
+    const failed = Object.values(demo.failed).reduce((a, b) => a + b, 0);
+    const report: BenchReport = {
+      devices: opts.devices,
+      rotated: demo.rotated,
+      failed,
+      checkFailures: demo.invariantViolations.length,
+      timeScale: opts.timeScale,
+      fleetThreads: opts.fleetThreads,
+      wallMs: Math.round(demo.wallMs),
+      devicesPerSecond: demo.rotated / (demo.wallMs / 1000),
+      cryptoFloorMs: Math.round(floorMs),
+      wallOverFloor: demo.wallMs / floorMs,
+      peakRssMiB: Math.round(peakRss / 2 ** 20),
+      cpuUserMs: Math.round(cpu.user / 1000),
+      cpuSystemMs: Math.round(cpu.system / 1000),
+      stateTransitionsPerRotation: demo.stateTransitionsPerRotation,
+      apiCallsPerRotation: demo.apiCallsPerRotation,
+      cores: availableParallelism(),
+      demo,
     };
-    for (const line of lines) out(line);
+    for (const line of formatSummary(demo)) out(line);
     out('');
-    out(`bench: ${DEVICES} devices, ${report.rotated} rotated, ${Object.values(report.failed).reduce((a, b) => a + b, 0)} failed, ${report.invariantViolations.length} check failures`);
+    out(`bench: ${report.devices} devices, ${report.rotated} rotated, ${report.failed} failed, ${report.checkFailures} check failures (${report.cores} cores, devices on ${report.fleetThreads ? `${report.fleetThreads} thread(s)` : 'the main thread'})`);
     out(`  wall time              ${(report.wallMs / 1000).toFixed(2)} s (audit start → last execution ended)`);
-    out(`  throughput             ${(report.rotated / (report.wallMs / 1000)).toFixed(1)} devices/s`);
-    out(`  crypto floor           ${(floorMs / 1000).toFixed(2)} s (key + CSR + CSR check + certificate, ${DEVICES}×, no I/O)`);
-    out(`  wall / floor           ${(report.wallMs / floorMs).toFixed(1)}×`);
-    out(`  peak RSS               ${(peakRss / 2 ** 20).toFixed(0)} MiB (this process; Lambda workers are threads in it)`);
+    out(`  throughput             ${report.devicesPerSecond.toFixed(1)} devices/s`);
+    out(`  crypto floor           ${(floorMs / 1000).toFixed(2)} s (key + CSR + CSR check + certificate, ${report.devices}×, no I/O, same process)`);
+    out(`  wall / floor           ${report.wallOverFloor.toFixed(1)}×`);
+    out(`  peak RSS               ${report.peakRssMiB} MiB (this process; Lambda workers are threads in it)`);
+    out(`  CPU                    ${(report.cpuUserMs / 1000).toFixed(1)} s user + ${(report.cpuSystemMs / 1000).toFixed(1)} s system (setup, rotations and end checks)`);
     out(`  per rotation           ${report.stateTransitionsPerRotation.toFixed(1)} state transitions, ${report.apiCallsPerRotation.toFixed(1)} AWS API calls`);
-    if (report.invariantViolations.length > 0 || report.rotated !== DEVICES) process.exitCode = 1;
+    if (opts.report) {
+      mkdirSync(dirname(resolve(opts.report)), { recursive: true });
+      writeFileSync(opts.report, `${JSON.stringify(report, null, 2)}\n`);
+      out(`  report                 ${opts.report}`);
+    }
+    if (report.checkFailures > 0 || report.rotated !== report.devices) process.exitCode = 1;
   } finally {
     clearInterval(sampler);
     process.off('SIGINT', onSignal);

@@ -23,6 +23,15 @@ export interface DemoReport {
   p50Ms: number;
   p95Ms: number;
   maxMs: number;
+  /** Audit start → execution start (the audit's fan-out queue), over every execution. */
+  startDelayP50Ms: number;
+  startDelayP95Ms: number;
+  /** Per state name: p50 and p95 of StateEntered → StateExited over every execution that entered it. */
+  stepMs: Record<string, { p50: number; p95: number; count: number }>;
+  /** Per Lambda function, the invocations during the rotations: how many, how long they ran, how long they waited for a sandbox. */
+  lambda: Record<string, { invocations: number; p50Ms: number; p95Ms: number; queuedP50Ms: number; queuedP95Ms: number }>;
+  /** Share of the rotation window the main thread was busy (event loop utilization, 0..1): near 1 means it is the bottleneck. */
+  mainThreadBusy: number;
   /** StateEntered events per execution (mean), and for the successful ones alone. */
   stateTransitionsPerRotation: number;
   stateTransitionsPerSuccessfulRotation: number;
@@ -32,6 +41,8 @@ export interface DemoReport {
   apiCallsByOperation: Record<string, number>;
   lambdaInvocationsPerRotation: number;
   invariantSamples: number;
+  /** Device checks, and how many a certificate's retirement and a device's removal of a key started. */
+  invariantChecks: { deviceChecks: number; retirementChecks: number; keyRemovalChecks: number };
   /** Outcome and failure reason per device (for tests and for reading a report). */
   outcomes: Record<string, { outcome: 'rotated' | 'failed' | 'unfinished'; reason?: string; fault?: string }>;
 }
@@ -71,6 +82,10 @@ export function formatSummary(report: DemoReport): string[] {
     `  escalations sent       ${report.escalations}`,
     `  wall time              ${seconds(report.wallMs)} rotating (+ ${seconds(report.setupMs)} setup)`,
     `  rotation time          p50 ${seconds(report.p50Ms)}, p95 ${seconds(report.p95Ms)}, max ${seconds(report.maxMs)}`,
+    `  execution start delay  p50 ${seconds(report.startDelayP50Ms)}, p95 ${seconds(report.startDelayP95Ms)} (audit start → execution start)`,
+    `  time per state (p50)   ${Object.entries(report.stepMs).map(([name, t]) => `${name} ${seconds(t.p50)}`).join(', ') || 'none'}`,
+    `  main thread busy       ${Math.round(report.mainThreadBusy * 100)} % of the rotation window`,
+    `  Lambda (p50 run/queue) ${Object.entries(report.lambda).map(([name, l]) => `${name.replace(/^rotor-/, '')} ${Math.round(l.p50Ms)}/${Math.round(l.queuedP50Ms)} ms`).join(', ') || 'none'}`,
     `  state transitions      ${round(report.stateTransitionsPerRotation)} per rotation (${round(report.stateTransitionsPerSuccessfulRotation)} per successful one)`,
     `  AWS API calls          ${round(report.apiCallsPerRotation)} per rotation, ${round(report.lambdaInvocationsPerRotation)} Lambda invocations`,
   );

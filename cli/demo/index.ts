@@ -37,14 +37,15 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--time-scale <x>', 'workflow time scale', scale, DEFAULT_TIME_SCALE)
     .option('--data-dir <dir>', 'keep the runtime state and key stores here (new or empty directory); a temporary one otherwise')
     .option('--timeout <seconds>', 'give up waiting for the rotations after this long', wholeNumber(1, 86_400))
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number }) => {
+    .option('--fleet-threads <n>', 'run the simulated devices on this many worker threads (0: on the main thread)', wholeNumber(0, 16), 0)
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number }) => {
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
         const report = await runDemo(
-          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal },
+          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, signal: abort.signal },
           io,
         );
         for (const line of formatSummary(report)) io.out(line);

@@ -1,5 +1,5 @@
 import { CertificateStatus, type IotRegistry } from '../../local/iot/index.js';
-import { readHoldings, spkiOfCertificate } from './key-holdings.js';
+import { HeldKeyReader, spkiOfCertificate } from './key-holdings.js';
 
 /**
  * PROTOCOL.md cloud rule 7, watched while the fleet rotates: each device holds the private
@@ -17,45 +17,61 @@ export interface InvariantViolation {
   thingName: string;
   at: string;
   /** What started the check that found it. */
-  trigger: 'sample' | 'certificate-retired' | 'final';
+  trigger: 'sample' | 'certificate-retired' | 'key-removed' | 'final';
   detail: string;
 }
 
 export interface InvariantWatchOptions {
   registry: IotRegistry;
   devices: readonly WatchedDevice[];
-  /** Pause between two fleet samples; a sample of a large fleet that takes longer stretches it. */
+  /** Pause between two slices of the background sweep. */
   intervalMs?: number;
+  /**
+   * The background sweep goes through the whole fleet once in this long (at least one
+   * interval; 10 ms per device by default, so 1,000 devices take 10 s). The sweep is the safety
+   * net: every change that can break the invariant also triggers a check of its own (a
+   * certificate's retirement, a device removing a key), so it can be slow and cheap.
+   */
+  passMs?: number;
   now?: () => Date;
 }
 
 export interface WatchStats {
+  /** Full passes over the fleet (background sweeps completed, and explicit `sample()` calls). */
   samples: number;
   deviceChecks: number;
   retirementChecks: number;
+  /** Checks triggered by a device's removal of a key (deleting the old pair, dropping the pending one). */
+  keyRemovalChecks: number;
 }
 
 /** Checks one device now: undefined when it holds a usable key, the breach otherwise. */
-export async function checkDeviceInvariant(registry: IotRegistry, device: WatchedDevice): Promise<string | undefined> {
+export async function checkDeviceInvariant(registry: IotRegistry, device: WatchedDevice, keys: HeldKeyReader = new HeldKeyReader()): Promise<string | undefined> {
   // Files first, registry second (synchronously, one instant): the device never drops a key
   // before the cloud has made another one usable, so this order cannot report a false breach.
-  const holdings = await readHoldings(device.stateDir);
+  const keySpkis = await keys.read(device.stateDir);
   const certificates = registry.certificatesOf(device.thingName);
   const active = certificates.filter((c) => c.status === CertificateStatus.Active);
-  if (active.some((c) => holdings.keySpkis.has(spkiOfCertificate(c.certificatePem)))) return undefined;
+  if (active.some((c) => keySpkis.has(spkiOfCertificate(c.certificatePem)))) return undefined;
   const attached = certificates.map((c) => `${c.certificateId.slice(0, 12)}…=${c.status}`).join(', ') || 'none';
-  return `holds ${holdings.keySpkis.size} private key(s), none of an ACTIVE certificate attached to the thing (attached: ${attached})`;
+  return `holds ${keySpkis.size} private key(s), none of an ACTIVE certificate attached to the thing (attached: ${attached})`;
 }
 
 export class InvariantWatcher {
   readonly violations: InvariantViolation[] = [];
-  readonly stats: WatchStats = { samples: 0, deviceChecks: 0, retirementChecks: 0 };
+  readonly stats: WatchStats = { samples: 0, deviceChecks: 0, retirementChecks: 0, keyRemovalChecks: 0 };
   private readonly byThing = new Map<string, WatchedDevice>();
+  private readonly fleet: WatchedDevice[];
   /** certificate id → thing, learnt from the registry so a deleted certificate still names its device. */
   private readonly thingOfCertificate = new Map<string, string>();
   /** One report per device and kind of breach is enough; the list stays readable. */
   private readonly reported = new Set<string>();
   private readonly pendingChecks = new Set<Promise<void>>();
+  /** Devices with an event-triggered check queued but not started: more events before it starts add nothing. */
+  private readonly queued = new Set<string>();
+  private readonly keys = new HeldKeyReader();
+  /** Where the background sweep goes on from. */
+  private cursor = 0;
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -64,6 +80,7 @@ export class InvariantWatcher {
 
   constructor(private readonly options: InvariantWatchOptions) {
     for (const device of options.devices) this.byThing.set(device.thingName, device);
+    this.fleet = [...this.byThing.values()];
     this.now = options.now ?? (() => new Date());
   }
 
@@ -97,23 +114,45 @@ export class InvariantWatcher {
   async sample(trigger: InvariantViolation['trigger'] = 'sample'): Promise<void> {
     this.learnCertificates();
     this.stats.samples++;
+    await this.checkAll(this.fleet, trigger);
+  }
+
+  /** The device removed a key from its store: check it as soon as the write is done. */
+  keysRemoved(thingName: string): void {
+    if (this.stopped) return;
+    const device = this.byThing.get(thingName);
+    if (!device) return;
+    this.stats.keyRemovalChecks++;
+    this.checkSoon(device, 'key-removed');
+  }
+
+  private async checkAll(devices: readonly WatchedDevice[], trigger: InvariantViolation['trigger']): Promise<void> {
     // A few devices at a time: enough to keep the disk busy without starving the event loop.
-    const queue = [...this.byThing.values()];
+    const queue = [...devices];
     const workers = Array.from({ length: Math.min(16, queue.length) }, async () => {
       for (let device = queue.shift(); device; device = queue.shift()) await this.check(device, trigger);
     });
     await Promise.all(workers);
   }
 
+  /** The background sweep: a slice of the fleet per interval, so no tick holds the event loop for long. */
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
+      const intervalMs = this.options.intervalMs ?? 150;
+      const passMs = Math.max(intervalMs, this.options.passMs ?? this.fleet.length * 10);
+      const size = Math.max(1, Math.ceil((this.fleet.length * intervalMs) / passMs));
+      if (this.cursor === 0) this.learnCertificates();
+      const slice = this.fleet.slice(this.cursor, this.cursor + size);
+      this.cursor += slice.length;
+      const completesPass = this.cursor >= this.fleet.length;
+      if (completesPass) this.cursor = 0;
       const started = Date.now();
-      this.sampling = this.sample().finally(() => {
+      this.sampling = this.checkAll(slice, 'sample').finally(() => {
         this.sampling = undefined;
-        const took = Date.now() - started;
-        // Never more than half of the time sampling: the watcher must not slow the run it watches.
-        this.schedule(Math.max(this.options.intervalMs ?? 150, took));
+        if (completesPass) this.stats.samples++;
+        // A slice that took longer than the interval stretches the pause: the watcher must not slow the run it watches.
+        this.schedule(Math.max(intervalMs, Date.now() - started));
       });
     }, delayMs);
   }
@@ -131,7 +170,19 @@ export class InvariantWatcher {
     const device = thingName ? this.byThing.get(thingName) : undefined;
     if (!device) return;
     this.stats.retirementChecks++;
-    const check = this.check(device, 'certificate-retired').finally(() => this.pendingChecks.delete(check));
+    this.checkSoon(device, 'certificate-retired');
+  }
+
+  /** Checks the device on the next tick; a check already queued (not yet started) covers this event too. */
+  private checkSoon(device: WatchedDevice, trigger: InvariantViolation['trigger']): void {
+    if (this.queued.has(device.thingName)) return;
+    this.queued.add(device.thingName);
+    const check = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => {
+        this.queued.delete(device.thingName);
+        return this.check(device, trigger);
+      })
+      .finally(() => this.pendingChecks.delete(check));
     this.pendingChecks.add(check);
   }
 
@@ -139,7 +190,7 @@ export class InvariantWatcher {
     this.stats.deviceChecks++;
     let breach: string | undefined;
     try {
-      breach = await checkDeviceInvariant(this.options.registry, device);
+      breach = await checkDeviceInvariant(this.options.registry, device, this.keys);
     } catch (error) {
       breach = `could not be checked: ${(error as Error).message}`;
     }

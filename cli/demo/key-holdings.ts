@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -65,6 +65,67 @@ async function linkTarget(stateDir: string, link: string): Promise<string | unde
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
+  }
+}
+
+/** What a key file looked like when its SPKI was taken: a file with the same identity has the same key. */
+interface KeyFileMemo {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  spki: string;
+}
+
+/**
+ * The SPKIs of the private keys a device holds on disk right now, for a watcher that asks
+ * again and again. A key file is read and parsed once; later passes `stat` it and reuse the
+ * SPKI while its inode, size and mtime are unchanged (the key store writes every file to a
+ * new name and renames it, so any change is a new inode). One stat per pair instead of open,
+ * fstat, read and close: a 1,000-device fleet is sampled several times a second this way.
+ * The directory is still listed and every key still stat'ed on each pass, so a key that is
+ * gone is never reported as held.
+ */
+export class HeldKeyReader {
+  /** state dir → pair id → memo; replaced on each read, so pairs that are gone are forgotten. */
+  private readonly memo = new Map<string, Map<string, KeyFileMemo>>();
+
+  async read(stateDir: string): Promise<Set<string>> {
+    let pairIds: string[] = [];
+    try {
+      pairIds = await readdir(join(stateDir, PAIRS_DIR));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    const before = this.memo.get(stateDir);
+    const after = new Map<string, KeyFileMemo>();
+    const keySpkis = new Set<string>();
+    for (const id of pairIds) {
+      const path = join(stateDir, PAIRS_DIR, id, 'key.pem');
+      let info;
+      try {
+        info = await stat(path);
+      } catch (error) {
+        if (isNotFound(error)) continue;
+        throw error;
+      }
+      const known = before?.get(id);
+      if (known && known.ino === info.ino && known.size === info.size && known.mtimeMs === info.mtimeMs) {
+        keySpkis.add(known.spki);
+        after.set(id, known);
+        continue;
+      }
+      const keyPem = await readIfPresent(path);
+      if (keyPem === undefined) continue;
+      try {
+        const spki = spkiOfPrivateKey(keyPem);
+        keySpkis.add(spki);
+        after.set(id, { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, spki });
+      } catch {
+        // A key the device could not use either (never happens with atomic writes); not held.
+      }
+    }
+    this.memo.set(stateDir, after);
+    return keySpkis;
   }
 }
 

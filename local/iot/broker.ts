@@ -138,7 +138,9 @@ export class MqttBroker {
 
   private authenticate(client: Client): string | undefined {
     const socket = client.conn as TLSSocket;
-    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+    // getPeerX509Certificate wraps the native certificate; getPeerCertificate() would first turn
+    // every field of it into JS objects, and only the DER bytes are needed for the id.
+    const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
     if (!peer?.raw) {
       const reason = 'no client certificate';
       this.emit({ type: 'refused', clientId: client.id, reason });

@@ -86,6 +86,9 @@ async function generateKeyPair(): Promise<CryptoKeyPair> {
  * key that signs device certificates from CSRs and the broker's TLS server certificate.
  */
 export class LocalCa {
+  /** Parsed once: every certificate issued names the CA's subject and key identifier. */
+  private issuerParts: Promise<{ subjectName: X509Certificate['subjectName']; authorityKeyId: AuthorityKeyIdentifierExtension }> | undefined;
+
   private constructor(
     private readonly signingKey: CryptoKey,
     readonly certificatePem: string,
@@ -205,12 +208,16 @@ export class LocalCa {
     if (!(validity.notAfter.getTime() > validity.notBefore.getTime())) {
       throw new AwsError('InvalidRequestException', 'the certificate would expire before it becomes valid');
     }
-    const caCertificate = new X509Certificate(this.certificatePem);
+    this.issuerParts ??= (async () => {
+      const caCertificate = new X509Certificate(this.certificatePem);
+      return { subjectName: caCertificate.subjectName, authorityKeyId: await AuthorityKeyIdentifierExtension.create(caCertificate.publicKey) };
+    })();
+    const { subjectName, authorityKeyId } = await this.issuerParts;
     const certificate = await X509CertificateGenerator.create({
       serialNumber: serialNumber(),
       subject,
       // The issuer is the CA's subject exactly as encoded, so TLS chain building matches it.
-      issuer: caCertificate.subjectName,
+      issuer: subjectName,
       notBefore: validity.notBefore,
       notAfter: validity.notAfter,
       signingAlgorithm: SIGNING,
@@ -219,7 +226,7 @@ export class LocalCa {
       extensions: [
         ...extensions,
         await SubjectKeyIdentifierExtension.create(publicKey),
-        await AuthorityKeyIdentifierExtension.create(caCertificate.publicKey),
+        authorityKeyId,
       ],
     });
     const der = new Uint8Array(certificate.rawData);

@@ -26,12 +26,15 @@ export interface InvocationLog {
   requestId: string;
   functionName: string;
   durationMs: number;
+  /** Time spent waiting for a free sandbox before the invocation ran. */
+  queuedMs: number;
   outcome: 'success' | 'error' | 'timeout';
 }
 
 interface Job {
   requestId: string;
   event: string;
+  enqueuedAt: number;
   resolve: (result: InvokeResult) => void;
 }
 
@@ -55,7 +58,8 @@ export class FunctionPool {
 
   constructor(
     readonly config: FunctionConfig,
-    private readonly sink: OutputSink,
+    /** undefined: the worker drops its stdout/stderr itself. */
+    private readonly sink: OutputSink | undefined,
     private readonly onInvocation: (log: InvocationLog) => void,
   ) {}
 
@@ -77,7 +81,7 @@ export class FunctionPool {
       return Promise.resolve({ ok: false, error: { errorType: 'InvalidRequestContentException', errorMessage: `the payload is not JSON: ${(error as Error).message}` } });
     }
     return new Promise((resolve) => {
-      this.queue.push({ requestId: randomUUID(), event, resolve });
+      this.queue.push({ requestId: randomUUID(), event, enqueuedAt: Date.now(), resolve });
       this.pump();
     });
   }
@@ -105,13 +109,16 @@ export class FunctionPool {
       eval: true,
       // Its own copy: what the function sets in process.env stays in its sandbox.
       env: { ...this.config.environment },
-      workerData: { bundlePath: this.config.bundlePath, handlerName: this.config.handlerName },
+      workerData: { bundlePath: this.config.bundlePath, handlerName: this.config.handlerName, discardOutput: this.sink === undefined },
       stdout: true,
       stderr: true,
       resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.config.memoryMb) },
     });
-    worker.stdout.on('data', (chunk: Buffer) => this.sink(this.config.name, 'stdout', chunk));
-    worker.stderr.on('data', (chunk: Buffer) => this.sink(this.config.name, 'stderr', chunk));
+    const sink = this.sink;
+    if (sink) {
+      worker.stdout.on('data', (chunk: Buffer) => sink(this.config.name, 'stdout', chunk));
+      worker.stderr.on('data', (chunk: Buffer) => sink(this.config.name, 'stderr', chunk));
+    }
     const sandbox: Sandbox = { worker, busy: false };
     worker.on('message', (message: WorkerMessage) => {
       if (message.type !== 'done' || sandbox.current?.id !== message.id) return;
@@ -142,7 +149,7 @@ export class FunctionPool {
       clearTimeout(timer);
       this.inFlight -= 1;
       sandbox.busy = false;
-      this.onInvocation({ requestId: job.requestId, functionName: this.config.name, durationMs: Date.now() - started, outcome: outcome ?? (result.ok ? 'success' : 'error') });
+      this.onInvocation({ requestId: job.requestId, functionName: this.config.name, durationMs: Date.now() - started, queuedMs: started - job.enqueuedAt, outcome: outcome ?? (result.ok ? 'success' : 'error') });
       job.resolve(result);
       if (!this.stopped) this.pump();
     };

@@ -31,8 +31,12 @@ export interface LambdaServiceOptions {
   accountId?: string;
   defaultConcurrency?: number;
   logger?: LocalLogger;
-  /** Where the functions' stdout/stderr go; by default debug lines of the logger. */
-  output?: OutputSink;
+  /**
+   * Where the functions' stdout/stderr go; by default debug lines of the logger. 'discard'
+   * drops them inside the worker: nobody reads them, and piping ~7 KB of logs per rotation to
+   * the main thread only to drop them there cost it ~3 % of a 1,000-device run.
+   */
+  output?: OutputSink | 'discard';
 }
 
 const API = '/2015-03-31/functions';
@@ -114,8 +118,10 @@ export class LambdaService implements LocalService, LambdaInvoker {
       maxConcurrency: Math.max(1, input.maxConcurrency ?? this.options.defaultConcurrency ?? DEFAULT_CONCURRENCY),
       description: input.description,
     };
-    const sink: OutputSink =
-      this.options.output ??
+    const sink: OutputSink | undefined =
+      this.options.output === 'discard'
+        ? undefined
+        : this.options.output ??
       ((name, stream, chunk) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.logger.debug('function output', { function: name, stream, line });
       });

@@ -9,6 +9,17 @@ export const WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const { pathToFileURL } = require('node:url');
 
+if (workerData.discardOutput) {
+  // Nobody reads this function's output: drop it here instead of streaming it to the parent.
+  const drop = (_chunk, encoding, callback) => {
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (typeof done === 'function') process.nextTick(done);
+    return true;
+  };
+  process.stdout.write = drop;
+  process.stderr.write = drop;
+}
+
 let loaded;
 function load() {
   loaded ??= import(pathToFileURL(workerData.bundlePath).href).then(

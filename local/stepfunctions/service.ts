@@ -190,6 +190,12 @@ export class StepFunctionsService implements LocalService {
     return this.describe(this.execution(executionArn));
   }
 
+  /** The execution, or undefined when none has that ARN yet: for pollers, without an error per miss. */
+  findExecution(executionArn: string): ExecutionDescription | undefined {
+    const record = this.executions.get(executionArn);
+    return record ? this.describe(record) : undefined;
+  }
+
   /** State transitions as AWS bills them: one per StateEntered event. */
   stateTransitions(executionArn: string): number {
     return this.execution(executionArn).history.stateTransitions;
@@ -200,6 +206,21 @@ export class StepFunctionsService implements LocalService {
     return this.execution(executionArn)
       .history.events.filter((e) => e.type.endsWith('StateEntered'))
       .map((e) => String(Object.values(e.details)[0]?.name));
+  }
+
+  /** How long each state entered took (StateEntered → StateExited), in order; for timing figures. */
+  stateTimings(executionArn: string): { name: string; ms: number }[] {
+    const timings: { name: string; ms: number }[] = [];
+    const entered = new Map<string, Date>();
+    for (const event of this.execution(executionArn).history.events) {
+      const name = String(Object.values(event.details)[0]?.name);
+      if (event.type.endsWith('StateEntered')) entered.set(name, event.timestamp);
+      else if (event.type.endsWith('StateExited')) {
+        const start = entered.get(name);
+        if (start) timings.push({ name, ms: event.timestamp.getTime() - start.getTime() });
+      }
+    }
+    return timings;
   }
 
   /** Aborts every running execution (their timers with them) and waits for them to settle. */

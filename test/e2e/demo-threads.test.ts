@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { functionBundles } from '../../local/runtime';
+import { runDemo, type DemoReport } from '../../cli/demo/index';
+import { FleetThreadError, ThreadedFleet } from '../../device-sim/fleet-thread';
+
+/**
+ * The bench runs the simulated devices on worker threads (device-sim/fleet-thread.ts). The
+ * same demo, end to end, with the fleet split over two threads: every device rotates, the
+ * watcher hears of the devices' key removals across the thread boundary, and nothing is left
+ * running. Needs the function bundles (`make build`).
+ */
+let bundlesMissing: string | undefined;
+try {
+  functionBundles();
+} catch (error) {
+  bundlesMissing = (error as Error).message;
+}
+const describeWithBundles = bundlesMissing ? describe.skip : describe;
+
+describe('ThreadedFleet input', () => {
+  it('refuses a thread count that is not a whole number ≥ 1', () => {
+    const endpoint = { host: '127.0.0.1', port: 1, caPem: '' };
+    expect(() => new ThreadedFleet({ endpoint, devices: [], threads: 0 })).toThrow(FleetThreadError);
+    expect(() => new ThreadedFleet({ endpoint, devices: [], threads: 1.5 })).toThrow(/whole number/);
+  });
+
+  it('refuses fleet threads out of range before the demo starts anything', async () => {
+    const io = { out: () => undefined, progressStream: process.stdout, tty: false };
+    await expect(runDemo({ devices: 2, fleetThreads: 17 }, io)).rejects.toThrow(/fleet threads/);
+  });
+});
+
+describeWithBundles('rotor demo with the devices on two threads', () => {
+  let dir: string;
+  let report: DemoReport;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rotor-demo-threads-'));
+    report = await runDemo(
+      { devices: 6, timeScale: 0.01, fleetThreads: 2, dataDir: join(dir, 'state') },
+      { out: () => undefined, progressStream: process.stdout, tty: false },
+    );
+  }, 120_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('rotates every device and passes every check', () => {
+    expect(report.invariantViolations).toEqual([]);
+    expect(report).toMatchObject({ devices: 6, rotated: 6, failed: {}, unfinished: 0 });
+  });
+
+  it('reports the timing figures the bench prints', () => {
+    expect(Object.keys(report.stepMs)).toEqual(expect.arrayContaining(['Request CSR', 'Issue certificate', 'Deliver certificate']));
+    expect(report.stepMs['Request CSR'].count).toBe(6);
+    expect(report.lambda['rotor-device-message'].invocations).toBe(12);
+    expect(report.mainThreadBusy).toBeGreaterThan(0);
+    expect(report.mainThreadBusy).toBeLessThanOrEqual(1);
+    // Each rotated device deleted its old key; the threads told the watcher every time.
+    expect(report.invariantChecks.keyRemovalChecks).toBeGreaterThanOrEqual(6);
+  });
+});
