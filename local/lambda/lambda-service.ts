@@ -95,6 +95,8 @@ export class LambdaService implements LocalService, LambdaInvoker {
       POWERTOOLS_METRICS_NAMESPACE: 'Rotor',
       POWERTOOLS_TRACE_ENABLED: 'false',
       POWERTOOLS_DEV: 'false',
+      // Lambda runs nodejs22.x; only the local runtime may be on Node 20, where the SDK warns.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...config.environment,
       // The function's wiring may name the IoT data endpoint, but locally it is always the edge.
       ...(config.environment.IOT_DATA_ENDPOINT !== undefined ? { IOT_DATA_ENDPOINT: this.options.endpointUrl } : {}),
