@@ -81,6 +81,17 @@ function statusIndexName(): string {
   return loadWiring().table.statusIndex.name;
 }
 
+/** The Query on the sparse by-status index that both counting and listing page through. */
+function statusQuery(deps: StatusDeps, status: RotationStatus) {
+  return {
+    TableName: deps.tableName,
+    IndexName: statusIndexName(),
+    KeyConditionExpression: '#status = :status',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':status': status },
+  };
+}
+
 /** Counts the current records of one status with COUNT queries on the sparse by-status index. */
 export async function countStatus(deps: StatusDeps, status: RotationStatus): Promise<number> {
   let count = 0;
@@ -88,11 +99,7 @@ export async function countStatus(deps: StatusDeps, status: RotationStatus): Pro
   do {
     const page = await deps.ddb.send(
       new QueryCommand({
-        TableName: deps.tableName,
-        IndexName: statusIndexName(),
-        KeyConditionExpression: '#status = :status',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':status': status },
+        ...statusQuery(deps, status),
         Select: 'COUNT',
         ExclusiveStartKey: exclusiveStartKey,
       }),
@@ -115,11 +122,7 @@ export async function listByStatus(deps: StatusDeps, status: RotationStatus, lim
   do {
     const page = await deps.ddb.send(
       new QueryCommand({
-        TableName: deps.tableName,
-        IndexName: statusIndexName(),
-        KeyConditionExpression: '#status = :status',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':status': status },
+        ...statusQuery(deps, status),
         ScanIndexForward: false,
         ...(Number.isFinite(limit) ? { Limit: Math.min(1000, limit - records.length) } : {}),
         ExclusiveStartKey: exclusiveStartKey,
