@@ -1,14 +1,12 @@
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { MessageType, Step, WaitFor } from '../domain/index.js';
-import { iotDataClient } from './aws/iot-data.js';
-import { tableClient } from './aws/dynamodb.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
-import { optionalEnv, requiredEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, pemField, rotationIdField, taskTokenField, thingNameField } from './core/input.js';
 import { parkTaskToken, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps, tracedIotData } from './core/runtime-deps.js';
 
 /** What the 'Deliver certificate' state sends (lambda:invoke.waitForTaskToken). */
 export interface DeliverCertificateInput {
@@ -62,11 +60,8 @@ export async function deliverCertificate(event: unknown, deps: DeliverCertificat
 const obs = observability('deliver-certificate');
 const runtime = once(
   (): DeliverCertificateDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    iotData: obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') })),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
+    iotData: tracedIotData(obs),
   }),
 );
 

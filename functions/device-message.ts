@@ -16,15 +16,12 @@ import {
   type RotationRecord,
 } from '../domain/index.js';
 import { errorMessage, isNamed } from './aws/errors.js';
-import { iotDataClient } from './aws/iot-data.js';
-import { sfnClient } from './aws/sfn.js';
-import { tableClient } from './aws/dynamodb.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
-import { optionalEnv, requiredEnv } from './core/environment.js';
 import { once, rotorHandler } from './core/handler.js';
 import { getCurrentRecord, recordIgnored, releaseTaskToken, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps, tracedIotData, tracedSfn } from './core/runtime-deps.js';
 
 /** What the IoT rules send (topics.ts ruleSqlFor): the payload base64-encoded, plus who sent it. */
 export interface DeviceMessageEvent {
@@ -209,12 +206,9 @@ export async function handleDeviceMessage(event: unknown, deps: DeviceMessageDep
 const obs = observability('device-message');
 const runtime = once(
   (): DeviceMessageDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    sfn: obs.tracer.captureAWSv3Client(sfnClient()),
-    iotData: obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') })),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
+    sfn: tracedSfn(obs),
+    iotData: tracedIotData(obs),
   }),
 );
 

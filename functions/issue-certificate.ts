@@ -1,18 +1,15 @@
 import 'reflect-metadata';
 import { CreateCertificateFromCsrCommand, DeleteCertificateCommand, UpdateCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { checkCsr } from '../domain/csr-rules.js';
 import { CertificateNotFound, ClaimLost, CsrRejected, RotationStatus, Step } from '../domain/index.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
-import { iotClient } from './aws/iot.js';
-import { tableClient } from './aws/dynamodb.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { copyAttachments, describeCertificate, type CertificateFacts } from './core/certificates.js';
-import { requiredEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, pemField, rotationIdField, thingNameField } from './core/input.js';
-import { currentKey, getCurrentRecord, type TableDeps } from './core/rotation-table.js';
+import { getCurrentRecord, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps, tracedIot } from './core/runtime-deps.js';
 
 /** What the 'Issue certificate' state sends. */
 export interface IssueCertificateInput {
@@ -108,27 +105,13 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
   };
 
   try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(thingName),
-        UpdateExpression: 'SET newCertificateId = :id, #step = :step, updatedAt = :now',
-        // Exactly one certificate per rotation: a concurrent attempt that recorded its own first
-        // wins. A recorded id whose certificate was found gone above may be replaced.
-        ConditionExpression: record.newCertificateId
-          ? 'rotationId = :rid AND #status = :inProgress AND newCertificateId = :replaced'
-          : 'rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)',
-        ExpressionAttributeNames: { '#status': 'status', '#step': 'step' },
-        ExpressionAttributeValues: {
-          ':id': issued.certificateId,
-          ':rid': rotationId,
-          ':inProgress': RotationStatus.InProgress,
-          ':step': Step.IssueCertificate,
-          ':now': deps.clock.now().toISOString(),
-          ...(record.newCertificateId ? { ':replaced': record.newCertificateId } : {}),
-        },
-      }),
-    );
+    await recordNewCertificate(deps, {
+      thingName,
+      rotationId,
+      certificateId: issued.certificateId,
+      replaces: record.newCertificateId,
+      now: deps.clock.now(),
+    });
   } catch (error) {
     await discard(deps, issued.certificateId);
     if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
@@ -153,11 +136,8 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
 const obs = observability('issue-certificate');
 const runtime = once(
   (): IssueCertificateDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    iot: obs.tracer.captureAWSv3Client(iotClient()),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
+    iot: tracedIot(obs),
   }),
 );
 

@@ -1,15 +1,15 @@
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { executionConsoleUrl, RotationStatus, Step } from '../domain/index.js';
 import { isTransactionConditionFailure } from './aws/errors.js';
-import { tableClient } from './aws/dynamodb.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { classifyFailure, type Failure } from './core/failure.js';
-import { positiveIntegerEnv, requiredEnv } from './core/environment.js';
+import { positiveIntegerEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { objectInput, optionalStringField, rotationIdField, stringField } from './core/input.js';
 import { currentKey, historyExpiry, historyItem, type TableDeps } from './core/rotation-table.js';
 import { parseRotationState, type RotationState } from './core/rotation-state.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps } from './core/runtime-deps.js';
 
 /** What the 'Record failure' state sends. */
 export interface RecordFailureInput {
@@ -141,10 +141,7 @@ export async function recordFailure(event: unknown, deps: RecordFailureDeps): Pr
 const obs = observability('record-failure');
 const runtime = once(
   (): RecordFailureDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
     historyRetentionDays: positiveIntegerEnv('HISTORY_RETENTION_DAYS', 400),
   }),
 );

@@ -1,14 +1,12 @@
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { MessageType, Step, WaitFor } from '../domain/index.js';
-import { iotDataClient } from './aws/iot-data.js';
-import { tableClient } from './aws/dynamodb.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
-import { optionalEnv, requiredEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { objectInput, rotationIdField, taskTokenField, thingNameField } from './core/input.js';
 import { parkTaskToken, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps, tracedIotData } from './core/runtime-deps.js';
 
 /** What the 'Request CSR' state sends (lambda:invoke.waitForTaskToken). */
 export interface RequestCsrInput {
@@ -55,11 +53,8 @@ export async function requestCsr(event: unknown, deps: RequestCsrDeps): Promise<
 const obs = observability('request-csr');
 const runtime = once(
   (): RequestCsrDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    iotData: obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') })),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
+    iotData: tracedIotData(obs),
   }),
 );
 

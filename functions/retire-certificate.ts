@@ -3,17 +3,15 @@ import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { ClaimLost, InvalidInput, MessageType, RetireMode, RotationStatus, Step, Trigger } from '../domain/index.js';
 import { isTransactionConditionFailure } from './aws/errors.js';
-import { iotClient } from './aws/iot.js';
-import { iotDataClient } from './aws/iot-data.js';
-import { tableClient } from './aws/dynamodb.js';
 import { describeCertificate, takeDownCertificate, type DeleteRetry, type TakeDownResult } from './core/certificates.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
-import { optionalEnv, positiveIntegerEnv, requiredEnv } from './core/environment.js';
+import { optionalEnv, positiveIntegerEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, rotationIdField, stringField, thingNameField } from './core/input.js';
 import { currentKey, historyExpiry, historyItem, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps, tracedIot, tracedIotData } from './core/runtime-deps.js';
 
 /** What the 'Retire old certificate' state sends. */
 export interface RetireCertificateInput {
@@ -151,12 +149,9 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
 const obs = observability('retire-certificate');
 const runtime = once(
   (): RetireCertificateDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    iot: obs.tracer.captureAWSv3Client(iotClient()),
-    iotData: obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') })),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
+    iot: tracedIot(obs),
+    iotData: tracedIotData(obs),
     retireMode: parseRetireMode(optionalEnv('RETIRE_MODE')),
     historyRetentionDays: positiveIntegerEnv('HISTORY_RETENTION_DAYS', 400),
   }),

@@ -1,19 +1,16 @@
 import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { isCertificateId, MessageType, RollbackUnsafe, Step } from '../domain/index.js';
-import { iotClient } from './aws/iot.js';
-import { iotDataClient } from './aws/iot-data.js';
-import { tableClient } from './aws/dynamodb.js';
 import { describeCertificate, takeDownCertificate, type DeleteRetry } from './core/certificates.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
 import { abortReason, classifyFailure } from './core/failure.js';
-import { optionalEnv, requiredEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { objectInput, optionalStringField, rotationIdField } from './core/input.js';
 import { getCurrentRecord, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { parseRotationState, type RotationState } from './core/rotation-state.js';
+import { baseDeps, tracedIot, tracedIotData } from './core/runtime-deps.js';
 
 /** What the 'Roll back' state sends: the whole execution state, and the state that failed. */
 export interface RollBackInput {
@@ -87,12 +84,9 @@ export async function rollBack(event: unknown, deps: RollBackDeps): Promise<Roll
 const obs = observability('roll-back');
 const runtime = once(
   (): RollBackDeps => ({
-    db: obs.tracer.captureAWSv3Client(tableClient()),
-    tableName: requiredEnv('TABLE_NAME'),
-    iot: obs.tracer.captureAWSv3Client(iotClient()),
-    iotData: obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') })),
-    clock: systemClock,
-    telemetry: obs.telemetry,
+    ...baseDeps(obs),
+    iot: tracedIot(obs),
+    iotData: tracedIotData(obs),
   }),
 );
 

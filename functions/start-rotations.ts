@@ -14,17 +14,14 @@ import {
   type RotationInput,
 } from '../domain/index.js';
 import { isNamed } from './aws/errors.js';
-import { iotClient } from './aws/iot.js';
-import { lambdaClient } from './aws/lambda.js';
-import { sfnClient } from './aws/sfn.js';
-import { tableClient } from './aws/dynamodb.js';
 import { describeCertificate } from './core/certificates.js';
-import { systemClock, type Clock } from './core/clock.js';
+import type { Clock } from './core/clock.js';
 import { mapWithConcurrency } from './core/concurrency.js';
 import { ConfigurationError, optionalEnv, requiredEnv } from './core/environment.js';
 import { once, rotorHandler } from './core/handler.js';
 import type { TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+import { baseDeps, tracedIot, tracedSfn, tracedLambda } from './core/runtime-deps.js';
 
 /** Where one audit's processing stands; the payload of a continuation invocation. */
 export interface AuditPosition {
@@ -299,15 +296,12 @@ export async function startRotations(event: unknown, deps: StartRotationsDeps): 
 
 const obs = observability('start-rotations');
 const runtime = once(() => ({
-  db: obs.tracer.captureAWSv3Client(tableClient()),
-  tableName: requiredEnv('TABLE_NAME'),
-  iot: obs.tracer.captureAWSv3Client(iotClient()),
-  sfn: obs.tracer.captureAWSv3Client(sfnClient()),
-  lambda: obs.tracer.captureAWSv3Client(lambdaClient()),
+  ...baseDeps(obs),
+  iot: tracedIot(obs),
+  sfn: tracedSfn(obs),
+  lambda: tracedLambda(obs),
   stateMachineArn: requiredEnv('STATE_MACHINE_ARN'),
   auditChecks: parseAuditChecks(optionalEnv('AUDIT_CHECKS')),
-  clock: systemClock,
-  telemetry: obs.telemetry,
 }));
 
 function auditLogKeys(event: unknown): Record<string, string | undefined> {

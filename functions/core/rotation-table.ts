@@ -4,6 +4,7 @@ import {
   CURRENT_SK,
   historySk,
   RotationStatus,
+  Step,
   thingPk,
   type HistoryItem,
   type IgnoredMessage,
@@ -82,6 +83,42 @@ export async function parkTaskToken(deps: TableDeps, park: ParkTaskToken): Promi
     if (isNamed(error, CONDITIONAL_CHECK_FAILED)) throw new ClaimLost(park.thingName, park.rotationId);
     throw error;
   }
+}
+
+export interface NewCertificate {
+  thingName: string;
+  rotationId: string;
+  certificateId: string;
+  /** A recorded id whose certificate was found gone, which this one may replace. */
+  replaces?: string;
+  now: Date;
+}
+
+/**
+ * Records the certificate a rotation created, before anything else is done with it, so that a
+ * retried Issue certificate finds it instead of creating a second one. Exactly one certificate
+ * per rotation: a concurrent attempt that recorded its own first wins (ConditionalCheckFailed).
+ */
+export async function recordNewCertificate(deps: TableDeps, record: NewCertificate): Promise<void> {
+  await deps.db.send(
+    new UpdateCommand({
+      TableName: deps.tableName,
+      Key: currentKey(record.thingName),
+      UpdateExpression: 'SET newCertificateId = :id, #step = :step, updatedAt = :now',
+      ConditionExpression: record.replaces
+        ? 'rotationId = :rid AND #status = :inProgress AND newCertificateId = :replaced'
+        : 'rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)',
+      ExpressionAttributeNames: { '#status': 'status', '#step': 'step' },
+      ExpressionAttributeValues: {
+        ':id': record.certificateId,
+        ':rid': record.rotationId,
+        ':inProgress': RotationStatus.InProgress,
+        ':step': Step.IssueCertificate,
+        ':now': record.now.toISOString(),
+        ...(record.replaces ? { ':replaced': record.replaces } : {}),
+      },
+    }),
+  );
 }
 
 /**
