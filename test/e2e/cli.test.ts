@@ -11,7 +11,7 @@ import { FaultKind } from '../../device-sim/faults.js';
 import { Fleet } from '../../device-sim/fleet.js';
 import { FileKeyStore } from '../../device-sim/key-store.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../../device-sim/keys.js';
-import { DEVICE_POLICY_NAME, functionBundles, startLocalAws, type LocalAws } from '../../local/runtime.js';
+import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime.js';
 import type { ExecutionDescription } from '../../local/stepfunctions/service.js';
 import { runOperatorCli } from '../../cli/operator/index.js';
 import type { ExpiringReport } from '../../cli/operator/expiring.js';
@@ -19,6 +19,7 @@ import type { RetrySummary } from '../../cli/operator/retry.js';
 import type { StatusReport } from '../../cli/operator/status.js';
 import type { Trace } from '../../cli/operator/trace.js';
 import { capturedIo, type CapturedIo } from '../unit/cli/fake-target.js';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
  * The operator commands, run the way an operator runs them (`rotor … --local --data-dir DIR`,
@@ -28,17 +29,7 @@ import { capturedIo, type CapturedIo } from '../unit/cli/fake-target.js';
  * Every fact the commands print comes from what the state machine, the functions and the
  * devices actually did. Needs the function bundles (`make build`).
  */
-let bundlesMissing: string | undefined;
-try {
-  functionBundles();
-} catch (error) {
-  bundlesMissing = (error as Error).message;
-}
-if (bundlesMissing) {
-  // Visible in the jest output, so a skipped suite is never mistaken for a passing one.
-  console.warn(`test/e2e/cli.test.ts skipped: ${bundlesMissing}`);
-}
-const describeWithBundles = bundlesMissing ? describe.skip : describe;
+const describeWithBundles = bundlesDescribe('test/e2e/cli.test.ts');
 
 const HEALTHY = ['cli-ok-1', 'cli-ok-2'] as const;
 const WRONG_CN = 'cli-wrong-cn';

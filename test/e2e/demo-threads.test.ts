@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { functionBundles } from '../../local/runtime';
 import { runDemo, type DemoReport } from '../../cli/demo/index';
 import { FleetThreadError, ThreadedFleet } from '../../device-sim/fleet-thread';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
  * The bench runs the simulated devices on worker threads (device-sim/fleet-thread.ts). The
@@ -11,13 +11,7 @@ import { FleetThreadError, ThreadedFleet } from '../../device-sim/fleet-thread';
  * watcher hears of the devices' key removals across the thread boundary, and nothing is left
  * running. Needs the function bundles (`make build`).
  */
-let bundlesMissing: string | undefined;
-try {
-  functionBundles();
-} catch (error) {
-  bundlesMissing = (error as Error).message;
-}
-const describeWithBundles = bundlesMissing ? describe.skip : describe;
+const describeWithBundles = bundlesDescribe('test/e2e/demo-threads.test.ts');
 
 describe('ThreadedFleet input', () => {
   it('refuses a thread count that is not a whole number ≥ 1', () => {

@@ -2,21 +2,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { functionBundles } from '../../local/runtime';
 import { DemoError, registerDemoCommand, runDemo, type DemoReport } from '../../cli/demo/index';
 import type { DemoIo } from '../../cli/demo/run-demo';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
  * A clean `rotor demo` run of 20 devices through the command itself: every device rotates,
  * the checks pass, the report file carries the figures. Needs the function bundles (`make build`).
  */
-let bundlesMissing: string | undefined;
-try {
-  functionBundles();
-} catch (error) {
-  bundlesMissing = (error as Error).message;
-}
-const describeWithBundles = bundlesMissing ? describe.skip : describe;
+const describeWithBundles = bundlesDescribe('test/e2e/demo.test.ts');
 
 function captureIo(lines: string[]): DemoIo {
   return { out: (line) => lines.push(line), progressStream: process.stdout, tty: false };

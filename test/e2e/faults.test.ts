@@ -1,7 +1,7 @@
 import { FailureReason } from '../../domain/rotation';
 import { FaultKind } from '../../device-sim/faults';
-import { functionBundles } from '../../local/runtime';
 import { runDemo, type DemoReport } from '../../cli/demo/index';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
  * `rotor demo` with every fault the simulator knows, one device each, plus two devices that
@@ -10,13 +10,7 @@ import { runDemo, type DemoReport } from '../../cli/demo/index';
  * a device that comes back before the next csr_req, or restarts before the ack timeout,
  * rotates. Needs the function bundles (`make build`).
  */
-let bundlesMissing: string | undefined;
-try {
-  functionBundles();
-} catch (error) {
-  bundlesMissing = (error as Error).message;
-}
-const describeWithBundles = bundlesMissing ? describe.skip : describe;
+const describeWithBundles = bundlesDescribe('test/e2e/faults.test.ts');
 
 /** What each fault must end in: a failure reason, or 'rotated'. */
 const EXPECTED: Record<FaultKind, FailureReason | 'rotated'> = {

@@ -9,24 +9,15 @@ import { connectAsync } from 'mqtt';
 import { ruleNameFor, ruleSqlFor } from '../../domain/topics';
 import { loadWiring } from '../../wiring/index';
 import { localAudit, localProvision, type LocalCommandIo } from '../../cli/local';
-import { functionBundles, startLocalAws, type LocalAws } from '../../local/runtime';
+import { startLocalAws, type LocalAws } from '../../local/runtime';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
  * The whole local runtime, started as `rotor local up` starts it: Rotor deployed from the
  * wiring, visible through the SDK; a device provisioned with `rotor local provision` connects
  * over mutual TLS. Needs the function bundles (`make build`, which `make test` runs first).
  */
-let bundlesMissing: string | undefined;
-try {
-  functionBundles();
-} catch (error) {
-  bundlesMissing = (error as Error).message;
-}
-const describeWithBundles = bundlesMissing ? describe.skip : describe;
-if (bundlesMissing) {
-  // eslint-disable-next-line no-console
-  console.warn(`skipping test/e2e/local-up.test.ts: ${bundlesMissing}`);
-}
+const describeWithBundles = bundlesDescribe('test/e2e/local-up.test.ts');
 
 describeWithBundles('rotor local up', () => {
   let dir: string;

@@ -9,9 +9,10 @@ import { auditExecutionName, executionConsoleUrl } from '../../domain/naming';
 import { CURRENT_SK, thingPk, type RotationRecord } from '../../domain/records';
 import { FailureReason, IgnoredReason, RotationStatus, Step, type RotationInput } from '../../domain/rotation';
 import { MessageType } from '../../domain/topics';
-import { DEVICE_POLICY_NAME, functionBundles, startLocalAws, type LocalAws } from '../../local/runtime';
+import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime';
 import { renderStateMachine } from '../../wiring/index';
 import { identityOf, newPendingKey, ScriptedDevice, tryConnect, type BrokerAddress, type DeviceIdentity, type PendingKey } from '../fixtures/scripted-device';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
  * Every branch of the rotate-device state machine, run for real: the rendered ASL on the local
@@ -55,14 +56,7 @@ const FAILED_IN_DELIVERY = [
   Step.ClaimDevice, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
 ];
 
-let bundlesMissing: string | undefined;
-try {
-  functionBundles();
-} catch (error) {
-  bundlesMissing = (error as Error).message;
-}
-const describeWithBundles = bundlesMissing ? describe.skip : describe;
-if (bundlesMissing) console.warn(`skipping test/e2e/state-machine-paths.test.ts: ${bundlesMissing}`);
+const describeWithBundles = bundlesDescribe('test/e2e/state-machine-paths.test.ts');
 
 /** Polls `probe` until it returns a value, or fails naming `what` at the deadline. */
 async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = MESSAGE_WAIT_MS): Promise<T> {
