@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import type { Fault } from '../../../device-sim/faults.js';
+import { Fleet } from '../../../device-sim/fleet.js';
+import { ThreadedFleet } from '../../../device-sim/fleet-thread.js';
+import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../../../device-sim/keys.js';
+import { DEVICE_POLICY_NAME, type LocalAws } from '../../../local/runtime.js';
+import { mapLimited, until } from './waiting.js';
+
+/** One device of the demo's fleet: what the factory line made, and the fault it was given. */
+export interface DemoDevice {
+  thingName: string;
+  stateDir: string;
+  keyPem: string;
+  certPem: string;
+  certificateId: string;
+  fault?: Fault;
+}
+
+export interface ProvisionInput {
+  names: readonly string[];
+  faults: ReadonlyMap<string, Fault>;
+  workDir: string;
+  /** The provisioned certificates expire this many days from now (the audit's expiring check flags them). */
+  expiresInDays: number;
+}
+
+/**
+ * Phase 1a: the factory line. Each device's key is made here and the local CA signs its CSR,
+ * so the fleet starts with certificates the audit will flag.
+ */
+export async function provisionDevices(runtime: LocalAws, input: ProvisionInput): Promise<DemoDevice[]> {
+  const devices: DemoDevice[] = [];
+  await mapLimited(input.names, 8, async (thingName) => {
+    const keyPem = await generatePrivateKeyPem(DEFAULT_KEY_ALGORITHM);
+    const csrPem = await createCsrPem(keyPem, thingName);
+    const provisioned = await runtime.iot.registry.provisionDevice({ thingName, policyName: DEVICE_POLICY_NAME, csrPem, expiresInDays: input.expiresInDays });
+    const fault = input.faults.get(thingName);
+    devices.push({
+      thingName,
+      stateDir: join(input.workDir, 'devices', thingName),
+      keyPem,
+      certPem: provisioned.certificatePem,
+      certificateId: provisioned.certificateId,
+      ...(fault ? { fault } : {}),
+    });
+  });
+  return devices.sort((a, b) => a.thingName.localeCompare(b.thingName));
+}
+
+export type DemoFleet = Fleet | ThreadedFleet;
+
+export interface MqttEndpoint {
+  host: string;
+  port: number;
+  caPem: string;
+}
+
+export function mqttEndpoint(runtime: LocalAws): MqttEndpoint {
+  return { host: runtime.endpoints.mqtt.host, port: runtime.endpoints.mqtt.port, caPem: runtime.caPem };
+}
+
+/**
+ * Phase 1b: the simulated devices connect over mutual TLS and subscribe. The audit waits for
+ * all of them: a csr_req published before a device's first subscription has no session to wait in.
+ */
+export async function connectFleet(
+  runtime: LocalAws,
+  devices: readonly DemoDevice[],
+  options: { threads: number; signal?: AbortSignal },
+): Promise<DemoFleet> {
+  const endpoint = mqttEndpoint(runtime);
+  const fleetDevices = devices.map((d) => ({
+    thingName: d.thingName,
+    stateDir: d.stateDir,
+    provisioned: { keyPem: d.keyPem, certPem: d.certPem },
+    ...(d.fault ? { fault: d.fault } : {}),
+  }));
+  const fleet: DemoFleet =
+    options.threads > 0 ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads }) : new Fleet({ endpoint, devices: fleetDevices });
+  try {
+    await fleet.start();
+    const allConnected =
+      fleet instanceof ThreadedFleet
+        ? () => fleet.connected === devices.length
+        : () => fleet.agents.every((a) => a.snapshot.connection.status === 'connected');
+    await until(allConnected, Date.now() + 30_000 + devices.length * 50, 'the fleet to connect', options.signal);
+    return fleet;
+  } catch (error) {
+    await fleet.stop();
+    throw error;
+  }
+}
