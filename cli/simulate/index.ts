@@ -1,28 +1,13 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_PACING, parseQuotasFile, QuotasFileError, type QuotaSettings } from '../../domain/pacing/index.js';
+import { DEFAULT_PACING, QuotasFileError } from '../../domain/pacing/index.js';
+import { readQuotasFile } from '../quotas-file.js';
 import { DEFAULT_DEVICE_MODEL, simulate, SimulationError, type SimulationReport } from './simulate.js';
 
 export { simulate, SimulationError, NOT_STARTED, DEFAULT_DEVICE_MODEL, DEFAULT_TIMINGS, type SimulationOptions, type SimulationReport } from './simulate.js';
 
 export const MAX_SIMULATED_DEVICES = 10_000_000;
-
-/** Reads a quotas file into settings; a missing or bad file is one clear error. */
-export function readQuotasFile(file: string, base: QuotaSettings = DEFAULT_PACING.quotas): QuotaSettings {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new SimulationError(`cannot read the quotas file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-  try {
-    return parseQuotasFile(text, base);
-  } catch (error) {
-    if (error instanceof QuotasFileError) throw new SimulationError(`${file}: ${error.message}`);
-    throw error;
-  }
-}
 
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {
@@ -82,8 +67,15 @@ export function registerSimulateCommand(program: Command, io: SimulateIo = { out
     .option('--seed <n>', 'which devices get which fault, and every random draw', wholeNumber(0, 2 ** 31), 1)
     .option('--report <file>', 'write the report as JSON')
     .action((opts: { devices: number; faults: string; quotas?: string; accountQuotas?: string; offlineShare: number; seed: number; report?: string }) => {
-      const quotas = opts.quotas ? readQuotasFile(opts.quotas) : DEFAULT_PACING.quotas;
-      const account = opts.accountQuotas ? readQuotasFile(opts.accountQuotas).quotas : undefined;
+      let quotas = DEFAULT_PACING.quotas;
+      let account;
+      try {
+        if (opts.quotas) quotas = readQuotasFile(opts.quotas);
+        if (opts.accountQuotas) account = readQuotasFile(opts.accountQuotas).quotas;
+      } catch (error) {
+        if (error instanceof QuotasFileError) throw new SimulationError(error.message);
+        throw error;
+      }
       const report = simulate({
         devices: opts.devices,
         faults: opts.faults,
