@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './demo/index.js';
 import { registerLocalCommands } from './local.js';
 import { registerOperatorCommands } from './operator/index.js';
+import { registerPlanCommand } from './plan/index.js';
 import { registerSimulateCommand } from './simulate/index.js';
 
 /**
@@ -21,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerOperatorCommands(program);
   registerDemoCommand(program);
   registerSimulateCommand(program);
+  registerPlanCommand(program);
   process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });

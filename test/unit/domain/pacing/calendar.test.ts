@@ -2,7 +2,7 @@ import { DAY_S, dailyLoad, hash32, jitterOf, planCohort, renewalOffsetS } from '
 
 /** Certificate ids as AWS makes them: 64 hex characters. */
 function certificateIds(count: number, salt = ''): string[] {
-  return Array.from({ length: count }, (_, i) => `${salt}${i.toString(16)}`.padStart(64, 'a'));
+  return Array.from({ length: count }, (_, i) => `${salt}${i.toString(16)}`.padStart(64, '0'));
 }
 
 describe('the renewal calendar', () => {
