@@ -139,8 +139,8 @@ export function parseQuotasFile(text: string, base: QuotaSettings = DEFAULT_QUOT
       } else {
         if (fields.some((field) => field !== 'rate' && field !== 'burst')) throw new QuotasFileError(`quotas.${name} is a rate: only "rate" and "burst" may be set`);
         const r = value.rate === undefined ? current.rate : positive(value.rate, `quotas.${name}.rate`);
-        // A raised rate with no burst given keeps one second's worth, as the defaults assume.
-        const burst = value.burst === undefined ? Math.max(current.burst, r) : positive(value.burst, `quotas.${name}.burst`);
+        // A rate given without a burst keeps the bucket as deep in seconds as the default's.
+        const burst = value.burst === undefined ? Math.max(1, (current.burst / current.rate) * r) : positive(value.burst, `quotas.${name}.burst`);
         if (burst < 1) throw new QuotasFileError(`quotas.${name}.burst must be at least 1`);
         quotas[bucket] = { kind: 'rate', rate: r, burst, source: 'quotas-file' };
       }

@@ -28,6 +28,12 @@ describe('quotas as data', () => {
     expect(settings.quotas[Bucket.UpdateCertificate]).toBe(AWS_DEFAULT_QUOTAS[Bucket.UpdateCertificate]);
   });
 
+  it('a rate given without a burst keeps the bucket as deep in seconds as the default', () => {
+    const settings = parseQuotasFile('{"quotas":{"states:StartExecution":{"rate":150},"iot:DescribeCertificate":{"rate":5}}}');
+    expect(settings.quotas[Bucket.StartExecution]).toMatchObject({ rate: 150, burst: 650 });
+    expect(settings.quotas[Bucket.DescribeCertificate]).toMatchObject({ rate: 5, burst: 5 });
+  });
+
   it.each([
     ['not JSON', '{', /not JSON/],
     ['an unknown quota', '{"quotas":{"iot:Describe":{"rate":3}}}', /unknown quota "iot:Describe"; known quotas: .*iot:DescribeCertificate/],
