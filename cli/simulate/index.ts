@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_PACING, QuotasFileError } from '../../domain/pacing/index.js';
 import { readQuotasFile } from '../quotas-file.js';
 import { DEFAULT_DEVICE_MODEL, simulate, SimulationError, type SimulationReport } from './simulate.js';
@@ -30,13 +30,13 @@ function duration(seconds: number): string {
   return `${(seconds / 3_600).toFixed(1)} h`;
 }
 
-export function formatSimulation(report: SimulationReport, context: { faults: string; seed: number; quotas?: string }): string[] {
+export function formatSimulation(report: SimulationReport, context: { faults: string; seed: number; quotas?: string; pacing?: 'rotor' | 'none' }): string[] {
   const failedTotal = Object.values(report.failed).reduce((a, b) => a + b, 0);
   const byReason = Object.entries(report.failed).sort(([a], [b]) => a.localeCompare(b)).map(([reason, n]) => `${reason} ${n}`).join(', ');
   const apis = Object.entries(report.peakRatePerApi).map(([api, rate]) => `${api} ${rate}`).join(', ');
   const calls = Object.entries(report.apiCallsByOperation).sort(([, a], [, b]) => b - a).slice(0, 8).map(([op, n]) => `${op} ${n}`).join(', ');
   return [
-    `Rotor simulation: ${report.devices} devices, ${context.faults ? `faults ${context.faults}` : 'no faults'} (seed ${context.seed}), quotas ${context.quotas ?? 'AWS defaults'}`,
+    `Rotor simulation: ${report.devices} devices${context.pacing === 'none' ? ' WITHOUT pacing (today\'s fan-out)' : ''}, ${context.faults ? `faults ${context.faults}` : 'no faults'} (seed ${context.seed}), quotas ${context.quotas ?? 'AWS defaults'}`,
     `  rotated                ${report.rotated}`,
     `  failed                 ${failedTotal}${failedTotal ? `  (${byReason})` : ''}`,
     `  escalations            ${report.escalations}`,
@@ -64,9 +64,10 @@ export function registerSimulateCommand(program: Command, io: SimulateIo = { out
     .option('--quotas <file>', 'quotas file (JSON) overriding AWS defaults and the safety fraction; see docs/fleet-scale.md')
     .option('--account-quotas <file>', 'the account\'s real quotas when they differ from what Rotor is configured with (default: --quotas)')
     .option('--offline-share <share>', 'share of devices offline when asked, back after an exponential time (mean 1 h)', share, DEFAULT_DEVICE_MODEL.offlineShare)
+    .addOption(new Option('--pacing <mode>', 'rotor: the product\'s pacing; none: today\'s fan-out, for comparison').choices(['rotor', 'none']).default('rotor'))
     .option('--seed <n>', 'which devices get which fault, and every random draw', wholeNumber(0, 2 ** 31), 1)
     .option('--report <file>', 'write the report as JSON')
-    .action((opts: { devices: number; faults: string; quotas?: string; accountQuotas?: string; offlineShare: number; seed: number; report?: string }) => {
+    .action((opts: { devices: number; pacing: 'rotor' | 'none'; faults: string; quotas?: string; accountQuotas?: string; offlineShare: number; seed: number; report?: string }) => {
       let quotas = DEFAULT_PACING.quotas;
       let account;
       try {
@@ -80,11 +81,12 @@ export function registerSimulateCommand(program: Command, io: SimulateIo = { out
         devices: opts.devices,
         faults: opts.faults,
         seed: opts.seed,
-        pacing: { ...DEFAULT_PACING, quotas },
+        pacing: opts.pacing,
+        pacingSettings: { ...DEFAULT_PACING, quotas },
         accountQuotas: account,
         device: { ...DEFAULT_DEVICE_MODEL, offlineShare: opts.offlineShare },
       });
-      for (const line of formatSimulation(report, { faults: opts.faults, seed: opts.seed, quotas: opts.quotas })) io.out(line);
+      for (const line of formatSimulation(report, { faults: opts.faults, seed: opts.seed, quotas: opts.quotas, pacing: opts.pacing })) io.out(line);
       if (opts.report) {
         mkdirSync(dirname(resolve(opts.report)), { recursive: true });
         writeFileSync(opts.report, `${JSON.stringify(report, null, 2)}\n`);

@@ -11,6 +11,7 @@ import {
   planCohort,
   quotaFloorSeconds,
   renewalOffsetS,
+  type Admission,
   type CalendarSettings,
   type PacingSettings,
   type QuotaTable,
@@ -52,9 +53,15 @@ export const DEFAULT_DEVICE_MODEL: DeviceModel = { csrMedianS: 2, csrSigma: 0.8,
 
 export interface SimulationOptions {
   devices: number;
+  /**
+   * 'rotor' (default): the product's admission, calendar and AIMD. 'none': today's behaviour
+   * for comparison — every finding due at once, started as fast as start-rotations fans out,
+   * every step calling when it runs.
+   */
+  pacing?: 'rotor' | 'none';
   faults?: string;
   seed?: number;
-  pacing?: PacingSettings;
+  pacingSettings?: PacingSettings;
   /** The account's real quotas; by default the ones Rotor is configured with. */
   accountQuotas?: QuotaTable;
   calendar?: CalendarSettings;
@@ -159,6 +166,30 @@ interface CompiledSite {
   paced: boolean;
 }
 
+/** What the simulator asks of Rotor's pacing: AdmissionController's interface. */
+type Pacer = Pick<AdmissionController, 'admitStart' | 'reserve' | 'observeThrottle' | 'sustainableRate'>;
+
+/**
+ * Today, for comparison: start-rotations starts every finding of a page with 8 calls in flight
+ * (about 100 ms each: 80 starts/s) and every step calls AWS the moment it runs.
+ */
+class TodaysFanOut implements Pacer {
+  private nextStartMs = 0;
+  admitStart(nowMs: number): Admission {
+    if (this.nextStartMs > nowMs) return { admitted: false, retryAtMs: this.nextStartMs };
+    this.nextStartMs = Math.max(this.nextStartMs, nowMs) + 1000 / TODAYS_START_RATE;
+    return { admitted: true, atMs: nowMs };
+  }
+  reserve(_site: CallSite, nowMs: number): number {
+    return nowMs;
+  }
+  observeThrottle(): void {}
+  sustainableRate(): number {
+    return TODAYS_START_RATE;
+  }
+}
+const TODAYS_START_RATE = 80;
+
 function lognormal(random: () => number, median: number, sigma: number): number {
   // Box–Muller; 1 - random() keeps log() finite.
   const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
@@ -175,7 +206,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
   const n = options.devices;
   if (!Number.isInteger(n) || n < 1) throw new SimulationError(`--devices must be a whole number of at least 1; got ${n}`);
   const seed = options.seed ?? 1;
-  const pacing = options.pacing ?? DEFAULT_PACING;
+  const pacing = options.pacingSettings ?? DEFAULT_PACING;
   const account = options.accountQuotas ?? pacing.quotas.quotas;
   const calendar = options.calendar ?? DEFAULT_CALENDAR;
   const model = options.device ?? DEFAULT_DEVICE_MODEL;
@@ -220,10 +251,12 @@ export function simulate(options: SimulationOptions): SimulationReport {
     if (fault[d] === 0 && random() < model.offlineShare) offlineUntilS[d] = -model.offlineMeanS * Math.log(1 - random()) - 2;
   }
 
-  const admission = new AdmissionController(pacing, 0);
-  const cohort = planCohort(n, admission.sustainableRate(), calendar);
+  const admission: Pacer = options.pacing === 'none' ? new TodaysFanOut() : new AdmissionController(pacing, 0);
   const eligibleS = new Float64Array(n);
-  for (let d = 0; d < n; d++) eligibleS[d] = renewalOffsetS(certificateIdOf(random), cohort);
+  if (options.pacing !== 'none') {
+    const cohort = planCohort(n, admission.sustainableRate(), calendar);
+    for (let d = 0; d < n; d++) eligibleS[d] = renewalOffsetS(certificateIdOf(random), cohort);
+  }
   const byEligibility = new Int32Array(n);
   for (let i = 0; i < n; i++) byEligibility[i] = i;
   byEligibility.sort((a, b) => eligibleS[a] - eligibleS[b]);

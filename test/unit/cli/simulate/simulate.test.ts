@@ -85,6 +85,14 @@ describe('rotor simulate', () => {
     expect(report.rotated + failed).toBe(200);
   });
 
+  it('shows why pacing exists: the same fleet fanned out as today fails by throttling', () => {
+    const unpaced = simulate({ devices: 3_000, seed: 4, pacing: 'none' });
+    const paced = simulate({ devices: 3_000, seed: 4 });
+    expect(unpaced.throttlingFailures).toBeGreaterThan(1_000);
+    expect(paced.throttlingFailures).toBe(0);
+    expect(paced.rotated).toBe(3_000);
+  });
+
   it('rejects a bad fault spec or fleet size with a clear error', () => {
     expect(() => simulate({ devices: 10, faults: 'nonsense=1' })).toThrow(SimulationError);
     expect(() => simulate({ devices: 10, faults: 'garbage-csr=11' })).toThrow(/asks for 11 faulty devices but the fleet has 10/);
