@@ -245,10 +245,13 @@ export function simulate(options: SimulationOptions): SimulationReport {
       }
     });
   }
-  // Devices with no fault may still be offline when asked (the model's offline share).
-  const offlineUntilS = new Float64Array(n).fill(-1);
+  // How long a device stays away once it drops off at its first csr_req (that request is lost):
+  // the offline fault's duration, or for the model's offline share an exponential draw.
+  const offlineForS = new Float64Array(n);
+  const offlineUntilS = new Float64Array(n);
   for (let d = 0; d < n; d++) {
-    if (fault[d] === 0 && random() < model.offlineShare) offlineUntilS[d] = -model.offlineMeanS * Math.log(1 - random()) - 2;
+    if (fault[d] === F.Offline) offlineForS[d] = faultMs[d] / 1000;
+    else if (fault[d] === 0 && random() < model.offlineShare) offlineForS[d] = -model.offlineMeanS * Math.log(1 - random());
   }
 
   const admission: Pacer = options.pacing === 'none' ? new TodaysFanOut() : new AdmissionController(pacing, 0);
@@ -351,7 +354,6 @@ export function simulate(options: SimulationOptions): SimulationReport {
   const csrAttempt = new Uint8Array(n);
   const retries = new Uint8Array(n);
   const issued = new Uint8Array(n);
-  const csrSentS = new Float64Array(n);
   const reason = new Uint8Array(n).fill(255);
   let rotated = 0;
   let escalations = 0;
@@ -369,7 +371,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
     if (nowMs > lastEndMs) lastEndMs = nowMs;
   };
 
-  const fail = (d: number, why: string, nowMs: number): void => {
+  const fail = (d: number, why: string): void => {
     reason[d] = reasonCode(why);
     failedBy[reason[d]]++;
   };
@@ -406,7 +408,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
 
   /** A failure: roll back (if anything may need it), record, escalate — or, for a start that never happened, nothing. */
   const failRotation = (d: number, why: string, nowMs: number, path: 'none' | 'rollback' | 'record'): void => {
-    fail(d, why, nowMs);
+    fail(d, why);
     if (path === 'none') {
       finish(nowMs);
       return;
@@ -420,18 +422,12 @@ export function simulate(options: SimulationOptions): SimulationReport {
     if (!attempt(d, CallSite.RequestCsr, E.Request, nowMs)) return;
     const k = csrAttempt[d];
     const nowS = nowMs / 1000;
-    csrSentS[d] = nowS;
     const f = fault[d];
-    // When the device gets this request: it may be offline (the first request is lost when it drops off).
+    // The device answers when it has the request: at once, or when it is back if it dropped off.
     let replyS = Infinity;
     if (f === F.OfflineForGood) replyS = Infinity;
-    else if (f === F.Offline) {
-      if (k === 0) offlineUntilS[d] = nowS + faultMs[d] / 1000;
-      else replyS = Math.max(nowS, offlineUntilS[d]) + lognormal(random, model.csrMedianS, model.csrSigma);
-    } else if (offlineUntilS[d] < -1) {
-      // Offline-share device: drops off at its first request, back after the drawn time.
-      offlineUntilS[d] = nowS - offlineUntilS[d] - 2;
-    } else {
+    else if (k === 0 && offlineForS[d] > 0) offlineUntilS[d] = nowS + offlineForS[d];
+    else {
       replyS = Math.max(nowS, offlineUntilS[d]) + lognormal(random, model.csrMedianS, model.csrSigma);
       if (f === F.Slow) replyS += faultMs[d] / 1000;
     }
