@@ -34,11 +34,11 @@ export function defaultOperatorDeps(): OperatorDeps {
   };
 }
 
-interface CommonFlags extends TargetOptions {
+export interface CommonFlags extends TargetOptions {
   json?: boolean;
 }
 
-function addTargetOptions(command: Command): Command {
+export function addTargetOptions(command: Command): Command {
   return command
     .option('--region <region>', 'AWS region (default: AWS_REGION)')
     .option('--profile <profile>', 'AWS shared-config profile')
@@ -49,7 +49,7 @@ function addTargetOptions(command: Command): Command {
     .option('--data-dir <dir>', 'data directory of the local runtime (default: .rotor/local)');
 }
 
-function targetOptions(flags: CommonFlags): TargetOptions {
+export function targetOptions(flags: CommonFlags): TargetOptions {
   const { region, profile, table, stateMachineArn, namePrefix, local, dataDir } = flags;
   return { region, profile, table, stateMachineArn, namePrefix, local, dataDir };
 }
@@ -60,7 +60,7 @@ const CONCURRENCY_MAX = 32;
  * Runs one command body: usage is validated before anything connects, every error becomes one
  * line on stderr and an exit code, and the clients are always released so the process exits.
  */
-async function run(
+export async function run(
   deps: OperatorDeps,
   flags: CommonFlags,
   body: (target: Target) => Promise<ExitCode>,
@@ -78,13 +78,13 @@ async function run(
   }
 }
 
-function usage(deps: OperatorDeps, error: unknown): void {
+export function usage(deps: OperatorDeps, error: unknown): void {
   const { message, exitCode } = describeError(error);
   deps.io.err(`rotor: ${message}`);
   deps.setExitCode(exitCode);
 }
 
-function print(deps: OperatorDeps, json: boolean | undefined, data: unknown, lines: () => string[]): void {
+export function print(deps: OperatorDeps, json: boolean | undefined, data: unknown, lines: () => string[]): void {
   if (json) deps.io.out(JSON.stringify(data, null, 2));
   else for (const line of lines()) deps.io.out(line);
 }

@@ -1,0 +1,123 @@
+import { DescribeAuditTaskCommand, DescribeCertificateCommand, IoTClient, ListAuditFindingsCommand, ListAuditTasksCommand, type AuditFinding } from '@aws-sdk/client-iot';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { Command } from 'commander';
+import { mockClient } from 'aws-sdk-client-mock';
+import { formatPlan, plan, registerPlanCommand, type PlanReport } from '../../../../cli/plan/index.js';
+import { AuditCheck } from '../../../../domain/rotation.js';
+import { dailyLoad, planCohort } from '../../../../domain/pacing/index.js';
+import { capturedIo, fakeClients, fakeTarget, operatorDeps, record } from '../fake-target.js';
+
+const iotMock = mockClient(IoTClient);
+const ddbMock = mockClient(DynamoDBDocumentClient);
+const NOW = new Date('2025-06-01T00:00:00Z');
+
+function certificateId(i: number): string {
+  return i.toString(16).padStart(64, '0');
+}
+
+function finding(id: string, expires?: string): AuditFinding {
+  return {
+    nonCompliantResource: {
+      resourceType: 'DEVICE_CERTIFICATE',
+      resourceIdentifier: { deviceCertificateId: id },
+      ...(expires ? { additionalInfo: { EXPIRATION_TIME: expires } } : {}),
+    },
+  };
+}
+
+/** Two audits; the later one flags 600 certificates by age (two pages) and 2 by expiry, one of them also by age. */
+function givenAudits(): void {
+  iotMock.on(ListAuditTasksCommand).resolves({ tasks: [{ taskId: 'old-task', taskStatus: 'COMPLETED' }, { taskId: 'new-task', taskStatus: 'COMPLETED' }] });
+  iotMock.on(DescribeAuditTaskCommand, { taskId: 'old-task' }).resolves({ taskStatus: 'COMPLETED', taskStartTime: new Date('2025-05-01T00:00:00Z') });
+  iotMock.on(DescribeAuditTaskCommand, { taskId: 'new-task' }).resolves({ taskStatus: 'COMPLETED', taskStartTime: new Date('2025-05-31T00:00:00Z') });
+  const age = Array.from({ length: 600 }, (_, i) => finding(certificateId(i)));
+  iotMock.on(ListAuditFindingsCommand).callsFake((input: { taskId?: string; checkName?: string; nextToken?: string }) => {
+    if (input.taskId !== 'new-task') return { findings: [] };
+    if (input.checkName === AuditCheck.Expiring) return { findings: [finding(certificateId(0), '2025-06-20T00:00:00Z'), finding(certificateId(9999), '2025-06-10T00:00:00Z')] };
+    return input.nextToken === 'p2' ? { findings: age.slice(250) } : { findings: age.slice(0, 250), nextToken: 'p2' };
+  });
+  // One of the flagged certificates is already being replaced.
+  ddbMock.on(QueryCommand).resolves({ Items: [record('pump-1', 'IN_PROGRESS', { oldCertificateId: certificateId(5) })] });
+}
+
+beforeEach(() => {
+  iotMock.reset();
+  ddbMock.reset();
+});
+
+describe('rotor plan', () => {
+  it('counts what the latest audit would rotate from its findings and Rotor\'s records, without a DescribeCertificate', async () => {
+    // Prepare
+    givenAudits();
+    const clients = fakeClients();
+    // Act
+    const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
+    // Assess
+    expect(report.audit).toEqual({ taskId: 'new-task', startedAt: '2025-05-31T00:00:00.000Z', findingsByCheck: { [AuditCheck.Expiring]: 2, [AuditCheck.Age]: 600 } });
+    expect(report.flagged).toBe(601);
+    expect(report.inFlight).toBe(1);
+    expect(report.devices).toBe(600);
+    expect(iotMock.commandCalls(DescribeCertificateCommand)).toHaveLength(0);
+    expect(report.sources.calls).toEqual({ 'iot:ListAuditTasks': 1, 'iot:DescribeAuditTask': 2, 'iot:ListAuditFindings': 3, 'dynamodb:Query': 1 });
+    expect(ddbMock.commandCalls(QueryCommand)[0].args[0].input).toMatchObject({ ExpressionAttributeValues: { ':status': 'IN_PROGRESS' } });
+  });
+
+  it('plans with the product\'s pacing: floor, spread and schedule from admission and the calendar', async () => {
+    givenAudits();
+    const clients = fakeClients();
+    const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
+    expect(report.bottleneck).toEqual({ bucket: 'iot:DescribeCertificate', rotationsPerSecond: 3 });
+    expect(report.quotaFloorS).toBeCloseTo(200, 6);
+    expect(report.earliestExpiry).toBe('2025-06-10T00:00:00.000Z');
+    expect(report.lateForDeadline).toBe(0);
+    const cohort = planCohort(600, 3);
+    expect(report.spreadS).toBeCloseTo(cohort.spreadS, 6);
+    expect(report.schedule).toEqual([{ date: '2025-06-01', rotations: 600, cumulative: 600 }]);
+    expect(report.expectedCompletion).toBe(new Date(NOW.getTime() + cohort.spreadS * 1000).toISOString());
+  });
+
+  it('spreads over days when asked for a window, and the schedule adds up', async () => {
+    givenAudits();
+    const io = capturedIo();
+    const program = registerPlanCommand(new Command('rotor').exitOverride(), { ...operatorDeps(fakeTarget(), io, NOW), setExitCode: () => undefined });
+    await program.parseAsync(['plan', '--window-days', '3', '--json'], { from: 'user' });
+    const report = JSON.parse(io.stdout.join('\n')) as PlanReport;
+    expect(report.schedule.map((day) => day.date)).toEqual(['2025-06-01', '2025-06-02', '2025-06-03']);
+    expect(report.schedule[2].cumulative).toBe(600);
+    // The due certificates: the audit's, less the one in flight.
+    const ids = [...Array.from({ length: 600 }, (_, i) => certificateId(i)).filter((id) => id !== certificateId(5)), certificateId(9999)];
+    expect(report.schedule.map((day) => day.rotations)).toEqual(dailyLoad(ids, { spreadS: 3 * 86_400 }));
+    expect(io.stderr).toEqual([]);
+  });
+
+  it('prints where its figures come from', async () => {
+    givenAudits();
+    const clients = fakeClients();
+    const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
+    const text = formatPlan(report).join('\n');
+    expect(text).toMatch(/would rotate +600/);
+    expect(text).toMatch(/findings +ListAuditFindings of audit new-task/);
+    expect(text).toMatch(/no DescribeCertificate/);
+  });
+
+  it('says so when there is no completed audit to plan from', async () => {
+    iotMock.on(ListAuditTasksCommand).resolves({ tasks: [] });
+    const io = capturedIo();
+    let code: number | undefined;
+    const program = registerPlanCommand(new Command('rotor').exitOverride(), { ...operatorDeps(fakeTarget(), io, NOW), setExitCode: (c) => (code = c) });
+    await program.parseAsync(['plan'], { from: 'user' });
+    expect(code).toBe(3);
+    expect(io.stderr.join('\n')).toMatch(/no completed Device Defender audit in the last 30 days/);
+  });
+
+  it('refuses a bad quotas file before connecting', async () => {
+    const io = capturedIo();
+    const target = fakeTarget();
+    let code: number | undefined;
+    const program = registerPlanCommand(new Command('rotor').exitOverride(), { ...operatorDeps(target, io, NOW), setExitCode: (c) => (code = c) });
+    await program.parseAsync(['plan', '--quotas', '/nonexistent/quotas.json'], { from: 'user' });
+    expect(code).toBe(2);
+    expect(io.stderr.join('\n')).toMatch(/cannot read the quotas file/);
+    expect(target.seen).toEqual([]);
+  });
+});

@@ -1,0 +1,59 @@
+import { DAY_S, dailyLoad, hash32, jitterOf, planCohort, renewalOffsetS } from '../../../../domain/pacing/calendar.js';
+
+/** Certificate ids as AWS makes them: 64 hex characters. */
+function certificateIds(count: number, salt = ''): string[] {
+  return Array.from({ length: count }, (_, i) => `${salt}${i.toString(16)}`.padStart(64, '0'));
+}
+
+describe('the renewal calendar', () => {
+  it('gives a certificate the same place every time (deterministic, no state)', () => {
+    const id = 'f'.repeat(64);
+    expect(jitterOf(id)).toBe(jitterOf(id));
+    expect(hash32('sensor-1')).toBe(hash32('sensor-1'));
+    expect(renewalOffsetS(id, { spreadS: 86_400 })).toBe(renewalOffsetS(id, { spreadS: 86_400 }));
+    expect(jitterOf(id)).toBeGreaterThanOrEqual(0);
+    expect(jitterOf(id)).toBeLessThan(1);
+  });
+
+  it('spreads a fleet flagged all at once over days, each day under the budget', () => {
+    // Prepare: 300,000 certificates flagged by the age check, 1 rotation/s sustainable.
+    const ids = certificateIds(300_000);
+    // Act
+    const plan = planCohort(ids.length, 1);
+    const load = dailyLoad(ids, plan);
+    // Assess
+    expect(plan.dailyBudget).toBe(86_400);
+    expect(load.length).toBe(4);
+    expect(Math.max(...load)).toBeLessThanOrEqual(plan.dailyBudget);
+    expect(load.reduce((a, b) => a + b, 0)).toBe(300_000);
+    // Spread, not piled up: every full day carries about the same share.
+    for (const day of load.slice(0, 3)) expect(day).toBeGreaterThan(0.9 * 0.96 * plan.dailyBudget);
+  });
+
+  it('spreads evenly within a day too (no burst at midnight)', () => {
+    const ids = certificateIds(30_000, 'b');
+    const plan = planCohort(ids.length, 1);
+    const hours = new Array<number>(Math.ceil(plan.spreadS / 3_600)).fill(0);
+    for (const id of ids) hours[Math.floor(renewalOffsetS(id, plan) / 3_600)]++;
+    const full = hours.slice(0, -1);
+    expect(Math.max(...full) / Math.min(...full)).toBeLessThan(1.2);
+  });
+
+  it('spreads over the requested window when the budget would allow faster', () => {
+    const plan = planCohort(1_000, 3, { fill: 0.96, minWindowS: 7 * DAY_S });
+    expect(plan.spreadS).toBe(7 * DAY_S);
+    expect(dailyLoad(certificateIds(1_000), plan).length).toBe(7);
+  });
+
+  it('says how many certificates cannot be renewed before a deadline the budget cannot meet', () => {
+    const plan = planCohort(1_000_000, 3, undefined, 2 * DAY_S);
+    expect(plan.spreadS).toBe(2 * DAY_S);
+    expect(plan.lateForDeadline).toBe(1_000_000 - 3 * 2 * DAY_S);
+    expect(planCohort(1_000, 3, undefined, 2 * DAY_S).lateForDeadline).toBe(0);
+  });
+
+  it('rejects a rate or fill that cannot make a plan', () => {
+    expect(() => planCohort(10, 0)).toThrow(/rate must be above 0/);
+    expect(() => planCohort(10, 1, { fill: 0, minWindowS: 0 })).toThrow(/fill/);
+  });
+});

@@ -1,0 +1,70 @@
+import { CALL_PROFILE, CallSite, HAPPY_PATH, bucketDemand, bucketOf, pathDemand } from '../../../../domain/pacing/call-profile.js';
+import { Bucket } from '../../../../domain/pacing/quotas.js';
+import { Step } from '../../../../domain/rotation.js';
+
+describe('the call profile', () => {
+  it('adds up to today\'s measured happy path (rotor demo --report, 29 calls per rotation)', () => {
+    const { calls } = pathDemand(HAPPY_PATH);
+    expect(calls).toEqual({
+      'iot:DescribeCertificate': 3,
+      'iot:ListPrincipalThings': 1,
+      'states:StartExecution': 1,
+      'iot:ListAuditFindings': 0.01,
+      'dynamodb:UpdateItem': 6.01,
+      'iotdata:Publish': 3,
+      'dynamodb:GetItem': 3,
+      'states:SendTaskSuccess': 2,
+      'iot:CreateCertificateFromCsr': 1,
+      'iot:ListAttachedPolicies': 2,
+      'iot:AttachPolicy': 1,
+      'iot:AttachThingPrincipal': 1,
+      'iot:UpdateCertificate': 1,
+      'iot:DetachPolicy': 1,
+      'iot:DetachThingPrincipal': 1,
+      'iot:DeleteCertificate': 1,
+      'dynamodb:TransactWriteItems': 1,
+    });
+    expect(Object.values(calls).reduce((a, b) => a + b, 0)).toBeCloseTo(29.02, 5);
+  });
+
+  it('enters the six states of a successful rotation and reconnects the device once', () => {
+    const { perBucket } = pathDemand(HAPPY_PATH);
+    expect(perBucket[Bucket.StateTransition]).toBe(6);
+    expect(perBucket[Bucket.MqttConnect]).toBe(1);
+    expect(perBucket[Bucket.SendTask]).toBe(2);
+  });
+
+  it('names the workflow\'s steps by their domain names', () => {
+    for (const step of [Step.ClaimDevice, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RetireOldCertificate, Step.Rotated]) {
+      expect(Object.values(CallSite)).toContain(step);
+    }
+  });
+
+  it('paces exactly the sites that spend IoT control-plane calls, and never a device-driven one', () => {
+    const paced = Object.values(CallSite).filter((site) => CALL_PROFILE[site].paced).sort();
+    expect(paced).toEqual([
+      CallSite.IssueCertificate,
+      CallSite.IssueRejected,
+      CallSite.RetireOldCertificate,
+      CallSite.RollBackIssued,
+      CallSite.StartRotation,
+    ].sort());
+    for (const site of [CallSite.CsrResponse, CallSite.CertificateAck, CallSite.CertificateError, CallSite.IgnoredMessage]) expect(CALL_PROFILE[site].paced).toBe(false);
+  });
+
+  it('maps SendTask* onto one bucket and leaves unthrottled services out', () => {
+    expect(bucketOf('states:SendTaskSuccess')).toBe(Bucket.SendTask);
+    expect(bucketOf('states:SendTaskFailure')).toBe(Bucket.SendTask);
+    expect(bucketOf('dynamodb:UpdateItem')).toBeUndefined();
+    expect(bucketDemand(CALL_PROFILE[CallSite.RetireOldCertificate])).toEqual({
+      'iot:DescribeCertificate': 1,
+      'iot:UpdateCertificate': 1,
+      'iot:ListAttachedPolicies': 1,
+      'iot:DetachPolicy': 1,
+      'iot:DetachThingPrincipal': 1,
+      'iot:DeleteCertificate': 1,
+      'iotdata:Publish': 1,
+      'states:StateTransition': 1,
+    });
+  });
+});
