@@ -26,6 +26,16 @@ export type CloudMessage =
   | { type: typeof MessageType.RotationDone; body: RotationDone }
   | { type: typeof MessageType.Abort; body: Abort };
 
+/**
+ * Codes a device puts at the start of a crt_err's `error` text (protocol v1.1), so that the
+ * cloud and an operator tell a refusal apart from a failure to use the new certificate.
+ */
+export const DeviceErrorCode = {
+  /** The csr_req named a certificate the device does not hold. */
+  CertificateNotHeld: 'CERTIFICATE_NOT_HELD',
+} as const;
+export type DeviceErrorCode = (typeof DeviceErrorCode)[keyof typeof DeviceErrorCode];
+
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** Upper bounds that keep a hostile device from making us store or log megabytes. */
