@@ -1,7 +1,7 @@
 import { CLOUD_TO_DEVICE, parseTopic, topicFor, type CloudToDeviceType } from '../domain/index.js';
 import { NO_FAULTS, type FaultHooks } from './faults.js';
 import type { KeyStore, KeyStoreSnapshot, StoredPair } from './key-store.js';
-import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem, publicKeySpkiOfPrivateKey, type KeyAlgorithm } from './keys.js';
+import { certificateIdOfPem, createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem, publicKeySpkiOfPrivateKey, type KeyAlgorithm } from './keys.js';
 import { initialState, reduce, type DeviceEvent, type DeviceState, type Effect, type LogLevel, type RotationReport, type StoredSummary } from './reducer.js';
 import type { Transport, TransportHandlers } from './transport.js';
 
@@ -33,7 +33,7 @@ export interface AgentMetrics {
   rotationsFailed: number;
   lastStartedAt?: string;
   lastFinishedAt?: string;
-  lastOutcome?: 'rotated' | 'aborted' | 'certificateRefused';
+  lastOutcome?: 'rotated' | 'aborted' | 'certificateRefused' | 'notHeld';
 }
 
 export interface AgentOptions {
@@ -55,7 +55,7 @@ export interface AgentOptions {
   logCapacity?: number;
 }
 
-const FINAL_REPORTS = new Set(['rotated', 'aborted', 'certificateRefused']);
+const FINAL_REPORTS = new Set(['rotated', 'aborted', 'certificateRefused', 'notHeld']);
 
 /**
  * Runs one device: feeds events to the reducer one at a time and carries out the effects it
@@ -424,8 +424,10 @@ function pendingPair(snapshot: KeyStoreSnapshot): StoredPair | undefined {
 
 export function summarize(snapshot: KeyStoreSnapshot): StoredSummary {
   const pending = snapshot.pending;
+  const currentCertificateId = snapshot.current ? certificateIdOfPem(snapshot.current.certPem) : undefined;
   return {
     current: snapshot.current !== undefined,
+    ...(currentCertificateId ? { currentCertificateId } : {}),
     ...(pending
       ? { pending: { rotation: pending.rotation, ...(pending.csrPem ? { csrPem: pending.csrPem } : {}), hasCertificate: pending.certPem !== undefined } }
       : {}),

@@ -100,6 +100,7 @@ export class Fleet extends EventEmitter {
         break;
       case 'aborted':
       case 'certificateRefused':
+      case 'notHeld':
         this.inFlight.delete(report.thingName);
         this.outcome.set(report.thingName, 'failed');
         break;

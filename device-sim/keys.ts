@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createPrivateKey, createPublicKey, generateKeyPair, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPair, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 
 /**
@@ -44,6 +44,15 @@ export function generatePrivateKeyPem(algorithm: KeyAlgorithm): Promise<string> 
 /** DER SubjectPublicKeyInfo of a private key, base64: how the device recognises "its" certificate. */
 export function publicKeySpkiOfPrivateKey(privateKeyPem: string): string {
   return createPublicKey(createPrivateKey(privateKeyPem)).export({ type: 'spki', format: 'der' }).toString('base64');
+}
+
+/** The id AWS IoT gives a certificate: the SHA-256 of its DER, in hex; undefined when the PEM is not a certificate. */
+export function certificateIdOfPem(certificatePem: string): string | undefined {
+  try {
+    return createHash('sha256').update(new X509Certificate(certificatePem).raw).digest('hex');
+  } catch {
+    return undefined;
+  }
 }
 
 /** DER SubjectPublicKeyInfo of a certificate's key, base64; undefined when the PEM is not a certificate. */

@@ -1,4 +1,5 @@
 import {
+  DeviceErrorCode,
   MessageType,
   parseCloudMessage,
   type CertificateAck,
@@ -64,11 +65,15 @@ export interface DeviceState {
   rotation: RotationState;
   /** Rotations that ended here (newest last), so late duplicates are told apart from stale ids. */
   finished: readonly string[];
+  /** The id of the current certificate (protocol v1.1: a csr_req naming another one is refused). Unknown: not checked. */
+  currentCertificateId?: string;
 }
 
 /** What the key store holds at boot, as the reducer needs it. */
 export interface StoredSummary {
   current: boolean;
+  /** The id (SHA-256 of the DER) of the current certificate, when one is stored. */
+  currentCertificateId?: string;
   pending?: { rotation: PendingRotation; csrPem?: string; hasCertificate: boolean };
 }
 
@@ -94,6 +99,8 @@ export type ReportKind =
   | 'rotated'
   | 'aborted'
   | 'certificateRefused'
+  /** Protocol v1.1: a csr_req named a certificate this device does not hold; it answered crt_err. */
+  | 'notHeld'
   | 'stranded';
 
 /** Progress the agent turns into metrics and the fleet into counts. */
@@ -237,7 +244,8 @@ export function reduce(state: DeviceState, event: DeviceEvent, now: Date): Trans
   }
 }
 
-function onStarted(state: DeviceState, stored: StoredSummary, now: Date): Transition {
+function onStarted(booted: DeviceState, stored: StoredSummary, now: Date): Transition {
+  const state: DeviceState = stored.currentCertificateId ? { ...booted, currentCertificateId: stored.currentCertificateId } : booted;
   const pending = stored.pending;
   const effects: Effect[] = [];
   let rotation: RotationState = { status: 'idle' };
@@ -370,7 +378,7 @@ function onMessage(state: DeviceState, messageType: string, payload: string, now
   const message = parsed.value;
   switch (message.type) {
     case MessageType.CsrRequest:
-      return onCsrRequest(state, message.body.rotationId, now);
+      return onCsrRequest(state, message.body.rotationId, message.body.certificateId, now);
     case MessageType.CertificateResponse:
       return onCertificateResponse(state, message.body.rotationId, message.body.certificateId, message.body.certificatePem, now);
     case MessageType.RotationDone:
@@ -393,8 +401,34 @@ function startRotation(state: DeviceState, rotationId: string, now: Date, prior:
   };
 }
 
-function onCsrRequest(state: DeviceState, rotationId: string, now: Date): Transition {
+/** The certificates whose private key this device holds: the current one and a pending one. */
+function heldCertificates(state: DeviceState): string[] {
+  const held = state.currentCertificateId ? [state.currentCertificateId] : [];
+  if (hasPendingCertificate(state.rotation)) held.push(state.rotation.certificateId);
+  return held;
+}
+
+/**
+ * Protocol v1.1 device rule 6: a csr_req that names a certificate this device does not hold
+ * is answered with crt_err, and nothing is touched — no key is made, none is dropped. The
+ * cloud is about to rotate a certificate that is not this device's; rotating it would end in
+ * crt_done making the device delete the key it actually uses.
+ */
+function refuseNotHeld(state: DeviceState, rotationId: string, certificateId: string, now: Date): Transition {
+  const error = `${DeviceErrorCode.CertificateNotHeld}: csr_req names certificate ${certificateId}, which this device does not hold`;
+  return {
+    state,
+    effects: [log('warn', error, rotationId), publishError(rotationId, error), report('notHeld', rotationId, now, certificateId)],
+  };
+}
+
+function onCsrRequest(state: DeviceState, rotationId: string, certificateId: string | undefined, now: Date): Transition {
   const rotation = state.rotation;
+  const repeated = rotation.status !== 'idle' && rotationId === rotation.rotationId;
+  if (!repeated && certificateId !== undefined && state.currentCertificateId !== undefined && !heldCertificates(state).includes(certificateId)) {
+    if (rotationId !== '' && state.finished.includes(rotationId)) return ignore(state, 'info', 'csr_req of a rotation that already ended ignored', rotationId);
+    return refuseNotHeld(state, rotationId, certificateId, now);
+  }
   if (rotation.status === 'idle') {
     if (rotationId !== '' && state.finished.includes(rotationId)) {
       return ignore(state, 'info', 'csr_req of a rotation that already ended ignored', rotationId);
@@ -424,7 +458,12 @@ function onCsrRequest(state: DeviceState, rotationId: string, now: Date): Transi
       { type: 'deleteOldKey' },
       report('rotated', rotation.rotationId, now, 'implicit: crt_done not received'),
     ];
-    const promoted: DeviceState = { ...state, connection: { status: 'connected', pair: 'current' }, finished: finish(state, rotation.rotationId) };
+    const promoted: DeviceState = {
+      ...state,
+      connection: { status: 'connected', pair: 'current' },
+      finished: finish(state, rotation.rotationId),
+      currentCertificateId: rotation.certificateId,
+    };
     return startRotation(promoted, rotationId, now, prior);
   }
   const prior: Effect[] = [
@@ -490,7 +529,7 @@ function onRotationDone(state: DeviceState, rotationId: string, now: Date): Tran
   const connection: ConnectionState =
     state.connection.status === 'offline' ? state.connection : { ...state.connection, pair: 'current' } as ConnectionState;
   return {
-    state: { ...state, connection, rotation: { status: 'idle' }, finished: finish(state, rotation.rotationId) },
+    state: { ...state, connection, rotation: { status: 'idle' }, finished: finish(state, rotation.rotationId), currentCertificateId: rotation.certificateId },
     effects: [
       log('info', `crt_done: certificate ${rotation.certificateId} is now current; deleting the old key`, rotation.rotationId),
       { type: 'promotePending', rotationId: rotation.rotationId },

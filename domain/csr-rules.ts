@@ -53,6 +53,21 @@ const HASH_BY_SIGNATURE_OID: Readonly<Record<string, { hash: string; key: 'rsa' 
 
 const BASIC_CONSTRAINTS_OID = '2.5.29.19';
 
+/**
+ * Whether two public keys are the same key, compared on the key itself rather than on its
+ * encoding: an EC point may be encoded compressed or uncompressed, and the same key must not
+ * pass the reuse check by changing its encoding. JWK holds the canonical values (x and y of
+ * the point; n and e of an RSA key).
+ */
+export function sameKey(a: KeyObject, b: KeyObject): boolean {
+  if (a.asymmetricKeyType !== b.asymmetricKeyType) return false;
+  const ja = a.export({ format: 'jwk' });
+  const jb = b.export({ format: 'jwk' });
+  if (ja.kty === 'EC') return ja.crv === jb.crv && ja.x === jb.x && ja.y === jb.y;
+  if (ja.kty === 'RSA') return ja.n === jb.n && ja.e === jb.e;
+  return false;
+}
+
 function reject(reason: CsrRejection, detail: string): CsrCheck {
   return { ok: false, reason, detail };
 }
@@ -119,9 +134,8 @@ export function checkCsr(csrPem: string, context: CsrContext): CsrCheck {
   }
 
   const spki = Buffer.from(csr.publicKey.rawData);
-  if (context.oldCertificatePem) {
-    const oldSpki = new X509Certificate(context.oldCertificatePem).publicKey.export({ type: 'spki', format: 'der' });
-    if (oldSpki.equals(spki)) return reject(CsrRejection.KeyReused, 'the CSR re-uses the key of the certificate being replaced');
+  if (context.oldCertificatePem && sameKey(new X509Certificate(context.oldCertificatePem).publicKey, key)) {
+    return reject(CsrRejection.KeyReused, 'the CSR re-uses the key of the certificate being replaced');
   }
 
   return {

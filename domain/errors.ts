@@ -10,6 +10,7 @@ export const ErrorName = {
   ClaimLost: 'ClaimLost',
   RollbackUnsafe: 'RollbackUnsafe',
   InvalidInput: 'InvalidInput',
+  SharedCertificate: 'SharedCertificate',
 } as const;
 export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
 
@@ -99,5 +100,24 @@ export class InvalidInput extends RotorError {
   constructor(message: string) {
     super(message);
     this.name = ErrorName.InvalidInput;
+  }
+}
+
+/**
+ * The certificate being rotated is attached to other things, or the thing holds other
+ * certificates: retiring it could cut another device off, and the device might not hold it.
+ * Rotor refuses before anything is created (docs/protocol.md cloud rule 8).
+ */
+export class SharedCertificate extends RotorError {
+  constructor(
+    readonly certificateId: string,
+    readonly things: readonly string[],
+    readonly otherCertificates: readonly string[],
+  ) {
+    const parts: string[] = [];
+    if (things.length > 1) parts.push(`is attached to ${things.length} things (${things.join(', ')})`);
+    if (otherCertificates.length) parts.push(`shares its thing with ${otherCertificates.length} other certificate(s) (${otherCertificates.join(', ')})`);
+    super(`certificate ${certificateId} ${parts.join(' and ')}: not rotated`);
+    this.name = ErrorName.SharedCertificate;
   }
 }

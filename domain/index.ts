@@ -4,3 +4,4 @@ export * from './rotation.js';
 export * from './naming.js';
 export * from './errors.js';
 export * from './records.js';
+export * from './device-rules.js';

@@ -1,7 +1,11 @@
 import { MessageType, type DeviceToCloudType } from './topics.js';
 
 /** PROTOCOL.md: JSON payloads of the rotation topics. `rotationId` is optional from devices. */
-export interface CsrRequest { rotationId: string }
+export interface CsrRequest {
+  rotationId: string;
+  /** Protocol v1.1: the id of the certificate being replaced. A v1 device ignores it. */
+  certificateId?: string;
+}
 export interface CsrResponse { rotationId?: string; CSR: string }
 export interface CertificateResponse { rotationId: string; certificateId: string; certificatePem: string }
 export interface CertificateAck { rotationId?: string }
@@ -22,6 +26,16 @@ export type CloudMessage =
   | { type: typeof MessageType.RotationDone; body: RotationDone }
   | { type: typeof MessageType.Abort; body: Abort };
 
+/**
+ * Codes a device puts at the start of a crt_err's `error` text (protocol v1.1), so that the
+ * cloud and an operator tell a refusal apart from a failure to use the new certificate.
+ */
+export const DeviceErrorCode = {
+  /** The csr_req named a certificate the device does not hold. */
+  CertificateNotHeld: 'CERTIFICATE_NOT_HELD',
+} as const;
+export type DeviceErrorCode = (typeof DeviceErrorCode)[keyof typeof DeviceErrorCode];
+
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** Upper bounds that keep a hostile device from making us store or log megabytes. */
@@ -31,6 +45,8 @@ export const MAX_ROTATION_ID_CHARS = 128;
 export const MAX_CERTIFICATE_PEM_CHARS = 16_384;
 
 type Json = Record<string, unknown>;
+
+const CERTIFICATE_ID = /^[0-9a-f]{64}$/;
 
 function asObject(input: unknown): Validation<Json> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -110,12 +126,18 @@ export function parseCloudMessage(type: string, payload: Uint8Array | string): V
   }
   const rotationId = (rid as string | undefined) ?? '';
   switch (type) {
-    case MessageType.CsrRequest:
-      return { ok: true, value: { type, body: { rotationId } } };
+    case MessageType.CsrRequest: {
+      const certificateId = obj.value.certificateId;
+      if (certificateId === undefined) return { ok: true, value: { type, body: { rotationId } } };
+      if (typeof certificateId !== 'string' || !CERTIFICATE_ID.test(certificateId)) {
+        return { ok: false, error: 'certificateId must be 64 lowercase hex characters' };
+      }
+      return { ok: true, value: { type, body: { rotationId, certificateId } } };
+    }
     case MessageType.CertificateResponse: {
       const id = requiredString(obj.value, 'certificateId', 64);
       if (!id.ok) return id;
-      if (!/^[0-9a-f]{64}$/.test(id.value)) return { ok: false, error: 'certificateId must be 64 lowercase hex characters' };
+      if (!CERTIFICATE_ID.test(id.value)) return { ok: false, error: 'certificateId must be 64 lowercase hex characters' };
       const pem = requiredString(obj.value, 'certificatePem', MAX_CERTIFICATE_PEM_CHARS);
       if (!pem.ok) return pem;
       return { ok: true, value: { type, body: { rotationId, certificateId: id.value, certificatePem: pem.value } } };

@@ -32,6 +32,14 @@ export function retryExecutionName(thingName: string, certificateId: string, fai
   return compose(thingName, 'r', digest(['retry', thingName, certificateId, failedRotationId]));
 }
 
+/**
+ * Name of the execution that finishes a failed rotation after a late crt_ack over its new
+ * certificate: one per new certificate, however many acks arrive.
+ */
+export function resumeExecutionName(thingName: string, newCertificateId: string): string {
+  return compose(thingName, 'f', digest(['resume', thingName, newCertificateId]));
+}
+
 const CERTIFICATE_ID = /^[0-9a-f]{64}$/;
 export function isCertificateId(value: string): boolean {
   return CERTIFICATE_ID.test(value);

@@ -63,6 +63,11 @@ export interface RotationRecord {
   cause?: string;
   ignoredCount?: number;
   lastIgnored?: IgnoredMessage;
+  /**
+   * The certificate a crt_ack was received over, written before the ack answers the task
+   * token: Retire checks it is newCertificateId before it touches the old certificate.
+   */
+  ackedCertificateId?: string;
 }
 
 /** A finished rotation (sk = rotation#…); history items never carry `status`, so the GSI stays sparse. */

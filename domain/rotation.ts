@@ -57,6 +57,8 @@ export const FailureReason = {
   RetireFailed: 'RETIRE_FAILED',
   RollbackFailed: 'ROLLBACK_FAILED',
   Internal: 'INTERNAL_ERROR',
+  /** The certificate is attached to several things, or the thing has several certificates (docs/protocol.md cloud rule 8). */
+  SharedCertificate: 'SHARED_CERTIFICATE',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
 
@@ -70,6 +72,12 @@ export const IgnoredReason = {
   Unexpected: 'UNEXPECTED_MESSAGE',
   WrongPrincipal: 'ACK_NOT_OVER_NEW_CERTIFICATE',
   Duplicate: 'DUPLICATE',
+  /** A csr_res over any certificate but the one being replaced (docs/protocol.md cloud rule 9). */
+  CsrNotOverOldCertificate: 'CSR_NOT_OVER_OLD_CERTIFICATE',
+  /** A crt_err over neither the old nor the new certificate of the rotation. */
+  ErrorNotOverRotationCertificate: 'ERROR_NOT_OVER_ROTATION_CERTIFICATE',
+  /** A late message the cloud may not answer with abort: the old certificate is no longer ACTIVE. */
+  OldCertificateNotActive: 'OLD_CERTIFICATE_NOT_ACTIVE',
 } as const;
 export type IgnoredReason = (typeof IgnoredReason)[keyof typeof IgnoredReason];
 
@@ -81,6 +89,8 @@ export const StartOutcome = {
   NoThing: 'NO_THING_ATTACHED',
   NotADeviceCertificate: 'NOT_A_DEVICE_CERTIFICATE',
   CertificateNotActive: 'CERTIFICATE_NOT_ACTIVE',
+  /** The finding is suppressed in Device Defender: the operator chose not to act on it. */
+  Suppressed: 'SUPPRESSED',
 } as const;
 export type StartOutcome = (typeof StartOutcome)[keyof typeof StartOutcome];
 
@@ -96,6 +106,8 @@ export const AUDIT_CHECKS: readonly AuditCheck[] = Object.values(AuditCheck);
 export const Trigger = {
   Audit: 'audit',
   Retry: 'retry',
+  /** A late crt_ack over the new certificate of a failed rotation: finish it (docs/protocol.md cloud rule 10). */
+  Resume: 'resume',
 } as const;
 export type Trigger = (typeof Trigger)[keyof typeof Trigger];
 
@@ -106,6 +118,8 @@ export interface RotationInput {
   trigger: Trigger;
   auditTaskId?: string;
   checkName?: AuditCheck;
+  /** Set when trigger = resume: the certificate the device acked over, which the execution finishes with. */
+  resume?: { newCertificateId: string };
 }
 
 /** What the old certificate becomes once a rotation succeeds. */

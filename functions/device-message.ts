@@ -1,47 +1,58 @@
-import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { SendTaskFailureCommand, SendTaskSuccessCommand, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import * as z from 'zod/mini';
 import {
+  decide,
   DEVICE_TO_CLOUD,
-  ErrorName,
-  FailureReason,
   IgnoredReason,
   MessageType,
   parseDeviceMessage,
   parseTopic,
   RotationStatus,
-  Step,
-  WaitFor,
+  type CertificateState,
+  type Decision,
   type DeviceMessage,
   type DeviceToCloudType,
+  type MessageContext,
   type RotationRecord,
 } from '../domain/index.js';
 import { errorMessage, isNamed } from './aws/errors.js';
+import { describeCertificate } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
+import { requiredEnv } from './core/environment.js';
 import { once, rotorHandler } from './core/handler.js';
-import { getCurrentRecord, recordIgnored, releaseTaskToken, type TableDeps } from './core/rotation-table.js';
+import { getCurrentRecord, recordAck, recordIgnored, releaseTaskToken, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
-import { baseDeps, tracedIotData, tracedSfn } from './core/runtime-deps.js';
+import { baseDeps, tracedIot, tracedIotData, tracedSfn } from './core/runtime-deps.js';
 
-/** What the IoT rules send (topics.ts ruleSqlFor): the payload base64-encoded, plus who sent it. */
-export interface DeviceMessageEvent {
-  payload: string;
-  clientId: string;
-  /** The id of the certificate the MQTT connection was authenticated with. */
-  principal: string;
-  topic: string;
+/**
+ * What the IoT rules send (topics.ts ruleSqlFor): the payload base64-encoded, plus who sent it.
+ * `principal()` is the id of the certificate the MQTT connection was authenticated with.
+ */
+export const DeviceMessageEventSchema = z.object({
+  payload: z.string().check(z.maxLength(64 * 1024)),
+  clientId: z.string().check(z.minLength(1), z.maxLength(128)),
+  principal: z.catch(z.string().check(z.maxLength(256)), ''),
+  topic: z.string().check(z.minLength(1), z.maxLength(1024)),
   /** timestamp(): epoch milliseconds. */
-  receivedAt: number | string;
-}
+  receivedAt: z.optional(z.union([z.number(), z.string().check(z.maxLength(64))])),
+});
+export type DeviceMessageEvent = z.infer<typeof DeviceMessageEventSchema>;
 
 export type DeviceMessageResult =
   | { action: 'answered' }
   | { action: 'ignored'; reason: IgnoredReason }
-  | { action: 'aborted'; reason: string };
+  | { action: 'aborted'; reason: string }
+  | { action: 'resumed'; executionName: string };
 
 export interface DeviceMessageDeps extends TableDeps {
   sfn: SFNClient;
+  iot: IoTClient;
   iotData: IoTDataPlaneClient;
+  /** The rotate-device state machine: a late ack over the new certificate starts a resume execution on it. */
+  stateMachineArn: string;
   clock: Clock;
   telemetry: Telemetry;
 }
@@ -49,36 +60,38 @@ export interface DeviceMessageDeps extends TableDeps {
 /** Step Functions' answers for a token that was already answered, timed out or never existed. */
 const SPENT_TOKEN_ERRORS = ['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken'] as const;
 
-/** Which parked token each device → cloud message may answer. */
-const ANSWERS: Readonly<Record<DeviceToCloudType, WaitFor>> = {
-  [MessageType.CsrResponse]: WaitFor.CsrResponse,
-  [MessageType.CertificateAck]: WaitFor.CertificateAck,
-  [MessageType.CertificateError]: WaitFor.CertificateAck,
-};
-
 const DEVICE_TYPES: readonly string[] = DEVICE_TO_CLOUD;
 
 interface Received {
   thingName: string;
   type: DeviceToCloudType;
-  principal: string;
-  receivedAt: string;
+  context: MessageContext;
 }
 
-function text(value: unknown, max = 512): string | undefined {
-  return typeof value === 'string' && value.length > 0 && value.length <= max ? value : undefined;
+interface IgnoreContext {
+  thingName?: string;
+  type?: string;
+  rotationId?: string;
+  detail?: string;
 }
 
 function receivedAtIso(value: unknown, fallback: Date): string {
+  if (value === undefined) return fallback.toISOString();
   const date = typeof value === 'number' || (typeof value === 'string' && /^\d+$/.test(value)) ? new Date(Number(value)) : new Date(String(value));
   return Number.isNaN(date.getTime()) ? fallback.toISOString() : date.toISOString();
+}
+
+/** The client id of an event that failed its schema, when it has a usable one: the record to count it on. */
+function clientIdOf(event: unknown): string | undefined {
+  const clientId = typeof event === 'object' && event !== null ? (event as Record<string, unknown>).clientId : undefined;
+  return typeof clientId === 'string' && clientId.length > 0 && clientId.length <= 128 ? clientId : undefined;
 }
 
 class Dispatcher {
   constructor(private readonly deps: DeviceMessageDeps) {}
 
   /** Logs, counts and — when the thing has a record — keeps the message that was dropped. */
-  async ignore(reason: IgnoredReason, context: { thingName?: string; type?: string; rotationId?: string; detail?: string }): Promise<DeviceMessageResult> {
+  async ignore(reason: IgnoredReason, context: IgnoreContext): Promise<DeviceMessageResult> {
     const { telemetry, clock } = this.deps;
     telemetry.log.warn('device message ignored', { reason, ...context });
     telemetry.count(MetricName.IgnoredMessages, 1, { reason });
@@ -94,110 +107,117 @@ class Dispatcher {
   }
 
   async handle(event: unknown): Promise<DeviceMessageResult> {
-    const fields = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
-    const topic = text(fields.topic, 1024);
-    const parsedTopic = topic ? parseTopic(topic) : undefined;
-    const clientId = text(fields.clientId, 128);
+    const parsed = DeviceMessageEventSchema.safeParse(event);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'event'}: ${issue.message}`).join('; ');
+      return this.ignore(IgnoredReason.Malformed, { thingName: clientIdOf(event), detail: `not an IoT rule event: ${detail}` });
+    }
+    const fields = parsed.data;
+    const parsedTopic = parseTopic(fields.topic);
     if (!parsedTopic || !DEVICE_TYPES.includes(parsedTopic.type)) {
-      return this.ignore(IgnoredReason.Malformed, { thingName: clientId, detail: `not a device → cloud rotation topic: ${JSON.stringify(topic ?? null)}` });
+      return this.ignore(IgnoredReason.Malformed, { thingName: fields.clientId, detail: `not a device → cloud rotation topic: ${JSON.stringify(fields.topic)}` });
     }
     const type = parsedTopic.type as DeviceToCloudType;
-    if (clientId !== parsedTopic.thingName) {
+    if (fields.clientId !== parsedTopic.thingName) {
       // Record it on the thing that sent it: the client id is what the device authenticated as.
-      return this.ignore(IgnoredReason.TopicMismatch, { thingName: clientId, type, detail: `client ${clientId ?? '(none)'} published on ${topic}` });
+      return this.ignore(IgnoredReason.TopicMismatch, { thingName: fields.clientId, type, detail: `client ${fields.clientId} published on ${fields.topic}` });
     }
     const received: Received = {
-      thingName: clientId,
+      thingName: fields.clientId,
       type,
-      principal: text(fields.principal, 256) ?? '',
-      receivedAt: receivedAtIso(fields.receivedAt, this.deps.clock.now()),
+      context: { principal: fields.principal, receivedAt: receivedAtIso(fields.receivedAt, this.deps.clock.now()) },
     };
 
-    const payload = typeof fields.payload === 'string' ? Buffer.from(fields.payload, 'base64') : undefined;
-    const message = payload ? parseDeviceMessage(type, payload) : { ok: false as const, error: 'payload is missing' };
+    const message = parseDeviceMessage(type, Buffer.from(fields.payload, 'base64'));
     if (!message.ok) return this.ignore(IgnoredReason.Malformed, { thingName: received.thingName, type, detail: message.error });
 
     const record = await getCurrentRecord(this.deps, received.thingName);
-    const rotationId = message.value.body.rotationId;
-    if (!record) return this.ignore(IgnoredReason.UnknownThing, { thingName: received.thingName, type, rotationId });
-    return this.dispatch(received, message.value, record);
+    let decision = decide(record, message.value, received.context);
+    if (decision.kind === 'look-up-certificates' && record) {
+      const certificates = await this.certificateStates(record, decision.newCertificateId);
+      decision = decide(record, message.value, { ...received.context, certificates });
+    }
+    return this.act(received, message.value, record, decision);
   }
 
-  private async dispatch(received: Received, message: DeviceMessage, record: RotationRecord): Promise<DeviceMessageResult> {
+  private async certificateStates(record: RotationRecord, newCertificateId: string | undefined): Promise<NonNullable<MessageContext['certificates']>> {
+    const state = async (certificateId: string): Promise<CertificateState> =>
+      ((await describeCertificate(this.deps.iot, certificateId))?.status as CertificateState | undefined) ?? 'GONE';
+    const [old, fresh] = await Promise.all([state(record.oldCertificateId), newCertificateId ? state(newCertificateId) : Promise.resolve(undefined)]);
+    return fresh === undefined ? { old } : { old, new: fresh };
+  }
+
+  private async act(received: Received, message: DeviceMessage, record: RotationRecord | undefined, decision: Decision): Promise<DeviceMessageResult> {
     const { thingName, type } = received;
-    const rotationId = message.body.rotationId;
-    const context = { thingName, type, rotationId };
-
-    if (record.status !== RotationStatus.InProgress) {
-      const forFailedRotation = record.status === RotationStatus.Failed && (rotationId ?? record.rotationId) === record.rotationId;
-      if (forFailedRotation && type !== MessageType.CertificateError && this.mayAbort(record)) return this.abortFailed(received, record);
-      return this.ignore(IgnoredReason.NoRotationInFlight, context);
-    }
-    if (rotationId !== undefined && rotationId !== record.rotationId) return this.ignore(IgnoredReason.StaleRotationId, context);
-    if (!record.taskToken || record.waitFor !== ANSWERS[type]) {
-      return this.ignore(IgnoredReason.Unexpected, { ...context, detail: `waiting for ${record.waitFor ?? 'nothing'}` });
-    }
-
-    switch (message.type) {
-      case MessageType.CsrResponse: {
-        const output = JSON.stringify({ pem: message.body.CSR, receivedAt: received.receivedAt });
-        return this.answer(received, record, record.taskToken, (taskToken) => this.deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output })));
-      }
-      case MessageType.CertificateAck: {
-        // PROTOCOL.md cloud rule 2: only an ack made over the new certificate proves the device can use it.
-        if (received.principal !== record.newCertificateId) {
-          return this.ignore(IgnoredReason.WrongPrincipal, { ...context, detail: `ack over ${received.principal || 'an unknown principal'}` });
+    const rotationId = message.body.rotationId ?? record?.rotationId;
+    const context: IgnoreContext = { thingName, type, ...(rotationId ? { rotationId } : {}) };
+    switch (decision.kind) {
+      case 'ignore':
+        return this.ignore(decision.reason, decision.detail === undefined ? context : { ...context, detail: decision.detail });
+      case 'look-up-certificates':
+        // decide() had the certificates and still asked: a bug, never device input.
+        throw new Error('the device rules asked for certificate statuses twice');
+      case 'answer-success': {
+        if (decision.ack && record) {
+          const recorded = await recordAck(this.deps, { thingName, rotationId: record.rotationId, certificateId: decision.ack.certificateId, status: RotationStatus.InProgress });
+          if (!recorded) return this.ignore(IgnoredReason.Unexpected, { ...context, detail: 'the record changed before the ack was recorded' });
         }
-        const output = JSON.stringify({ principal: received.principal, ackedAt: received.receivedAt });
-        return this.answer(received, record, record.taskToken, (taskToken) => this.deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output })));
+        const { taskToken, output } = decision;
+        return this.answer(received, context, taskToken, () => this.deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output })));
       }
-      case MessageType.CertificateError:
-        return this.answer(received, record, record.taskToken, (taskToken) =>
-          this.deps.sfn.send(new SendTaskFailureCommand({ taskToken, error: ErrorName.DeviceReportedError, cause: message.body.error })),
-        );
+      case 'answer-failure': {
+        const { taskToken, error, cause } = decision;
+        return this.answer(received, context, taskToken, () => this.deps.sfn.send(new SendTaskFailureCommand({ taskToken, error, cause })));
+      }
+      case 'abort': {
+        await publishToDevice(this.deps.iotData, thingName, { type: MessageType.Abort, body: { rotationId: decision.rotationId, reason: decision.reasonCode } });
+        await this.ignore(IgnoredReason.NoRotationInFlight, { ...context, rotationId: decision.rotationId, detail: 'answered with abort' });
+        return { action: 'aborted', reason: decision.reasonCode };
+      }
+      case 'finish-late-ack':
+        return this.resume(received, context, decision);
     }
   }
 
-  /**
-   * An abort is only safe while the old certificate is untouched. A rotation that failed in
-   * 'Retire old certificate' may already have deactivated it: the device's pending (new)
-   * pair is then its only way in, and abort would make it throw that pair away.
-   */
-  private mayAbort(record: RotationRecord): boolean {
-    return record.step !== Step.RetireOldCertificate && record.reason !== FailureReason.RetireFailed;
-  }
-
-  private async abortFailed(received: Received, record: RotationRecord): Promise<DeviceMessageResult> {
-    const reason = 'rotation already failed';
-    await publishToDevice(this.deps.iotData, received.thingName, { type: MessageType.Abort, body: { rotationId: record.rotationId, reason } });
-    await this.ignore(IgnoredReason.NoRotationInFlight, { thingName: received.thingName, type: received.type, rotationId: record.rotationId, detail: 'answered with abort' });
-    return { action: 'aborted', reason };
-  }
-
-  private async answer(
-    received: Received,
-    record: RotationRecord,
-    taskToken: string,
-    send: (taskToken: string) => Promise<unknown>,
-  ): Promise<DeviceMessageResult> {
-    const context = { thingName: received.thingName, type: received.type, rotationId: record.rotationId };
+  /** Cloud rule 10: record the late ack, then start the execution that finishes the rotation. */
+  private async resume(received: Received, context: IgnoreContext, decision: Extract<Decision, { kind: 'finish-late-ack' }>): Promise<DeviceMessageResult> {
+    const recorded = await recordAck(this.deps, {
+      thingName: received.thingName,
+      rotationId: decision.rotationId,
+      certificateId: decision.newCertificateId,
+      status: RotationStatus.Failed,
+    });
+    if (!recorded) return this.ignore(IgnoredReason.Duplicate, { ...context, detail: 'the failed rotation changed before its late ack was recorded' });
     try {
-      await send(taskToken);
+      await this.deps.sfn.send(
+        new StartExecutionCommand({ stateMachineArn: this.deps.stateMachineArn, name: decision.executionName, input: JSON.stringify(decision.input) }),
+      );
+    } catch (error) {
+      if (isNamed(error, 'ExecutionAlreadyExists')) return this.ignore(IgnoredReason.Duplicate, { ...context, detail: `resume execution ${decision.executionName} already exists` });
+      throw error;
+    }
+    this.deps.telemetry.log.info('late crt_ack over the new certificate: resuming the rotation', { rotationId: decision.rotationId, executionName: decision.executionName });
+    return { action: 'resumed', executionName: decision.executionName };
+  }
+
+  private async answer(received: Received, context: IgnoreContext, taskToken: string, send: () => Promise<unknown>): Promise<DeviceMessageResult> {
+    try {
+      await send();
     } catch (error) {
       if (isNamed(error, ...SPENT_TOKEN_ERRORS)) return this.ignore(IgnoredReason.Duplicate, { ...context, detail: errorMessage(error) });
       throw error;
     }
     await releaseTaskToken(this.deps, received.thingName, taskToken, this.deps.clock.now());
-    this.deps.telemetry.log.info('device message answered the rotation', { type: received.type, rotationId: record.rotationId });
+    this.deps.telemetry.log.info('device message answered the rotation', { type: received.type, rotationId: context.rotationId });
     return { action: 'answered' };
   }
 }
 
 /**
- * Hands a device's csr_res / crt_ack / crt_err to the rotation waiting for it. Device input
- * never makes it throw (a throwing rule action only reaches the rule's error action): what
- * it cannot act on is recorded and dropped. AWS errors do escape, so the invocation is
- * retried.
+ * Hands a device's csr_res / crt_ack / crt_err to the rotation waiting for it, by the rules of
+ * domain/device-rules.ts. Device input never makes it throw (a throwing rule action only
+ * reaches the rule's error action): what it cannot act on is recorded and dropped. AWS errors
+ * do escape, so the invocation is retried.
  */
 export async function handleDeviceMessage(event: unknown, deps: DeviceMessageDeps): Promise<DeviceMessageResult> {
   return new Dispatcher(deps).handle(event);
@@ -208,13 +228,16 @@ const runtime = once(
   (): DeviceMessageDeps => ({
     ...baseDeps(obs),
     sfn: tracedSfn(obs),
+    iot: tracedIot(obs),
     iotData: tracedIotData(obs),
+    stateMachineArn: requiredEnv('STATE_MACHINE_ARN'),
   }),
 );
 
 function deviceLogKeys(event: unknown): Record<string, string | undefined> {
   const fields = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
-  return { thingName: text(fields.clientId, 128), topic: text(fields.topic, 1024) };
+  const topic = typeof fields.topic === 'string' && fields.topic.length <= 1024 ? fields.topic : undefined;
+  return { thingName: clientIdOf(event), topic };
 }
 
 export const handler = rotorHandler({ observability: obs, step: 'Device message', logKeys: deviceLogKeys }, (event: unknown) =>

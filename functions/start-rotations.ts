@@ -3,6 +3,7 @@ import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
+import * as z from 'zod/mini';
 import {
   AUDIT_CHECKS,
   auditExecutionName,
@@ -69,6 +70,11 @@ export const DEFAULT_SAFETY_MARGIN_MS = 60_000;
 export const DEFAULT_PAGE_SIZE = 100;
 /** Per-finding calls in flight; IoT's certificate APIs allow 10–15 TPS, adaptive retry does the rest. */
 export const DEFAULT_CONCURRENCY = 8;
+/**
+ * Things one shared certificate starts executions for, at most. Each refuses it (SHARED_CERTIFICATE);
+ * a certificate on more things than this is already an incident the escalations make visible.
+ */
+export const MAX_THINGS_PER_CERTIFICATE = 10;
 /** How much older than this invocation an execution's start must be to count as started before. */
 const CLOCK_TOLERANCE_MS = 2_000;
 
@@ -93,24 +99,54 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseContinuation(value: unknown, configured: readonly AuditCheck[]): Parsed {
-  if (!isObject(value)) return { ok: false, reason: 'continuation is not an object' };
-  const { taskId, checks, checkIndex, nextToken } = value;
-  if (typeof taskId !== 'string' || !AUDIT_TASK_ID.test(taskId)) return { ok: false, reason: 'continuation has no valid taskId' };
-  if (!Array.isArray(checks) || checks.length === 0 || !checks.every((check) => typeof check === 'string' && configured.includes(check as AuditCheck))) {
-    return { ok: false, reason: 'continuation lists checks that are not configured', taskId };
-  }
-  if (typeof checkIndex !== 'number' || !Number.isInteger(checkIndex) || checkIndex < 0 || checkIndex >= checks.length) {
-    return { ok: false, reason: 'continuation has no valid checkIndex', taskId };
-  }
-  if (nextToken !== undefined && typeof nextToken !== 'string') return { ok: false, reason: 'continuation has an invalid nextToken', taskId };
-  return { ok: true, positions: [{ taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}) }] };
-}
+const TaskIdSchema = z.string().check(z.regex(AUDIT_TASK_ID));
+
+/** The payload this function sends itself to continue an audit (continueLater). */
+const ContinuationSchema = z.object({
+  taskId: TaskIdSchema,
+  checks: z.array(z.string()).check(z.minLength(1)),
+  checkIndex: z.int().check(z.gte(0)),
+  nextToken: z.optional(z.string().check(z.minLength(1))),
+});
+
+/** What a continuation failed on, by the first field its schema refused. */
+const CONTINUATION_FIELD_REASONS: Readonly<Record<string, string>> = {
+  taskId: 'continuation has no valid taskId',
+  checks: 'continuation lists checks that are not configured',
+  checkIndex: 'continuation has no valid checkIndex',
+  nextToken: 'continuation has an invalid nextToken',
+};
 
 /**
  * The Device Defender audit-completion notification: {accountId, taskId, taskStatus,
  * taskType, ..., auditDetails: [{checkName, checkRunStatus, nonCompliantResourcesCount, ...}]}.
+ * Unknown fields are allowed: AWS adds fields without notice.
  */
+const NotificationSchema = z.object({
+  taskId: TaskIdSchema,
+  taskStatus: z.string(),
+  auditDetails: z.array(z.unknown()),
+});
+const AuditDetailSchema = z.object({ checkName: z.string(), checkRunStatus: z.string() });
+
+/** The SNS event Lambda receives: one record per notification, the notification as a string. */
+const SnsEventSchema = z.object({ Records: z.array(z.unknown()).check(z.minLength(1)) });
+const SnsRecordSchema = z.object({ Sns: z.object({ Message: z.string() }) });
+
+function parseContinuation(value: unknown, configured: readonly AuditCheck[]): Parsed {
+  if (!isObject(value)) return { ok: false, reason: 'continuation is not an object' };
+  const parsed = ContinuationSchema.safeParse(value);
+  const taskId = TaskIdSchema.safeParse(value.taskId).data;
+  if (!parsed.success) {
+    const field = String(parsed.error.issues[0]?.path[0] ?? 'taskId');
+    return { ok: false, reason: CONTINUATION_FIELD_REASONS[field] ?? `continuation is invalid at ${field}`, ...(taskId ? { taskId } : {}) };
+  }
+  const { checks, checkIndex, nextToken } = parsed.data;
+  if (!checks.every((check) => configured.includes(check as AuditCheck))) return { ok: false, reason: CONTINUATION_FIELD_REASONS.checks, taskId: parsed.data.taskId };
+  if (checkIndex >= checks.length) return { ok: false, reason: CONTINUATION_FIELD_REASONS.checkIndex, taskId: parsed.data.taskId };
+  return { ok: true, positions: [{ taskId: parsed.data.taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}) }] };
+}
+
 function parseNotification(message: string, configured: readonly AuditCheck[]): Parsed {
   let body: unknown;
   try {
@@ -119,16 +155,15 @@ function parseNotification(message: string, configured: readonly AuditCheck[]): 
     return { ok: false, reason: 'the SNS message is not JSON' };
   }
   if (!isObject(body)) return { ok: false, reason: 'the SNS message is not a JSON object' };
-  const { taskId, taskStatus, auditDetails } = body;
-  if (typeof taskId !== 'string' || !AUDIT_TASK_ID.test(taskId) || typeof taskStatus !== 'string' || !Array.isArray(auditDetails)) {
-    return { ok: false, reason: 'the SNS message is not a Device Defender audit notification' };
-  }
+  const parsed = NotificationSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, reason: 'the SNS message is not a Device Defender audit notification' };
+  const { taskId, taskStatus, auditDetails } = parsed.data;
   if (taskStatus !== 'COMPLETED') return { ok: false, reason: `audit task ${taskId} is ${taskStatus}, not COMPLETED`, taskId };
   const nonCompliant = new Set(
     auditDetails
-      .filter(isObject)
-      .filter((detail) => detail.checkRunStatus === NON_COMPLIANT)
-      .map((detail) => detail.checkName),
+      .map((detail) => AuditDetailSchema.safeParse(detail).data)
+      .filter((detail) => detail?.checkRunStatus === NON_COMPLIANT)
+      .map((detail) => detail?.checkName),
   );
   const checks = configured.filter((check) => nonCompliant.has(check));
   if (checks.length === 0) return { ok: false, reason: `audit task ${taskId} has no non-compliant finding for ${configured.join(', ')}`, taskId };
@@ -139,13 +174,13 @@ function parseNotification(message: string, configured: readonly AuditCheck[]): 
 export function parseStartEvent(event: unknown, configured: readonly AuditCheck[]): Parsed {
   if (!isObject(event)) return { ok: false, reason: 'the event is not an object' };
   if ('continuation' in event) return parseContinuation(event.continuation, configured);
-  const records = event.Records;
-  if (!Array.isArray(records) || records.length === 0) return { ok: false, reason: 'the event is neither an SNS event nor a continuation' };
+  const sns = SnsEventSchema.safeParse(event);
+  if (!sns.success) return { ok: false, reason: 'the event is neither an SNS event nor a continuation' };
   const positions: AuditPosition[] = [];
   let firstFailure: Parsed | undefined;
-  for (const record of records) {
-    const message = isObject(record) && isObject(record.Sns) ? record.Sns.Message : undefined;
-    const parsed: Parsed = typeof message === 'string' ? parseNotification(message, configured) : { ok: false, reason: 'an SNS record has no Message' };
+  for (const record of sns.data.Records) {
+    const message = SnsRecordSchema.safeParse(record).data?.Sns.Message;
+    const parsed: Parsed = message !== undefined ? parseNotification(message, configured) : { ok: false, reason: 'an SNS record has no Message' };
     if (parsed.ok) positions.push(...parsed.positions);
     else firstFailure ??= parsed;
   }
@@ -187,7 +222,7 @@ class AuditRun {
       const outcomes = await mapWithConcurrency(page.findings ?? [], this.deps.concurrency ?? DEFAULT_CONCURRENCY, (finding) =>
         this.startOne(finding, position.taskId, checkName),
       );
-      await this.tally(position.taskId, outcomes);
+      await this.tally(position.taskId, outcomes.flat());
       this.pagesDone++;
       if (page.nextToken) {
         position.nextToken = page.nextToken;
@@ -199,24 +234,33 @@ class AuditRun {
     return undefined;
   }
 
-  private async startOne(finding: AuditFinding, taskId: string, checkName: AuditCheck): Promise<StartOutcome> {
-    const { iot, sfn, telemetry } = this.deps;
+  private async startOne(finding: AuditFinding, taskId: string, checkName: AuditCheck): Promise<StartOutcome[]> {
+    const { iot, telemetry } = this.deps;
     const certificateId = finding.nonCompliantResource?.resourceIdentifier?.deviceCertificateId;
-    if (!certificateId) return StartOutcome.NotADeviceCertificate;
+    if (!certificateId) return [StartOutcome.NotADeviceCertificate];
+    // An operator suppressed this finding in Device Defender: it is not Rotor's to act on.
+    if (finding.isSuppressed) return [StartOutcome.Suppressed];
     const certificate = await describeCertificate(iot, certificateId);
-    if (!certificate) return StartOutcome.CertificateNotFound;
-    if (certificate.status !== 'ACTIVE') return StartOutcome.CertificateNotActive;
-    const things = (await iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn, maxResults: 2 }))).things ?? [];
-    const thingName = things[0];
-    if (!thingName) return StartOutcome.NoThing;
-    if (things.length > 1) telemetry.log.warn('certificate is attached to several things; rotating it for the first', { certificateId, things });
+    if (!certificate) return [StartOutcome.CertificateNotFound];
+    if (certificate.status !== 'ACTIVE') return [StartOutcome.CertificateNotActive];
+    const listed = await iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn, maxResults: MAX_THINGS_PER_CERTIFICATE }));
+    const things = listed.things ?? [];
+    if (things.length === 0) return [StartOutcome.NoThing];
+    if (things.length > 1 || listed.nextToken) {
+      // A shared certificate is refused by the workflow itself (SHARED_CERTIFICATE, docs/protocol.md
+      // cloud rule 8): each thing gets its own execution, so each gets a FAILED record and an
+      // escalation instead of one being rotated and the others cut off.
+      telemetry.log.warn('certificate is attached to several things; each rotation will refuse it', { certificateId, things, more: listed.nextToken !== undefined });
+    }
+    return Promise.all(things.map((thingName) => this.startExecution({ thingName, certificateId, trigger: Trigger.Audit, auditTaskId: taskId, checkName })));
+  }
 
-    const input: RotationInput = { thingName, certificateId, trigger: Trigger.Audit, auditTaskId: taskId, checkName };
+  private async startExecution(input: RotationInput & { auditTaskId: string }): Promise<StartOutcome> {
     try {
-      const out = await sfn.send(
+      const out = await this.deps.sfn.send(
         new StartExecutionCommand({
           stateMachineArn: this.deps.stateMachineArn,
-          name: auditExecutionName(thingName, certificateId, taskId),
+          name: auditExecutionName(input.thingName, input.certificateId, input.auditTaskId),
           input: JSON.stringify(input),
         }),
       );

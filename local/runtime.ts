@@ -10,7 +10,7 @@ import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
 import { silentLogger, type LocalLogger } from './edge/logger.js';
-import { defaultDevicePolicy, startLocalIot, type LocalIot } from './iot/index.js';
+import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot } from './iot/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
@@ -40,6 +40,11 @@ export interface LocalAwsOptions {
   /** Where the bundles are; dist/functions by default. */
   functionsDir?: string;
   logger?: LocalLogger;
+  /**
+   * Local-only: 'any' lets a device connect with any client id, as a fleet policy allowing
+   * iot:Connect on client/* does. Tests use it to show a device cannot act for another one.
+   */
+  clientIdPolicy?: ClientIdPolicy;
 }
 
 export interface LocalEndpoints {
@@ -161,6 +166,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       dataDir: dataDir ? join(dataDir, 'iot') : undefined,
       dataEndpoint: () => url,
       issuedValidityDays: options.issuedValidityDays,
+      clientIdPolicy: options.clientIdPolicy,
       onRuleError: (error) => logger.warn('iot rule error', { error: JSON.stringify(error) }),
     });
     stops.push(() => iot.stop());

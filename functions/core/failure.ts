@@ -54,6 +54,8 @@ function reasonFor(step: string, name: string | undefined): FailureReason {
       return FailureReason.DeviceError;
     case ErrorName.CertificateNotFound:
       return FailureReason.CertificateNotFound;
+    case ErrorName.SharedCertificate:
+      return FailureReason.SharedCertificate;
   }
   if (name === StatesError.Timeout && step === Step.RequestCsr) return FailureReason.NoCsrResponse;
   if (name === StatesError.Timeout && step === Step.DeliverCertificate) return FailureReason.NoAck;

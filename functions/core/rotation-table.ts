@@ -167,6 +167,40 @@ export async function recordIgnored(deps: TableDeps, thingName: string, ignored:
   }
 }
 
+export interface AckReceived {
+  thingName: string;
+  rotationId: string;
+  /** The certificate the crt_ack came over; the record's newCertificateId must be it. */
+  certificateId: string;
+  /** The status the record must still have: IN_PROGRESS for an ack in time, FAILED for a late one. */
+  status: RotationStatus;
+}
+
+/**
+ * Records the certificate a crt_ack came over (`ackedCertificateId`) before the ack answers
+ * anything: Retire checks it, so a task token alone cannot make it retire the old
+ * certificate. Conditional on the rotation, its status and its new certificate; false when the
+ * record moved on since it was read.
+ */
+export async function recordAck(deps: TableDeps, ack: AckReceived): Promise<boolean> {
+  try {
+    await deps.db.send(
+      new UpdateCommand({
+        TableName: deps.tableName,
+        Key: currentKey(ack.thingName),
+        UpdateExpression: 'SET ackedCertificateId = :cert',
+        ConditionExpression: 'rotationId = :rid AND #status = :status AND newCertificateId = :cert',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':cert': ack.certificateId, ':rid': ack.rotationId, ':status': ack.status },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) return false;
+    throw error;
+  }
+}
+
 const SECONDS_PER_DAY = 86_400;
 
 /** The DynamoDB TTL (epoch seconds) of a history item written at `now`. */

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { TOPIC_ROOT } from '../../domain/topics.js';
 import { certificateIdOf } from './ca.js';
-import type { IotRegistry } from './registry.js';
+import type { ClientIdPolicy, IotRegistry } from './registry.js';
 import type { RulesEngine } from './rules.js';
 
 export interface BrokerOptions {
@@ -15,6 +15,8 @@ export interface BrokerOptions {
   now?: () => Date;
   /** Refused connections and other broker events worth a log line. */
   onEvent?: (event: BrokerEvent) => void;
+  /** Which client ids a certificate may connect with; Rotor's device policy ('thing-name') by default. */
+  clientIdPolicy?: ClientIdPolicy;
 }
 
 export type BrokerEvent =
@@ -147,7 +149,7 @@ export class MqttBroker {
       return reason;
     }
     const certificateId = certificateIdOf(new Uint8Array(peer.raw));
-    const refusal = this.options.registry.connectRefusal(certificateId, client.id);
+    const refusal = this.options.registry.connectRefusal(certificateId, client.id, this.options.clientIdPolicy);
     if (refusal) {
       this.emit({ type: 'refused', clientId: client.id, certificateId, reason: refusal });
       return refusal;

@@ -4,14 +4,14 @@ import { MqttBroker, type BrokerEvent } from './broker.js';
 import { LocalCa } from './ca.js';
 import { IotControlPlane } from './control-plane.js';
 import { IotDataPlane } from './data-plane.js';
-import { IotRegistry } from './registry.js';
+import { IotRegistry, type ClientIdPolicy } from './registry.js';
 import { RulesEngine, type RuleError } from './rules.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export { LocalCa, certificateIdOf, AWS_DEFAULT_NOT_AFTER } from './ca.js';
 export { IotRegistry, CertificateStatus, defaultDevicePolicy } from './registry.js';
-export type { CertificateRecord, ProvisionDeviceInput, ProvisionedDevice } from './registry.js';
+export type { CertificateRecord, ClientIdPolicy, ProvisionDeviceInput, ProvisionedDevice } from './registry.js';
 export { MqttBroker, DATA_PLANE_PRINCIPAL } from './broker.js';
 export type { BrokerEvent, ConnectedClient } from './broker.js';
 export { RulesEngine } from './rules.js';
@@ -40,6 +40,8 @@ export interface LocalIotOptions {
   now?: () => Date;
   onBrokerEvent?: (event: BrokerEvent) => void;
   onRuleError?: (error: RuleError) => void;
+  /** Which client ids a certificate may connect with (local-only; Rotor's device policy by default). */
+  clientIdPolicy?: ClientIdPolicy;
 }
 
 export interface LocalIot {
@@ -75,7 +77,7 @@ export async function startLocalIot(options: LocalIotOptions): Promise<LocalIot>
   const registry = new IotRegistry({ ca, region, account, now: options.now, dataDir: options.dataDir, issuedValidityDays: options.issuedValidityDays });
   const rules = new RulesEngine({ invoker: options.invoker, region, account, now: options.now, onError: options.onRuleError });
   const audit = new DeviceDefenderAudit({ registry, sns: options.sns, now: options.now, initialConfiguration: options.auditConfiguration });
-  const broker = await MqttBroker.start({ registry, rules, port: options.mqttPort, host: options.mqttHost, now: options.now, onEvent: options.onBrokerEvent });
+  const broker = await MqttBroker.start({ registry, rules, port: options.mqttPort, host: options.mqttHost, now: options.now, onEvent: options.onBrokerEvent, clientIdPolicy: options.clientIdPolicy });
   const mqttUrl = `mqtts://${broker.host}:${broker.port}`;
   const controlPlane = new IotControlPlane({ registry, audit, rules, dataEndpoint: options.dataEndpoint ?? (() => `${broker.host}:${broker.port}`) });
   const dataPlane = new IotDataPlane(() => broker);

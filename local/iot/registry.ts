@@ -6,6 +6,13 @@ import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION } from '../types.js';
 import { AWS_DEFAULT_NOT_AFTER, type LocalCa, type Validity } from './ca.js';
 
 /** Certificate statuses as the IoT API names them. */
+
+/**
+ * Which client ids a certificate may connect with. 'thing-name' is Rotor's device policy
+ * (iot:Connect on client/${iot:Connection.Thing.ThingName}); 'any' is a fleet policy that allows
+ * client/* — a local-only setting for tests of what Rotor must withstand (issue 9, scenario 3).
+ */
+export type ClientIdPolicy = 'thing-name' | 'any';
 export const CertificateStatus = {
   Active: 'ACTIVE',
   Inactive: 'INACTIVE',
@@ -442,11 +449,13 @@ export class IotRegistry {
    * device policy Rotor deploys: the certificate is ACTIVE, has a policy, and is attached to
    * the thing whose name is the client id. Returns the reason when not.
    */
-  connectRefusal(certificateId: string, clientId: string): string | undefined {
+  connectRefusal(certificateId: string, clientId: string, clientIdPolicy: ClientIdPolicy = 'thing-name'): string | undefined {
     const record = this.state.certificates[certificateId];
     if (!record) return `certificate ${certificateId} is not registered`;
     if (record.status !== CertificateStatus.Active) return `certificate ${certificateId} is ${record.status}`;
     if (this.attachedPolicies(record.certificateArn).length === 0) return `certificate ${certificateId} has no policy attached`;
+    // A fleet policy that allows iot:Connect on client/* lets any ACTIVE certificate use any client id.
+    if (clientIdPolicy === 'any') return undefined;
     if (!this.state.things[clientId]) return `no thing named ${clientId}`;
     if (!(this.state.thingPrincipals[clientId] ?? []).includes(record.certificateArn)) {
       return `certificate ${certificateId} is not attached to thing ${clientId}`;

@@ -356,3 +356,78 @@ describe('connection handling', () => {
     expect(state.rotation.status).toBe('idle');
   });
 });
+
+describe('protocol v1.1: csr_req names the certificate being replaced', () => {
+  const CURRENT_ID = 'c'.repeat(64);
+  const FOREIGN_ID = 'f'.repeat(64);
+
+  /** A device that knows the id of its current certificate. */
+  function onlineV11(): DeviceState {
+    return run(initialState(THING, 'ec-p256'), [booted({ current: true, currentCertificateId: CURRENT_ID }), { type: 'connected', pair: 'current' }]).state;
+  }
+
+  it('rotates when the named certificate is the one it holds', () => {
+    const { state, effects } = run(onlineV11(), [message(MessageType.CsrRequest, { rotationId: RID, certificateId: CURRENT_ID })]);
+    expect(state.rotation.status).toBe('generatingKey');
+    expect(effects.some((e) => e.type === 'generateKey')).toBe(true);
+  });
+
+  it('answers crt_err CERTIFICATE_NOT_HELD for a certificate it does not hold, and touches no key', () => {
+    // Prepare
+    const before = onlineV11();
+
+    // Act
+    const { state, effects } = run(before, [message(MessageType.CsrRequest, { rotationId: RID, certificateId: FOREIGN_ID })]);
+
+    // Assess
+    expect(state).toEqual(before);
+    expect(withoutLogs(effects)).toEqual([
+      { type: 'publish', message: { type: MessageType.CertificateError, body: { rotationId: RID, error: expect.stringMatching(new RegExp(`^CERTIFICATE_NOT_HELD: .*${FOREIGN_ID}`)) } } },
+    ]);
+    expect(effects.some((e) => e.type === 'generateKey' || e.type === 'dropPending' || e.type === 'deleteOldKey' || e.type === 'promotePending')).toBe(false);
+    expect(effects).toContainEqual({ type: 'report', report: { kind: 'notHeld', rotationId: RID, at: NOW.toISOString(), detail: FOREIGN_ID } });
+  });
+
+  it('keeps a rotation in flight and its pending pair when another csr_req names a foreign certificate', () => {
+    const inFlight = run(onlineV11(), [
+      message(MessageType.CsrRequest, { rotationId: RID, certificateId: CURRENT_ID }),
+      { type: 'keyGenerated', rotationId: RID, publicKeySpki: pendingSpki },
+      { type: 'csrMade', rotationId: RID, csrPem: CSR },
+    ]).state;
+
+    const { state, effects } = run(inFlight, [message(MessageType.CsrRequest, { rotationId: 'other-rotation', certificateId: FOREIGN_ID })]);
+
+    expect(state).toEqual(inFlight);
+    expect(published(effects)).toEqual([{ type: MessageType.CertificateError, body: { rotationId: 'other-rotation', error: expect.stringContaining('CERTIFICATE_NOT_HELD') } }]);
+  });
+
+  it('holds the new certificate after crt_done: the next rotation may name it', () => {
+    const rotated = run(onlineV11(), [
+      message(MessageType.CsrRequest, { rotationId: RID, certificateId: CURRENT_ID }),
+      { type: 'keyGenerated', rotationId: RID, publicKeySpki: pendingSpki },
+      { type: 'csrMade', rotationId: RID, csrPem: CSR },
+      message(MessageType.CertificateResponse, { rotationId: RID, certificateId: CERT_ID, certificatePem: pendingCert }),
+      { type: 'certificateStored', rotationId: RID },
+      { type: 'connected', pair: 'pending' },
+      message(MessageType.RotationDone, { rotationId: RID }),
+    ]).state;
+    expect(rotated.currentCertificateId).toBe(CERT_ID);
+
+    const next = run(rotated, [message(MessageType.CsrRequest, { rotationId: 'next', certificateId: CERT_ID })]);
+    expect(next.state.rotation.status).toBe('generatingKey');
+    const refused = run(rotated, [message(MessageType.CsrRequest, { rotationId: 'next', certificateId: CURRENT_ID })]);
+    expect(published(refused.effects)[0]).toMatchObject({ type: MessageType.CertificateError });
+  });
+
+  it('acts as a v1 device when it does not know its certificate id, and on a csr_req without certificateId', () => {
+    expect(run(online(), [message(MessageType.CsrRequest, { rotationId: RID, certificateId: FOREIGN_ID })]).state.rotation.status).toBe('generatingKey');
+    expect(run(onlineV11(), [message(MessageType.CsrRequest, { rotationId: RID })]).state.rotation.status).toBe('generatingKey');
+  });
+
+  it('ignores a csr_req whose certificateId is not a certificate id', () => {
+    const before = onlineV11();
+    const { state, effects } = run(before, [message(MessageType.CsrRequest, { rotationId: RID, certificateId: 'not-an-id' })]);
+    expect(state).toEqual(before);
+    expect(withoutLogs(effects)).toEqual([]);
+  });
+});

@@ -1,5 +1,6 @@
 import { checkCsr, CsrRejection } from '../../../domain/csr-rules.js';
-import { generateKeys, makeCertificate, makeCsr, opensslCsr, tamperSignature, type KeyKind } from '../../fixtures/pki.js';
+import { X509Certificate } from 'node:crypto';
+import { generateKeys, makeCertificate, makeCsr, opensslCompressedPointCsr, opensslCsr, tamperSignature, type KeyKind } from '../../fixtures/pki.js';
 
 const THING = 'sensor-0001';
 
@@ -66,6 +67,24 @@ describe('checkCsr (PROTOCOL.md cloud rule 4) on real CSRs', () => {
 
     // Assess
     expect(result).toMatchObject({ ok: false, reason: CsrRejection.KeyReused });
+  });
+
+  it('rejects the old key even when the CSR encodes it as a compressed EC point (key reuse is checked on the key)', async () => {
+    // Prepare: the old certificate carries the uncompressed point; the CSR the compressed one.
+    const key = await generateKeys('ec-p256');
+    const old = await makeCertificate(THING, key);
+    const csr = await opensslCompressedPointCsr(THING, key);
+    const oldSpki = new X509Certificate(old.pem).publicKey.export({ type: 'spki', format: 'der' });
+    expect(csr).toContain('BEGIN CERTIFICATE REQUEST');
+
+    // Act
+    const result = checkCsr(csr, { thingName: THING, oldCertificatePem: old.pem });
+
+    // Assess: a different encoding (33-byte point, prefix 02/03), the same key.
+    expect(result).toMatchObject({ ok: false, reason: CsrRejection.KeyReused });
+    const accepted = checkCsr(csr, { thingName: THING });
+    expect(accepted.ok).toBe(true);
+    if (accepted.ok) expect(Buffer.from(accepted.facts.publicKeySpki, 'base64').equals(oldSpki)).toBe(false);
   });
 
   it('rejects input that is not a string', () => {

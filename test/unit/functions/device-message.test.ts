@@ -1,5 +1,6 @@
+import { DescribeCertificateCommand, IoTClient } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
-import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { handleDeviceMessage, handler, type DeviceMessageDeps } from '../../../functions/device-message.js';
@@ -12,6 +13,8 @@ import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/tele
 const db = mockClient(DynamoDBDocumentClient);
 const sfn = mockClient(SFNClient);
 const iotData = mockClient(IoTDataPlaneClient);
+const iot = mockClient(IoTClient);
+const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:rotor-rotate-device';
 
 const THING = 'sensor-1';
 const ROTATION = 'sensor-1-a01';
@@ -29,11 +32,29 @@ const waitingForCsr = (): Record<string, unknown> => record({ waitFor: 'csr_res'
 const waitingForAck = (): Record<string, unknown> => record({ waitFor: 'crt_ack', taskToken: TOKEN, newCertificateId: NEW });
 
 function deps(): DeviceMessageDeps & { telemetry: RecordingTelemetry } {
-  return { db: clients.db(), tableName: 'rotations', sfn: clients.sfn(), iotData: clients.iotData(), clock: fakeClock(), telemetry: recordingTelemetry() };
+  return {
+    db: clients.db(),
+    tableName: 'rotations',
+    sfn: clients.sfn(),
+    iot: clients.iot(),
+    iotData: clients.iotData(),
+    stateMachineArn: STATE_MACHINE,
+    clock: fakeClock(),
+    telemetry: recordingTelemetry(),
+  };
 }
 
 function given(item: Record<string, unknown> | undefined): void {
   db.on(GetCommand).resolves({ Item: item });
+}
+
+/** The registry's view of the rotation's certificates; absent ids are gone. */
+function certificates(statuses: Record<string, string>): void {
+  iot.on(DescribeCertificateCommand).callsFake((input: { certificateId: string }) => {
+    const status = statuses[input.certificateId];
+    if (!status) throw awsErrors.notFound();
+    return { certificateDescription: { certificateId: input.certificateId, certificateArn: `arn:aws:iot:us-east-1:123456789012:cert/${input.certificateId}`, status, certificatePem: 'PEM' } };
+  });
 }
 
 /** The lastIgnored writes made on the thing's record. */
@@ -49,9 +70,11 @@ beforeEach(() => {
   db.reset();
   sfn.reset();
   iotData.reset();
+  iot.reset();
   db.on(UpdateCommand).resolves({});
   sfn.on(SendTaskSuccessCommand).resolves({});
   sfn.on(SendTaskFailureCommand).resolves({});
+  sfn.on(StartExecutionCommand).resolves({});
   iotData.on(PublishCommand).resolves({});
 });
 
@@ -84,6 +107,9 @@ describe('device-message: answering the rotation', () => {
 
   it('answers crt_ack made over the new certificate with the principal', async () => {
     given(waitingForAck());
+    const order: string[] = [];
+    db.on(UpdateCommand).callsFake((input: { UpdateExpression: string }) => order.push(input.UpdateExpression) && {});
+    sfn.on(SendTaskSuccessCommand).callsFake(() => order.push('SendTaskSuccess') && {});
 
     const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
 
@@ -92,6 +118,34 @@ describe('device-message: answering the rotation', () => {
       principal: NEW,
       ackedAt: new Date(RECEIVED_AT).toISOString(),
     });
+    // The ack's certificate is on the record before the token is answered (Retire checks it).
+    const [ack, release] = db.commandCalls(UpdateCommand).map((call) => call.args[0].input);
+    expect(ack.UpdateExpression).toBe('SET ackedCertificateId = :cert');
+    expect(ack.ExpressionAttributeValues).toEqual({ ':cert': NEW, ':rid': ROTATION, ':status': 'IN_PROGRESS' });
+    expect(release.UpdateExpression).toContain('REMOVE waitFor, taskToken');
+    expect(order).toEqual(['SET ackedCertificateId = :cert', 'SendTaskSuccess', 'SET updatedAt = :now REMOVE waitFor, taskToken']);
+  });
+
+  it('does not answer an ack in time when the record changed before the ack was recorded', async () => {
+    given(waitingForAck());
+    db.on(UpdateCommand).rejectsOnce(awsErrors.conditionFailed()).resolves({});
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'ignored', reason: 'UNEXPECTED_MESSAGE' });
+    expect(sfn.calls()).toHaveLength(0);
+  });
+
+  it('answers a v1.1 crt_err refusing csr_req (certificate not held) while waiting for the CSR', async () => {
+    given(waitingForCsr());
+
+    const result = await handleDeviceMessage(
+      iotRuleEvent({ thingName: THING, type: 'crt_err', body: { rotationId: ROTATION, error: 'CERTIFICATE_NOT_HELD: aaaa' }, principal: OLD }),
+      deps(),
+    );
+
+    expect(result).toEqual({ action: 'answered' });
+    expect(sfn.commandCalls(SendTaskFailureCommand)[0].args[0].input).toEqual({ taskToken: TOKEN, error: 'DeviceReportedError', cause: 'CERTIFICATE_NOT_HELD: aaaa' });
   });
 
   it('fails the task with DeviceReportedError and the device text on crt_err', async () => {
@@ -147,7 +201,12 @@ describe('device-message: what it ignores and records', () => {
     ['a thing without a record', undefined, { thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'UNKNOWN_THING', false],
     ['a message when no rotation is in flight', record({ status: 'SUCCEEDED' }), { thingName: THING, type: 'crt_ack', body: {}, principal: NEW }, 'NO_ROTATION_IN_FLIGHT', true],
     ['a stale rotation id', waitingForCsr(), { thingName: THING, type: 'csr_res', body: { rotationId: 'older', CSR }, principal: OLD }, 'STALE_ROTATION_ID', true],
-    ['an ack while the rotation waits for a CSR', waitingForCsr(), { thingName: THING, type: 'crt_ack', body: {}, principal: NEW }, 'UNEXPECTED_MESSAGE', true],
+    ['an ack while the rotation waits for a CSR', record({ waitFor: 'csr_res', taskToken: TOKEN, newCertificateId: NEW }), { thingName: THING, type: 'crt_ack', body: {}, principal: NEW }, 'UNEXPECTED_MESSAGE', true],
+    ['an ack before any new certificate exists', waitingForCsr(), { thingName: THING, type: 'crt_ack', body: {}, principal: NEW }, 'ACK_NOT_OVER_NEW_CERTIFICATE', true],
+    ['a csr_res over another certificate (client/* policy)', waitingForCsr(), { thingName: THING, type: 'csr_res', body: { CSR }, principal: 'c'.repeat(64) }, 'CSR_NOT_OVER_OLD_CERTIFICATE', true],
+    ['a csr_res over the new certificate', waitingForAck(), { thingName: THING, type: 'csr_res', body: { CSR }, principal: NEW }, 'CSR_NOT_OVER_OLD_CERTIFICATE', true],
+    ['a crt_err over a third certificate', waitingForAck(), { thingName: THING, type: 'crt_err', body: { error: 'x' }, principal: 'c'.repeat(64) }, 'ERROR_NOT_OVER_ROTATION_CERTIFICATE', true],
+    ['a crt_err with no principal', waitingForAck(), { thingName: THING, type: 'crt_err', body: { error: 'x' }, principal: '' }, 'ERROR_NOT_OVER_ROTATION_CERTIFICATE', true],
     ['a csr_res while the rotation waits for an ack', waitingForAck(), { thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'UNEXPECTED_MESSAGE', true],
     ['a message while no token is parked', record(), { thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }, 'UNEXPECTED_MESSAGE', true],
     ['a crt_err for a failed rotation', record({ status: 'FAILED' }), { thingName: THING, type: 'crt_err', body: { error: 'x' }, principal: OLD }, 'NO_ROTATION_IN_FLIGHT', true],
@@ -194,25 +253,81 @@ describe('device-message: what it ignores and records', () => {
 });
 
 describe('device-message: a rotation that already failed', () => {
-  it('answers a late crt_ack with abort and records it', async () => {
-    given(record({ status: 'FAILED', step: 'Deliver certificate', reason: 'NO_ACK' }));
+  it('answers a late crt_ack with abort and the reason code while the old certificate is ACTIVE and the new one is gone', async () => {
+    given(record({ status: 'FAILED', step: 'Deliver certificate', reason: 'NO_ACK', newCertificateId: NEW }));
+    certificates({ [OLD]: 'ACTIVE' });
 
     const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
 
-    expect(result).toEqual({ action: 'aborted', reason: 'rotation already failed' });
-    expect(published(iotData)).toEqual([{ topic: `management/topic/${THING}/abort`, qos: 1, body: { rotationId: ROTATION, reason: 'rotation already failed' } }]);
+    expect(result).toEqual({ action: 'aborted', reason: 'NO_ACK' });
+    expect(published(iotData)).toEqual([{ topic: `management/topic/${THING}/abort`, qos: 1, body: { rotationId: ROTATION, reason: 'NO_ACK' } }]);
     expect(ignoredWrites()).toHaveLength(1);
     expect(sfn.calls()).toHaveLength(0);
   });
 
   it('answers a late csr_res without rotationId with abort', async () => {
     given(record({ status: 'FAILED', step: 'Request CSR', reason: 'NO_CSR_RESPONSE' }));
+    certificates({ [OLD]: 'ACTIVE' });
 
-    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).resolves.toMatchObject({ action: 'aborted' });
+    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).resolves.toEqual({
+      action: 'aborted',
+      reason: 'NO_CSR_RESPONSE',
+    });
+  });
+
+  it('never aborts when the old certificate is no longer ACTIVE (after ROLLBACK_FAILED)', async () => {
+    given(record({ status: 'FAILED', step: 'Roll back', reason: 'ROLLBACK_FAILED', newCertificateId: NEW }));
+    certificates({ [OLD]: 'INACTIVE', [NEW]: 'INACTIVE' });
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'ignored', reason: 'OLD_CERTIFICATE_NOT_ACTIVE' });
+    expect(iotData.calls()).toHaveLength(0);
+    expect(sfn.calls()).toHaveLength(0);
+  });
+
+  it('records a late crt_ack over the live new certificate, then starts the resume execution', async () => {
+    given(record({ status: 'FAILED', step: 'Roll back', reason: 'ROLLBACK_FAILED', newCertificateId: NEW, auditTaskId: 'task-1' }));
+    certificates({ [OLD]: 'INACTIVE', [NEW]: 'ACTIVE' });
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'resumed', executionName: expect.stringMatching(/^sensor-1-f[0-9a-f]{20}$/) });
+    const write = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(write.UpdateExpression).toBe('SET ackedCertificateId = :cert');
+    expect(write.ConditionExpression).toBe('rotationId = :rid AND #status = :status AND newCertificateId = :cert');
+    expect(write.ExpressionAttributeValues).toEqual({ ':cert': NEW, ':rid': ROTATION, ':status': 'FAILED' });
+    const start = sfn.commandCalls(StartExecutionCommand)[0].args[0].input;
+    expect(start.stateMachineArn).toBe(STATE_MACHINE);
+    expect(JSON.parse(start.input ?? '')).toEqual({ thingName: THING, certificateId: OLD, trigger: 'resume', resume: { newCertificateId: NEW }, auditTaskId: 'task-1' });
+    expect(iotData.calls()).toHaveLength(0);
+  });
+
+  it('treats a second late ack as a duplicate when the resume execution already exists', async () => {
+    given(record({ status: 'FAILED', step: 'Deliver certificate', reason: 'NO_ACK', newCertificateId: NEW }));
+    certificates({ [OLD]: 'ACTIVE', [NEW]: 'ACTIVE' });
+    sfn.on(StartExecutionCommand).rejects(awsErrors.named('ExecutionAlreadyExists'));
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'ignored', reason: 'DUPLICATE' });
+    expect(iotData.calls()).toHaveLength(0);
+  });
+
+  it('does not resume when the record moved on before the ack was recorded', async () => {
+    given(record({ status: 'FAILED', step: 'Deliver certificate', reason: 'NO_ACK', newCertificateId: NEW }));
+    certificates({ [OLD]: 'ACTIVE', [NEW]: 'ACTIVE' });
+    db.on(UpdateCommand).rejectsOnce(awsErrors.conditionFailed()).resolves({});
+
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
+
+    expect(result).toEqual({ action: 'ignored', reason: 'DUPLICATE' });
+    expect(sfn.calls()).toHaveLength(0);
   });
 
   it('does not abort when the rotation failed while retiring: the old certificate may be gone', async () => {
-    given(record({ status: 'FAILED', step: 'Retire old certificate', reason: 'RETIRE_FAILED' }));
+    given(record({ status: 'FAILED', step: 'Retire old certificate', reason: 'RETIRE_FAILED', newCertificateId: NEW }));
+    certificates({ [OLD]: 'ACTIVE', [NEW]: 'INACTIVE' });
 
     const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), deps());
 
@@ -227,6 +342,7 @@ describe('device-message: a rotation that already failed', () => {
 
     expect(result).toEqual({ action: 'ignored', reason: 'NO_ROTATION_IN_FLIGHT' });
     expect(iotData.calls()).toHaveLength(0);
+    expect(iot.calls()).toHaveLength(0);
   });
 });
 
@@ -234,6 +350,7 @@ describe('device-message handler', () => {
   it('runs through middy and returns the action', async () => {
     process.env.TABLE_NAME = 'rotations';
     process.env.AWS_REGION = 'us-east-1';
+    process.env.STATE_MACHINE_ARN = STATE_MACHINE;
     given(waitingForAck());
 
     const result = await handler(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), fakeContext());

@@ -1,5 +1,6 @@
+import { DescribeCertificateCommand, IoTClient, ListPrincipalThingsCommand, ListThingPrincipalsCommand } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { handler, requestCsr, type RequestCsrDeps } from '../../../functions/request-csr.js';
 import { awsErrors, clients, published } from '../../fixtures/aws.js';
@@ -9,16 +10,37 @@ import { recordingTelemetry } from '../../fixtures/telemetry.js';
 
 const db = mockClient(DynamoDBDocumentClient);
 const iotData = mockClient(IoTDataPlaneClient);
+const iot = mockClient(IoTClient);
+const OLD = 'a'.repeat(64);
+const OTHER = 'c'.repeat(64);
+const arn = (id: string): string => `arn:aws:iot:us-east-1:123456789012:cert/${id}`;
 const TOKEN = 'AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token';
 const input = { thingName: 'sensor-1', rotationId: 'sensor-1-a0123', taskToken: TOKEN, attempt: 0 };
 
 function deps(): RequestCsrDeps & { telemetry: ReturnType<typeof recordingTelemetry> } {
-  return { db: clients.db(), tableName: 'rotations', iotData: clients.iotData(), clock: fakeClock(), telemetry: recordingTelemetry() };
+  return { db: clients.db(), tableName: 'rotations', iot: clients.iot(), iotData: clients.iotData(), clock: fakeClock(), telemetry: recordingTelemetry() };
+}
+
+/** The thing's current record as Claim device left it; `csrRequests` once a csr_req went out. */
+function claimed(fields: Record<string, unknown> = {}): void {
+  db.on(GetCommand).resolves({
+    Item: { pk: 'thing#sensor-1', sk: 'current', thingName: 'sensor-1', rotationId: 'sensor-1-a0123', status: 'IN_PROGRESS', oldCertificateId: OLD, ...fields },
+  });
+}
+
+/** The registry: which things the old certificate is attached to, which certificates the thing has. */
+function registry(things: string[], principals: string[]): void {
+  iot.on(DescribeCertificateCommand).resolves({ certificateDescription: { certificateId: OLD, certificateArn: arn(OLD), status: 'ACTIVE', certificatePem: 'PEM' } });
+  iot.on(ListPrincipalThingsCommand).resolves({ things });
+  iot.on(ListThingPrincipalsCommand).resolves({ principals: principals.map(arn) });
 }
 
 beforeEach(() => {
   db.reset();
   iotData.reset();
+  iot.reset();
+  claimed();
+  registry(['sensor-1'], [OLD]);
 });
 
 describe('request-csr', () => {
@@ -46,12 +68,56 @@ describe('request-csr', () => {
       ':step': 'Request CSR',
       ':now': '2026-03-01T12:00:00.000Z',
     });
-    expect(published(iotData)).toEqual([{ topic: 'management/topic/sensor-1/csr_req', qos: 1, body: { rotationId: 'sensor-1-a0123' } }]);
+    expect(published(iotData)).toEqual([{ topic: 'management/topic/sensor-1/csr_req', qos: 1, body: { rotationId: 'sensor-1-a0123', certificateId: OLD } }]);
     expect(d.telemetry.text()).not.toContain(TOKEN);
+    expect(iot.commandCalls(ListPrincipalThingsCommand)[0].args[0].input.principal).toBe(arn(OLD));
+    expect(iot.commandCalls(ListThingPrincipalsCommand)[0].args[0].input.thingName).toBe('sensor-1');
+  });
+
+  it.each([
+    ['attached to two things', ['sensor-1', 'sensor-2'], [OLD], /is attached to 2 things \(sensor-1, sensor-2\)/],
+    ['on a thing that has another certificate', ['sensor-1'], [OLD, OTHER], new RegExp(`shares its thing with 1 other certificate\\(s\\) \\(${OTHER}\\)`)],
+  ])('refuses a certificate %s with SharedCertificate, before parking or publishing anything', async (_name, things, principals, message) => {
+    registry(things, principals);
+
+    await expect(requestCsr(input, deps())).rejects.toMatchObject({ name: 'SharedCertificate', message: expect.stringMatching(message) });
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(0);
+    expect(iotData.calls()).toHaveLength(0);
+  });
+
+  it('does not count principals that are not certificates, nor this rotation\'s own new certificate', async () => {
+    claimed({ newCertificateId: OTHER });
+    iot.on(ListThingPrincipalsCommand).resolves({ principals: [arn(OLD), arn(OTHER), 'arn:aws:cognito-identity:us-east-1:123456789012:identitypool/x'] });
+
+    await expect(requestCsr(input, deps())).resolves.toEqual({ published: true });
+  });
+
+  it('pages through every thing the certificate is attached to', async () => {
+    iot.on(ListPrincipalThingsCommand).resolvesOnce({ things: ['sensor-1'], nextToken: 'p2' }).resolves({ things: ['sensor-9'] });
+
+    await expect(requestCsr(input, deps())).rejects.toMatchObject({ name: 'SharedCertificate' });
+    expect(iot.commandCalls(ListPrincipalThingsCommand)[1].args[0].input.nextToken).toBe('p2');
+  });
+
+  it('does not check again when csr_req is re-sent', async () => {
+    claimed({ csrRequests: 1 });
+    registry(['sensor-1', 'sensor-2'], [OLD]);
+    db.on(UpdateCommand).resolves({});
+    iotData.on(PublishCommand).resolves({});
+
+    await expect(requestCsr({ ...input, attempt: 1 }, deps())).resolves.toEqual({ published: true });
+    expect(iot.calls()).toHaveLength(0);
+  });
+
+  it('fails with CertificateNotFound when the old certificate is gone', async () => {
+    iot.on(DescribeCertificateCommand).rejects(awsErrors.notFound());
+
+    await expect(requestCsr(input, deps())).rejects.toMatchObject({ name: 'CertificateNotFound' });
+    expect(iotData.calls()).toHaveLength(0);
   });
 
   it('throws ClaimLost, and publishes nothing, when the record belongs to another rotation', async () => {
-    db.on(UpdateCommand).rejects(awsErrors.conditionFailed());
+    claimed({ rotationId: 'sensor-1-other' });
 
     await expect(requestCsr(input, deps())).rejects.toMatchObject({ name: 'ClaimLost' });
     expect(iotData.commandCalls(PublishCommand)).toHaveLength(0);
@@ -88,5 +154,6 @@ describe('request-csr', () => {
     // Assess
     expect(result).toEqual({ published: true });
     expect(db.commandCalls(UpdateCommand)[0].args[0].input.TableName).toBe('rotations');
+    expect(db.commandCalls(GetCommand)[0].args[0].input).toMatchObject({ TableName: 'rotations', ConsistentRead: true });
   });
 });

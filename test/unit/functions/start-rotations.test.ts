@@ -138,6 +138,39 @@ describe('start-rotations', () => {
     expect(executions.size).toBe(2);
   });
 
+  it('does not rotate a suppressed finding, and counts it as SUPPRESSED', async () => {
+    pages(EXPIRING, [{ ...finding(id(1)), isSuppressed: true }, finding(id(2)), { ...finding(id(3)), isSuppressed: false }]);
+
+    const report = await startRotations(snsEvent(auditNotification()), deps());
+
+    expect(report).toMatchObject({ started: 2, skipped: { SUPPRESSED: 1 } });
+    expect(sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input.name)).toEqual([
+      auditExecutionName('thing-2', id(2), TASK),
+      auditExecutionName('thing-3', id(3), TASK),
+    ]);
+    expect(iot.commandCalls(DescribeCertificateCommand).map((c) => c.args[0].input.certificateId)).not.toContain(id(1));
+  });
+
+  it('starts one execution per thing of a shared certificate, never silently only the first', async () => {
+    // Prepare: each execution refuses the shared certificate (SHARED_CERTIFICATE) with its own record and escalation.
+    fleet.set(id(1), { status: 'ACTIVE', things: ['thing-1', 'thing-1b'] });
+    pages(EXPIRING, [finding(id(1))]);
+    const d = deps();
+
+    // Act
+    const report = await startRotations(snsEvent(auditNotification()), d);
+
+    // Assess
+    expect(report).toMatchObject({ started: 2, skipped: {} });
+    const inputs = sfn.commandCalls(StartExecutionCommand).map((c) => JSON.parse(c.args[0].input.input ?? '') as { thingName: string; certificateId: string });
+    expect(inputs.map((i) => [i.thingName, i.certificateId])).toEqual([
+      ['thing-1', id(1)],
+      ['thing-1b', id(1)],
+    ]);
+    expect(iot.commandCalls(ListPrincipalThingsCommand)[0].args[0].input.maxResults).toBe(10);
+    expect(d.telemetry.text()).toContain('attached to several things');
+  });
+
   it('counts an execution Step Functions returns from before this invocation as already started', async () => {
     pages(EXPIRING, [finding(id(1))]);
     sfn.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date('2026-03-01T11:00:00.000Z') });
@@ -245,6 +278,11 @@ describe('start-rotations', () => {
     ['a string', 'hello', /not an object/],
     ['a continuation for an unconfigured check', { continuation: { taskId: TASK, checks: ['IOT_POLICY_OVERLY_PERMISSIVE_CHECK'], checkIndex: 0 } }, /not configured/],
     ['a continuation past its checks', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 1 } }, /checkIndex/],
+    ['a continuation with a fractional checkIndex', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0.5 } }, /no valid checkIndex/],
+    ['a continuation with a negative checkIndex', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: -1 } }, /no valid checkIndex/],
+    ['a continuation whose nextToken is not a string', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0, nextToken: 7 } }, /invalid nextToken/],
+    ['a continuation without a taskId', { continuation: { checks: [EXPIRING], checkIndex: 0 } }, /no valid taskId/],
+    ['an SNS record whose Message is not a string', { Records: [{ Sns: { Message: { taskId: TASK } } }] }, /no Message/],
   ];
 
   it.each(badInput)('reports %s and starts nothing, without throwing', async (_name, event, reason) => {
