@@ -239,8 +239,13 @@ export class LambdaService implements LocalService, LambdaInvoker {
   private async runAsync(pool: FunctionPool, payload: unknown): Promise<void> {
     const requestId = randomUUID();
     const config = this.eventInvokeConfigs.get(pool.config.name) ?? ASYNC_DEFAULTS;
-    const enqueued = this.clock.now().getTime();
-    const ageSeconds = (): number => (this.clock.now().getTime() - enqueued) / 1000 / (this.clock.scale || 1);
+    // The event's age: Lambda's own waits count in workflow time (scaled, like every wait of the
+    // runtime), the function's running time in real time (it is not scaled), as a replay of
+    // AWS's wall clock at this runtime's speed.
+    const enqueued = Date.now();
+    let waitedSeconds = 0;
+    let sleptMs = 0;
+    const ageSeconds = (): number => waitedSeconds + (Date.now() - enqueued - sleptMs) / 1000;
     let attempts = 0;
     let error: FunctionErrorPayload | undefined;
     let condition: 'RetriesExhausted' | 'EventAgeExceeded' = 'RetriesExhausted';
@@ -259,7 +264,10 @@ export class LambdaService implements LocalService, LambdaInvoker {
         break;
       }
       this.logger.debug('asynchronous invocation failed; Lambda retries it', { function: pool.config.name, requestId, attempt: attempts, errorType: error.errorType });
+      const sleepStarted = Date.now();
       await this.clock.sleep(delay);
+      sleptMs += Date.now() - sleepStarted;
+      waitedSeconds += delay;
     }
     const outcome: AsyncOutcome = { requestId, functionName: pool.config.name, attempts, outcome: condition, error };
     const destination = 'onFailure' in config ? config.onFailure : undefined;
