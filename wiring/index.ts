@@ -53,7 +53,13 @@ export interface Wiring {
   table: {
     partitionKey: string;
     sortKey: string;
-    statusIndex: { name: string; partitionKey: string; sortKey: string };
+    statusIndex: {
+      name: string;
+      partitionKey: string;
+      sortKey: string;
+      /** Attributes projected besides the keys (INCLUDE): never the task token. */
+      nonKeyAttributes: string[];
+    };
     ttlAttribute: string;
   };
 }
