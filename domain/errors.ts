@@ -10,6 +10,8 @@ export const ErrorName = {
   ClaimLost: 'ClaimLost',
   RollbackUnsafe: 'RollbackUnsafe',
   InvalidInput: 'InvalidInput',
+  /** The escalation itself could not be published: the execution ends with this error, and a CloudWatch alarm (terraform/monitoring.tf) fires on it. */
+  EscalationFailed: 'EscalationFailed',
 } as const;
 export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
 
