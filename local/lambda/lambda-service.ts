@@ -101,6 +101,8 @@ export class LambdaService implements LocalService, LambdaInvoker {
   private readonly asyncLog: AsyncOutcome[] = [];
   private readonly eventInvokeConfigs = new Map<string, EventInvokeConfig>();
   private readonly clock: Clock;
+  /** Aborts the retry waits of asynchronous invocations when the runtime stops. */
+  private readonly stopping = new AbortController();
   private readonly region: string;
   private readonly accountId: string;
   private readonly logger: LocalLogger;
@@ -265,7 +267,12 @@ export class LambdaService implements LocalService, LambdaInvoker {
       }
       this.logger.debug('asynchronous invocation failed; Lambda retries it', { function: pool.config.name, requestId, attempt: attempts, errorType: error.errorType });
       const sleepStarted = Date.now();
-      await this.clock.sleep(delay);
+      try {
+        await this.clock.sleep(delay, this.stopping.signal);
+      } catch {
+        this.logger.warn('the runtime stopped while an asynchronous invocation waited for its retry: the event is dropped', { function: pool.config.name, requestId, attempts });
+        return;
+      }
       sleptMs += Date.now() - sleepStarted;
       waitedSeconds += delay;
     }
@@ -303,6 +310,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort(new Error('the local Lambda is stopping'));
     await Promise.all([...this.pools.values()].map((pool) => pool.stop()));
   }
 

@@ -141,3 +141,28 @@ describe('local Lambda asynchronous invocations', () => {
     ]);
   });
 });
+
+describe('stopping the local Lambda', () => {
+  it('ends the retry wait of an asynchronous invocation instead of keeping the process alive', async () => {
+    // Prepare: real time, so the first retry would wait a whole minute.
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-lambda-stop-'));
+    const log = join(dir, 'attempts.jsonl');
+    writeFileSync(log, '');
+    writeFileSync(join(dir, 'flaky.mjs'), BUNDLES['flaky.mjs']);
+    const lambda = new LambdaService({ endpointUrl: 'http://127.0.0.1:1', output: () => undefined });
+    lambda.deploy({ name: 'flaky', bundlePath: join(dir, 'flaky.mjs'), timeoutSeconds: 5, environment: { LOG: log } });
+    try {
+      await lambda.invoke('flaky', { id: 'stopped', failTimes: 99 }, 'Event');
+      for (let i = 0; i < 100 && readFileSync(log, 'utf8') === ''; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      // Act
+      const started = Date.now();
+      await lambda.stop();
+      await lambda.settled();
+      // Assess: settled at once, after one attempt.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
