@@ -11,6 +11,8 @@ export const ErrorName = {
   RollbackUnsafe: 'RollbackUnsafe',
   InvalidInput: 'InvalidInput',
   SharedCertificate: 'SharedCertificate',
+  /** The escalation itself could not be published: the execution ends with this error, and a CloudWatch alarm (terraform/monitoring.tf) fires on it. */
+  EscalationFailed: 'EscalationFailed',
 } as const;
 export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
 

@@ -2,10 +2,12 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceNotFoundException, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { CreatePolicyCommand, CreateTopicRuleCommand, IoTClient, UpdateAccountAuditConfigurationCommand } from '@aws-sdk/client-iot';
+import { LambdaClient, PutFunctionEventInvokeConfigCommand } from '@aws-sdk/client-lambda';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, type Deployment, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, type Deployment, type Settings } from '../wiring/index.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
@@ -13,6 +15,7 @@ import { silentLogger, type LocalLogger } from './edge/logger.js';
 import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot } from './iot/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
+import { SqsService } from './sqs/sqs-service.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
 
@@ -63,6 +66,7 @@ export interface LocalAws {
   edge: EdgeServer;
   dynamodb: DynamoDbLocal;
   sns: SnsService;
+  sqs: SqsService;
   lambda: LambdaService;
   iot: LocalIot;
   stepFunctions: StepFunctionsService;
@@ -142,8 +146,13 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 
     const functionLog = dataDir ? join(dataDir, 'logs', 'functions.log') : undefined;
     if (functionLog) mkdirSync(join(dataDir as string, 'logs'), { recursive: true });
+    const clock = scaledClock(options.timeScale ?? 1);
+    // The dead-letter queues: Lambda's on-failure destinations, kept with the data dir.
+    const sqs = new SqsService({ endpointUrl: url, region, accountId, dataDir: dataDir ? join(dataDir, 'sqs') : undefined, logger });
     const lambda = new LambdaService({
       endpointUrl: url,
+      clock,
+      destinations: sqs,
       region,
       accountId,
       logger,
@@ -173,10 +182,10 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 
     const dynamoClient = new DynamoDBClient({ endpoint: url, region, credentials: LOCAL_CREDENTIALS });
     stops.push(async () => dynamoClient.destroy());
-    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock: scaledClock(options.timeScale ?? 1), region, accountId });
+    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock, region, accountId });
     stops.push(() => stepFunctions.stop());
 
-    edge.register(dynamodb.route()).register(sns).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
+    edge.register(dynamodb.route()).register(sns).register(sqs).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
 
     const deployment: Deployment = {
       tableName: `${PREFIX}-rotations`,
@@ -213,7 +222,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     logger.info('local AWS ready', { endpoint: url, mqtt: `${endpoints.mqtt.host}:${endpoints.mqtt.port}` });
 
     let stopping: Promise<void> | undefined;
-    return { endpoints, deployment, edge, dynamodb, sns, lambda, iot, stepFunctions, caPem, stop: () => (stopping ??= stopAll()) };
+    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, caPem, stop: () => (stopping ??= stopAll()) };
   } catch (error) {
     await stopAll();
     throw error;
@@ -229,6 +238,8 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
   const sns = new SNSClient(config);
   const sfn = new SFNClient(config);
   const iot = new IoTClient(config);
+  const sqs = new SQSClient(config);
+  const lambdaClient = new LambdaClient(config);
   try {
     // The table: keys, the sparse by-status GSI, TTL on history items.
     const table = wiring.table;
@@ -260,6 +271,20 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
         memoryMb: spec.memoryMb,
         description: spec.description,
       });
+    }
+    // Asynchronous invocations: Lambda's retries, then the function's dead-letter queue (terraform/lambda.tf).
+    const asyncInvocations = wiring.asyncInvocations;
+    for (const name of asyncInvocations.functions) {
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(name, PREFIX), Attributes: { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: '1209600' } }));
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+      await lambdaClient.send(
+        new PutFunctionEventInvokeConfigCommand({
+          FunctionName: functionName(name),
+          MaximumRetryAttempts: asyncInvocations.maximumRetryAttempts,
+          MaximumEventAgeInSeconds: asyncInvocations.maximumEventAgeSeconds,
+          DestinationConfig: { OnFailure: { Destination: Attributes?.QueueArn } },
+        }),
+      );
     }
     for (const subscription of wiring.subscriptions) {
       await sns.send(new SubscribeCommand({ TopicArn: deployment.topicArns[subscription.topic], Protocol: 'lambda', Endpoint: deployment.functionArn(subscription.function) }));
@@ -300,6 +325,8 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
     sns.destroy();
     sfn.destroy();
     iot.destroy();
+    sqs.destroy();
+    lambdaClient.destroy();
   }
 }
 

@@ -27,10 +27,13 @@ resource "aws_dynamodb_table" "rotations" {
   }
 
   global_secondary_index {
-    name            = local.wiring.table.statusIndex.name
-    hash_key        = local.wiring.table.statusIndex.partitionKey
-    range_key       = local.wiring.table.statusIndex.sortKey
-    projection_type = "ALL"
+    name      = local.wiring.table.statusIndex.name
+    hash_key  = local.wiring.table.statusIndex.partitionKey
+    range_key = local.wiring.table.statusIndex.sortKey
+    # Only what the operator CLI reads (wiring table.statusIndex.nonKeyAttributes): a task token
+    # in the index could be read by anyone allowed to list devices, and completes a waiting step.
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.wiring.table.statusIndex.nonKeyAttributes
   }
 
   ttl {

@@ -104,16 +104,53 @@ locals {
     )
   })
 
+  # Lambda sends a failed asynchronous event to the on-failure destination with the function's
+  # own role: each function may send to its own dead-letter queue and no other. Not in the
+  # wiring's permissions, which list what the function's code calls.
+  function_dead_letter_policies = {
+    for name in local.async_functions : name => jsonencode({
+      Version = "2012-10-17"
+      Statement = [
+        {
+          Sid      = "OwnDeadLetterQueue"
+          Effect   = "Allow"
+          Action   = ["sqs:SendMessage"]
+          Resource = [aws_sqs_queue.dead_letter[name].arn]
+        }
+      ]
+    })
+  }
+
+  dead_letter_queue_policies = {
+    for name in local.async_functions : name => jsonencode({
+      Version = "2012-10-17"
+      Statement = [
+        {
+          Sid       = "DenyInsecureTransport"
+          Effect    = "Deny"
+          Principal = { AWS = "*" }
+          Action    = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+          Resource  = [aws_sqs_queue.dead_letter[name].arn]
+          Condition = { Bool = { "aws:SecureTransport" = "false" } }
+        }
+      ]
+    })
+  }
+
   # Every policy document this module writes, by name: the tests check each of them.
   policy_documents = merge(
     { for name, doc in local.function_policies : "function:${name}" => doc },
     { for name, doc in local.function_observability_policies : "function-observability:${name}" => doc },
+    { for name, doc in local.function_dead_letter_policies : "function-dead-letter:${name}" => doc },
+    { for name, doc in local.dead_letter_queue_policies : "dead-letter-queue:${name}" => doc },
     {
       "state-machine"               = local.state_machine_policy
       "state-machine-observability" = local.state_machine_observability_policy
       "rule-errors"                 = local.rule_errors_policy
       "audit-notifications"         = local.audit_notifications_policy
       "device"                      = local.device_policy_document
+      "alarm-topic"                 = local.alarm_topic_policy
+      "audit-topic"                 = local.audit_topic_policy
     },
   )
 }
@@ -144,6 +181,14 @@ resource "aws_iam_role_policy" "function" {
   name   = "rotor"
   role   = aws_iam_role.function[each.key].id
   policy = local.function_policies[each.key]
+}
+
+resource "aws_iam_role_policy" "function_dead_letter" {
+  for_each = local.async_functions
+
+  name   = "dead-letter"
+  role   = aws_iam_role.function[each.key].id
+  policy = local.function_dead_letter_policies[each.key]
 }
 
 resource "aws_iam_role_policy" "function_observability" {

@@ -41,3 +41,23 @@ resource "aws_lambda_function" "function" {
     aws_iam_role_policy.function_observability,
   ]
 }
+
+# IoT rules and SNS invoke these functions asynchronously. Lambda retries a failed event, then
+# sends its invocation record (the original event, the error, the attempts) to the function's
+# dead-letter queue instead of dropping it; `rotor dlq replay` gives it back to the function.
+resource "aws_lambda_function_event_invoke_config" "async" {
+  for_each = local.async_functions
+
+  function_name                = aws_lambda_function.function[each.key].function_name
+  maximum_retry_attempts       = var.async_maximum_retry_attempts
+  maximum_event_age_in_seconds = var.async_maximum_event_age_seconds
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.dead_letter[each.key].arn
+    }
+  }
+
+  # Lambda checks at once that the function's role may send to the queue.
+  depends_on = [aws_iam_role_policy.function_dead_letter]
+}

@@ -78,7 +78,7 @@ locals {
   # resource-level permissions in IAM (iot:ListAuditFindings, iot:ListPrincipalThings,
   # iot:CreateCertificateFromCsr, states:SendTaskSuccess/SendTaskFailure: a task token, not
   # an ARN, names what they act on), so nothing narrower can be written for them.
-  resource_kinds = {
+  resource_kinds = merge(local.device_topic_kinds, {
     "*" = {
       sid       = "NoResourceLevelPermissions"
       resources = ["*"]
@@ -99,10 +99,6 @@ locals {
       sid       = "Things"
       resources = ["${local.iot_arn}:thing/*"]
     }
-    "deviceTopics" = {
-      sid       = "DeviceRotationTopics"
-      resources = ["${local.iot_arn}:topic/${local.topic_root}/*"]
-    }
     "stateMachineFunctions" = {
       sid = "StateMachineFunctions"
       resources = sort([
@@ -116,6 +112,17 @@ locals {
     "topic:audit" = {
       sid       = "AuditTopic"
       resources = [aws_sns_topic.audit.arn]
+    }
+  })
+
+  # iot:Publish per cloud → device message type: the wiring kind 'deviceTopics:TYPE[,TYPE]'
+  # grants exactly management/topic/*/TYPE, so request-csr can send csr_req but never crt_done
+  # (test/contract/iam.test.ts holds each kind to the types the function's code sends).
+  device_topic_kinds = {
+    for kind in distinct(flatten([for name, spec in local.wiring.functions : [for action, k in spec.permissions : k if startswith(k, "deviceTopics:")]])) :
+    kind => {
+      sid       = "DeviceTopics${join("", [for type in split(",", trimprefix(kind, "deviceTopics:")) : join("", [for part in split("_", type) : title(part)])])}"
+      resources = [for type in split(",", trimprefix(kind, "deviceTopics:")) : "${local.iot_arn}:topic/${local.topic_root}/*/${type}"]
     }
   }
 
@@ -163,4 +170,13 @@ locals {
   }
 
   sns_kms_key = coalesce(var.sns_kms_key_arn, "alias/aws/sns")
+
+  # The functions Lambda invokes asynchronously (IoT rules, the audit subscription, the
+  # fan-out of start-rotations), each with a dead-letter queue (sqs.tf, lambda.tf).
+  async_functions   = toset(local.wiring.asyncInvocations.functions)
+  dead_letter_names = { for name in local.async_functions : name => "${var.name_prefix}-${name}-dlq" }
+
+  # domain/errors.ts ErrorName.EscalationFailed: the error an execution ends with when its
+  # escalation could not be published (test/contract/terraform-drift.test.ts pins it).
+  escalation_failed_error = "EscalationFailed"
 }

@@ -47,3 +47,13 @@ output "rule_names" {
   description = "IoT topic rule names, by device → cloud message type."
   value       = { for type, rule in aws_iot_topic_rule.device_message : type => rule.name }
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic of Rotor's alarms (dead letters waiting, an escalation that could not be published); subscribe on-call here. It is not the escalation topic, on purpose."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dead_letter_queue_urls" {
+  description = "Dead-letter queue of each asynchronously invoked function (rotor dlq list|replay reads them)."
+  value       = { for name, queue in aws_sqs_queue.dead_letter : name => queue.url }
+}

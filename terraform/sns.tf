@@ -14,10 +14,11 @@ resource "aws_sns_topic" "escalation" {
 }
 
 # Only Device Defender's notification role may publish audit results (a forged audit
-# notification would start rotations), and only over TLS.
-resource "aws_sns_topic_policy" "audit" {
-  arn = aws_sns_topic.audit.arn
-  policy = jsonencode({
+# notification would start rotations), and only over TLS. The Allow alone is not enough in one
+# account: any principal whose own IAM policy grants sns:Publish could still publish, so a
+# Deny names everyone else (aws:PrincipalArn of an assumed role is the role's ARN).
+locals {
+  audit_topic_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
       {
@@ -26,6 +27,15 @@ resource "aws_sns_topic_policy" "audit" {
         Principal = { AWS = aws_iam_role.audit_notifications.arn }
         Action    = ["sns:Publish"]
         Resource  = [aws_sns_topic.audit.arn]
+        Condition = { StringEquals = { "aws:PrincipalAccount" = local.account } }
+      },
+      {
+        Sid       = "OnlyDeviceDefenderPublishes"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = ["sns:Publish"]
+        Resource  = [aws_sns_topic.audit.arn]
+        Condition = { StringNotEquals = { "aws:PrincipalArn" = aws_iam_role.audit_notifications.arn } }
       },
       {
         Sid       = "DenyInsecureTransport"
@@ -37,6 +47,11 @@ resource "aws_sns_topic_policy" "audit" {
       },
     ]
   })
+}
+
+resource "aws_sns_topic_policy" "audit" {
+  arn    = aws_sns_topic.audit.arn
+  policy = local.audit_topic_policy
 }
 
 resource "aws_sns_topic_subscription" "function" {

@@ -12,9 +12,11 @@ resource "aws_sfn_state_machine" "rotate_device" {
   role_arn   = aws_iam_role.state_machine.arn
   definition = local.state_machine_definition
 
+  # Secure by default: state names, timings and errors, without inputs and outputs, which
+  # carry task tokens and CSRs (sfn_log_include_execution_data turns them on to debug).
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
-    include_execution_data = true
+    include_execution_data = var.sfn_log_include_execution_data
     level                  = var.sfn_log_level
   }
 

@@ -158,13 +158,52 @@ variable "log_level" {
 }
 
 variable "sfn_log_level" {
-  description = "What the state machine logs to CloudWatch Logs."
+  description = "What the state machine logs to CloudWatch Logs: every state transition (ALL), or only failures (ERROR, FATAL), or nothing (OFF)."
   type        = string
   default     = "ALL"
 
   validation {
     condition     = contains(["ALL", "ERROR", "FATAL", "OFF"], var.sfn_log_level)
     error_message = "sfn_log_level must be ALL, ERROR, FATAL or OFF."
+  }
+}
+
+variable "sfn_log_include_execution_data" {
+  description = "Whether the state machine's logs carry each state's input and output. They hold task tokens (whoever reads one can complete a waiting step) and CSRs, so the default is false; turn it on only to debug, for a short time."
+  type        = bool
+  default     = false
+}
+
+variable "async_maximum_retry_attempts" {
+  description = "How many times Lambda retries a failed asynchronous invocation (device messages, audit notifications) before it goes to the function's dead-letter queue."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = contains([0, 1, 2], var.async_maximum_retry_attempts)
+    error_message = "async_maximum_retry_attempts must be 0, 1 or 2 (Lambda's limits)."
+  }
+}
+
+variable "async_maximum_event_age_seconds" {
+  description = "How long Lambda keeps trying an asynchronous event (retries, and waiting out throttling) before it goes to the dead-letter queue."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.async_maximum_event_age_seconds >= 60 && var.async_maximum_event_age_seconds <= 21600 && floor(var.async_maximum_event_age_seconds) == var.async_maximum_event_age_seconds
+    error_message = "async_maximum_event_age_seconds must be a whole number from 60 to 21600 (Lambda's limits)."
+  }
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the alarm topic (dead letters waiting, an escalation that could not be sent); each must confirm the subscription."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for address in var.alarm_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "alarm_emails must hold e-mail addresses only."
   }
 }
 

@@ -29,6 +29,15 @@ export interface RuleSpec {
   function: string;
 }
 
+/** The functions Lambda invokes asynchronously, and what happens to an event they fail. */
+export interface AsyncInvocationSpec {
+  functions: string[];
+  /** Lambda's retries after the first failed attempt (0-2). */
+  maximumRetryAttempts: number;
+  /** How long Lambda keeps trying an event before it goes to the dead-letter queue (60-21600). */
+  maximumEventAgeSeconds: number;
+}
+
 export interface Wiring {
   settings: Record<string, SettingSpec>;
   functions: Record<string, FunctionSpec>;
@@ -40,10 +49,17 @@ export interface Wiring {
   };
   rules: RuleSpec[];
   subscriptions: { topic: 'audit'; function: string }[];
+  asyncInvocations: AsyncInvocationSpec;
   table: {
     partitionKey: string;
     sortKey: string;
-    statusIndex: { name: string; partitionKey: string; sortKey: string };
+    statusIndex: {
+      name: string;
+      partitionKey: string;
+      sortKey: string;
+      /** Attributes projected besides the keys (INCLUDE): never the task token. */
+      nonKeyAttributes: string[];
+    };
     ttlAttribute: string;
   };
 }
@@ -58,6 +74,11 @@ export type Settings = Record<string, string | number>;
 
 export function defaultSettings(wiring: Wiring = loadWiring()): Settings {
   return Object.fromEntries(Object.entries(wiring.settings).map(([name, spec]) => [name, spec.default]));
+}
+
+/** The dead-letter queue (on-failure destination) of an asynchronously invoked function, as Terraform names it. */
+export function deadLetterQueueName(functionName: string, namePrefix = 'rotor'): string {
+  return `${namePrefix}-${functionName}-dlq`;
 }
 
 /** The concrete values of one deployment that references resolve to. */

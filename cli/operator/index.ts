@@ -1,16 +1,17 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { RotationStatus } from '../../domain/rotation.js';
 import type { BackoffOptions } from './bounded.js';
+import { formatListing, formatPlanned, formatReplay, listDeadLetters, replayDeadLetters, validateDlqOptions, type DlqClients } from './dlq.js';
 import { describeError, ExitCode, UsageError } from './exit-codes.js';
 import { expiring, formatExpiring } from './expiring.js';
 import { PROGRESS_THRESHOLD, terminalIo, type OperatorIo } from './operator-io.js';
 import { executeRetries, formatPlan, formatRetrySummary, planRetries, summarize, validateRetryOptions } from './retry.js';
 import { formatStatus, parsePositiveInt, parseStatus, requireThingName, status } from './status.js';
-import { connect, DEFAULT_NAME_PREFIX, type Target, type TargetOptions } from './target.js';
+import { connect, deadLetterClients, DEFAULT_NAME_PREFIX, type Target, type TargetOptions } from './target.js';
 import { formatTrace, trace, validateTraceOptions } from './trace.js';
 
 /**
- * The operator commands: status, retry, trace, expiring. Each is a core function (clients and
+ * The operator commands: status, retry, trace, expiring, dlq. Each is a core function (clients and
  * options in, data out) plus a printer; this file only parses flags, connects, and turns the
  * outcome into output and an exit code (docs/operations.md).
  */
@@ -21,12 +22,15 @@ export interface OperatorDeps {
   /** Where the exit code goes; by default process.exitCode, which main() returns. */
   setExitCode: (code: ExitCode) => void;
   backoff?: Partial<BackoffOptions>;
+  /** SQS and Lambda clients for `rotor dlq`, next to the target's. */
+  deadLetterClients: (target: Target, profile?: string) => DlqClients;
 }
 
 export function defaultOperatorDeps(): OperatorDeps {
   return {
     io: terminalIo(),
     connect,
+    deadLetterClients,
     now: () => new Date(),
     setExitCode: (code) => {
       process.exitCode = code;
@@ -222,7 +226,78 @@ export function registerOperatorCommands(program: Command, overrides: Partial<Op
     });
   });
 
+  registerDlqCommands(program, deps);
   return program;
+}
+
+function registerDlqCommands(program: Command, deps: OperatorDeps): void {
+  const dlq = program.command('dlq').description('events Lambda gave up on (device messages, audit notifications): list them, replay them');
+  type DlqFlags = CommonFlags & { function?: string; messageId?: string; limit: string };
+  const parse = (flags: DlqFlags) => validateDlqOptions({ function: flags.function, messageId: flags.messageId, limit: parsePositiveInt('--limit', flags.limit, 1000) });
+  const withClients = async (flags: DlqFlags, body: (clients: DlqClients, target: Target) => Promise<ExitCode>): Promise<void> =>
+    run(deps, flags, async (target) => {
+      const clients = deps.deadLetterClients(target, flags.profile);
+      try {
+        return await body(clients, target);
+      } finally {
+        clients.sqs.destroy();
+        clients.lambda.destroy();
+      }
+    });
+
+  addTargetOptions(
+    dlq
+      .command('list')
+      .description('the dead letters of each asynchronously invoked function: when, why, after how many attempts')
+      .option('--function <name>', 'only this function\'s queue (device-message or start-rotations)')
+      .option('--message-id <id>', 'only this message')
+      .option('--limit <n>', 'messages to read', '100')
+      .option('--json', 'print JSON'),
+  ).action(async (flags: DlqFlags) => {
+    let options: ReturnType<typeof validateDlqOptions>;
+    try {
+      options = parse(flags);
+    } catch (error) {
+      return usage(deps, error);
+    }
+    await withClients(flags, async (clients) => {
+      const listing = await listDeadLetters({ ...clients, namePrefix: flags.namePrefix ?? DEFAULT_NAME_PREFIX }, options);
+      print(deps, flags.json, listing, () => formatListing(listing));
+      return ExitCode.Ok;
+    });
+  });
+
+  addTargetOptions(
+    dlq
+      .command('replay')
+      .description('invoke the function again with each dead letter\'s original event; delete the message only when it succeeds')
+      .option('--function <name>', 'only this function\'s queue (device-message or start-rotations)')
+      .option('--message-id <id>', 'only this message')
+      .option('--limit <n>', 'messages to replay', '100')
+      .option('--dry-run', 'list what would be replayed and invoke nothing')
+      .option('--yes', 'do not ask for confirmation')
+      .option('--json', 'print JSON'),
+  ).action(async (flags: DlqFlags & { dryRun?: boolean; yes?: boolean }) => {
+    let options: ReturnType<typeof validateDlqOptions>;
+    try {
+      options = parse(flags);
+    } catch (error) {
+      return usage(deps, error);
+    }
+    await withClients(flags, async (clients) => {
+      const confirm = async (planned: Parameters<typeof formatPlanned>[0]): Promise<boolean> => {
+        if (planned.length <= 1 || flags.yes) return true;
+        if (!deps.io.interactive) throw new UsageError(`this would replay ${planned.length} dead letters: re-run with --yes to confirm (or --dry-run to see them)`);
+        for (const line of formatPlanned(planned)) deps.io.out(line);
+        const yes = await deps.io.confirm(`Replay ${planned.length} dead letters?`);
+        if (!yes) deps.io.err('rotor: nothing replayed');
+        return yes;
+      };
+      const summary = await replayDeadLetters({ ...clients, namePrefix: flags.namePrefix ?? DEFAULT_NAME_PREFIX }, { ...options, dryRun: Boolean(flags.dryRun), confirm });
+      print(deps, flags.json, summary, () => formatReplay(summary));
+      return summary.failed > 0 ? ExitCode.Failure : ExitCode.Ok;
+    });
+  });
 }
 
 /**

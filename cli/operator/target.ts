@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IoTClient } from '@aws-sdk/client-iot';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CliError, ExitCode, NotFoundError, UsageError } from './exit-codes.js';
 
@@ -147,6 +149,17 @@ export async function connect(options: TargetOptions): Promise<Target> {
     stateMachineArn: memo(async () => explicitArn ?? discoverStateMachineArn(clients.sfn, stateMachineNameFor(prefix), region)),
     destroy: () => destroyClients(clients),
   };
+}
+
+/** The clients only `rotor dlq` needs (SQS, Lambda), for the same account or local runtime as the target. */
+export function deadLetterClients(target: Target, profile?: string): { sqs: SQSClient; lambda: LambdaClient } {
+  const common = {
+    region: target.region,
+    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+    ...(profile && target.kind === 'aws' ? { profile } : {}),
+    ...(target.kind === 'local' ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+  };
+  return { sqs: new SQSClient(common), lambda: new LambdaClient(common) };
 }
 
 function destroyClients(clients: OperatorClients): void {

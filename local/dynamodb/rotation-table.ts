@@ -23,7 +23,8 @@ export function rotationTableInput(tableName: string, table: Wiring['table'] = l
           { AttributeName: table.statusIndex.partitionKey, KeyType: 'HASH' },
           { AttributeName: table.statusIndex.sortKey, KeyType: 'RANGE' },
         ],
-        Projection: { ProjectionType: 'ALL' },
+        // Only what the operator CLI reads: task tokens stay out of the index (terraform/dynamodb.tf).
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: table.statusIndex.nonKeyAttributes },
       },
     ],
   };

@@ -105,8 +105,10 @@ export class RulesEngine {
   private async invoke(rule: TopicRule, message: RuleMessage, document: Record<string, unknown>): Promise<void> {
     this.invocations++;
     try {
-      const result = await this.options.invoker.invoke(rule.functionArn, document, 'Event');
-      if (!result.ok) this.record(rule, message, `${result.error.errorType}: ${result.error.errorMessage}`);
+      // As in AWS: the action succeeds once Lambda has queued the event. What the function then
+      // does (errors, retries, its on-failure destination) is Lambda's business, never a rule
+      // error; only an Invoke that fails (no such function, refused) reaches the error action.
+      await this.options.invoker.invoke(rule.functionArn, document, 'Event');
     } catch (error) {
       this.record(rule, message, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
     }

@@ -1,14 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { silentLogger, type LocalLogger } from '../edge/logger.js';
-import type { EdgeRequest, EdgeResponse, InvokeResult, LambdaInvoker, LocalService } from '../types.js';
-import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION } from '../types.js';
+import type { SqsSender } from '../sqs/sqs-service.js';
+import type { Clock, EdgeRequest, EdgeResponse, FunctionErrorPayload, InvokeResult, LambdaInvoker, LocalService } from '../types.js';
+import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from '../types.js';
 import { FunctionPool, type FunctionConfig, type InvocationLog, type OutputSink } from './function-pool.js';
 
 /**
  * Local Lambda: runs each deployed function's esbuild bundle in worker threads (see
  * FunctionPool) and answers the Lambda REST API through the edge (Invoke, GetFunction,
- * ListFunctions). Functions are deployed from the wiring by the runtime, not by CreateFunction.
+ * ListFunctions, Put/GetFunctionEventInvokeConfig). Functions are deployed from the wiring by
+ * the runtime, not by CreateFunction.
+ *
+ * Asynchronous invocations (IoT rules, SNS, InvocationType Event) behave as in AWS: the caller
+ * only learns that the event was queued; a function error is retried twice (after one, then two
+ * minutes of workflow time), and then the event goes to the function's on-failure destination
+ * (a local SQS queue) as Lambda's invocation record, or is dropped with a warning when there is
+ * none. A function error is never the caller's error: only a failed Invoke call is.
  */
 export interface DeployFunctionInput {
   name: string;
@@ -37,7 +45,37 @@ export interface LambdaServiceOptions {
    * the main thread only to drop them there cost it ~3 % of a 1,000-device run.
    */
   output?: OutputSink | 'discard';
+  /** Times the retries of asynchronous invocations (scaled like the workflows); real time by default. */
+  clock?: Clock;
+  /** Where on-failure destinations (SQS queue ARNs) are sent to. */
+  destinations?: SqsSender;
 }
+
+/** PutFunctionEventInvokeConfig's settings, as AWS keeps them per function. */
+export interface EventInvokeConfig {
+  maximumRetryAttempts: number;
+  maximumEventAgeInSeconds: number;
+  /** On-failure destination: an SQS queue ARN. */
+  onFailure?: string;
+  lastModified: Date;
+}
+
+/** What became of one asynchronous invocation (tests and the runtime's logs read it). */
+export interface AsyncOutcome {
+  requestId: string;
+  functionName: string;
+  attempts: number;
+  outcome: 'succeeded' | 'RetriesExhausted' | 'EventAgeExceeded';
+  error?: FunctionErrorPayload;
+  /** The on-failure destination the invocation record was sent to. */
+  destination?: string;
+}
+
+/** AWS's defaults for a function without an event invoke config. */
+export const ASYNC_DEFAULTS = { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 21_600 } as const;
+/** Lambda waits about a minute before the second attempt and two before the third. */
+const RETRY_DELAYS_SECONDS = [60, 120] as const;
+const EVENT_INVOKE_CONFIG = /^\/2019-09-25\/functions\/([^/]+)\/event-invoke-config$/;
 
 const API = '/2015-03-31/functions';
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -60,6 +98,11 @@ export class LambdaService implements LocalService, LambdaInvoker {
   private readonly pools = new Map<string, FunctionPool>();
   private readonly asyncInvocations = new Set<Promise<unknown>>();
   private readonly invocationLog: InvocationLog[] = [];
+  private readonly asyncLog: AsyncOutcome[] = [];
+  private readonly eventInvokeConfigs = new Map<string, EventInvokeConfig>();
+  private readonly clock: Clock;
+  /** Aborts the retry waits of asynchronous invocations when the runtime stops. */
+  private readonly stopping = new AbortController();
   private readonly region: string;
   private readonly accountId: string;
   private readonly logger: LocalLogger;
@@ -68,6 +111,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
     this.region = options.region ?? LOCAL_REGION;
     this.accountId = options.accountId ?? LOCAL_ACCOUNT;
     this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? scaledClock(1);
   }
 
   functionArn(name: string): string {
@@ -161,14 +205,103 @@ export class LambdaService implements LocalService, LambdaInvoker {
     const pool = this.pool(functionNameOrArn);
     if (invocationType === 'RequestResponse') return pool.invoke(payload);
     // Event: queued and run later; the caller only learns that it was accepted.
-    const run = pool
-      .invoke(payload)
-      .then((result) => {
-        if (!result.ok) this.logger.warn('asynchronous invocation failed', { function: pool.config.name, errorType: result.error.errorType, errorMessage: result.error.errorMessage });
-      })
-      .finally(() => this.asyncInvocations.delete(run));
+    const run = this.runAsync(pool, payload).finally(() => this.asyncInvocations.delete(run));
     this.asyncInvocations.add(run);
     return { ok: true, payload: undefined };
+  }
+
+  /** Every asynchronous invocation that has finished, oldest first. */
+  asyncOutcomes(functionName?: string): AsyncOutcome[] {
+    return this.asyncLog.filter((log) => functionName === undefined || log.functionName === functionName);
+  }
+
+  putEventInvokeConfig(functionNameOrArn: string, input: { maximumRetryAttempts?: number; maximumEventAgeInSeconds?: number; onFailure?: string }): EventInvokeConfig {
+    const pool = this.pool(functionNameOrArn);
+    const retries = input.maximumRetryAttempts ?? ASYNC_DEFAULTS.maximumRetryAttempts;
+    const age = input.maximumEventAgeInSeconds ?? ASYNC_DEFAULTS.maximumEventAgeInSeconds;
+    if (!Number.isInteger(retries) || retries < 0 || retries > 2) throw new AwsError('InvalidParameterValueException', `MaximumRetryAttempts must be 0, 1 or 2, got ${retries}`, 400);
+    if (!Number.isInteger(age) || age < 60 || age > 21_600) throw new AwsError('InvalidParameterValueException', `MaximumEventAgeInSeconds must be 60 to 21600, got ${age}`, 400);
+    if (input.onFailure !== undefined) {
+      if (!/^arn:aws:sqs:[^:]+:\d{12}:[A-Za-z0-9_-]{1,80}$/.test(input.onFailure)) {
+        throw new AwsError('InvalidParameterValueException', `the local Lambda sends on-failure destinations to SQS queues only; got ${input.onFailure}`, 400);
+      }
+      // AWS checks the destination when the config is written, not when the first event fails.
+      if (!this.options.destinations?.hasQueue(input.onFailure)) throw new AwsError('InvalidParameterValueException', `The destination ${input.onFailure} does not exist`, 400);
+    }
+    const config: EventInvokeConfig = { maximumRetryAttempts: retries, maximumEventAgeInSeconds: age, ...(input.onFailure ? { onFailure: input.onFailure } : {}), lastModified: this.clock.now() };
+    this.eventInvokeConfigs.set(pool.config.name, config);
+    return config;
+  }
+
+  eventInvokeConfig(functionNameOrArn: string): EventInvokeConfig | undefined {
+    return this.eventInvokeConfigs.get(this.pool(functionNameOrArn).config.name);
+  }
+
+  /** Lambda's asynchronous invocation: attempts with retries, then the on-failure destination. */
+  private async runAsync(pool: FunctionPool, payload: unknown): Promise<void> {
+    const requestId = randomUUID();
+    const config = this.eventInvokeConfigs.get(pool.config.name) ?? ASYNC_DEFAULTS;
+    // The event's age: Lambda's own waits count in workflow time (scaled, like every wait of the
+    // runtime), the function's running time in real time (it is not scaled), as a replay of
+    // AWS's wall clock at this runtime's speed.
+    const enqueued = Date.now();
+    let waitedSeconds = 0;
+    let sleptMs = 0;
+    const ageSeconds = (): number => waitedSeconds + (Date.now() - enqueued - sleptMs) / 1000;
+    let attempts = 0;
+    let error: FunctionErrorPayload | undefined;
+    let condition: 'RetriesExhausted' | 'EventAgeExceeded' = 'RetriesExhausted';
+    for (;;) {
+      attempts++;
+      const result = await pool.invoke(payload);
+      if (result.ok) {
+        this.asyncLog.push({ requestId, functionName: pool.config.name, attempts, outcome: 'succeeded' });
+        return;
+      }
+      error = result.error;
+      if (attempts > config.maximumRetryAttempts) break;
+      const delay = RETRY_DELAYS_SECONDS[Math.min(attempts - 1, RETRY_DELAYS_SECONDS.length - 1)];
+      if (ageSeconds() + delay > config.maximumEventAgeInSeconds) {
+        condition = 'EventAgeExceeded';
+        break;
+      }
+      this.logger.debug('asynchronous invocation failed; Lambda retries it', { function: pool.config.name, requestId, attempt: attempts, errorType: error.errorType });
+      const sleepStarted = Date.now();
+      try {
+        await this.clock.sleep(delay, this.stopping.signal);
+      } catch {
+        this.logger.warn('the runtime stopped while an asynchronous invocation waited for its retry: the event is dropped', { function: pool.config.name, requestId, attempts });
+        return;
+      }
+      sleptMs += Date.now() - sleepStarted;
+      waitedSeconds += delay;
+    }
+    const outcome: AsyncOutcome = { requestId, functionName: pool.config.name, attempts, outcome: condition, error };
+    const destination = 'onFailure' in config ? config.onFailure : undefined;
+    if (destination && this.options.destinations) {
+      try {
+        this.options.destinations.sendToArn(destination, JSON.stringify(this.invocationRecord(pool, requestId, payload, attempts, condition, error)));
+        outcome.destination = destination;
+        this.logger.warn('asynchronous invocation failed; sent to its on-failure destination', { function: pool.config.name, requestId, attempts, destination, errorType: error.errorType });
+      } catch (sendError) {
+        this.logger.error('asynchronous invocation failed and its on-failure destination refused it: the event is lost', { function: pool.config.name, requestId, destination, error: String(sendError) });
+      }
+    } else {
+      this.logger.warn('asynchronous invocation failed and the function has no on-failure destination: the event is dropped', { function: pool.config.name, requestId, attempts, errorType: error.errorType, errorMessage: error.errorMessage });
+    }
+    this.asyncLog.push(outcome);
+  }
+
+  /** The record Lambda sends to an on-failure destination (AWS's "invocation record", version 1.0). */
+  private invocationRecord(pool: FunctionPool, requestId: string, payload: unknown, attempts: number, condition: string, error: FunctionErrorPayload): Record<string, unknown> {
+    return {
+      version: '1.0',
+      timestamp: this.clock.now().toISOString(),
+      requestContext: { requestId, functionArn: `${pool.config.arn}:$LATEST`, condition, approximateInvokeCount: attempts },
+      requestPayload: payload ?? null,
+      responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+      responsePayload: { errorType: error.errorType, errorMessage: error.errorMessage, ...(error.trace ? { stackTrace: error.trace } : {}) },
+    };
   }
 
   /** Resolves when every asynchronous invocation accepted so far has finished. */
@@ -177,6 +310,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort(new Error('the local Lambda is stopping'));
     await Promise.all([...this.pools.values()].map((pool) => pool.stop()));
   }
 
@@ -184,6 +318,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
 
   operationOf(request: EdgeRequest): string | undefined {
     if (request.method === 'POST' && request.path.endsWith('/invocations')) return 'Invoke';
+    if (EVENT_INVOKE_CONFIG.test(request.path)) return request.method === 'PUT' ? 'PutFunctionEventInvokeConfig' : 'GetFunctionEventInvokeConfig';
     if (request.method === 'GET' && /^\/2015-03-31\/functions\/?$/.test(request.path)) return 'ListFunctions';
     if (request.method === 'GET' && request.path.startsWith(`${API}/`)) return 'GetFunction';
     return undefined;
@@ -208,6 +343,8 @@ export class LambdaService implements LocalService, LambdaInvoker {
   }
 
   private async route(request: EdgeRequest, requestId: string): Promise<EdgeResponse> {
+    const eventInvoke = EVENT_INVOKE_CONFIG.exec(request.path);
+    if (eventInvoke) return this.eventInvokeConfigOverHttp(decodeURIComponent(eventInvoke[1]), request, requestId);
     const segments = request.path.split('/').filter(Boolean).map(decodeURIComponent);
     if (segments[0] !== '2015-03-31' || segments[1] !== 'functions') {
       throw new AwsError('UnknownOperationException', `the local Lambda serves Invoke, GetFunction and ListFunctions; not ${request.method} ${request.path}`, 400);
@@ -251,6 +388,41 @@ export class LambdaService implements LocalService, LambdaInvoker {
     if (result.ok) return this.json(200, result.payload ?? null, requestId, version);
     // A function error is still HTTP 200; the header tells the caller it is an error payload.
     return this.json(200, result.error, requestId, { ...version, 'x-amz-function-error': 'Unhandled' });
+  }
+
+  private eventInvokeConfigOverHttp(name: string, request: EdgeRequest, requestId: string): EdgeResponse {
+    const pool = this.pool(name);
+    let config: EventInvokeConfig | undefined;
+    if (request.method === 'PUT') {
+      let body: { MaximumRetryAttempts?: number; MaximumEventAgeInSeconds?: number; DestinationConfig?: { OnFailure?: { Destination?: string }; OnSuccess?: { Destination?: string } } };
+      try {
+        body = JSON.parse(request.body.toString('utf8') || '{}') as typeof body;
+      } catch {
+        throw new AwsError('InvalidRequestContentException', 'Could not parse request body into json', 400);
+      }
+      if (body.DestinationConfig?.OnSuccess?.Destination) throw new AwsError('InvalidParameterValueException', 'the local Lambda has no on-success destinations (Rotor uses none)', 400);
+      config = this.putEventInvokeConfig(pool.config.name, {
+        maximumRetryAttempts: body.MaximumRetryAttempts,
+        maximumEventAgeInSeconds: body.MaximumEventAgeInSeconds,
+        onFailure: body.DestinationConfig?.OnFailure?.Destination,
+      });
+    } else if (request.method === 'GET') {
+      config = this.eventInvokeConfigs.get(pool.config.name);
+      if (!config) throw new ResourceNotFound(`The function ${pool.config.arn} doesn't have an EventInvokeConfig`);
+    } else {
+      throw new AwsError('UnknownOperationException', `the local Lambda serves PUT and GET on ${request.path}`, 400);
+    }
+    return this.json(
+      200,
+      {
+        FunctionArn: `${pool.config.arn}:$LATEST`,
+        LastModified: config.lastModified.getTime() / 1000,
+        MaximumRetryAttempts: config.maximumRetryAttempts,
+        MaximumEventAgeInSeconds: config.maximumEventAgeInSeconds,
+        DestinationConfig: { OnSuccess: {}, OnFailure: config.onFailure ? { Destination: config.onFailure } : {} },
+      },
+      requestId,
+    );
   }
 
   private configuration(config: FunctionConfig): Record<string, unknown> {

@@ -71,6 +71,15 @@ run "plans_with_the_real_provider" {
   }
 
   assert {
+    condition = (
+      length(aws_lambda_function_event_invoke_config.async) == 2 && length(aws_sqs_queue.dead_letter) == 2 &&
+      length(aws_cloudwatch_metric_alarm.dead_letters) == 2 && aws_cloudwatch_metric_alarm.escalation_failed.metric_name == "TriggeredRules" &&
+      aws_cloudwatch_event_rule.escalation_failed.name == "rotor-escalation-failed" && aws_sns_topic.alarms.name == "rotor-alarms"
+    )
+    error_message = "The dead-letter queues, their event invoke configs and alarms, and the EscalationFailed rule and alarm must be planned."
+  }
+
+  assert {
     condition     = output.device_policy_name == "rotor-device-rotation"
     error_message = "The device policy name output must be known at plan time."
   }

@@ -72,10 +72,10 @@ run "renders_with_defaults" {
   assert {
     condition = (
       aws_sfn_state_machine.rotate_device.logging_configuration[0].level == "ALL" &&
-      aws_sfn_state_machine.rotate_device.logging_configuration[0].include_execution_data &&
+      !aws_sfn_state_machine.rotate_device.logging_configuration[0].include_execution_data &&
       aws_sfn_state_machine.rotate_device.tracing_configuration[0].enabled
     )
-    error_message = "The state machine must log ALL with execution data and be traced."
+    error_message = "By default the state machine must log ALL without execution data (task tokens, CSRs) and be traced."
   }
 
   # --- IAM -----------------------------------------------------------------------------
@@ -150,11 +150,28 @@ run "renders_with_defaults" {
   }
 
   assert {
+    # Each function may publish only the message types it sends (wiring deviceTopics:TYPE).
     condition = alltrue([
-      for statement in jsondecode(aws_iam_role_policy.function["retire-certificate"].policy).Statement :
-      statement.Resource == ["arn:aws:iot:eu-west-1:123456789012:topic/management/topic/*"] if contains(statement.Action, "iot:Publish")
+      for name, type in {
+        "request-csr"         = "csr_req"
+        "deliver-certificate" = "crt_res"
+        "retire-certificate"  = "crt_done"
+        "roll-back"           = "abort"
+        "device-message"      = "abort"
+      } :
+      flatten([
+        for statement in jsondecode(aws_iam_role_policy.function[name].policy).Statement : statement.Resource if contains(statement.Action, "iot:Publish")
+      ]) == ["arn:aws:iot:eu-west-1:123456789012:topic/management/topic/*/${type}"]
     ])
-    error_message = "iot:Publish must be limited to the rotation topics."
+    error_message = "iot:Publish must be limited to the one message type each function sends."
+  }
+
+  assert {
+    condition = alltrue([
+      for name in ["start-rotations", "issue-certificate", "record-failure"] :
+      !strcontains(aws_iam_role_policy.function[name].policy, "iot:Publish")
+    ])
+    error_message = "A function that sends no device message may not publish."
   }
 
   assert {

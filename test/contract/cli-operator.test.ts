@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { IoTClient } from '@aws-sdk/client-iot';
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runOperatorCli } from '../../cli/operator/index.js';
 import type { Target } from '../../cli/operator/target.js';
@@ -109,7 +109,8 @@ function history(record: RotationRecord, startedAt: string, outcome: HistoryItem
 const records = [
   current('pump-1', 'FAILED', 1),
   current('pump-2', 'FAILED', 2),
-  current('pump-3', 'IN_PROGRESS', 3),
+  // Waiting for its crt_ack: the table holds the task token, the by-status index must not.
+  { ...current('pump-3', 'IN_PROGRESS', 3), waitFor: 'crt_ack' as const, taskToken: 'secret-task-token' },
   current('pump-4', 'SUCCEEDED', 4),
 ];
 
@@ -187,6 +188,27 @@ describe('rotor status against DynamoDB Local', () => {
     expect(await runOperatorCli(['status'], missing)).toBe(3);
     expect(io2.stderr).toHaveLength(1);
     expect(io2.stderr[0]).toMatch(/^rotor: table rotor-nope not found in us-east-1/);
+  });
+});
+
+describe('the by-status index on DynamoDB Local', () => {
+  it('lists an in-progress record without its task token, which only the table holds', async () => {
+    // Prepare
+    const client = DynamoDBDocumentClient.from(new DynamoDBClient({ region: REGION, endpoint, credentials }));
+    try {
+      // Act
+      const { Items } = await client.send(
+        new QueryCommand({ TableName: TABLE, IndexName: loadWiring().table.statusIndex.name, KeyConditionExpression: '#s = :s', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':s': 'IN_PROGRESS' } }),
+      );
+      const { Item } = await client.send(new GetCommand({ TableName: TABLE, Key: { pk: thingPk('pump-3'), sk: CURRENT_SK } }));
+      // Assess
+      expect(Items).toHaveLength(1);
+      expect(Items?.[0]).toMatchObject({ thingName: 'pump-3', waitFor: 'crt_ack', rotationId: records[2].rotationId, executionArn: records[2].executionArn });
+      expect(Items?.[0].taskToken).toBeUndefined();
+      expect(Item?.taskToken).toBe('secret-task-token');
+    } finally {
+      client.destroy();
+    }
   });
 });
 

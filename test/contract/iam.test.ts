@@ -176,3 +176,32 @@ describe('topics the functions publish to', () => {
     expect(read(publishers[0])).toMatch(/topic:\s*topicFor\(/);
   });
 });
+
+describe('message types each function may publish (issue 9, scenario 9)', () => {
+  const KIND = 'deviceTopics:';
+  /** MessageType.Key → 'wire_name', from the domain itself. */
+  const { MessageType, CLOUD_TO_DEVICE } = jest.requireActual<typeof import('../../domain/topics')>('../../domain/topics');
+
+  /** The message types a function's reached code hands to publishToDevice. */
+  function publishedTypes(name: string): string[] {
+    const types = new Set<string>();
+    for (const { text } of reachedCode(join(FUNCTIONS_DIR, `${name}.ts`))) {
+      for (const call of text.matchAll(/publishToDevice\([^;]*?type:\s*MessageType\.(\w+)/gs)) {
+        const wire = (MessageType as Record<string, string>)[call[1]];
+        if (!wire) throw new Error(`${name}: MessageType.${call[1]} is not in domain/topics.ts`);
+        types.add(wire);
+      }
+    }
+    return [...types].sort();
+  }
+
+  it.each(Object.keys(wiring.functions))('%s may publish exactly the cloud → device types its code sends', (name) => {
+    // Prepare
+    const kind = wiring.functions[name].permissions['iot:Publish'];
+    // Act
+    const granted = kind === undefined ? [] : kind.startsWith(KIND) ? kind.slice(KIND.length).split(',').sort() : [`unscoped:${kind}`];
+    // Assess
+    expect(granted).toEqual(publishedTypes(name));
+    for (const type of granted) expect(CLOUD_TO_DEVICE as readonly string[]).toContain(type);
+  });
+});

@@ -217,16 +217,33 @@ describe('local IoT broker over mutual TLS', () => {
       expect(invoker.calls).toEqual([]);
     });
 
-    it('records a failing rule action instead of failing the publish', async () => {
+    it('records an Invoke the rule action could not make, without failing the publish', async () => {
       invoker.calls.length = 0;
+      const refused = new Error('Function not found: rotor-device-message');
+      refused.name = 'ResourceNotFoundException';
+      invoker.refuseWith = refused;
+      try {
+        const client = await connected('dev-1', device);
+        await client.publishAsync(topicFor('dev-1', 'csr_res'), '{}', { qos: 1 });
+        await until(() => invoker.calls.length === 1, 'the refused invocation');
+        await iot.rules.idle();
+        expect(iot.rules.ruleErrors().at(-1)).toMatchObject({ ruleName: ruleNameFor('csr_res'), error: 'ResourceNotFoundException: Function not found: rotor-device-message', clientId: 'dev-1' });
+        expect(client.connected).toBe(true);
+      } finally {
+        invoker.refuseWith = undefined;
+      }
+    });
+
+    it('does not count a function error as a rule error: the asynchronous invocation was accepted', async () => {
+      invoker.calls.length = 0;
+      const before = iot.rules.ruleErrors().length;
       invoker.failWith = { errorType: 'Boom', errorMessage: 'handler crashed' };
       try {
         const client = await connected('dev-1', device);
         await client.publishAsync(topicFor('dev-1', 'csr_res'), '{}', { qos: 1 });
         await until(() => invoker.calls.length === 1, 'the failing invocation');
         await iot.rules.idle();
-        expect(iot.rules.ruleErrors().at(-1)).toMatchObject({ ruleName: ruleNameFor('csr_res'), error: 'Boom: handler crashed', clientId: 'dev-1' });
-        expect(client.connected).toBe(true);
+        expect(iot.rules.ruleErrors()).toHaveLength(before);
       } finally {
         invoker.failWith = undefined;
       }

@@ -63,9 +63,12 @@ export const clientConfig = (endpoint: string) => ({
 export class RecordingInvoker implements LambdaInvoker {
   readonly calls: { functionName: string; payload: unknown; invocationType?: string }[] = [];
   failWith?: { errorType: string; errorMessage: string };
+  /** The Invoke call itself fails (no such function, throttled), as opposed to the function failing. */
+  refuseWith?: Error;
 
   async invoke(functionName: string, payload: unknown, invocationType?: 'RequestResponse' | 'Event'): Promise<InvokeResult> {
     this.calls.push({ functionName, payload, invocationType });
+    if (this.refuseWith) throw this.refuseWith;
     return this.failWith ? { ok: false, error: this.failWith } : { ok: true, payload: null };
   }
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ErrorName } from '../../domain/errors';
 import { DEVICE_TO_CLOUD, TOPIC_ROOT, ruleSqlFor } from '../../domain/topics';
 import { REPO_ROOT } from '../../wiring/index';
 
@@ -25,6 +26,13 @@ describe('terraform ↔ domain', () => {
     const rendered = template!.replace('${local.topic_root}', TOPIC_ROOT).replace('${type}', type);
     // Assess
     expect(rendered).toBe(ruleSqlFor(type));
+  });
+
+  it('names the escalation failure error as domain/errors.ts does (the EventBridge rule and alarm match it)', () => {
+    // Prepare / Act
+    const match = /^\s*escalation_failed_error\s*=\s*"([^"]+)"/m.exec(locals);
+    // Assess
+    expect(match?.[1]).toBe(ErrorName.EscalationFailed);
   });
 
   it('spells the topic root once, in locals.tf, and nowhere else in the module', () => {

@@ -56,3 +56,29 @@ mock_resource "aws_cloudwatch_log_group" {
     arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/rotor/mock"
   }
 }
+
+mock_resource "aws_sqs_queue" {
+  defaults = {
+    arn = "arn:aws:sqs:eu-west-1:123456789012:rotor-mock-dlq"
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/rotor-mock-dlq"
+  }
+}
+
+mock_resource "aws_sns_topic" {
+  defaults = {
+    arn = "arn:aws:sns:eu-west-1:123456789012:rotor-mock"
+  }
+}
+
+mock_resource "aws_kms_key" {
+  defaults = {
+    arn    = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    key_id = "11111111-2222-3333-4444-555555555555"
+  }
+}
+
+mock_resource "aws_cloudwatch_event_rule" {
+  defaults = {
+    arn = "arn:aws:events:eu-west-1:123456789012:rule/rotor-escalation-failed"
+  }
+}
