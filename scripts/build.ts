@@ -183,7 +183,8 @@ async function main(): Promise<void> {
   const ms = (bundle: string): string => (LOAD_RUNS > 0 ? `${load(bundle).toFixed(0)} ms` : '-');
 
   const kb = (bytes: number): string => `${(bytes / 1000).toFixed(0)} KB`;
-  console.log(`built ${names.length} functions into dist/functions (load: median time of ${LOAD_RUNS} fresh Node ${process.versions.node} processes to import the module):`);
+  const how = LOAD_RUNS > 0 ? `load: median time of ${LOAD_RUNS} fresh Node ${process.versions.node} processes to import the module` : 'load not timed: ROTOR_LOAD_RUNS=0';
+  console.log(`built ${names.length} functions into dist/functions (${how}):`);
   console.log(`  ${'function'.padEnd(20)} ${'bundle'.padStart(7)} ${'zip'.padStart(7)} ${'load'.padStart(7)}   ${'its SDK clients alone'.padEnd(29)} ${'bundle'.padStart(7)} ${'load'.padStart(7)}`);
   for (const b of built) {
     const baseline = baselines.get(b.baseline) as { bundle: string; bytes: number };
