@@ -4,16 +4,16 @@ SHELL := /bin/bash
 NPM ?= npm
 RESULTS := .rotor/test-results
 
-.PHONY: help install java build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
+.PHONY: help install java clients build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# `npm install` rather than `npm ci`: the registry this project's machines reach omits the
-# other platforms' optional packages (@swc/core-darwin-… and kin) from the lock file, and npm 11's
-# ci refuses such a lock as out of sync. With the lock present, install resolves the same versions.
+# `npm ci`: exactly the committed lock, which it never rewrites (a fresh clone stays clean). The
+# lock lists every platform's optional packages (@swc/core-darwin-… and kin) as this registry
+# resolves them; one that lacked them made npm ci refuse it and npm install rewrite it.
 node_modules/.rotor-installed: package.json package-lock.json
-	$(NPM) install --no-audit --no-fund
+	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.rotor-installed ## Install the npm dependencies
@@ -23,8 +23,19 @@ java: ## Make sure a Java 17+ runtime is there (installs Debian's when run as ro
 	@if java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing a Java 17 runtime for DynamoDB Local (apt-get install openjdk-17-jre-headless)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 openjdk-17-jre-headless >/dev/null; \
 	else echo "DynamoDB Local needs Java 17+: install it (e.g. apt-get install openjdk-17-jre-headless) and run make again" >&2; exit 1; fi
+
+# The contract test of the official clients that are not the JS SDK runs Debian's AWS CLI v2 and
+# python3-boto3 (test/contract/official-clients.test.ts). Without them it is skipped with a
+# warning, and fails under CI=true.
+clients: ## Make sure the AWS CLI v2 and boto3 are there (installs Debian's when run as root)
+	@if { /usr/bin/aws --version 2>&1 || aws --version 2>&1; } | grep -q '^aws-cli/2\.' && { /usr/bin/python3 -c 'import boto3' 2>/dev/null || python3 -c 'import boto3' 2>/dev/null; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing the AWS CLI v2 and boto3 for the official-clients contract test (apt-get install awscli python3-boto3)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 awscli python3-boto3 >/dev/null; \
+	elif [ -n "$$CI" ]; then echo "CI: the official-clients contract test needs the AWS CLI v2 and boto3 (apt-get install awscli python3-boto3)" >&2; exit 1; \
+	else echo "WARNING: no AWS CLI v2 or boto3: the official-clients contract test will be skipped (apt-get install awscli python3-boto3)" >&2; fi
 
 build: install ## Bundle every Lambda function with esbuild into dist/functions/NAME.zip
 	$(NPM) run --silent build
@@ -32,7 +43,7 @@ build: install ## Bundle every Lambda function with esbuild into dist/functions/
 typecheck: install ## Type-check the whole repository (tsc --noEmit)
 	npx tsc --noEmit -p tsconfig.json
 
-test: install java ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
+test: install java clients ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	@status=0; \
 	  npx tsc --noEmit -p tsconfig.json || status=1; \
@@ -45,7 +56,7 @@ test: install java ## Type-check, build, run every test suite and Terraform's te
 test-unit: install ## Unit tests only
 	npx jest --selectProjects unit
 
-test-contract: install ## Contract tests only
+test-contract: install clients ## Contract tests only
 	npx jest --selectProjects contract
 
 test-e2e: build java ## End-to-end tests on the local runtime

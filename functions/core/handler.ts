@@ -1,10 +1,10 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { emfMetrics } from '../middleware/emf-metrics.js';
+import { lambdaContext } from '../middleware/lambda-context.js';
 import { rotationLogKeys, type LogKeyPicker } from '../middleware/rotation-log-keys.js';
 import { stepDuration } from '../middleware/step-duration.js';
+import { traceHandler } from '../middleware/trace-handler.js';
 import type { Observability } from './telemetry.js';
 
 export interface HandlerOptions<TEvent> {
@@ -15,9 +15,9 @@ export interface HandlerOptions<TEvent> {
 }
 
 /**
- * The one middleware stack every Rotor function runs in: X-Ray tracing, the Lambda context
- * and the rotation's identity on every log line (keys reset after each invocation), EMF
- * metrics flushed at the end, and the step's duration.
+ * The one middleware stack every Rotor function runs in: the X-Ray handler subsegment, the
+ * Lambda context and the rotation's identity on every log line (keys reset after each
+ * invocation), EMF metrics flushed at the end, and the step's duration.
  */
 export function rotorHandler<TEvent, TResult>(
   options: HandlerOptions<TEvent>,
@@ -26,10 +26,10 @@ export function rotorHandler<TEvent, TResult>(
   const { logger, metrics, tracer, telemetry } = options.observability;
   const base = (event: TEvent, context: Context): Promise<TResult> => run(event, context);
   return middy<TEvent, TResult>(base)
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(traceHandler<TEvent>(tracer, options.logKeys))
+    .use(lambdaContext<TEvent>(logger))
     .use(rotationLogKeys<TEvent>(logger, options.logKeys))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(emfMetrics<TEvent>(metrics))
     .use(stepDuration<TEvent>(telemetry, options.step));
 }
 

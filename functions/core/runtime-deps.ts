@@ -14,7 +14,7 @@ import type { Observability, Telemetry } from './telemetry.js';
 
 /**
  * The dependencies a handler file builds once per execution environment (see `once` in
- * handler.ts): every client traced by X-Ray, the table from TABLE_NAME, the IoT data endpoint
+ * handler.ts): every client traced by X-Ray (tracer.ts), the table from TABLE_NAME, the IoT data endpoint
  * from IOT_DATA_ENDPOINT. Core functions never call these; they receive what they need.
  */
 export interface BaseDeps extends TableDeps {
@@ -24,7 +24,7 @@ export interface BaseDeps extends TableDeps {
 
 export function baseDeps(obs: Observability): BaseDeps {
   return {
-    db: obs.tracer.captureAWSv3Client(tableClient()),
+    db: obs.tracer.captureClient(tableClient()),
     tableName: requiredEnv('TABLE_NAME'),
     clock: systemClock,
     telemetry: obs.telemetry,
@@ -32,17 +32,17 @@ export function baseDeps(obs: Observability): BaseDeps {
 }
 
 export function tracedIot(obs: Observability): IoTClient {
-  return obs.tracer.captureAWSv3Client(iotClient());
+  return obs.tracer.captureClient(iotClient());
 }
 
 export function tracedIotData(obs: Observability): IoTDataPlaneClient {
-  return obs.tracer.captureAWSv3Client(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') }));
+  return obs.tracer.captureClient(iotDataClient({ endpoint: optionalEnv('IOT_DATA_ENDPOINT') }));
 }
 
 export function tracedSfn(obs: Observability): SFNClient {
-  return obs.tracer.captureAWSv3Client(sfnClient());
+  return obs.tracer.captureClient(sfnClient());
 }
 
 export function tracedLambda(obs: Observability): LambdaClient {
-  return obs.tracer.captureAWSv3Client(lambdaClient());
+  return obs.tracer.captureClient(lambdaClient());
 }

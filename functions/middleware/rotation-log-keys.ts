@@ -1,15 +1,15 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
 import type { MiddlewareObj } from '@middy/core';
+import type { StructuredLogger } from '../core/logger.js';
 
 /** Picks the log keys (thingName, rotationId) from an event; undefined values are left out. */
 export type LogKeyPicker<TEvent> = (event: TEvent) => Record<string, string | undefined>;
 
 /**
  * Appends the rotation's identity to every log line of the invocation, so one device's
- * rotation can be followed across functions with a single filter. Runs after
- * injectLambdaContext, which resets appended keys at the end of each invocation.
+ * rotation can be followed across functions with a single filter. Runs after lambdaContext,
+ * which resets appended keys at the end of each invocation.
  */
-export function rotationLogKeys<TEvent>(logger: Logger, pick: LogKeyPicker<TEvent>): MiddlewareObj<TEvent> {
+export function rotationLogKeys<TEvent>(logger: Pick<StructuredLogger, 'appendKeys'>, pick: LogKeyPicker<TEvent>): MiddlewareObj<TEvent> {
   return {
     name: 'rotationLogKeys',
     before: (request) => {

@@ -5,14 +5,17 @@ import type { EdgeRequest, EdgeResponse, LocalService } from '../types.js';
 import { AwsError } from '../types.js';
 import { awsErrorResponse, protocolOf } from './aws-error-response.js';
 import { credentialScopeOf } from './credential-scope.js';
+import { serviceOfQuery, serviceOfTarget, servicesSignedAs, signingNamesOf } from './service-identity.js';
 import { FaultError, FaultInjector, parseThrottleRequest, type FaultAnswer } from './faults.js';
 import { silentLogger, type LocalLogger } from './logger.js';
 
 /**
  * The one HTTP endpoint of the local AWS (like LocalStack's :4566). Every SDK client and the
- * AWS CLI point at it; it routes each request by the SigV4 signing name in its credential
- * scope to the service that answers to that name, and counts calls per service and operation
- * so that the demo can report how many AWS API calls one rotation costs.
+ * AWS CLI point at it; it routes each request to the service it is for — read from its
+ * X-Amz-Target, its Query version or, for REST services, the signing name in its SigV4
+ * credential scope and its path (service-identity.ts) — accepts any signing name a released
+ * client uses for that service, and counts calls per service and operation so that the demo
+ * can report how many AWS API calls one rotation costs.
  */
 
 /** A service that is another HTTP server (DynamoDB Local): requests go to it byte for byte. */
@@ -126,8 +129,32 @@ export class EdgeServer {
     return this;
   }
 
+  /** The services the edge serves, by the name it counts them under (their signing name in current SDKs). */
   get signingNames(): string[] {
     return [...this.routes.keys()].sort();
+  }
+
+  /** Every signing name a released client uses for the service (see service-identity.ts). */
+  private acceptedSigningNames(service: string): readonly string[] {
+    const route = this.routes.get(service);
+    return [...new Set([...(route?.signingNames ?? []), ...signingNamesOf(service)])];
+  }
+
+  private accepts(service: string, signingName: string): boolean {
+    return this.acceptedSigningNames(service).includes(signingName);
+  }
+
+  /**
+   * The REST service a request is for. A signing name the edge routes is trusted; one that
+   * released clients use for several services (execute-api) goes to the served service that
+   * knows the request's method and path.
+   */
+  private restServiceFor(signingName: string, request: EdgeRequest): string | undefined {
+    if (this.routes.has(signingName)) return signingName;
+    return servicesSignedAs(signingName).find((name) => {
+      const route = this.routes.get(name);
+      return route !== undefined && !isProxy(route) && namesOperations(route) && route.operationOf(request) !== undefined;
+    });
   }
 
   async start(): Promise<string> {
@@ -215,18 +242,20 @@ export class EdgeServer {
     }
 
     const scope = credentialScopeOf(headers.authorization, url.searchParams);
-    const route = scope ? this.routes.get(scope.service) : undefined;
-    if (route && scope && isProxy(route)) {
+    // A JSON-protocol request names its service in a header: a proxied one goes on unread.
+    const targeted = scope ? serviceOfTarget(headers['x-amz-target']) : undefined;
+    const targetedRoute = targeted ? this.routes.get(targeted) : undefined;
+    if (scope && targeted && targetedRoute && isProxy(targetedRoute) && this.accepts(targeted, scope.service)) {
       const operation = operationFrom(headers, undefined);
-      this.count(scope.service, operation);
-      const fault = this.faults.take(scope.service, operation);
+      this.count(targeted, operation);
+      const fault = this.faults.take(targeted, operation);
       if (fault) {
         await readBody(req, this.maxBodyBytes).catch(() => req.destroy());
         this.sendFault(res, fault, protocolOf(headers, Buffer.alloc(0)), requestId);
         return;
       }
-      const status = await this.proxy(req, res, route, url);
-      this.logger.debug('edge', { service: scope.service, operation, method: req.method, path: url.pathname, status, ms: Date.now() - started });
+      const status = await this.proxy(req, res, targetedRoute, url);
+      this.logger.debug('edge', { service: targeted, operation, method: req.method, path: url.pathname, status, ms: Date.now() - started });
       return;
     }
 
@@ -245,15 +274,6 @@ export class EdgeServer {
       this.send(res, awsErrorResponse(protocol, 'MissingAuthenticationToken', 'the request is not signed with SigV4: the local edge routes requests by the signing name in the credential scope (any credentials are accepted)', 403, requestId));
       return;
     }
-    const service = route && !isProxy(route) ? route : undefined;
-    if (!service) {
-      const served = this.signingNames.join(', ');
-      this.count(scope.service, operationFrom(headers, body));
-      this.send(res, awsErrorResponse(protocol, 'UnknownServiceException', `the local AWS does not emulate the service '${scope.service}' (it serves: ${served})`, 400, requestId));
-      this.logger.debug('edge', { service: scope.service, method: req.method, path: url.pathname, status: 400, unknownService: true });
-      return;
-    }
-
     const request: EdgeRequest = {
       method: req.method ?? 'GET',
       path: url.pathname,
@@ -264,12 +284,37 @@ export class EdgeServer {
       region: scope.region,
       target: headers['x-amz-target'],
     };
+    const name = targeted ?? (protocol === 'query' ? serviceOfQuery(new URLSearchParams(body.toString('utf8'))) : undefined) ?? this.restServiceFor(scope.service, request);
+    const route = name ? this.routes.get(name) : undefined;
+    if (!name || !route) {
+      const served = this.signingNames.join(', ');
+      this.count(scope.service, operationFrom(headers, body));
+      this.send(res, awsErrorResponse(protocol, 'UnknownServiceException', `the local AWS does not emulate the service '${name ?? scope.service}' (it serves: ${served})`, 400, requestId));
+      this.logger.debug('edge', { service: name ?? scope.service, method: req.method, path: url.pathname, status: 400, unknownService: true });
+      return;
+    }
+    if (!this.accepts(name, scope.service)) {
+      // What AWS answers when the credential scope names another service than the endpoint's.
+      const code = protocol === 'query' ? 'SignatureDoesNotMatch' : 'InvalidSignatureException';
+      this.count(name, operationFrom(headers, body));
+      this.send(res, awsErrorResponse(protocol, code, `Credential should be scoped to correct service: '${name}'. (the local edge accepts ${this.acceptedSigningNames(name).map((n) => `'${n}'`).join(' or ')} for this request)`, 403, requestId));
+      return;
+    }
+    if (isProxy(route)) {
+      // A proxied service is only ever reached through its X-Amz-Target (above).
+      this.count(name, operationFrom(headers, body));
+      this.send(res, awsErrorResponse(protocol, 'UnknownOperationException', `the local ${name} takes JSON-protocol requests (X-Amz-Target) only`, 400, requestId));
+      return;
+    }
+    const service = route;
+    request.service = name;
+
     const operation = operationFrom(headers, body) ?? (namesOperations(service) ? service.operationOf(request) : undefined) ?? `${request.method} ${url.pathname.split('/').slice(0, 2).join('/')}`;
-    this.count(scope.service, operation);
-    const fault = this.faults.take(scope.service, operation);
+    this.count(name, operation);
+    const fault = this.faults.take(name, operation);
     if (fault) {
       this.sendFault(res, fault, protocol, requestId);
-      this.logger.debug('edge fault injected', { service: scope.service, operation, code: fault.code });
+      this.logger.debug('edge fault injected', { service: name, operation, code: fault.code });
       return;
     }
     let response: EdgeResponse;
@@ -281,10 +326,10 @@ export class EdgeServer {
         error instanceof AwsError
           ? awsErrorResponse(protocol, error.code, error.message, error.status, requestId)
           : awsErrorResponse(protocol, 'InternalFailure', error instanceof Error ? error.message : String(error), 500, requestId);
-      if (!(error instanceof AwsError)) this.logger.error('service failed', { service: scope.service, operation, error: error instanceof Error ? error.stack : String(error) });
+      if (!(error instanceof AwsError)) this.logger.error('service failed', { service: name, operation, error: error instanceof Error ? error.stack : String(error) });
     }
     this.send(res, response, requestId);
-    this.logger.debug('edge', { service: scope.service, operation, method: request.method, path: url.pathname, status: response.status, ms: Date.now() - started });
+    this.logger.debug('edge', { service: name, operation, method: request.method, path: url.pathname, status: response.status, ms: Date.now() - started });
   }
 
   private sendFault(res: ServerResponse, fault: FaultAnswer, protocol: ReturnType<typeof protocolOf>, requestId: string): void {
