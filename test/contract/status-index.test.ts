@@ -29,6 +29,7 @@ const PROJECTED: Record<Exclude<keyof RotationRecord, KeyAttributes | Secret>, t
   cause: true,
   ignoredCount: true,
   lastIgnored: true,
+  ackedCertificateId: true,
 };
 
 describe('the by-status index projection', () => {
