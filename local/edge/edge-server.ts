@@ -35,6 +35,9 @@ export type EdgeRoute = LocalService | ProxyRoute;
  */
 export type AdminHandler = (body: unknown) => Promise<unknown>;
 
+/** A local-only web app under a path prefix (the console): unsigned requests there are its own. */
+export type MountedHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
 export interface EdgeOptions {
   host?: string;
   /** 4566 by default; 0 picks a free port (tests). */
@@ -99,6 +102,7 @@ export class EdgeServer {
   private readonly routes = new Map<string, EdgeRoute>();
   private readonly counts = new Map<string, number>();
   private readonly adminRoutes = new Map<string, AdminHandler>();
+  private readonly mounts = new Map<string, MountedHandler>();
   /** Local-only: throttle the next N calls of an operation (faults.ts, POST /_rotor/faults). */
   readonly faults = new FaultInjector(() => this.signingNames);
   private readonly logger: LocalLogger;
@@ -123,6 +127,12 @@ export class EdgeServer {
   /** Serves POST /_rotor/NAME with the handler. */
   addAdminRoute(name: string, handler: AdminHandler): this {
     this.adminRoutes.set(`${ADMIN_PREFIX}${name}`, handler);
+    return this;
+  }
+
+  /** Serves unsigned requests whose path starts with `prefix` (e.g. '/console/') with the handler. */
+  mount(prefix: string, handler: MountedHandler): this {
+    this.mounts.set(prefix, handler);
     return this;
   }
 
@@ -207,6 +217,9 @@ export class EdgeServer {
     const url = new URL(req.url ?? '/', 'http://edge');
     const headers = lowerCaseHeaders(req);
     const requestId = randomUUID();
+
+    const mounted = headers.authorization ? undefined : [...this.mounts].find(([prefix]) => url.pathname.startsWith(prefix) || `${url.pathname}/` === prefix);
+    if (mounted) return mounted[1](req, res);
 
     if (url.pathname.startsWith(ADMIN_PREFIX) && !headers.authorization) {
       await this.answerAdmin(req, url.pathname, res);
