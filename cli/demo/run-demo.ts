@@ -13,6 +13,7 @@ import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/ru
 import type { ExecutionDescription } from '../../local/stepfunctions/service.js';
 import type { Settings } from '../../wiring/index.js';
 import { checkFleet, CheckName, type CheckFailure, type CheckedDevice } from './fleet-checks.js';
+import { mountConsole, type LocalConsole } from '../console/index.js';
 import { mean, percentile, type DemoReport } from './figures.js';
 import { InvariantWatcher } from './invariant-watch.js';
 import { progressDisplay, type ProgressCounts } from './progress.js';
@@ -50,6 +51,8 @@ export interface DemoOptions {
   fleetThreads?: number;
   /** Stops the run early (Ctrl-C); everything started is still stopped. */
   signal?: AbortSignal;
+  /** Called with the report while the runtime, the console and the fleet are still up (`--keep` waits here). */
+  beforeStop?: (report: DemoReport, consoleUrl: string) => Promise<void>;
 }
 
 export interface DemoIo {
@@ -154,6 +157,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
   const workDir = options.dataDir ? resolve(options.dataDir) : mkdtempSync(join(tmpdir(), 'rotor-demo-'));
   mkdirSync(workDir, { recursive: true });
   let aws: LocalAws | undefined;
+  let web: LocalConsole | undefined;
   let fleet: Fleet | ThreadedFleet | undefined;
   let watcher: InvariantWatcher | undefined;
   let progress: ReturnType<typeof progressDisplay> | undefined;
@@ -169,7 +173,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       functionConcurrency: options.functionConcurrency,
     });
     const runtime = aws;
+    web = mountConsole(runtime);
     io.out(`local AWS up at ${runtime.endpoints.awsEndpoint}, MQTT ${runtime.endpoints.mqtt.host}:${runtime.endpoints.mqtt.port}; provisioning ${names.length} devices`);
+    io.out(`console: ${web.url}`);
 
     // Provisioning: the device's key is made here (as on a factory line); the local CA signs its CSR.
     const devices: DemoDevice[] = [];
@@ -387,11 +393,13 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       mkdirSync(dirname(resolve(options.reportFile)), { recursive: true });
       writeFileSync(options.reportFile, `${JSON.stringify(report, null, 2)}\n`);
     }
+    await options.beforeStop?.(report, web.url);
     return report;
   } finally {
     progress?.stop();
     await watcher?.stop();
     await fleet?.stop();
+    web?.stop();
     await aws?.stop();
     if (ownDir) rmSync(workDir, { recursive: true, force: true });
   }

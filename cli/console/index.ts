@@ -1,0 +1,50 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { CONSOLE_PREFIX, consoleExecutionPath, consoleThingPath } from '../../local/console/api.js';
+import { ConsoleServer } from '../../local/console/console-server.js';
+import type { LocalAws } from '../../local/runtime.js';
+import { localClientConfig } from '../endpoints.js';
+import { RuntimeConsoleSource } from './console-source.js';
+
+export { RuntimeConsoleSource } from './console-source.js';
+
+/** The console of a running local runtime: its URL and the clients it reads with. */
+export interface LocalConsole {
+  url: string;
+  stop(): void;
+}
+
+/** The console's address on a runtime whose edge is `awsEndpoint`. */
+export function consoleUrl(awsEndpoint: string): string {
+  return `${awsEndpoint.replace(/\/$/, '')}${CONSOLE_PREFIX}`;
+}
+
+export function consoleExecutionUrl(awsEndpoint: string, executionArn: string): string {
+  return `${awsEndpoint.replace(/\/$/, '')}${consoleExecutionPath(executionArn)}`;
+}
+
+export function consoleThingUrl(awsEndpoint: string, thingName: string): string {
+  return `${awsEndpoint.replace(/\/$/, '')}${consoleThingPath(thingName)}`;
+}
+
+/**
+ * Serves the console at /console/ on the runtime's edge. It reads the runtime as any client
+ * does, with SDK clients pointed at that same edge.
+ */
+export function mountConsole(aws: Pick<LocalAws, 'edge' | 'endpoints'>): LocalConsole {
+  const config = localClientConfig(aws.endpoints as Parameters<typeof localClientConfig>[0]);
+  const sfn = new SFNClient(config);
+  const raw = new DynamoDBClient(config);
+  const ddb = DynamoDBDocumentClient.from(raw);
+  const source = new RuntimeConsoleSource({ sfn, ddb, tableName: aws.endpoints.tableName, stateMachineArn: aws.endpoints.stateMachineArn });
+  aws.edge.mount(CONSOLE_PREFIX, new ConsoleServer(source).handle);
+  return {
+    url: consoleUrl(aws.endpoints.awsEndpoint),
+    stop: () => {
+      sfn.destroy();
+      ddb.destroy();
+      raw.destroy();
+    },
+  };
+}
