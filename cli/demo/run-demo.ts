@@ -387,6 +387,11 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       lambdaInvocationsPerRotation: (runtime.lambda.invocations().length - invocationsBefore) / rotationCount,
       invariantSamples: watcher.stats.samples,
       invariantChecks: { deviceChecks: watcher.stats.deviceChecks, retirementChecks: watcher.stats.retirementChecks, keyRemovalChecks: watcher.stats.keyRemovalChecks },
+      executions: executions.map((d) => ({
+        startMs: (d.execution?.startDate.getTime() ?? auditStarted) - auditStarted,
+        ...(d.execution?.stopDate ? { stopMs: d.execution.stopDate.getTime() - auditStarted } : {}),
+        status: d.execution?.status ?? 'UNKNOWN',
+      })),
       outcomes,
     };
     if (options.reportFile) {
