@@ -20,13 +20,18 @@ export class ChartBox {
   private chart: Chart | undefined;
   readonly canvas: HTMLCanvasElement;
 
+  readonly box: HTMLElement;
+
   constructor(container: HTMLElement, readonly id: string) {
-    const wrap = document.createElement('div');
-    wrap.className = 'chart';
+    this.box = document.createElement('div');
+    this.box.className = 'chart';
+    const area = document.createElement('div');
+    area.className = 'chart-area';
     this.canvas = document.createElement('canvas');
     this.canvas.id = id;
-    wrap.appendChild(this.canvas);
-    container.appendChild(wrap);
+    area.appendChild(this.canvas);
+    this.box.appendChild(area);
+    container.appendChild(this.box);
   }
 
   render(config: ChartConfiguration): void {
@@ -48,8 +53,8 @@ export function barConfig(title: string, labels: string[], datasets: { label: st
       indexAxis: options.horizontal ? 'y' : 'x',
       plugins: { title: { display: true, text: title }, legend: { display: datasets.length > 1 } },
       scales: {
-        x: { stacked: options.stacked, ...(options.horizontal && options.unit ? { title: { display: true, text: options.unit } } : {}) },
-        y: { stacked: options.stacked, beginAtZero: true, ...(!options.horizontal && options.unit ? { title: { display: true, text: options.unit } } : {}) },
+        x: { stacked: options.stacked, ticks: { autoSkip: !options.horizontal }, ...(options.horizontal && options.unit ? { title: { display: true, text: options.unit } } : {}) },
+        y: { stacked: options.stacked, beginAtZero: true, ticks: { autoSkip: !options.horizontal }, ...(!options.horizontal && options.unit ? { title: { display: true, text: options.unit } } : {}) },
       },
     },
   };
