@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './demo/index.js';
 import { registerLocalCommands } from './local.js';
 import { registerOperatorCommands } from './operator/index.js';
+import { registerReportCommand } from './report/index.js';
 
 /**
  * `rotor`: a thin registry of command groups, each in its own file (cli/local.ts,
@@ -19,6 +20,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerLocalCommands(program);
   registerOperatorCommands(program);
   registerDemoCommand(program);
+  registerReportCommand(program);
   process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -44,10 +44,10 @@ export interface ConsoleAssets {
 const APP_DIR = join(REPO_ROOT, 'local', 'console', 'app');
 
 /** Bundles the pages (TypeScript, dagre, chart.js) into one script; the CSS is read as it is. */
-export async function buildConsoleAssets(): Promise<ConsoleAssets> {
+export async function buildConsoleAssets(entry: 'main.ts' | 'report-main.ts' = 'main.ts'): Promise<ConsoleAssets> {
   const { build } = await import('esbuild');
   const result = await build({
-    entryPoints: [join(APP_DIR, 'main.ts')],
+    entryPoints: [join(APP_DIR, entry)],
     bundle: true,
     write: false,
     format: 'iife',
