@@ -29,6 +29,20 @@ export function consoleThingUrl(awsEndpoint: string, thingName: string): string 
 }
 
 /**
+ * The console's base URL when the runtime at `awsEndpoint` serves one (`rotor local up` and
+ * `rotor demo` do; a runtime a test starts on its own does not): the links the operator
+ * commands print must lead somewhere.
+ */
+export async function servedConsole(awsEndpoint: string, timeoutMs = 1_000): Promise<string | undefined> {
+  try {
+    const answer = await fetch(consoleUrl(awsEndpoint), { method: 'HEAD', signal: AbortSignal.timeout(timeoutMs) });
+    return answer.ok ? awsEndpoint.replace(/\/$/, '') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Serves the console at /console/ on the runtime's edge. It reads the runtime as any client
  * does, with SDK clients pointed at that same edge.
  */

@@ -60,6 +60,8 @@ describeBoth('the local console in a browser, after real rotations', () => {
   const seen: {
     status?: Extract<StatusReport, { kind: 'fleet' }>;
     trace?: Trace;
+    thingLink?: string;
+    consoleUrl?: string;
     fleetCards?: Record<string, number>;
     fleetRefreshed?: boolean;
     failedArn?: string;
@@ -97,6 +99,9 @@ describeBoth('the local console in a browser, after real rotations', () => {
     if (!failedRow) throw new Error('the demo made no failed rotation');
     seen.failedArn = failedRow.executionArn;
     seen.trace = await cliJson<Trace>('trace', '--execution', failedRow.executionArn);
+    const thing = await cliJson<Extract<StatusReport, { kind: 'thing' }>>('status', '--thing', failedRow.thing);
+    seen.thingLink = thing.current?.link;
+    seen.consoleUrl = consoleUrl;
 
     // The tokens the executions were given, read from the public history with its data.
     const sfn = new SFNClient({ endpoint: awsEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'console-e2e', secretAccessKey: 'console-e2e' } });
@@ -207,6 +212,13 @@ describeBoth('the local console in a browser, after real rotations', () => {
     expect(after.length).toBeGreaterThan(0);
     for (const state of after) expect([state, seen.outcomes![state]]).toEqual([state, 'not-reached']);
     expect(Object.keys(seen.outcomes!).sort()).toEqual(graph.nodes.map((n) => n.name).sort());
+  });
+
+  it('is where `rotor trace --local` and `rotor status --local` link an execution', () => {
+    const page = `${seen.consoleUrl}executions/${seen.failedArn}`;
+    expect(seen.trace!.link).toBe(page);
+    expect(seen.thingLink).toBe(page);
+    expect(seen.pages.map((p) => p.url)).toContain(page);
   });
 
   it('filters the executions list by status, and links the thing page to its executions', () => {
