@@ -3,6 +3,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CONSOLE_PREFIX, consoleExecutionPath, consoleThingPath } from '../../local/console/api.js';
 import { ConsoleServer } from '../../local/console/console-server.js';
+import { UNCOUNTED_USER_AGENT } from '../../local/edge/edge-server.js';
 import type { LocalAws } from '../../local/runtime.js';
 import { localClientConfig } from '../endpoints.js';
 import { RuntimeConsoleSource } from './console-source.js';
@@ -47,7 +48,7 @@ export async function servedConsole(awsEndpoint: string, timeoutMs = 1_000): Pro
  * does, with SDK clients pointed at that same edge.
  */
 export function mountConsole(aws: Pick<LocalAws, 'edge' | 'endpoints'>): LocalConsole {
-  const config = localClientConfig(aws.endpoints as Parameters<typeof localClientConfig>[0]);
+  const config = { ...localClientConfig(aws.endpoints as Parameters<typeof localClientConfig>[0]), customUserAgent: UNCOUNTED_USER_AGENT };
   const sfn = new SFNClient(config);
   const raw = new DynamoDBClient(config);
   const ddb = DynamoDBDocumentClient.from(raw);

@@ -49,6 +49,12 @@ export interface EdgeOptions {
 
 export const DEFAULT_EDGE_PORT = 4566;
 
+/**
+ * SDK clients whose user agent carries this (the local console's) are served but not counted:
+ * the call counts say what the rotations cost, not what watching them costs.
+ */
+export const UNCOUNTED_USER_AGENT = 'rotor-console';
+
 /** Local-only routes, unsigned, under this prefix: health and call counts. */
 export const ADMIN_PREFIX = '/_rotor/';
 
@@ -229,9 +235,10 @@ export class EdgeServer {
 
     const scope = credentialScopeOf(headers.authorization, url.searchParams);
     const route = scope ? this.routes.get(scope.service) : undefined;
+    const counted = !(headers['user-agent'] ?? '').includes(UNCOUNTED_USER_AGENT);
     if (route && scope && isProxy(route)) {
       const operation = operationFrom(headers, undefined);
-      this.count(scope.service, operation);
+      if (counted) this.count(scope.service, operation);
       const fault = this.faults.take(scope.service, operation);
       if (fault) {
         await readBody(req, this.maxBodyBytes).catch(() => req.destroy());
@@ -261,7 +268,7 @@ export class EdgeServer {
     const service = route && !isProxy(route) ? route : undefined;
     if (!service) {
       const served = this.signingNames.join(', ');
-      this.count(scope.service, operationFrom(headers, body));
+      if (counted) this.count(scope.service, operationFrom(headers, body));
       this.send(res, awsErrorResponse(protocol, 'UnknownServiceException', `the local AWS does not emulate the service '${scope.service}' (it serves: ${served})`, 400, requestId));
       this.logger.debug('edge', { service: scope.service, method: req.method, path: url.pathname, status: 400, unknownService: true });
       return;
@@ -278,7 +285,7 @@ export class EdgeServer {
       target: headers['x-amz-target'],
     };
     const operation = operationFrom(headers, body) ?? (namesOperations(service) ? service.operationOf(request) : undefined) ?? `${request.method} ${url.pathname.split('/').slice(0, 2).join('/')}`;
-    this.count(scope.service, operation);
+    if (counted) this.count(scope.service, operation);
     const fault = this.faults.take(scope.service, operation);
     if (fault) {
       this.sendFault(res, fault, protocol, requestId);
