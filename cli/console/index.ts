@@ -30,6 +30,20 @@ export function consoleThingUrl(awsEndpoint: string, thingName: string): string 
 }
 
 /**
+ * Calls the runtime answered with a throttling error, per `service:Operation`, from its local
+ * admin API (GET /_rotor/faults): AWS has no API for it (CloudWatch metrics do it there).
+ */
+async function throttledCalls(awsEndpoint: string): Promise<{ throttledByOperation?: Record<string, number> }> {
+  try {
+    const answer = await fetch(`${awsEndpoint.replace(/\/$/, '')}/_rotor/faults`, { signal: AbortSignal.timeout(2_000) });
+    const body = (await answer.json()) as { injected?: Record<string, number> };
+    return answer.ok && body.injected && Object.keys(body.injected).length > 0 ? { throttledByOperation: body.injected } : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
  * The console's base URL when the runtime at `awsEndpoint` serves one (`rotor local up` and
  * `rotor demo` do; a runtime a test starts on its own does not): the links the operator
  * commands print must lead somewhere.
@@ -52,7 +66,13 @@ export function mountConsole(aws: Pick<LocalAws, 'edge' | 'endpoints'>): LocalCo
   const sfn = new SFNClient(config);
   const raw = new DynamoDBClient(config);
   const ddb = DynamoDBDocumentClient.from(raw);
-  const source = new RuntimeConsoleSource({ sfn, ddb, tableName: aws.endpoints.tableName, stateMachineArn: aws.endpoints.stateMachineArn });
+  const source = new RuntimeConsoleSource({
+    sfn,
+    ddb,
+    tableName: aws.endpoints.tableName,
+    stateMachineArn: aws.endpoints.stateMachineArn,
+    extras: () => throttledCalls(aws.endpoints.awsEndpoint),
+  });
   aws.edge.mount(CONSOLE_PREFIX, new ConsoleServer(source).handle);
   return {
     url: consoleUrl(aws.endpoints.awsEndpoint),

@@ -13,7 +13,9 @@ export function graphSvg(graph: StateGraph, path: ExecutionPath, onSelect: (stat
   for (const edge of placed.edges) {
     if (edge.points.length === 0) continue;
     const d = edge.points.map((p, i) => `${i === 0 ? 'M' : 'L'} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(' ');
-    const isTaken = taken.has(`${edge.from}\u0000${edge.to}`);
+    // A state can reach the same next state by its Next and by a Catch: the one taken is the Catch when its error was caught.
+    const caught = path.states[edge.from]?.outcome === 'caught';
+    const isTaken = taken.has(`${edge.from}\u0000${edge.to}`) && (edge.kind === 'catch') === caught;
     const line = svg('path', { d, class: `edge edge-${edge.kind}${isTaken ? ' taken' : ''}`, 'marker-end': 'url(#arrow)', 'data-from': edge.from, 'data-to': edge.to });
     if (edge.label) line.appendChild(svg('title', {}, `${edge.kind}: ${edge.label}`));
     root.appendChild(line);
