@@ -89,7 +89,8 @@ describeBoth('the local console in a browser, after real rotations', () => {
   async function open(page: Page, url: string, shot: string): Promise<void> {
     await page.goto(url);
     await page.waitForSelector('#page[data-loaded="true"]', { timeout: 30_000 });
-    await page.screenshot({ path: join(ARTIFACTS, `${shot}.png`), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, `${shot}.png`) });
+    await page.screenshot({ path: join(ARTIFACTS, `${shot}-full.png`), fullPage: true });
     seen.pages.push({ url, html: await page.content() });
   }
 
