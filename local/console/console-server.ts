@@ -115,6 +115,15 @@ function timeOf(name: string, value: string | null): string | undefined {
   return new Date(value).toISOString();
 }
 
+/** A path segment decoded, or a 400 when its %-escapes are malformed. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'the path has a malformed %-escape');
+  }
+}
+
 export function executionFilterOf(query: URLSearchParams): ExecutionFilter {
   const status = query.get('status') || undefined;
   if (status !== undefined && !/^(RUNNING|SUCCEEDED|FAILED|TIMED_OUT|ABORTED)$/.test(status)) {
@@ -179,14 +188,14 @@ export class ConsoleServer {
     if (route === 'fleet') return json(await this.source.fleet());
     if (route === 'executions') return json(await this.source.executions(executionFilterOf(query)));
     if (route.startsWith('executions/')) {
-      const arn = decodeURIComponent(route.slice('executions/'.length));
+      const arn = decodeSegment(route.slice('executions/'.length));
       if (!/^arn:aws[a-z-]*:states:[^:]*:\d*:execution:[^:]+:[^:]+$/.test(arn)) throw new HttpError(400, 'not a Step Functions execution ARN');
       const view = await this.source.execution(arn);
       if (!view) throw new HttpError(404, `no execution ${arn}`);
       return json(view);
     }
     if (route.startsWith('things/')) {
-      const thing = decodeURIComponent(route.slice('things/'.length));
+      const thing = decodeSegment(route.slice('things/'.length));
       if (!/^[a-zA-Z0-9:_-]{1,128}$/.test(thing)) throw new HttpError(400, 'not a thing name');
       const view = await this.source.thing(thing);
       if (!view) throw new HttpError(404, `no rotation recorded for thing ${thing}`);

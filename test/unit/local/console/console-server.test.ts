@@ -88,6 +88,7 @@ describe('ConsoleServer over HTTP', () => {
     expect((await send('/console/api/things/pump-7')).status).toBe(404);
     expect((await send('/console/api/things/bad%20name')).status).toBe(400);
     expect((await send('/console/api/nothing')).status).toBe(404);
+    expect((await send('/console/api/things/%E0%A4%A')).status).toBe(400);
   });
 
   it('passes the list filters on to the source', async () => {
