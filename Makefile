@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NPM ?= npm
 RESULTS := .rotor/test-results
 
-.PHONY: help install java clients build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
+.PHONY: help install java clients chromium build test test-unit test-contract test-e2e tf-test typecheck demo bench local clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,16 +37,26 @@ clients: ## Make sure the AWS CLI v2 and boto3 are there (installs Debian's when
 	elif [ -n "$$CI" ]; then echo "CI: the official-clients contract test needs the AWS CLI v2 and boto3 (apt-get install awscli python3-boto3)" >&2; exit 1; \
 	else echo "WARNING: no AWS CLI v2 or boto3: the official-clients contract test will be skipped (apt-get install awscli python3-boto3)" >&2; fi
 
+# The console's browser test drives Debian's Chromium through playwright-core (no browser download).
+chromium: ## Make sure a Chromium is there for the console's browser test (installs Debian's when run as root)
+	@if [ -n "$$CHROMIUM_PATH" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Chromium for the console's browser test (apt-get install chromium)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 chromium >/dev/null; \
+	else echo "no Chromium: the console's browser test will be skipped (fails under CI); install it with apt-get install chromium" >&2; fi
+
 build: install ## Bundle every Lambda function with esbuild into dist/functions/NAME.zip
 	$(NPM) run --silent build
 
-typecheck: install ## Type-check the whole repository (tsc --noEmit)
+typecheck: install ## Type-check the whole repository (tsc --noEmit; the console's pages with the DOM's types)
 	npx tsc --noEmit -p tsconfig.json
+	npx tsc --noEmit -p local/console/app/tsconfig.json
 
-test: install java clients ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
+test: install java clients chromium ## Type-check, build, run every test suite and Terraform's tests; prints "N passed, N failed"
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
 	@status=0; \
 	  npx tsc --noEmit -p tsconfig.json || status=1; \
+	  npx tsc --noEmit -p local/console/app/tsconfig.json || status=1; \
 	  $(NPM) run --silent build || status=1; \
 	  npx jest --ci --json --outputFile=$(RESULTS)/jest.json || status=1; \
 	  $(MAKE) --no-print-directory tf-test || status=1; \
@@ -59,7 +69,7 @@ test-unit: install ## Unit tests only
 test-contract: install clients ## Contract tests only
 	npx jest --selectProjects contract
 
-test-e2e: build java ## End-to-end tests on the local runtime
+test-e2e: build java chromium ## End-to-end tests on the local runtime
 	npx jest --selectProjects e2e
 
 tf-test: ## terraform fmt/validate/test, offline; prints "terraform: N passed, N failed"

@@ -6,6 +6,7 @@ import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../d
 import { defaultSettings } from '../wiring/index.js';
 import { isLogLevel, streamLogger } from '../local/edge/logger.js';
 import { ENDPOINTS_FILE, startLocalAws, type LocalAws, type ProvisionAnswer } from '../local/runtime.js';
+import { mountConsole } from './console/index.js';
 import { DEFAULT_DATA_DIR, localClientConfig, runningEndpoints } from './endpoints.js';
 
 /**
@@ -64,8 +65,10 @@ export async function localUp(options: { port?: number; mqttPort?: number; dataD
     logger: streamLogger(level),
   });
   const e = aws.endpoints;
+  const web = mountConsole(aws);
   io.out(`local AWS running (Ctrl-C to stop)`);
   io.out(`  AWS endpoint     ${e.awsEndpoint}   (region ${e.region}, any credentials)`);
+  io.out(`  console          ${web.url}   (read-only, this machine only)`);
   io.out(`  MQTT over TLS    mqtts://${e.mqtt.host}:${e.mqtt.port}   CA ${e.mqtt.caFile ?? '(in memory)'}`);
   io.out(`  state machine    ${e.stateMachineArn}`);
   io.out(`  table            ${e.tableName}`);
@@ -74,6 +77,7 @@ export async function localUp(options: { port?: number; mqttPort?: number; dataD
   io.out(`  endpoints file   ${join(resolve(options.dataDir), ENDPOINTS_FILE)}`);
   const signal = await io.untilInterrupted();
   io.out(`${signal}: stopping`);
+  web.stop();
   await aws.stop();
   io.out(`stopped (${aws.edge.totalCalls()} AWS API calls served)`);
   return 0;

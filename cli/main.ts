@@ -4,6 +4,7 @@ import { registerLocalCommands } from './local.js';
 import { registerOperatorCommands } from './operator/index.js';
 import { registerPlanCommand } from './plan/index.js';
 import { registerSimulateCommand } from './simulate/index.js';
+import { registerReportCommand } from './report/index.js';
 
 /**
  * `rotor`: a thin registry of command groups, each in its own file (cli/local.ts,
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerDemoCommand(program);
   registerSimulateCommand(program);
   registerPlanCommand(program);
+  registerReportCommand(program);
   process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });

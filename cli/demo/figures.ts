@@ -43,6 +43,12 @@ export interface DemoReport {
   invariantSamples: number;
   /** Device checks, and how many a certificate's retirement and a device's removal of a key started. */
   invariantChecks: { deviceChecks: number; retirementChecks: number; keyRemovalChecks: number };
+  /**
+   * Per execution, in ms from the audit's start: when it started and stopped, and its status —
+   * what `rotor report` draws the latency distribution and the progress over time from.
+   * Absent from reports written before it existed.
+   */
+  executions?: { startMs: number; stopMs?: number; status: string }[];
   /** Outcome and failure reason per device (for tests and for reading a report). */
   outcomes: Record<string, { outcome: 'rotated' | 'failed' | 'unfinished'; reason?: string; fault?: string }>;
 }

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { formatSummary } from './figures.js';
+import { formatSummary, type DemoReport } from './figures.js';
 import { DEFAULT_TIME_SCALE, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
@@ -38,19 +38,33 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--data-dir <dir>', 'keep the runtime state and key stores here (new or empty directory); a temporary one otherwise')
     .option('--timeout <seconds>', 'give up waiting for the rotations after this long', wholeNumber(1, 86_400))
     .option('--fleet-threads <n>', 'run the simulated devices on this many worker threads (0: on the main thread)', wholeNumber(0, 16), 0)
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number }) => {
+    .option('--keep', 'at the end, leave the local AWS, the console and the fleet up until Ctrl-C')
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean }) => {
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
-        const report = await runDemo(
-          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, signal: abort.signal },
-          io,
-        );
+      // `on`, not `once`: Ctrl-C reaches both tsx and this process, and tsx relays it again.
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const summarize = (report: DemoReport): void => {
         for (const line of formatSummary(report)) io.out(line);
         if (opts.report) io.out(`  report                 ${opts.report}`);
-        if (report.invariantViolations.length > 0 || report.unfinished > 0 || abort.signal.aborted) process.exitCode = 1;
+      };
+      // --keep: the summary first, then wait for Ctrl-C with everything still up.
+      const keep = async (report: DemoReport, consoleUrl: string): Promise<void> => {
+        summarize(report);
+        if (abort.signal.aborted) return;
+        io.out('');
+        io.out(`kept up until Ctrl-C: console ${consoleUrl}`);
+        await new Promise<void>((resolveKeep) => abort.signal.addEventListener('abort', () => resolveKeep(), { once: true }));
+        io.out('stopping');
+      };
+      try {
+        const report = await runDemo(
+          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
+          io,
+        );
+        if (!opts.keep) summarize(report);
+        if (report.invariantViolations.length > 0 || report.unfinished > 0 || (abort.signal.aborted && !opts.keep)) process.exitCode = 1;
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -6,6 +6,7 @@ import { startLocalAws, type LocalAws } from '../../local/runtime.js';
 import type { Settings } from '../../wiring/index.js';
 import { CheckName, type CheckFailure } from './fleet-checks.js';
 import type { DemoReport } from './figures.js';
+import { mountConsole, type LocalConsole } from '../console/index.js';
 import { InvariantWatcher } from './invariant-watch.js';
 import { awaitExecutions } from './phases/await-executions.js';
 import { startAudit } from './phases/audit.js';
@@ -47,6 +48,8 @@ export interface DemoOptions {
   fleetThreads?: number;
   /** Stops the run early (Ctrl-C); everything started is still stopped. */
   signal?: AbortSignal;
+  /** Called with the report while the runtime, the console and the fleet are still up (`--keep` waits here). */
+  beforeStop?: (report: DemoReport, consoleUrl: string) => Promise<void>;
 }
 
 export interface DemoIo {
@@ -116,6 +119,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
   const workDir = options.dataDir ? resolve(options.dataDir) : mkdtempSync(join(tmpdir(), 'rotor-demo-'));
   mkdirSync(workDir, { recursive: true });
   let aws: LocalAws | undefined;
+  let web: LocalConsole | undefined;
   let fleet: DemoFleet | undefined;
   let watcher: InvariantWatcher | undefined;
   try {
@@ -130,7 +134,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       functionConcurrency: options.functionConcurrency,
     });
     const runtime = aws;
+    web = mountConsole(runtime);
     io.out(`local AWS up at ${runtime.endpoints.awsEndpoint}, MQTT ${runtime.endpoints.mqtt.host}:${runtime.endpoints.mqtt.port}; provisioning ${names.length} devices`);
+    io.out(`console: ${web.url}`);
 
     const devices = await provisionDevices(runtime, { names, faults, workDir, expiresInDays: options.expiresInDays ?? DEFAULT_EXPIRES_IN_DAYS });
     const connected = await connectFleet(runtime, devices, { threads: options.fleetThreads ?? 0, signal: options.signal });
@@ -184,10 +190,12 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       mkdirSync(dirname(resolve(options.reportFile)), { recursive: true });
       writeFileSync(options.reportFile, `${JSON.stringify(report, null, 2)}\n`);
     }
+    await options.beforeStop?.(report, web.url);
     return report;
   } finally {
     await watcher?.stop();
     await fleet?.stop();
+    web?.stop();
     await aws?.stop();
     if (ownDir) rmSync(workDir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { executeRetries, formatPlan, formatRetrySummary, planRetries, summarize,
 import { formatStatus, parsePositiveInt, parseStatus, requireThingName, status } from './status.js';
 import { connect, deadLetterClients, DEFAULT_NAME_PREFIX, type Target, type TargetOptions } from './target.js';
 import { formatTrace, trace, validateTraceOptions } from './trace.js';
+import { servedConsole } from '../console/index.js';
 
 /**
  * The operator commands: status, retry, trace, expiring, dlq. Each is a core function (clients and
@@ -88,6 +89,11 @@ export function usage(deps: OperatorDeps, error: unknown): void {
   deps.setExitCode(exitCode);
 }
 
+/** Links to the local console where the local runtime serves one (the Step Functions console's place on AWS). */
+async function localConsole(target: Target): Promise<string | undefined> {
+  return target.kind === 'local' && target.endpoint ? servedConsole(target.endpoint) : undefined;
+}
+
 export function print(deps: OperatorDeps, json: boolean | undefined, data: unknown, lines: () => string[]): void {
   if (json) deps.io.out(JSON.stringify(data, null, 2));
   else for (const line of lines()) deps.io.out(line);
@@ -113,7 +119,7 @@ export function registerOperatorCommands(program: Command, overrides: Partial<Op
       return usage(deps, error);
     }
     await run(deps, flags, async (target) => {
-      const report = await status({ ddb: target.clients.ddb, tableName: target.tableName, local: target.kind === 'local' }, options);
+      const report = await status({ ddb: target.clients.ddb, tableName: target.tableName, local: target.kind === 'local', consoleBase: await localConsole(target) }, options);
       print(deps, flags.json, report, () => formatStatus(report));
       return ExitCode.Ok;
     });
@@ -181,7 +187,7 @@ export function registerOperatorCommands(program: Command, overrides: Partial<Op
     }
     await run(deps, flags, async (target) => {
       const result = await trace(
-        { ddb: target.clients.ddb, sfn: target.clients.sfn, tableName: target.tableName, local: target.kind === 'local' },
+        { ddb: target.clients.ddb, sfn: target.clients.sfn, tableName: target.tableName, local: target.kind === 'local', consoleBase: await localConsole(target) },
         options,
       );
       print(deps, flags.json, result, () => formatTrace(result));

@@ -2,6 +2,7 @@ import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/
 import { CURRENT_SK, type HistoryItem, type RotationRecord, thingPk } from '../../domain/records.js';
 import { RotationStatus } from '../../domain/rotation.js';
 import { executionConsoleUrl, isThingName } from '../../domain/naming.js';
+import { consoleExecutionPath } from '../../local/console/api.js';
 import { loadWiring } from '../../wiring/index.js';
 import { NotFoundError, UsageError } from './exit-codes.js';
 import { renderTable, shortTime, type Column } from './text-table.js';
@@ -17,8 +18,10 @@ export interface StatusOptions {
 export interface StatusDeps {
   ddb: DynamoDBDocumentClient;
   tableName: string;
-  /** Local executions have no console page: the printer says how to trace them instead. */
+  /** Local executions have no Step Functions console page: the local console's, or how to trace them. */
   local: boolean;
+  /** The local runtime's edge URL when it serves the console (/console/). */
+  consoleBase?: string;
 }
 
 export type StatusCounts = Record<RotationStatus, number>;
@@ -161,9 +164,10 @@ export async function getHistory(deps: StatusDeps, thing: string): Promise<Histo
   return items;
 }
 
-export function executionLink(executionArn: string, local: boolean): string {
+export function executionLink(executionArn: string, local: boolean, consoleBase?: string): string {
   if (!executionArn) return '-';
-  return local ? `rotor trace --local --execution ${executionArn}` : executionConsoleUrl(executionArn);
+  if (!local) return executionConsoleUrl(executionArn);
+  return consoleBase ? `${consoleBase}${consoleExecutionPath(executionArn)}` : `rotor trace --local --execution ${executionArn}`;
 }
 
 function toRow(record: RotationRecord): RotationRow {
@@ -190,7 +194,7 @@ export async function status(deps: StatusDeps, options: StatusOptions): Promise<
     return {
       kind: 'thing',
       thing,
-      current: current && { ...toRow(current), cause: current.cause, link: executionLink(current.executionArn, deps.local) },
+      current: current && { ...toRow(current), cause: current.cause, link: executionLink(current.executionArn, deps.local, deps.consoleBase) },
       history: history.map((item) => ({
         rotationId: item.rotationId,
         outcome: item.outcome,
@@ -203,7 +207,7 @@ export async function status(deps: StatusDeps, options: StatusOptions): Promise<
         oldCertificateId: item.oldCertificateId,
         newCertificateId: item.newCertificateId,
         executionArn: item.executionArn,
-        link: executionLink(item.executionArn, deps.local),
+        link: executionLink(item.executionArn, deps.local, deps.consoleBase),
       })),
     };
   }

@@ -19,6 +19,8 @@ export interface TraceDeps {
   sfn: SFNClient;
   tableName: string;
   local: boolean;
+  /** The local runtime's edge URL when it serves the console (/console/). */
+  consoleBase?: string;
 }
 
 export interface StateError {
@@ -113,11 +115,11 @@ const SCHEDULED = new Set(['TaskScheduled', 'LambdaFunctionScheduled', 'Activity
 const SUCCEEDED = new Set(['TaskSucceeded', 'LambdaFunctionSucceeded', 'ActivitySucceeded']);
 
 /** Builds the timeline from a history in event-id order. Pure: the unit tests feed it fixtures. */
-export function buildTrace(executionArn: string, events: readonly HistoryEvent[], local: boolean): Trace {
+export function buildTrace(executionArn: string, events: readonly HistoryEvent[], local: boolean, consoleBase?: string): Trace {
   const entries: TimelineEntry[] = [];
   let open: TimelineEntry | undefined;
   let lastResultFailed = false;
-  const trace: Trace = { executionArn, status: 'RUNNING', entries, link: executionLink(executionArn, local), local };
+  const trace: Trace = { executionArn, status: 'RUNNING', entries, link: executionLink(executionArn, local, consoleBase), local };
 
   const close = (at: Date | undefined): void => {
     if (!open) return;
@@ -205,7 +207,7 @@ export async function trace(deps: TraceDeps, options: TraceOptions): Promise<Tra
     executionArn = record.executionArn;
   }
   const events = await fetchHistory(deps.sfn, executionArn as string);
-  return buildTrace(executionArn as string, events, deps.local);
+  return buildTrace(executionArn as string, events, deps.local, deps.consoleBase);
 }
 
 const TIMELINE_COLUMNS: readonly Column<TimelineEntry>[] = [
@@ -233,6 +235,6 @@ export function formatTrace(t: Trace): string[] {
     if (t.failure.state) lines.push(`failed in ${t.failure.state}: ${t.failure.error ?? '?'}${t.failure.cause ? ` — ${t.failure.cause}` : ''}`);
     if (t.failure.executionError) lines.push(`execution error: ${t.failure.executionError}${t.failure.executionCause ? ` — ${t.failure.executionCause}` : ''}`);
   }
-  lines.push('', t.local ? 'local runtime: this history is the whole trace (no console)' : `console: ${t.link}`);
+  lines.push('', t.local && !/^https?:/.test(t.link) ? 'local runtime: this history is the whole trace (its console is served by `rotor local up`)' : `console: ${t.link}`);
   return lines;
 }

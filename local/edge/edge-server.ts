@@ -38,6 +38,9 @@ export type EdgeRoute = LocalService | ProxyRoute;
  */
 export type AdminHandler = (body: unknown) => Promise<unknown>;
 
+/** A local-only web app under a path prefix (the console): unsigned requests there are its own. */
+export type MountedHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
 export interface EdgeOptions {
   host?: string;
   /** 4566 by default; 0 picks a free port (tests). */
@@ -48,6 +51,12 @@ export interface EdgeOptions {
 }
 
 export const DEFAULT_EDGE_PORT = 4566;
+
+/**
+ * SDK clients whose user agent carries this (the local console's) are served but not counted:
+ * the call counts say what the rotations cost, not what watching them costs.
+ */
+export const UNCOUNTED_USER_AGENT = 'rotor-console';
 
 /** Local-only routes, unsigned, under this prefix: health and call counts. */
 export const ADMIN_PREFIX = '/_rotor/';
@@ -102,6 +111,7 @@ export class EdgeServer {
   private readonly routes = new Map<string, EdgeRoute>();
   private readonly counts = new Map<string, number>();
   private readonly adminRoutes = new Map<string, AdminHandler>();
+  private readonly mounts = new Map<string, MountedHandler>();
   /** Local-only: throttle the next N calls of an operation (faults.ts, POST /_rotor/faults). */
   readonly faults = new FaultInjector(() => this.signingNames);
   private readonly logger: LocalLogger;
@@ -126,6 +136,12 @@ export class EdgeServer {
   /** Serves POST /_rotor/NAME with the handler. */
   addAdminRoute(name: string, handler: AdminHandler): this {
     this.adminRoutes.set(`${ADMIN_PREFIX}${name}`, handler);
+    return this;
+  }
+
+  /** Serves unsigned requests whose path starts with `prefix` (e.g. '/console/') with the handler. */
+  mount(prefix: string, handler: MountedHandler): this {
+    this.mounts.set(prefix, handler);
     return this;
   }
 
@@ -235,6 +251,9 @@ export class EdgeServer {
     const headers = lowerCaseHeaders(req);
     const requestId = randomUUID();
 
+    const mounted = headers.authorization ? undefined : [...this.mounts].find(([prefix]) => url.pathname.startsWith(prefix) || `${url.pathname}/` === prefix);
+    if (mounted) return mounted[1](req, res);
+
     if (url.pathname.startsWith(ADMIN_PREFIX) && !headers.authorization) {
       await this.answerAdmin(req, url.pathname, res);
       this.logger.debug('edge admin', { method: req.method, path: url.pathname, status: res.statusCode, ms: Date.now() - started });
@@ -242,12 +261,14 @@ export class EdgeServer {
     }
 
     const scope = credentialScopeOf(headers.authorization, url.searchParams);
+    // The console's own reads are served but not counted: they are not the rotations' calls.
+    const counted = !(headers['user-agent'] ?? '').includes(UNCOUNTED_USER_AGENT);
     // A JSON-protocol request names its service in a header: a proxied one goes on unread.
     const targeted = scope ? serviceOfTarget(headers['x-amz-target']) : undefined;
     const targetedRoute = targeted ? this.routes.get(targeted) : undefined;
     if (scope && targeted && targetedRoute && isProxy(targetedRoute) && this.accepts(targeted, scope.service)) {
       const operation = operationFrom(headers, undefined);
-      this.count(targeted, operation);
+      if (counted) this.count(targeted, operation);
       const fault = this.faults.take(targeted, operation);
       if (fault) {
         await readBody(req, this.maxBodyBytes).catch(() => req.destroy());
@@ -310,7 +331,7 @@ export class EdgeServer {
     request.service = name;
 
     const operation = operationFrom(headers, body) ?? (namesOperations(service) ? service.operationOf(request) : undefined) ?? `${request.method} ${url.pathname.split('/').slice(0, 2).join('/')}`;
-    this.count(name, operation);
+    if (counted) this.count(name, operation);
     const fault = this.faults.take(name, operation);
     if (fault) {
       this.sendFault(res, fault, protocol, requestId);

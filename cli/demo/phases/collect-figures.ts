@@ -90,6 +90,7 @@ export type RotationFigures = Pick<
   | 'lambda'
   | 'lambdaInvocationsPerRotation'
   | 'mainThreadBusy'
+  | 'executions'
 >;
 
 /** Phase 4: the figures of the run, from the executions' histories and the runtime's counters. */
@@ -175,5 +176,11 @@ export function rotationFigures(input: {
     lambda,
     lambdaInvocationsPerRotation: counters.invocations.length / rotationCount,
     mainThreadBusy: counters.mainThreadBusy,
+    // Each execution's start and stop from the audit's start: the report's latency and progress charts.
+    executions: started.map(({ execution }) => ({
+      startMs: execution.startDate.getTime() - input.auditStartedAt,
+      ...(execution.stopDate ? { stopMs: execution.stopDate.getTime() - input.auditStartedAt } : {}),
+      status: execution.status,
+    })),
   };
 }

@@ -115,6 +115,16 @@ describe('rotor status --thing', () => {
     expect(report.kind === 'thing' && report.current?.link).toBe(`rotor trace --local --execution ${current.executionArn}`);
   });
 
+  it('for a local runtime that serves the console links each execution to its console page', async () => {
+    const current = record('pump-9', 'FAILED');
+    ddbMock.on(GetCommand).resolves({ Item: current });
+    ddbMock.on(QueryCommand).resolves({ Items: [] });
+
+    const report = await status({ ...deps(), local: true, consoleBase: 'http://127.0.0.1:4566' }, { thing: 'pump-9', limit: 50 });
+
+    expect(report.kind === 'thing' && report.current?.link).toBe(`http://127.0.0.1:4566/console/executions/${current.executionArn}`);
+  });
+
   it('an unknown thing is "not found", not an empty table', async () => {
     ddbMock.on(GetCommand).resolves({});
     ddbMock.on(QueryCommand).resolves({ Items: [] });

@@ -60,6 +60,13 @@ describe('rotor trace: the timeline', () => {
     expect(lines.at(-1)).toBe(`console: ${executionConsoleUrl(fixture.executionArn)}`);
   });
 
+  it('on the local runtime links to the local console when it serves one, and says how to see it when not', () => {
+    const served = formatTrace(buildTrace(fixture.executionArn, events, true, 'http://127.0.0.1:4566'));
+    expect(served[served.length - 1]).toBe(`console: http://127.0.0.1:4566/console/executions/${fixture.executionArn}`);
+    const notServed = formatTrace(buildTrace(fixture.executionArn, events, true));
+    expect(notServed[notServed.length - 1]).toContain('its console is served by `rotor local up`');
+  });
+
   it('a running execution has its open state running', () => {
     const result = buildTrace(fixture.executionArn, events.slice(0, 9), false);
     expect(result.status).toBe('RUNNING');
