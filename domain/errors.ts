@@ -10,6 +10,16 @@ export const ErrorName = {
   ClaimLost: 'ClaimLost',
   RollbackUnsafe: 'RollbackUnsafe',
   InvalidInput: 'InvalidInput',
+  OldCertificateRevoked: 'OldCertificateRevoked',
+  OldCertificateInactive: 'OldCertificateInactive',
+  SharedCertificate: 'SharedCertificate',
+  AckNotVerified: 'AckNotVerified',
+  /** Record failure found the rotation already SUCCEEDED (Retire committed, then timed out): it stays so. */
+  RotationAlreadySucceeded: 'RotationAlreadySucceeded',
+  /** The failure could not be recorded; its escalation was still sent. */
+  RecordFailureFailed: 'RecordFailureFailed',
+  /** The escalation could not be published after every retry. CloudWatch alarms on this error. */
+  EscalationFailed: 'EscalationFailed',
 } as const;
 export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
 
@@ -47,6 +57,15 @@ export const DYNAMODB_TRANSIENT_ERRORS = [
   'DynamoDB.InternalServerErrorException',
   'DynamoDB.AmazonDynamoDBException',
 ] as const;
+
+/**
+ * How a Lambda that timed out or whose runtime died surfaces in Step Functions. Only steps
+ * that are safe to run again retry on them (Issue certificate is, thanks to its recorded intent).
+ */
+export const LAMBDA_CRASH_ERRORS = ['Sandbox.Timedout', 'Lambda.Unknown', 'Runtime.ExitError'] as const;
+
+/** TransactWriteItems cancelled by a concurrent write (not a failed condition): try again. */
+export const TRANSACTION_CONFLICT_ERRORS = ['TransactionCanceledException', 'TransactionConflictException'] as const;
 
 export const SNS_TRANSIENT_ERRORS = ['SNS.ThrottledException', 'SNS.InternalErrorException', 'SNS.SnsException'] as const;
 
@@ -99,5 +118,48 @@ export class InvalidInput extends RotorError {
   constructor(message: string) {
     super(message);
     this.name = ErrorName.InvalidInput;
+  }
+}
+
+/** Certificate statuses that mean somebody decided the device must not connect with it. */
+export const REVOKED_STATUSES: readonly string[] = ['REVOKED', 'PENDING_TRANSFER'];
+
+/** The old certificate was revoked (or put in transfer) during the rotation: a security decision. */
+export class OldCertificateRevoked extends RotorError {
+  constructor(readonly certificateId: string, readonly status: string) {
+    super(`the old certificate ${certificateId} is ${status}: the device is cut off on purpose, no new certificate is left in service`);
+    this.name = ErrorName.OldCertificateRevoked;
+  }
+}
+
+/** The old certificate was set INACTIVE by somebody else before a new one was issued. */
+export class OldCertificateInactive extends RotorError {
+  constructor(readonly certificateId: string) {
+    super(`the old certificate ${certificateId} was set INACTIVE outside Rotor; no new certificate was issued`);
+    this.name = ErrorName.OldCertificateInactive;
+  }
+}
+
+/** Another thing still uses the certificate this rotation would retire: it stays ACTIVE. */
+export class SharedCertificate extends RotorError {
+  constructor(readonly certificateId: string, readonly otherThings: readonly string[]) {
+    super(`certificate ${certificateId} is also attached to ${otherThings.slice(0, 5).join(', ')}${otherThings.length > 5 ? ', …' : ''}; it was left ACTIVE`);
+    this.name = ErrorName.SharedCertificate;
+  }
+}
+
+/** Retire could not verify that the device acked over the new certificate and that it is ACTIVE. */
+export class AckNotVerified extends RotorError {
+  constructor(message: string) {
+    super(message);
+    this.name = ErrorName.AckNotVerified;
+  }
+}
+
+/** The rotation is already recorded SUCCEEDED: a late failure path must not overwrite it. */
+export class RotationAlreadySucceeded extends RotorError {
+  constructor(readonly thingName: string, readonly rotationId: string) {
+    super(`rotation ${rotationId} of ${thingName} is already recorded SUCCEEDED`);
+    this.name = ErrorName.RotationAlreadySucceeded;
   }
 }

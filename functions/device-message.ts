@@ -19,7 +19,7 @@ import { errorMessage, isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
 import { once, rotorHandler } from './core/handler.js';
-import { getCurrentRecord, recordIgnored, releaseTaskToken, type TableDeps } from './core/rotation-table.js';
+import { getCurrentRecord, recordAck, recordIgnored, releaseTaskToken, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIotData, tracedSfn } from './core/runtime-deps.js';
 
@@ -148,6 +148,8 @@ class Dispatcher {
         if (received.principal !== record.newCertificateId) {
           return this.ignore(IgnoredReason.WrongPrincipal, { ...context, detail: `ack over ${received.principal || 'an unknown principal'}` });
         }
+        // Retire trusts this record, not the task's output (issue 9 scenario 9).
+        await recordAck(this.deps, { thingName, rotationId: record.rotationId, certificateId: received.principal });
         const output = JSON.stringify({ principal: received.principal, ackedAt: received.receivedAt });
         return this.answer(received, record, record.taskToken, (taskToken) => this.deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output })));
       }
