@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import {
   DYNAMODB_TRANSIENT_ERRORS,
   ErrorName,
+  LAMBDA_CRASH_ERRORS,
+  TRANSACTION_CONFLICT_ERRORS,
   SNS_TRANSIENT_ERRORS,
   StatesError,
   Step,
@@ -51,6 +53,8 @@ describe('the rotate-device state machine', () => {
       ...TRANSIENT_ERRORS,
       ...DYNAMODB_TRANSIENT_ERRORS,
       ...SNS_TRANSIENT_ERRORS,
+      ...LAMBDA_CRASH_ERRORS,
+      ...TRANSACTION_CONFLICT_ERRORS,
     ]);
     const used = states.flatMap(([, state]) => [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((rule) => rule.ErrorEquals));
     expect(used.length).toBeGreaterThan(0);
