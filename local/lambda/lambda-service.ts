@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { silentLogger, type LocalLogger } from '../edge/logger.js';
 import type { EdgeRequest, EdgeResponse, InvokeResult, LambdaInvoker, LocalService } from '../types.js';
 import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION } from '../types.js';
-import { FunctionPool, type FunctionConfig, type InvocationLog, type OutputSink } from './function-pool.js';
+import { FunctionPool, type CrashSource, type FunctionConfig, type InvocationLog, type OutputSink } from './function-pool.js';
 
 /**
  * Local Lambda: runs each deployed function's esbuild bundle in worker threads (see
@@ -37,6 +37,8 @@ export interface LambdaServiceOptions {
    * the main thread only to drop them there cost it ~3 % of a 1,000-device run.
    */
   output?: OutputSink | 'discard';
+  /** Crash faults (local/edge/faults.ts): asked once per invocation of each function. */
+  crashes?: CrashSource;
 }
 
 const API = '/2015-03-31/functions';
@@ -127,7 +129,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
       ((name, stream, chunk) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.logger.debug('function output', { function: name, stream, line });
       });
-    this.pools.set(input.name, new FunctionPool(config, sink, (log) => this.invocationLog.push(log)));
+    this.pools.set(input.name, new FunctionPool(config, sink, (log) => this.invocationLog.push(log), this.options.crashes));
     return config;
   }
 
