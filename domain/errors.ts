@@ -20,6 +20,8 @@ export const ErrorName = {
   RecordFailureFailed: 'RecordFailureFailed',
   /** The escalation could not be published after every retry. CloudWatch alarms on this error. */
   EscalationFailed: 'EscalationFailed',
+  /** The thing is claimed by an execution that is still RUNNING. */
+  ClaimHeld: 'ClaimHeld',
 } as const;
 export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
 
@@ -161,5 +163,13 @@ export class RotationAlreadySucceeded extends RotorError {
   constructor(readonly thingName: string, readonly rotationId: string) {
     super(`rotation ${rotationId} of ${thingName} is already recorded SUCCEEDED`);
     this.name = ErrorName.RotationAlreadySucceeded;
+  }
+}
+
+/** Another execution that is still RUNNING holds the claim on the thing. */
+export class ClaimHeld extends RotorError {
+  constructor(readonly thingName: string, readonly holder: string) {
+    super(`rotation ${holder} of ${thingName} is still running`);
+    this.name = ErrorName.ClaimHeld;
   }
 }

@@ -25,6 +25,8 @@ export const Step = {
   EscalateUnrecorded: 'Escalate unrecorded failure',
   /** Escalating failed for good: the execution ends with its own error (an alarm watches it). */
   EscalationFailed: 'Escalation failed',
+  /** The claim is held: by a running execution ('Already rotating'), or by one that ended without recording (released). */
+  CheckClaimHolder: 'Check claim holder',
 } as const;
 export type Step = (typeof Step)[keyof typeof Step];
 

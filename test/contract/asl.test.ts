@@ -13,6 +13,7 @@ import {
 import { parseDeliverCertificateInput } from '../../functions/deliver-certificate.js';
 import { parseIssueCertificateInput } from '../../functions/issue-certificate.js';
 import { parseRecordFailureInput } from '../../functions/record-failure.js';
+import { parseReleaseClaimInput } from '../../functions/release-claim.js';
 import { parseRequestCsrInput } from '../../functions/request-csr.js';
 import { parseRetireCertificateInput } from '../../functions/retire-certificate.js';
 import { parseRollBackInput } from '../../functions/roll-back.js';
@@ -122,6 +123,7 @@ const readers: Record<string, { parse: (event: unknown) => unknown; optional: st
   [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: [] },
   [Step.RollBack]: { parse: parseRollBackInput, optional: ['failedStep'] },
   [Step.RecordFailure]: { parse: parseRecordFailureInput, optional: ['failedStep'] },
+  [Step.CheckClaimHolder]: { parse: parseReleaseClaimInput, optional: [] },
 };
 
 describe('what each Lambda state sends', () => {

@@ -216,4 +216,27 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     expect(result).toMatchObject({ status: 'FAILED', error: 'EscalationFailed' });
     expect(attempts).toBe(7);
   });
+
+  it('releases a claim whose execution ended without recording, then claims again; a running holder means Already rotating', async () => {
+    const { ConditionalCheckFailedException } = await import('@aws-sdk/client-dynamodb');
+    const held = () => new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
+    ddb.on(UpdateItemCommand).rejectsOnce(held()).resolves({});
+    const arn = await deploy({
+      'rotor-release-claim': () => ({ released: true, holder: 'crashed-one', holderStatus: 'FAILED' }),
+      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
+    }, 0.001);
+
+    const released = await run(arn, 'stale-t9', { trigger: 'resume', resume: { newCertificateId: NEW } });
+    expect(released.result.status).toBe('SUCCEEDED');
+    expect(released.states.slice(0, 3)).toEqual([Step.ClaimDevice, Step.CheckClaimHolder, Step.ClaimDevice]);
+    expect(h.invoker.callsTo('rotor-release-claim')[0]).toEqual({ thingName: 'stale-t9', rotationId: 'stale-t9' });
+
+    ddb.on(UpdateItemCommand).rejects(held());
+    h.invoker.calls.splice(0);
+    const functions = (h.invoker as unknown as { functions: Record<string, FakeFunction> }).functions;
+    functions['rotor-release-claim'] = failWith('ClaimHeld', 'rotation x of t10 is still running');
+    const busy = await run(arn, 'busy-t10');
+    expect(busy.result.status).toBe('SUCCEEDED');
+    expect(busy.states).toEqual([Step.ClaimDevice, Step.CheckClaimHolder, Step.AlreadyRotating]);
+  });
 });
