@@ -70,6 +70,13 @@ export interface RotationRecord {
    * certificate is recorded: a retry that finds it looks for what a crashed attempt created.
    */
   issueIntent?: IssueIntent;
+  /**
+   * A new certificate a FAILED rotation left in service (retire or roll back failed, claim
+   * abandoned). The next rotation finishes it: resumes at Retire when the device acked over it,
+   * else takes it down in Issue (the device never used it); Retire removes it once the device
+   * is on a newer one. Claim keeps it.
+   */
+  leftoverCertificateId?: string;
 }
 
 /** What Issue certificate is about to create: enough to find the certificate if it crashes. */

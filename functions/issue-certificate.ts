@@ -11,14 +11,15 @@ import {
   RotationStatus,
   Step,
   type IssueIntent,
+  type RotationRecord,
 } from '../domain/index.js';
 import { iotClient } from './aws/iot.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
-import { certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, type CertificateFacts } from './core/certificates.js';
+import { certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, takeDownCertificate, type CertificateFacts } from './core/certificates.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, pemField, rotationIdField, thingNameField } from './core/input.js';
-import { clearIssueIntent, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
+import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot } from './core/runtime-deps.js';
 
@@ -74,6 +75,21 @@ async function discard(deps: IssueCertificateDeps, certificateId: string): Promi
       error: errorMessage(error),
     });
   }
+}
+
+/**
+ * A certificate an earlier, failed rotation left in service (retire or roll back failed). The
+ * device never acked over it (else `rotor retry` resumes at Retire), and the old certificate
+ * is ACTIVE (checked just before): taking it down strands nothing. One the device did ack over
+ * is left for Retire, which takes it down once the device is on this rotation's certificate.
+ */
+async function finishLeftover(deps: IssueCertificateDeps, input: IssueCertificateInput, record: RotationRecord): Promise<void> {
+  const leftover = record.leftoverCertificateId;
+  if (!leftover || leftover === input.oldCertificateId || leftover === record.ackedCertificateId) return;
+  const certificate = await describeCertificate(deps.iot, leftover);
+  if (certificate) await takeDownCertificate(deps.iot, deps.clock, { certificate, thingName: input.thingName, keep: false });
+  await clearLeftover(deps, input.thingName, input.rotationId);
+  deps.telemetry.log.warn('took down the certificate a failed rotation left in service', { certificateId: leftover, found: !!certificate });
 }
 
 /** Errors of CreateCertificateFromCsr that prove nothing was created: safe to try again at once. */
@@ -135,6 +151,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
   if (!old) throw new CertificateNotFound(input.oldCertificateId);
   if (REVOKED_STATUSES.includes(old.status)) throw new OldCertificateRevoked(old.certificateId, old.status);
   if (old.status !== 'ACTIVE') throw new OldCertificateInactive(old.certificateId);
+  await finishLeftover(deps, input, record);
 
   if (record.newCertificateId) {
     const existing = await describeCertificate(deps.iot, record.newCertificateId);

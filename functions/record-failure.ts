@@ -76,6 +76,8 @@ export async function recordFailure(event: unknown, deps: RecordFailureDeps): Pr
     cause: failure.cause,
     oldCertificateId: rotation.certificateId,
     ...(newCertificateId ? { newCertificateId } : {}),
+    // Not rolled back (roll back refused or failed, or Retire failed): the next rotation finishes it.
+    ...(newCertificateId && rotation.rollback?.deleted !== true ? { leftoverCertificateId: newCertificateId } : {}),
     trigger: rotation.trigger,
     startedAt: input.startedAt,
     now: deps.clock.now(),

@@ -69,7 +69,7 @@ export async function releaseClaim(event: unknown, deps: ReleaseClaimDeps): Prom
     reason: FailureReason.ExecutionAbandoned,
     cause: `execution ${record.rotationId} ended ${holderStatus} in '${record.step}' without recording an outcome; released by ${input.rotationId}`,
     oldCertificateId: record.oldCertificateId,
-    ...(record.newCertificateId ? { newCertificateId: record.newCertificateId } : {}),
+    ...(record.newCertificateId ? { newCertificateId: record.newCertificateId, leftoverCertificateId: record.newCertificateId } : {}),
     trigger: record.trigger,
     startedAt: record.startedAt,
     now: deps.clock.now(),

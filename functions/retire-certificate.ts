@@ -82,7 +82,7 @@ export function parseRetireMode(value: string | undefined): RetireMode {
  * security decision: Roll back then takes the new one out of service too); and no other thing
  * may still use the old one.
  */
-async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertificateInput): Promise<CertificateFacts | undefined> {
+async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertificateInput): Promise<{ old?: CertificateFacts; leftover?: string }> {
   const record = await getCurrentRecord(deps, input.thingName);
   if (!record || record.rotationId !== input.rotationId || record.status !== RotationStatus.InProgress) throw new ClaimLost(input.thingName, input.rotationId);
   if (record.ackedCertificateId !== input.newCertificateId) {
@@ -94,12 +94,13 @@ async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertific
   if (fresh?.status !== 'ACTIVE') {
     throw new AckNotVerified(`the new certificate ${input.newCertificateId} is ${fresh ? fresh.status : 'gone'}, not ACTIVE; nothing was retired`);
   }
+  const leftover = [record.leftoverCertificateId].find((id) => id && id !== input.newCertificateId && id !== input.oldCertificateId);
   const old = await describeCertificate(deps.iot, input.oldCertificateId);
-  if (!old) return undefined;
+  if (!old) return { leftover };
   if (REVOKED_STATUSES.includes(old.status)) throw new OldCertificateRevoked(old.certificateId, old.status);
   const others = (await thingsOf(deps.iot, old.certificateArn)).filter((thing) => thing !== input.thingName);
   if (others.length > 0) throw new SharedCertificate(old.certificateId, others);
-  return old;
+  return { old, leftover };
 }
 
 /**
@@ -120,7 +121,13 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
     return { retiredAt: recorded.finishedAt ?? recorded.updatedAt, oldCertificate: deps.retireMode === RetireMode.KeepInactive ? 'inactive' : 'deleted' };
   }
 
-  const old = await checkRetirable(deps, input);
+  const { old, leftover } = await checkRetirable(deps, input);
+  if (leftover) {
+    // An earlier failed rotation's certificate: the device is on this rotation's one now.
+    const certificate = await describeCertificate(deps.iot, leftover);
+    if (certificate) await takeDownCertificate(deps.iot, deps.clock, { certificate, thingName, keep: false, retry: deps.deleteRetry });
+    deps.telemetry.log.info('retired the certificate a failed rotation left in service', { certificateId: leftover, found: !!certificate });
+  }
   const oldCertificate: TakeDownResult = old
     ? await takeDownCertificate(deps.iot, deps.clock, {
         certificate: old,

@@ -107,8 +107,15 @@ function plannedRetry(record: RotationRecord, failedReason: string | undefined):
   };
 }
 
+/**
+ * The retry's input. A rotation that failed after the device acked over its new certificate
+ * (Retire failed, or its claim was abandoned there) is resumed at Retire: the device is on
+ * that certificate, so a fresh CSR round would rotate a key it no longer uses.
+ */
 export function retryInput(record: RotationRecord): RotationInput {
-  return { thingName: record.thingName, certificateId: record.oldCertificateId, trigger: Trigger.Retry };
+  const base: RotationInput = { thingName: record.thingName, certificateId: record.oldCertificateId, trigger: Trigger.Retry };
+  const leftover = record.leftoverCertificateId;
+  return leftover && leftover === record.ackedCertificateId ? { ...base, resume: { newCertificateId: leftover } } : base;
 }
 
 /**

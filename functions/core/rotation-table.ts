@@ -258,6 +258,8 @@ export type Finish =
       cause: string;
       /** Only an abandoned claim is released: the record must still be IN_PROGRESS for that execution. */
       onlyIfInProgress?: boolean;
+      /** A new certificate this rotation leaves in service, for the next one to finish. */
+      leftoverCertificateId?: string;
     });
 
 /**
@@ -303,7 +305,7 @@ export async function finishRotation(deps: TableDeps, finish: Finish): Promise<F
           TableName: deps.tableName,
           Key: currentKey(finish.thingName),
           UpdateExpression:
-            'SET #status = :succeeded, #step = :rotated, newCertificateId = :new, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken, reason, #cause, issueIntent',
+            'SET #status = :succeeded, #step = :rotated, newCertificateId = :new, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken, reason, #cause, issueIntent, leftoverCertificateId',
           ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
           ExpressionAttributeNames: { '#status': 'status', '#step': 'step', '#cause': 'cause' },
           ExpressionAttributeValues: {
@@ -320,8 +322,9 @@ export async function finishRotation(deps: TableDeps, finish: Finish): Promise<F
         Update: {
           TableName: deps.tableName,
           Key: currentKey(finish.thingName),
-          UpdateExpression:
-            'SET #status = :failed, #step = :step, reason = :reason, #cause = :cause, executionArn = :exec, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken, issueIntent',
+          UpdateExpression: `SET #status = :failed, #step = :step, reason = :reason, #cause = :cause, executionArn = :exec, finishedAt = :now, updatedAt = :now${
+            finish.leftoverCertificateId ? ', leftoverCertificateId = :leftover' : ''
+          } REMOVE waitFor, taskToken, issueIntent`,
           ConditionExpression: finish.onlyIfInProgress
             ? 'rotationId = :rid AND executionArn = :exec AND #status = :inProgress'
             : 'rotationId = :rid AND #status <> :succeeded',
@@ -335,6 +338,7 @@ export async function finishRotation(deps: TableDeps, finish: Finish): Promise<F
             ':now': finishedAt,
             ':rid': finish.rotationId,
             ...(finish.onlyIfInProgress ? { ':inProgress': RotationStatus.InProgress } : { ':succeeded': RotationStatus.Succeeded }),
+            ...(finish.leftoverCertificateId ? { ':leftover': finish.leftoverCertificateId } : {}),
           },
         },
       };
@@ -357,5 +361,22 @@ export async function finishRotation(deps: TableDeps, finish: Finish): Promise<F
     // The only condition left: this rotation's history item says SUCCEEDED.
     if (isTransactionConditionFailure(error)) return 'already-succeeded';
     throw error;
+  }
+}
+
+/** Forgets a leftover certificate once it is taken down (Issue) or retired (Retire does it in finishRotation). */
+export async function clearLeftover(deps: TableDeps, thingName: string, rotationId: string): Promise<void> {
+  try {
+    await deps.db.send(
+      new UpdateCommand({
+        TableName: deps.tableName,
+        Key: currentKey(thingName),
+        UpdateExpression: 'REMOVE leftoverCertificateId',
+        ConditionExpression: 'rotationId = :rid',
+        ExpressionAttributeValues: { ':rid': rotationId },
+      }),
+    );
+  } catch (error) {
+    if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
   }
 }

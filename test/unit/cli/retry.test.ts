@@ -92,6 +92,20 @@ describe('rotor retry: which devices', () => {
     expect(plan.skipped).toEqual([]);
   });
 
+  it('resumes at Retire a rotation that failed after the device acked over its new certificate (RETIRE_FAILED)', async () => {
+    const acked = 'c'.repeat(64);
+    const retireFailed = record('pump-5', 'FAILED', { step: 'Retire old certificate', reason: 'RETIRE_FAILED', leftoverCertificateId: acked, ackedCertificateId: acked });
+    const neverAcked = record('pump-6', 'FAILED', { step: 'Roll back', reason: 'ROLLBACK_FAILED', leftoverCertificateId: acked });
+    ddbMock.on(GetCommand, { Key: { pk: 'thing#pump-5', sk: 'current' } }).resolves({ Item: retireFailed });
+    ddbMock.on(GetCommand, { Key: { pk: 'thing#pump-6', sk: 'current' } }).resolves({ Item: neverAcked });
+
+    const resumed = await planRetries(deps(), { thing: 'pump-5', allFailed: false });
+    const fresh = await planRetries(deps(), { thing: 'pump-6', allFailed: false });
+
+    expect(resumed.toStart[0].input).toEqual({ thingName: 'pump-5', certificateId: retireFailed.oldCertificateId, trigger: 'retry', resume: { newCertificateId: acked } });
+    expect(fresh.toStart[0].input).toEqual({ thingName: 'pump-6', certificateId: neverAcked.oldCertificateId, trigger: 'retry' });
+  });
+
   it('refuses --thing with --all-failed, and neither', () => {
     expect(() => validateRetryOptions({ thing: 'a', allFailed: true })).toThrow(UsageError);
     expect(() => validateRetryOptions({})).toThrow(/--thing NAME or --all-failed/);

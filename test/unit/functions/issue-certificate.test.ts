@@ -8,6 +8,7 @@ import {
   ListAttachedPoliciesCommand,
   ListCertificatesCommand,
   UpdateCertificateCommand,
+  DetachThingPrincipalCommand,
 } from '@aws-sdk/client-iot';
 import { certificateKeyFingerprint } from '../../../functions/core/certificates.js';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -299,6 +300,33 @@ describe('issue-certificate', () => {
     expect(iot.commandCalls(CreateCertificateFromCsrCommand).length - before).toBe(1);
     // The intent stays: the create may have happened, and the retry must look for it.
     expect(record?.issueIntent).toBeDefined();
+  });
+
+  it('takes down a certificate a failed rotation left that the device never acked over, then issues', async () => {
+    const leftover = 'c'.repeat(64);
+    record = { ...record, leftoverCertificateId: leftover, ackedCertificateId: 'd'.repeat(64) };
+    iot.on(DescribeCertificateCommand, { certificateId: leftover }).resolves({
+      certificateDescription: { certificateId: leftover, certificateArn: arn(leftover), status: 'ACTIVE', certificatePem: old.pem },
+    });
+    iot.on(ListAttachedPoliciesCommand, { target: arn(leftover) }).resolves({ policies: [] });
+    iot.on(DetachThingPrincipalCommand).resolves({});
+
+    await issueCertificate(input(), deps());
+
+    expect(iot.commandCalls(UpdateCertificateCommand)[0].args[0].input).toEqual({ certificateId: leftover, newStatus: 'INACTIVE' });
+    expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: leftover });
+    expect(db.commandCalls(UpdateCommand).some((c) => c.args[0].input.UpdateExpression === 'REMOVE leftoverCertificateId')).toBe(true);
+    expect(created).toBe(1);
+  });
+
+  it('leaves a leftover certificate the device acked over to Retire', async () => {
+    const leftover = 'c'.repeat(64);
+    record = { ...record, leftoverCertificateId: leftover, ackedCertificateId: leftover };
+
+    await issueCertificate(input(), deps());
+
+    expect(iot.commandCalls(UpdateCertificateCommand)).toEqual([]);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toEqual([]);
   });
 
   it.each([

@@ -111,6 +111,16 @@ describe('record-failure', () => {
     expect(d.telemetry.metrics).toContainEqual({ name: 'RotationsFailed', value: 1, dimensions: { reason: 'CSR_REJECTED' } });
   });
 
+  it.each([
+    ['not rolled back (Retire failed)', { issued: { certificateId: NEW }, error: { Error: 'SharedCertificate' } }, 'Retire old certificate', NEW],
+    ['rolled back', { issued: { certificateId: NEW }, rollback: { newCertificateId: NEW, deleted: true, aborted: true }, error: { Error: 'States.Timeout' } }, 'Deliver certificate', undefined],
+  ])('keeps a new certificate %s as the leftover the next rotation finishes', async (_name, rotation, step, leftover) => {
+    await recordFailure(input(rotation, step), deps());
+
+    const [current] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
+    expect(current.Update?.ExpressionAttributeValues?.[':leftover']).toBe(leftover);
+  });
+
   it('names the new certificate in the escalation when one was issued', async () => {
     const result = await recordFailure(input({ issued: { certificateId: NEW }, error: { Error: 'States.Timeout' } }, 'Deliver certificate'), deps());
 

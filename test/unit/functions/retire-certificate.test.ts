@@ -223,6 +223,18 @@ describe('retire-certificate', () => {
     expectNothingTouched();
   });
 
+  it('also retires the certificate an earlier failed rotation left in service: the device is on the new one', async () => {
+    const LEFTOVER = 'c'.repeat(64);
+    record = { ...record, leftoverCertificateId: LEFTOVER };
+    certificate(LEFTOVER, `arn:aws:iot:us-east-1:123456789012:cert/${LEFTOVER}`, 'ACTIVE');
+
+    await retireCertificate(input, deps());
+
+    expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input.certificateId)).toEqual([LEFTOVER, OLD]);
+    const [update] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
+    expect(update.Update?.UpdateExpression).toContain('leftoverCertificateId');
+  });
+
   it('does nothing again when the rotation is already recorded SUCCEEDED (a retry after the commit)', async () => {
     record = { ...record, status: 'SUCCEEDED', finishedAt: '2026-03-01T11:30:00.000Z' };
 
