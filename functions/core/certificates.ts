@@ -138,13 +138,14 @@ export async function takeDownCertificate(
 }
 
 /**
- * The fingerprint Issue certificate records as its intent: SHA-256 of the key's DER
- * SubjectPublicKeyInfo, as node:crypto re-exports it (so an EC point sent compressed in the
- * CSR and stored uncompressed in the certificate is the same key).
+ * The fingerprint Issue certificate records as its intent: SHA-256 of the key's public JWK
+ * members in a fixed order (EC: crv, x, y; RSA: e, n). Not of the SPKI bytes: an EC point sent
+ * compressed in a CSR is stored uncompressed in the certificate, and it is the same key.
  */
 export function keyFingerprint(spkiDer: Uint8Array): string {
-  const normalized = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(normalized).digest('hex');
+  const jwk = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' }).export({ format: 'jwk' });
+  const canonical = jwk.kty === 'EC' ? ['EC', jwk.crv, jwk.x, jwk.y] : [jwk.kty, jwk.e, jwk.n];
+  return createHash('sha256').update(canonical.join('.')).digest('hex');
 }
 
 export function certificateKeyFingerprint(certificatePem: string): string {
