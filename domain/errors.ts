@@ -10,9 +10,18 @@ export const ErrorName = {
   ClaimLost: 'ClaimLost',
   RollbackUnsafe: 'RollbackUnsafe',
   InvalidInput: 'InvalidInput',
+  OldCertificateRevoked: 'OldCertificateRevoked',
+  OldCertificateInactive: 'OldCertificateInactive',
   SharedCertificate: 'SharedCertificate',
-  /** The escalation itself could not be published: the execution ends with this error, and a CloudWatch alarm (terraform/monitoring.tf) fires on it. */
+  AckNotVerified: 'AckNotVerified',
+  /** Record failure found the rotation already SUCCEEDED (Retire committed, then timed out): it stays so. */
+  RotationAlreadySucceeded: 'RotationAlreadySucceeded',
+  /** The failure could not be recorded; its escalation was still sent. */
+  RecordFailureFailed: 'RecordFailureFailed',
+  /** The escalation could not be published after every retry. CloudWatch alarms on this error. */
   EscalationFailed: 'EscalationFailed',
+  /** The thing is claimed by an execution that is still RUNNING. */
+  ClaimHeld: 'ClaimHeld',
 } as const;
 export type ErrorName = (typeof ErrorName)[keyof typeof ErrorName];
 
@@ -50,6 +59,15 @@ export const DYNAMODB_TRANSIENT_ERRORS = [
   'DynamoDB.InternalServerErrorException',
   'DynamoDB.AmazonDynamoDBException',
 ] as const;
+
+/**
+ * How a Lambda that timed out or whose runtime died surfaces in Step Functions. Only steps
+ * that are safe to run again retry on them (Issue certificate is, thanks to its recorded intent).
+ */
+export const LAMBDA_CRASH_ERRORS = ['Sandbox.Timedout', 'Lambda.Unknown', 'Runtime.ExitError'] as const;
+
+/** TransactWriteItems cancelled by a concurrent write (not a failed condition): try again. */
+export const TRANSACTION_CONFLICT_ERRORS = ['TransactionCanceledException', 'TransactionConflictException'] as const;
 
 export const SNS_TRANSIENT_ERRORS = ['SNS.ThrottledException', 'SNS.InternalErrorException', 'SNS.SnsException'] as const;
 
@@ -108,18 +126,64 @@ export class InvalidInput extends RotorError {
 /**
  * The certificate being rotated is attached to other things, or the thing holds other
  * certificates: retiring it could cut another device off, and the device might not hold it.
- * Rotor refuses before anything is created (docs/protocol.md cloud rule 8).
+ * Rotor refuses before anything is created (docs/protocol.md cloud rule 8), and Retire re-checks
+ * before it deactivates anything (another thing may have been attached since).
  */
 export class SharedCertificate extends RotorError {
   constructor(
     readonly certificateId: string,
     readonly things: readonly string[],
-    readonly otherCertificates: readonly string[],
+    readonly otherCertificates: readonly string[] = [],
+    /** What Rotor did about it: refused before anything was created, or left it ACTIVE at Retire. */
+    outcome: 'not rotated' | 'left ACTIVE' = 'not rotated',
   ) {
     const parts: string[] = [];
     if (things.length > 1) parts.push(`is attached to ${things.length} things (${things.join(', ')})`);
     if (otherCertificates.length) parts.push(`shares its thing with ${otherCertificates.length} other certificate(s) (${otherCertificates.join(', ')})`);
-    super(`certificate ${certificateId} ${parts.join(' and ')}: not rotated`);
+    super(`certificate ${certificateId} ${parts.join(' and ')}: ${outcome}`);
     this.name = ErrorName.SharedCertificate;
+  }
+}
+
+/** Certificate statuses that mean somebody decided the device must not connect with it. */
+export const REVOKED_STATUSES: readonly string[] = ['REVOKED', 'PENDING_TRANSFER'];
+
+/** The old certificate was revoked (or put in transfer) during the rotation: a security decision. */
+export class OldCertificateRevoked extends RotorError {
+  constructor(readonly certificateId: string, readonly status: string) {
+    super(`the old certificate ${certificateId} is ${status}: the device is cut off on purpose, no new certificate is left in service`);
+    this.name = ErrorName.OldCertificateRevoked;
+  }
+}
+
+/** The old certificate was set INACTIVE by somebody else before a new one was issued. */
+export class OldCertificateInactive extends RotorError {
+  constructor(readonly certificateId: string) {
+    super(`the old certificate ${certificateId} was set INACTIVE outside Rotor; no new certificate was issued`);
+    this.name = ErrorName.OldCertificateInactive;
+  }
+}
+
+/** Retire could not verify that the device acked over the new certificate and that it is ACTIVE. */
+export class AckNotVerified extends RotorError {
+  constructor(message: string) {
+    super(message);
+    this.name = ErrorName.AckNotVerified;
+  }
+}
+
+/** The rotation is already recorded SUCCEEDED: a late failure path must not overwrite it. */
+export class RotationAlreadySucceeded extends RotorError {
+  constructor(readonly thingName: string, readonly rotationId: string) {
+    super(`rotation ${rotationId} of ${thingName} is already recorded SUCCEEDED`);
+    this.name = ErrorName.RotationAlreadySucceeded;
+  }
+}
+
+/** Another execution that is still RUNNING holds the claim on the thing. */
+export class ClaimHeld extends RotorError {
+  constructor(readonly thingName: string, readonly holder: string) {
+    super(`rotation ${holder} of ${thingName} is still running`);
+    this.name = ErrorName.ClaimHeld;
   }
 }

@@ -63,11 +63,28 @@ export interface RotationRecord {
   cause?: string;
   ignoredCount?: number;
   lastIgnored?: IgnoredMessage;
-  /**
-   * The certificate a crt_ack was received over, written before the ack answers the task
-   * token: Retire checks it is newCertificateId before it touches the old certificate.
-   */
+  /** The certificate a crt_ack was made over (its principal), written by device-message before it answers. */
   ackedCertificateId?: string;
+  /**
+   * Written by Issue certificate right before CreateCertificateFromCsr and removed once the new
+   * certificate is recorded: a retry that finds it looks for what a crashed attempt created.
+   */
+  issueIntent?: IssueIntent;
+  /**
+   * A new certificate a FAILED rotation left in service (retire or roll back failed, claim
+   * abandoned). The next rotation finishes it: resumes at Retire when the device acked over it,
+   * else takes it down in Issue (the device never used it); Retire removes it once the device
+   * is on a newer one. Claim keeps it.
+   */
+  leftoverCertificateId?: string;
+}
+
+/** What Issue certificate is about to create: enough to find the certificate if it crashes. */
+export interface IssueIntent {
+  /** SHA-256 (hex) of the CSR's SubjectPublicKeyInfo DER: the key the certificate will carry. */
+  keyFingerprint: string;
+  /** When the create was attempted (ISO): the certificate's creationDate is no earlier. */
+  at: string;
 }
 
 /** A finished rotation (sk = rotation#…); history items never carry `status`, so the GSI stays sparse. */

@@ -18,6 +18,15 @@ export const Step = {
   Escalate: 'Escalate',
   RotationFailed: 'Rotation failed',
   FailureNotRecorded: 'Failure not recorded',
+  /** After the claim: a resumed rotation (late crt_ack over the new certificate) goes straight to Retire. */
+  ResumeOrRotate: 'Resume or rotate',
+  ResumeAfterAck: 'Resume after ack',
+  /** Recording failed for good: the escalation is still sent, saying so. */
+  EscalateUnrecorded: 'Escalate unrecorded failure',
+  /** Escalating failed for good: the execution ends with its own error (an alarm watches it). */
+  EscalationFailed: 'Escalation failed',
+  /** The claim is held: by a running execution ('Already rotating'), or by one that ended without recording (released). */
+  CheckClaimHolder: 'Check claim holder',
 } as const;
 export type Step = (typeof Step)[keyof typeof Step];
 
@@ -57,8 +66,16 @@ export const FailureReason = {
   RetireFailed: 'RETIRE_FAILED',
   RollbackFailed: 'ROLLBACK_FAILED',
   Internal: 'INTERNAL_ERROR',
-  /** The certificate is attached to several things, or the thing has several certificates (docs/protocol.md cloud rule 8). */
+  /** The old certificate was REVOKED (or put in transfer) mid-rotation: the device is cut off on purpose. */
+  OldCertificateRevoked: 'OLD_CERTIFICATE_REVOKED',
+  /** Somebody else set the old certificate INACTIVE before a new one was issued. */
+  OldCertificateInactive: 'OLD_CERTIFICATE_INACTIVE',
+  /** Another thing still uses the old certificate: it is left ACTIVE. */
   SharedCertificate: 'SHARED_CERTIFICATE',
+  /** Retire found no ack over the new certificate on the record, or the new certificate not ACTIVE. */
+  AckNotVerified: 'ACK_NOT_VERIFIED',
+  /** The claim's execution ended (crashed, stopped, timed out) without recording anything; released. */
+  ExecutionAbandoned: 'EXECUTION_ABANDONED',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
 

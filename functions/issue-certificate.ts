@@ -1,13 +1,25 @@
 import 'reflect-metadata';
 import { CreateCertificateFromCsrCommand, DeleteCertificateCommand, UpdateCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { checkCsr } from '../domain/csr-rules.js';
-import { CertificateNotFound, ClaimLost, CsrRejected, RotationStatus, Step } from '../domain/index.js';
+import {
+  CertificateNotFound,
+  ClaimLost,
+  CsrRejected,
+  OldCertificateInactive,
+  OldCertificateRevoked,
+  REVOKED_STATUSES,
+  RotationStatus,
+  Step,
+  type IssueIntent,
+  type RotationRecord,
+} from '../domain/index.js';
+import { iotClient } from './aws/iot.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
-import { copyAttachments, describeCertificate, type CertificateFacts } from './core/certificates.js';
+import { certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, takeDownCertificate, type CertificateFacts } from './core/certificates.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, pemField, rotationIdField, thingNameField } from './core/input.js';
-import { getCurrentRecord, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
+import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot } from './core/runtime-deps.js';
 
@@ -27,6 +39,8 @@ export interface IssuedCertificate {
 
 export interface IssueCertificateDeps extends TableDeps {
   iot: IoTClient;
+  /** The client CreateCertificateFromCsr goes through: one attempt per call (see createFromCsr). */
+  iotCreate: IoTClient;
   clock: Clock;
   telemetry: Telemetry;
 }
@@ -44,9 +58,7 @@ export function parseIssueCertificateInput(event: unknown): IssueCertificateInpu
 }
 
 /** The attachments of a certificate that already exists for this rotation, then the certificate. */
-async function completeExisting(deps: IssueCertificateDeps, input: IssueCertificateInput, issued: CertificateFacts): Promise<IssuedCertificate> {
-  const old = await describeCertificate(deps.iot, input.oldCertificateId);
-  if (!old) throw new CertificateNotFound(input.oldCertificateId);
+async function complete(deps: IssueCertificateDeps, input: IssueCertificateInput, old: CertificateFacts, issued: CertificateFacts): Promise<IssuedCertificate> {
   await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName: input.thingName });
   return { certificateId: issued.certificateId, certificateArn: issued.certificateArn, certificatePem: issued.certificatePem };
 }
@@ -66,9 +78,67 @@ async function discard(deps: IssueCertificateDeps, certificateId: string): Promi
 }
 
 /**
- * Issues the new certificate. Idempotent across retries: the new certificate's id is written
- * to the record the moment it exists, and a retry that finds it completes that certificate
- * (attachments are idempotent) instead of creating a second one.
+ * A certificate an earlier, failed rotation left in service (retire or roll back failed). The
+ * device never acked over it (else `rotor retry` resumes at Retire), and the old certificate
+ * is ACTIVE (checked just before): taking it down strands nothing. One the device did ack over
+ * is left for Retire, which takes it down once the device is on this rotation's certificate.
+ */
+async function finishLeftover(deps: IssueCertificateDeps, input: IssueCertificateInput, record: RotationRecord): Promise<void> {
+  const leftover = record.leftoverCertificateId;
+  if (!leftover || leftover === input.oldCertificateId || leftover === record.ackedCertificateId) return;
+  const certificate = await describeCertificate(deps.iot, leftover);
+  if (certificate) await takeDownCertificate(deps.iot, deps.clock, { certificate, thingName: input.thingName, keep: false });
+  await clearLeftover(deps, input.thingName, input.rotationId);
+  deps.telemetry.log.warn('took down the certificate a failed rotation left in service', { certificateId: leftover, found: !!certificate });
+}
+
+/** Errors of CreateCertificateFromCsr that prove nothing was created: safe to try again at once. */
+const REFUSED_BEFORE_CREATE = ['ThrottlingException', 'TooManyRequestsException', 'LimitExceededException'] as const;
+export const CREATE_ATTEMPTS = 6;
+
+/**
+ * CreateCertificateFromCsr is not idempotent: each call signs another certificate. Its client
+ * makes one attempt (no SDK retry after a lost response, which could have created one); only
+ * an explicit throttle, which creates nothing, is tried again here.
+ */
+async function createFromCsr(deps: IssueCertificateDeps, csrPem: string): Promise<IssuedCertificate> {
+  let delay = 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const created = await deps.iotCreate.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest: csrPem, setAsActive: true }));
+      if (!created.certificateId || !created.certificateArn || !created.certificatePem) {
+        throw new Error('CreateCertificateFromCsr returned no certificate id, ARN or PEM');
+      }
+      return { certificateId: created.certificateId, certificateArn: created.certificateArn, certificatePem: created.certificatePem };
+    } catch (error) {
+      if (!isNamed(error, ...REFUSED_BEFORE_CREATE) || attempt >= CREATE_ATTEMPTS) throw error;
+      await deps.clock.sleep(delay * (0.5 + Math.random() / 2));
+      delay *= 2;
+    }
+  }
+}
+
+/**
+ * What a crashed attempt of this rotation created and never recorded: the first such
+ * certificate is adopted (recorded, then completed), any other is removed.
+ */
+async function recoverCrashedAttempt(deps: IssueCertificateDeps, input: IssueCertificateInput, intent: IssueIntent): Promise<CertificateFacts | undefined> {
+  const found = (await certificatesWithKey(deps.iot, intent)).filter((c) => c.status === 'ACTIVE' || c.status === 'INACTIVE');
+  deps.telemetry.log.warn('an earlier attempt crashed after announcing a create; looked for what it made', { found: found.map((c) => c.certificateId) });
+  const [adopted, ...extra] = found;
+  for (const certificate of extra) await discard(deps, certificate.certificateId);
+  if (!adopted) return undefined;
+  await recordNewCertificate(deps, { thingName: input.thingName, rotationId: input.rotationId, certificateId: adopted.certificateId, now: deps.clock.now() });
+  return adopted;
+}
+
+/**
+ * Issues the new certificate. Idempotent across retries and crashes: the key it is about to
+ * certify is recorded (issueIntent) before CreateCertificateFromCsr, the new certificate's id
+ * the moment it exists; a retry that finds the id completes that certificate (attachments are
+ * idempotent), one that finds only the intent looks for what the crashed attempt created.
+ * The old certificate is re-checked first: REVOKED or PENDING_TRANSFER is a security decision
+ * and INACTIVE somebody else's, and either way no new certificate is issued.
  */
 export async function issueCertificate(event: unknown, deps: IssueCertificateDeps): Promise<IssuedCertificate> {
   const input = parseIssueCertificateInput(event);
@@ -76,17 +146,24 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
 
   const record = await getCurrentRecord(deps, thingName);
   if (!record || record.rotationId !== rotationId || record.status !== RotationStatus.InProgress) throw new ClaimLost(thingName, rotationId);
+
+  const old = await describeCertificate(deps.iot, input.oldCertificateId);
+  if (!old) throw new CertificateNotFound(input.oldCertificateId);
+  if (REVOKED_STATUSES.includes(old.status)) throw new OldCertificateRevoked(old.certificateId, old.status);
+  if (old.status !== 'ACTIVE') throw new OldCertificateInactive(old.certificateId);
+  await finishLeftover(deps, input, record);
+
   if (record.newCertificateId) {
     const existing = await describeCertificate(deps.iot, record.newCertificateId);
     if (existing) {
       deps.telemetry.log.info('the new certificate already exists for this rotation; completing it', { certificateId: existing.certificateId });
-      return completeExisting(deps, input, existing);
+      return complete(deps, input, old, existing);
     }
     deps.telemetry.log.warn('the recorded new certificate no longer exists; issuing another', { certificateId: record.newCertificateId });
+  } else if (record.issueIntent) {
+    const recovered = await recoverCrashedAttempt(deps, input, record.issueIntent);
+    if (recovered) return complete(deps, input, old, recovered);
   }
-
-  const old = await describeCertificate(deps.iot, input.oldCertificateId);
-  if (!old) throw new CertificateNotFound(input.oldCertificateId);
 
   const check = checkCsr(input.csrPem, { thingName, oldCertificatePem: old.certificatePem || undefined });
   if (!check.ok) {
@@ -94,15 +171,19 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
     throw new CsrRejected(check.reason, `${check.reason}: ${check.detail}`);
   }
 
-  const created = await deps.iot.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest: input.csrPem, setAsActive: true }));
-  if (!created.certificateId || !created.certificateArn || !created.certificatePem) {
-    throw new Error('CreateCertificateFromCsr returned no certificate id, ARN or PEM');
+  await recordIssueIntent(deps, {
+    thingName,
+    rotationId,
+    intent: { keyFingerprint: keyFingerprint(Buffer.from(check.facts.publicKeySpki, 'base64')), at: deps.clock.now().toISOString() },
+  });
+  let issued: IssuedCertificate;
+  try {
+    issued = await createFromCsr(deps, input.csrPem);
+  } catch (error) {
+    // Refused outright: nothing exists to look for. Anything else may have created one.
+    if (isNamed(error, ...REFUSED_BEFORE_CREATE) || isClientError(error)) await clearIssueIntent(deps, thingName, rotationId);
+    throw error;
   }
-  const issued: IssuedCertificate = {
-    certificateId: created.certificateId,
-    certificateArn: created.certificateArn,
-    certificatePem: created.certificatePem,
-  };
 
   try {
     await recordNewCertificate(deps, {
@@ -120,7 +201,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
       ? await describeCertificate(deps.iot, now.newCertificateId)
       : undefined;
     if (!winner) throw new ClaimLost(thingName, rotationId);
-    return completeExisting(deps, input, winner);
+    return complete(deps, input, old, winner);
   }
 
   const policies = await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName });
@@ -133,11 +214,18 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
   return issued;
 }
 
+/** A 4xx answer (other than a throttle) is a refusal: the request created nothing. */
+function isClientError(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 const obs = observability('issue-certificate');
 const runtime = once(
   (): IssueCertificateDeps => ({
     ...baseDeps(obs),
     iot: tracedIot(obs),
+    iotCreate: obs.tracer.captureClient(iotClient({ maxAttempts: 1 })),
   }),
 );
 

@@ -1,12 +1,10 @@
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { executionConsoleUrl, RotationStatus, Step } from '../domain/index.js';
-import { isTransactionConditionFailure } from './aws/errors.js';
+import { executionConsoleUrl, RotationAlreadySucceeded, RotationStatus, Step } from '../domain/index.js';
 import type { Clock } from './core/clock.js';
 import { classifyFailure, type Failure } from './core/failure.js';
 import { positiveIntegerEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { objectInput, optionalStringField, rotationIdField, stringField } from './core/input.js';
-import { currentKey, historyExpiry, historyItem, type TableDeps } from './core/rotation-table.js';
+import { finishRotation, type TableDeps } from './core/rotation-table.js';
 import { parseRotationState, type RotationState } from './core/rotation-state.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps } from './core/runtime-deps.js';
@@ -54,10 +52,12 @@ export function escalationSubject(thingName: string, reason: string): string {
 }
 
 /**
- * Records the failure on the thing's record and in its history, in one transaction, and
- * composes the one escalation message. If the record already belongs to another rotation
- * (this one never claimed it, or lost the claim), that rotation's record is left alone and
- * only the history item is written: the failure is still kept and escalated.
+ * Records the failure on the thing's record and in its history (finishRotation), and composes
+ * the one escalation message. If the record already belongs to another rotation (this one never
+ * claimed it, or lost the claim), that rotation's record is left alone and only the history
+ * item is written: the failure is still kept and escalated. If this rotation is already
+ * recorded SUCCEEDED, nothing is written and RotationAlreadySucceeded ends the execution as
+ * the success it was.
  */
 export async function recordFailure(event: unknown, deps: RecordFailureDeps): Promise<RecordFailureResult> {
   const input = parseRecordFailureInput(event);
@@ -66,55 +66,29 @@ export async function recordFailure(event: unknown, deps: RecordFailureDeps): Pr
   const failure: Failure = classifyFailure({ failedStep: input.failedStep, error: rotation.error, rollbackError: rotation.rollbackError });
   const newCertificateId = rotation.issued?.certificateId ?? rotation.rollback?.newCertificateId ?? null;
 
-  const finished = deps.clock.now();
-  const finishedAt = finished.toISOString();
-  const history = {
-    Put: {
-      TableName: deps.tableName,
-      Item: historyItem({
-        thingName,
-        rotationId,
-        executionArn: input.executionArn,
-        outcome: RotationStatus.Failed,
-        step: failure.step,
-        reason: failure.reason,
-        cause: failure.cause,
-        oldCertificateId: rotation.certificateId,
-        ...(newCertificateId ? { newCertificateId } : {}),
-        trigger: rotation.trigger,
-        startedAt: input.startedAt,
-        finishedAt,
-        expiresAt: historyExpiry(finished, deps.historyRetentionDays),
-      }),
-    },
-  };
-  const current = {
-    Update: {
-      TableName: deps.tableName,
-      Key: currentKey(thingName),
-      UpdateExpression:
-        'SET #status = :failed, #step = :step, reason = :reason, #cause = :cause, executionArn = :exec, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken',
-      ConditionExpression: 'rotationId = :rid',
-      ExpressionAttributeNames: { '#status': 'status', '#step': 'step', '#cause': 'cause' },
-      ExpressionAttributeValues: {
-        ':failed': RotationStatus.Failed,
-        ':step': failure.step,
-        ':reason': failure.reason,
-        ':cause': failure.cause,
-        ':exec': input.executionArn,
-        ':now': finishedAt,
-        ':rid': rotationId,
-      },
-    },
-  };
-
-  try {
-    await deps.db.send(new TransactWriteCommand({ TransactItems: [current, history] }));
-  } catch (error) {
-    if (!isTransactionConditionFailure(error)) throw error;
-    deps.telemetry.log.warn('the current record belongs to another rotation; recording the failure in history only');
-    await deps.db.send(new TransactWriteCommand({ TransactItems: [history] }));
+  const outcome = await finishRotation(deps, {
+    outcome: RotationStatus.Failed,
+    thingName,
+    rotationId,
+    executionArn: input.executionArn,
+    step: failure.step,
+    reason: failure.reason,
+    cause: failure.cause,
+    oldCertificateId: rotation.certificateId,
+    ...(newCertificateId ? { newCertificateId } : {}),
+    // Not rolled back (roll back refused or failed, or Retire failed): the next rotation finishes it.
+    ...(newCertificateId && rotation.rollback?.deleted !== true ? { leftoverCertificateId: newCertificateId } : {}),
+    trigger: rotation.trigger,
+    startedAt: input.startedAt,
+    now: deps.clock.now(),
+    historyRetentionDays: deps.historyRetentionDays,
+  });
+  if (outcome === 'already-succeeded') {
+    // Retire committed the success and then failed to report it (a timeout): the success stands.
+    deps.telemetry.log.warn('the rotation is already recorded SUCCEEDED; the late failure is not recorded', { step: failure.step, reason: failure.reason });
+    throw new RotationAlreadySucceeded(thingName, rotationId);
   }
+  if (outcome === 'history-only') deps.telemetry.log.warn('the current record belongs to another rotation; the failure was recorded in history only');
 
   deps.telemetry.count(MetricName.RotationsFailed, 1, { reason: failure.reason });
   deps.telemetry.log.warn('rotation failed', { step: failure.step, reason: failure.reason, cause: failure.cause });

@@ -1,15 +1,25 @@
 import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { ClaimLost, InvalidInput, MessageType, RetireMode, RotationStatus, Step, Trigger } from '../domain/index.js';
-import { isTransactionConditionFailure } from './aws/errors.js';
-import { describeCertificate, takeDownCertificate, type DeleteRetry, type TakeDownResult } from './core/certificates.js';
+import {
+  AckNotVerified,
+  ClaimLost,
+  InvalidInput,
+  MessageType,
+  OldCertificateRevoked,
+  RetireMode,
+  REVOKED_STATUSES,
+  RotationStatus,
+  SharedCertificate,
+  Step,
+  Trigger,
+} from '../domain/index.js';
+import { describeCertificate, takeDownCertificate, thingsOf, type CertificateFacts, type DeleteRetry, type TakeDownResult } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
 import { optionalEnv, positiveIntegerEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, rotationIdField, stringField, thingNameField } from './core/input.js';
-import { currentKey, historyExpiry, historyItem, type TableDeps } from './core/rotation-table.js';
+import { finishRotation, getCurrentRecord, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot, tracedIotData } from './core/runtime-deps.js';
 
@@ -66,17 +76,58 @@ export function parseRetireMode(value: string | undefined): RetireMode {
 }
 
 /**
- * Runs only after device-message accepted a crt_ack made over the new certificate, so the
- * device provably holds a working key: the old certificate can go. Order matters: the
+ * The checks before anything is touched. The record, not the task's output, says which
+ * certificate the ack came over (whoever holds a task token can complete it with any output);
+ * the new certificate must be ACTIVE; the old one must not have been revoked meanwhile (a
+ * security decision: Roll back then takes the new one out of service too); and no other thing
+ * may still use the old one.
+ */
+async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertificateInput): Promise<{ old?: CertificateFacts; leftover?: string }> {
+  const record = await getCurrentRecord(deps, input.thingName);
+  if (!record || record.rotationId !== input.rotationId || record.status !== RotationStatus.InProgress) throw new ClaimLost(input.thingName, input.rotationId);
+  if (record.ackedCertificateId !== input.newCertificateId) {
+    throw new AckNotVerified(
+      `no crt_ack over the new certificate ${input.newCertificateId} is recorded (acked over: ${record.ackedCertificateId ?? 'nothing'}); nothing was retired`,
+    );
+  }
+  const fresh = await describeCertificate(deps.iot, input.newCertificateId);
+  if (fresh?.status !== 'ACTIVE') {
+    throw new AckNotVerified(`the new certificate ${input.newCertificateId} is ${fresh ? fresh.status : 'gone'}, not ACTIVE; nothing was retired`);
+  }
+  const leftover = [record.leftoverCertificateId].find((id) => id && id !== input.newCertificateId && id !== input.oldCertificateId);
+  const old = await describeCertificate(deps.iot, input.oldCertificateId);
+  if (!old) return { leftover };
+  if (REVOKED_STATUSES.includes(old.status)) throw new OldCertificateRevoked(old.certificateId, old.status);
+  const others = (await thingsOf(deps.iot, old.certificateArn)).filter((thing) => thing !== input.thingName);
+  if (others.length > 0) throw new SharedCertificate(old.certificateId, [input.thingName, ...others], [], 'left ACTIVE');
+  return { old, leftover };
+}
+
+/**
+ * Runs after device-message accepted a crt_ack made over the new certificate, so the device
+ * provably holds a working key: the old certificate can go. An old certificate somebody else
+ * set INACTIVE is retired all the same (the device is on the new one). Order matters: the
  * certificate is retired before crt_done (the device deletes its old key on crt_done), and
- * the success is recorded last so that a retry after any partial run repeats only
- * idempotent steps.
+ * the success is recorded last (finishRotation) so that a retry after any partial run repeats
+ * only idempotent steps; a retry after the record was written finds it SUCCEEDED and stops.
  */
 export async function retireCertificate(event: unknown, deps: RetireCertificateDeps): Promise<RetireCertificateResult> {
   const input = parseRetireCertificateInput(event);
   const { thingName, rotationId } = input;
 
-  const old = await describeCertificate(deps.iot, input.oldCertificateId);
+  const recorded = await getCurrentRecord(deps, thingName);
+  if (recorded?.rotationId === rotationId && recorded.status === RotationStatus.Succeeded) {
+    deps.telemetry.log.info('the rotation is already recorded SUCCEEDED; nothing left to do');
+    return { retiredAt: recorded.finishedAt ?? recorded.updatedAt, oldCertificate: deps.retireMode === RetireMode.KeepInactive ? 'inactive' : 'deleted' };
+  }
+
+  const { old, leftover } = await checkRetirable(deps, input);
+  if (leftover) {
+    // An earlier failed rotation's certificate: the device is on this rotation's one now.
+    const certificate = await describeCertificate(deps.iot, leftover);
+    if (certificate) await takeDownCertificate(deps.iot, deps.clock, { certificate, thingName, keep: false, retry: deps.deleteRetry });
+    deps.telemetry.log.info('retired the certificate a failed rotation left in service', { certificateId: leftover, found: !!certificate });
+  }
   const oldCertificate: TakeDownResult = old
     ? await takeDownCertificate(deps.iot, deps.clock, {
         certificate: old,
@@ -89,53 +140,18 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
   await publishToDevice(deps.iotData, thingName, { type: MessageType.RotationDone, body: { rotationId } });
 
   const finished = deps.clock.now();
-  const finishedAt = finished.toISOString();
-  try {
-    await deps.db.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: deps.tableName,
-              Key: currentKey(thingName),
-              UpdateExpression:
-                'SET #status = :succeeded, #step = :rotated, newCertificateId = :new, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken, reason, #cause',
-              ConditionExpression: 'rotationId = :rid',
-              ExpressionAttributeNames: { '#status': 'status', '#step': 'step', '#cause': 'cause' },
-              ExpressionAttributeValues: {
-                ':succeeded': RotationStatus.Succeeded,
-                ':rotated': Step.Rotated,
-                ':new': input.newCertificateId,
-                ':now': finishedAt,
-                ':rid': rotationId,
-              },
-            },
-          },
-          {
-            Put: {
-              TableName: deps.tableName,
-              Item: historyItem({
-                thingName,
-                rotationId,
-                executionArn: input.executionArn,
-                outcome: RotationStatus.Succeeded,
-                step: Step.Rotated,
-                oldCertificateId: input.oldCertificateId,
-                newCertificateId: input.newCertificateId,
-                trigger: input.trigger,
-                startedAt: input.startedAt,
-                finishedAt,
-                expiresAt: historyExpiry(finished, deps.historyRetentionDays),
-              }),
-            },
-          },
-        ],
-      }),
-    );
-  } catch (error) {
-    if (isTransactionConditionFailure(error)) throw new ClaimLost(thingName, rotationId);
-    throw error;
-  }
+  await finishRotation(deps, {
+    outcome: RotationStatus.Succeeded,
+    thingName,
+    rotationId,
+    executionArn: input.executionArn,
+    oldCertificateId: input.oldCertificateId,
+    newCertificateId: input.newCertificateId,
+    trigger: input.trigger,
+    startedAt: input.startedAt,
+    now: finished,
+    historyRetentionDays: deps.historyRetentionDays,
+  });
 
   deps.telemetry.count(MetricName.RotationsSucceeded);
   deps.telemetry.log.info('rotation succeeded', {
@@ -143,7 +159,7 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
     newCertificateId: input.newCertificateId,
     oldCertificate,
   });
-  return { retiredAt: finishedAt, oldCertificate };
+  return { retiredAt: finished.toISOString(), oldCertificate };
 }
 
 const obs = observability('retire-certificate');

@@ -1,7 +1,7 @@
 import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import { isCertificateId, MessageType, RollbackUnsafe, Step } from '../domain/index.js';
-import { describeCertificate, takeDownCertificate, type DeleteRetry } from './core/certificates.js';
+import { isCertificateId, MessageType, REVOKED_STATUSES, RollbackUnsafe, Step } from '../domain/index.js';
+import { certificatesWithKey, describeCertificate, takeDownCertificate, type DeleteRetry } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
 import { abortReason, classifyFailure } from './core/failure.js';
@@ -22,7 +22,7 @@ export interface RollBackInput {
 export interface RollBackResult {
   newCertificateId: string | null;
   deleted: boolean;
-  aborted: true;
+  aborted: boolean;
 }
 
 export interface RollBackDeps extends TableDeps {
@@ -43,10 +43,15 @@ export function parseRollBackInput(event: unknown): RollBackInput {
 }
 
 /**
- * Puts the device back where it was: the new certificate (if one was made) is deactivated,
- * detached and deleted, and the device is told to abort. It never touches the old
- * certificate, and it refuses to delete the new one unless the old one is still ACTIVE: if
- * the device's only working certificate were the new one, deleting it would strand it.
+ * Puts the device back where it was: the new certificate (if one was made, recorded, or only
+ * announced by a crashed Issue) is deactivated, detached and deleted, and the device is told
+ * to abort. It never touches the old certificate. What it may do depends on the old one:
+ * - ACTIVE: delete the new one, send abort (the device keeps its old key).
+ * - REVOKED / PENDING_TRANSFER: a security decision; delete the new one too (the device is
+ *   cut off on purpose), and send no abort.
+ * - INACTIVE or gone: the new certificate may be the device's only way in; it is kept
+ *   (RollbackUnsafe when there is one) and no abort is sent, which would make the device
+ *   throw that key away.
  */
 export async function rollBack(event: unknown, deps: RollBackDeps): Promise<RollBackResult> {
   const input = parseRollBackInput(event);
@@ -55,27 +60,42 @@ export async function rollBack(event: unknown, deps: RollBackDeps): Promise<Roll
 
   // The state may not know the new certificate (Issue can fail after creating it); the record does.
   const record = await getCurrentRecord(deps, thingName);
-  const candidates = [record?.rotationId === rotationId ? record.newCertificateId : undefined, rotation.issued?.certificateId];
+  const mine = record?.rotationId === rotationId ? record : undefined;
+  const candidates = [mine?.newCertificateId, rotation.issued?.certificateId];
   const newCertificateIds = [...new Set(candidates.filter((id): id is string => !!id && isCertificateId(id) && id !== oldCertificateId))];
+  if (mine?.issueIntent && !mine.newCertificateId) {
+    // Issue crashed between creating and recording: what it made carries the announced key.
+    for (const found of await certificatesWithKey(deps.iot, mine.issueIntent)) {
+      if (found.certificateId !== oldCertificateId && !newCertificateIds.includes(found.certificateId)) newCertificateIds.push(found.certificateId);
+    }
+  }
+
+  const old = await describeCertificate(deps.iot, oldCertificateId);
+  const oldStatus = old?.status ?? 'GONE';
+  const revoked = REVOKED_STATUSES.includes(oldStatus);
+  if (newCertificateIds.length > 0 && oldStatus !== 'ACTIVE' && !revoked) {
+    throw new RollbackUnsafe(`the old certificate ${oldCertificateId} is ${oldStatus}; deleting new certificate ${newCertificateIds.join(', ')} could strand ${thingName}`);
+  }
 
   let deleted = false;
   if (newCertificateIds.length > 0) {
-    const old = await describeCertificate(deps.iot, oldCertificateId);
-    if (!old || old.status !== 'ACTIVE') {
-      throw new RollbackUnsafe(
-        `the old certificate ${oldCertificateId} is ${old ? old.status : 'gone'}; deleting new certificate ${newCertificateIds.join(', ')} could strand ${thingName}`,
-      );
-    }
     deleted = true;
     for (const id of newCertificateIds) {
       const issued = await describeCertificate(deps.iot, id);
       const result = issued ? await takeDownCertificate(deps.iot, deps.clock, { certificate: issued, thingName, keep: false, retry: deps.deleteRetry }) : 'deleted';
       deleted &&= result === 'deleted';
-      deps.telemetry.log.info('new certificate rolled back', { certificateId: id, result: issued ? result : 'already gone' });
+      deps.telemetry.log.info(revoked ? 'new certificate taken down: the old one was revoked' : 'new certificate rolled back', {
+        certificateId: id,
+        result: issued ? result : 'already gone',
+      });
     }
   }
 
   const failure = classifyFailure({ failedStep: input.failedStep, error: rotation.error });
+  if (oldStatus !== 'ACTIVE') {
+    deps.telemetry.log.warn('no abort sent: the old certificate is not ACTIVE', { oldStatus, reason: failure.reason });
+    return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: false };
+  }
   await publishToDevice(deps.iotData, thingName, { type: MessageType.Abort, body: { rotationId, reason: abortReason(failure) } });
   deps.telemetry.log.info('abort published', { failedStep: input.failedStep, reason: failure.reason });
   return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: true };

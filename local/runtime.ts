@@ -160,7 +160,9 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       // Function logs go to a file, so `rotor local up` stays readable with a hundred devices rotating.
       // Without a log file or a logger, nothing would read it: the workers drop it themselves.
       output: functionLog ? (_name, _stream, chunk) => appendFileSync(functionLog, chunk) : options.logger ? undefined : 'discard',
+      crashes: (name) => edge.faults.takeCrash(name),
     });
+    edge.faults.knownFunctions = () => lambda.functions().map((f) => f.name);
     stops.push(() => lambda.stop());
     const sns = new SnsService({ invoker: lambda, region, accountId, dataDir, logger });
     stops.push(() => sns.settled());

@@ -1,7 +1,7 @@
 import { DescribeExecutionCommand, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RotationRecord } from '../../domain/records.js';
-import { RotationStatus, Trigger, type RotationInput } from '../../domain/rotation.js';
+import { FailureReason, RotationStatus, Trigger, type RotationInput } from '../../domain/rotation.js';
 import { retryExecutionName } from '../../domain/naming.js';
 import { mapBounded, withBackoff, type BackoffOptions } from './bounded.js';
 import { describeError, NotFoundError, UsageError } from './exit-codes.js';
@@ -28,8 +28,6 @@ export const SkipReason = {
   InProgress: 'IN_PROGRESS',
   NotFailed: 'NOT_FAILED',
   AlreadyRetried: 'ALREADY_RETRIED',
-  /** The record says IN_PROGRESS but its execution has ended: the failure was never recorded. */
-  FailureNotRecorded: 'FAILURE_NOT_RECORDED',
 } as const;
 export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason];
 
@@ -75,36 +73,56 @@ export function validateRetryOptions(options: { thing?: string; allFailed?: bool
   return options.thing !== undefined ? { thing: requireThingName(options.thing), allFailed: false } : { allFailed: true };
 }
 
-const ENDED = new Set(['FAILED', 'TIMED_OUT', 'ABORTED']);
+const ENDED = new Set(['FAILED', 'TIMED_OUT', 'ABORTED', 'SUCCEEDED']);
 
-/** An IN_PROGRESS record whose execution has ended can only be finished by a redrive. */
-async function inProgressSkip(deps: RetryDeps, record: RotationRecord): Promise<Skipped> {
-  const inFlight: Skipped = {
-    thing: record.thingName,
-    reason: SkipReason.InProgress,
-    detail: `rotation ${record.rotationId} is in progress (${record.step})`,
-  };
-  if (!record.executionArn) return inFlight;
+/**
+ * An IN_PROGRESS record whose execution has ended (it crashed, was stopped or timed out before
+ * recording anything) is an abandoned claim: the retry's execution releases it ('Check claim
+ * holder' records it FAILED, EXECUTION_ABANDONED) and rotates. undefined: the rotation is live.
+ */
+async function abandonedStatus(deps: RetryDeps, record: RotationRecord): Promise<string | undefined> {
+  if (!record.executionArn) return undefined;
   try {
     const execution = await deps.sfn.send(new DescribeExecutionCommand({ executionArn: record.executionArn }));
-    if (execution.status && ENDED.has(execution.status)) {
-      return {
-        thing: record.thingName,
-        reason: SkipReason.FailureNotRecorded,
-        detail: `execution ended ${execution.status} but the record still says IN_PROGRESS: redrive it (aws stepfunctions redrive-execution --execution-arn ${record.executionArn})`,
-      };
-    }
-  } catch {
-    // The record is what the skip rests on; a failed look-up only loses the hint.
+    return execution.status && ENDED.has(execution.status) ? execution.status : undefined;
+  } catch (error) {
+    if ((error as { name?: unknown })?.name === 'ExecutionDoesNotExist') return 'GONE';
+    // The record is what the skip rests on; a failed look-up only loses the offer.
+    return undefined;
   }
-  return inFlight;
 }
 
+function inProgressSkip(record: RotationRecord): Skipped {
+  return { thing: record.thingName, reason: SkipReason.InProgress, detail: `rotation ${record.rotationId} is in progress (${record.step})` };
+}
+
+function plannedRetry(record: RotationRecord, failedReason: string | undefined): PlannedRetry {
+  return {
+    thing: record.thingName,
+    failedRotationId: record.rotationId,
+    executionName: retryExecutionName(record.thingName, record.oldCertificateId, record.rotationId),
+    input: retryInput(record),
+    failedStep: record.step,
+    failedReason,
+  };
+}
+
+/**
+ * The retry's input. A rotation that failed after the device acked over its new certificate
+ * (Retire failed, or its claim was abandoned there) is resumed at Retire: the device is on
+ * that certificate, so a fresh CSR round would rotate a key it no longer uses.
+ */
 export function retryInput(record: RotationRecord): RotationInput {
-  return { thingName: record.thingName, certificateId: record.oldCertificateId, trigger: Trigger.Retry };
+  const base: RotationInput = { thingName: record.thingName, certificateId: record.oldCertificateId, trigger: Trigger.Retry };
+  const leftover = record.leftoverCertificateId;
+  return leftover && leftover === record.ackedCertificateId ? { ...base, resume: { newCertificateId: leftover } } : base;
 }
 
-/** Decides, from the current records alone, which devices would be retried and why the others are not. */
+/**
+ * Decides, from the current records (and, for IN_PROGRESS ones, whether their execution still
+ * runs), which devices would be retried and why the others are not. --all-failed covers FAILED
+ * records and abandoned IN_PROGRESS ones.
+ */
 export async function planRetries(deps: RetryDeps, options: RetryOptions): Promise<RetryPlan> {
   let records: RotationRecord[];
   if (options.thing !== undefined) {
@@ -112,24 +130,23 @@ export async function planRetries(deps: RetryDeps, options: RetryOptions): Promi
     if (!record) throw new NotFoundError(`no rotation recorded for thing ${options.thing} in table ${deps.tableName}`);
     records = [record];
   } else {
-    records = await listByStatus({ ...deps, local: false }, RotationStatus.Failed);
+    records = [
+      ...(await listByStatus({ ...deps, local: false }, RotationStatus.Failed)),
+      ...(await listByStatus({ ...deps, local: false }, RotationStatus.InProgress)),
+    ];
   }
   const plan: RetryPlan = { toStart: [], skipped: [] };
   for (const record of records) {
     switch (record.status) {
       case RotationStatus.Failed:
-        plan.toStart.push({
-          thing: record.thingName,
-          failedRotationId: record.rotationId,
-          executionName: retryExecutionName(record.thingName, record.oldCertificateId, record.rotationId),
-          input: retryInput(record),
-          failedStep: record.step,
-          failedReason: record.reason,
-        });
+        plan.toStart.push(plannedRetry(record, record.reason));
         break;
-      case RotationStatus.InProgress:
-        plan.skipped.push(await inProgressSkip(deps, record));
+      case RotationStatus.InProgress: {
+        const ended = await abandonedStatus(deps, record);
+        if (ended) plan.toStart.push(plannedRetry(record, `${FailureReason.ExecutionAbandoned} (execution ${ended})`));
+        else if (options.thing !== undefined) plan.skipped.push(inProgressSkip(record));
         break;
+      }
       case RotationStatus.Succeeded:
         plan.skipped.push({
           thing: record.thingName,

@@ -6,9 +6,12 @@ import {
   DetachPolicyCommand,
   DetachThingPrincipalCommand,
   ListAttachedPoliciesCommand,
+  ListCertificatesCommand,
+  ListPrincipalThingsCommand,
   UpdateCertificateCommand,
   type IoTClient,
 } from '@aws-sdk/client-iot';
+import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { isNamed, RESOURCE_NOT_FOUND } from '../aws/errors.js';
 import type { Clock } from './clock.js';
 
@@ -131,5 +134,67 @@ export async function takeDownCertificate(
       await clock.sleep(delay);
       delay *= 2;
     }
+  }
+}
+
+/**
+ * The fingerprint Issue certificate records as its intent: SHA-256 of the key's public JWK
+ * members in a fixed order (EC: crv, x, y; RSA: e, n). Not of the SPKI bytes: an EC point sent
+ * compressed in a CSR is stored uncompressed in the certificate, and it is the same key.
+ */
+export function keyFingerprint(spkiDer: Uint8Array): string {
+  const jwk = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' }).export({ format: 'jwk' });
+  const canonical = jwk.kty === 'EC' ? ['EC', jwk.crv, jwk.x, jwk.y] : [jwk.kty, jwk.e, jwk.n];
+  return createHash('sha256').update(canonical.join('.')).digest('hex');
+}
+
+export function certificateKeyFingerprint(certificatePem: string): string {
+  return keyFingerprint(new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' }));
+}
+
+/** The things a certificate is attached to, across pages; none when the certificate is gone. */
+export async function thingsOf(iot: IoTClient, certificateArn: string): Promise<string[]> {
+  const things: string[] = [];
+  let nextToken: string | undefined;
+  try {
+    do {
+      const page = await iot.send(new ListPrincipalThingsCommand({ principal: certificateArn, nextToken, maxResults: 250 }));
+      things.push(...(page.things ?? []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+  } catch (error) {
+    if (isNamed(error, RESOURCE_NOT_FOUND)) return [];
+    throw error;
+  }
+  return things;
+}
+
+/** Clock skew allowed between the intent's timestamp (the function) and IoT's creationDate. */
+const INTENT_SKEW_MS = 60_000;
+
+/**
+ * The certificates created from the key of an issue intent, found after a crash between
+ * CreateCertificateFromCsr and recording its id. IoT cannot be asked "which certificate has
+ * this key", and a certificate id (SHA-256 of its DER) cannot be predicted before it is
+ * signed, so this walks ListCertificates newest first and stops at the first certificate
+ * created before the intent: the cost is the certificates created since the intent (one page
+ * of 250 for most fleets), and it is paid only on a retry that finds an intent without a
+ * recorded certificate, never on the happy path.
+ */
+export async function certificatesWithKey(iot: IoTClient, intent: { keyFingerprint: string; at: string }): Promise<CertificateFacts[]> {
+  const since = new Date(intent.at).getTime() - INTENT_SKEW_MS;
+  const found: CertificateFacts[] = [];
+  let marker: string | undefined;
+  for (;;) {
+    const page = await iot.send(new ListCertificatesCommand({ ascendingOrder: false, pageSize: 250, marker }));
+    const recent = (page.certificates ?? []).filter((c) => !c.creationDate || c.creationDate.getTime() >= since);
+    for (const listed of recent) {
+      if (!listed.certificateId) continue;
+      const described = await describeCertificate(iot, listed.certificateId);
+      if (described?.certificatePem && certificateKeyFingerprint(described.certificatePem) === intent.keyFingerprint) found.push(described);
+    }
+    marker = page.nextMarker;
+    const reachedOlder = recent.length < (page.certificates ?? []).length;
+    if (!marker || reachedOlder) return found;
   }
 }

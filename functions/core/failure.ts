@@ -54,8 +54,14 @@ function reasonFor(step: string, name: string | undefined): FailureReason {
       return FailureReason.DeviceError;
     case ErrorName.CertificateNotFound:
       return FailureReason.CertificateNotFound;
+    case ErrorName.OldCertificateRevoked:
+      return FailureReason.OldCertificateRevoked;
+    case ErrorName.OldCertificateInactive:
+      return FailureReason.OldCertificateInactive;
     case ErrorName.SharedCertificate:
       return FailureReason.SharedCertificate;
+    case ErrorName.AckNotVerified:
+      return FailureReason.AckNotVerified;
   }
   if (name === StatesError.Timeout && step === Step.RequestCsr) return FailureReason.NoCsrResponse;
   if (name === StatesError.Timeout && step === Step.DeliverCertificate) return FailureReason.NoAck;
@@ -85,7 +91,8 @@ export function classifyFailure(input: { failedStep?: string; error?: StateError
   const step = input.failedStep ?? 'unknown';
   const reason = reasonFor(step, input.error?.Error);
   const cause = defaultCause(reason, input.error);
-  if (input.rollbackError) {
+  // A revocation outranks a failed roll back: the operator must know the device was cut off on purpose.
+  if (input.rollbackError && reason !== FailureReason.OldCertificateRevoked) {
     return {
       step: Step.RollBack,
       reason: FailureReason.RollbackFailed,
@@ -95,7 +102,15 @@ export function classifyFailure(input: { failedStep?: string; error?: StateError
   return { step, reason, cause };
 }
 
-/** The reason text of the abort a device gets (PROTOCOL.md: "the device gets abort with the reason"). */
-export function abortReason(failure: Failure, max = 512): string {
-  return clip(`${failure.reason}: ${failure.cause}`, max);
+/** A rule code at the start of a cause ("WRONG_COMMON_NAME: subject CN is …"). */
+const LEADING_CODE = /^([A-Z][A-Z0-9_]{2,63}):/;
+
+/**
+ * The reason of the abort a device gets (PROTOCOL.md: "the device gets abort with the reason").
+ * Reason codes only: a cause can carry AWS error text (account ids, role ARNs) that a device
+ * has no business reading. A refused CSR adds the rule it broke, itself a code.
+ */
+export function abortReason(failure: Failure): string {
+  const rule = failure.reason === FailureReason.CsrRejected ? LEADING_CODE.exec(failure.cause)?.[1] : undefined;
+  return rule ? `${failure.reason}: ${rule}` : failure.reason;
 }

@@ -1,4 +1,4 @@
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   ClaimLost,
   CURRENT_SK,
@@ -8,10 +8,12 @@ import {
   thingPk,
   type HistoryItem,
   type IgnoredMessage,
+  type IssueIntent,
   type RotationRecord,
+  type Trigger,
   type WaitFor,
 } from '../../domain/index.js';
-import { CONDITIONAL_CHECK_FAILED, isNamed } from '../aws/errors.js';
+import { CONDITIONAL_CHECK_FAILED, isNamed, isTransactionConditionFailure } from '../aws/errors.js';
 
 /** The rotation table (domain/records.ts) as the functions read and write it. */
 export interface TableDeps {
@@ -104,7 +106,7 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
     new UpdateCommand({
       TableName: deps.tableName,
       Key: currentKey(record.thingName),
-      UpdateExpression: 'SET newCertificateId = :id, #step = :step, updatedAt = :now',
+      UpdateExpression: 'SET newCertificateId = :id, #step = :step, updatedAt = :now REMOVE issueIntent',
       ConditionExpression: record.replaces
         ? 'rotationId = :rid AND #status = :inProgress AND newCertificateId = :replaced'
         : 'rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)',
@@ -210,4 +212,188 @@ export function historyExpiry(now: Date, retentionDays: number): number {
 
 export function historyItem(fields: Omit<HistoryItem, 'pk' | 'sk'>): HistoryItem {
   return { pk: thingPk(fields.thingName), sk: historySk(fields.startedAt, fields.rotationId), ...fields };
+}
+
+/**
+ * Records what Issue certificate is about to create, right before CreateCertificateFromCsr:
+ * if the function dies between the create and recordNewCertificate, the retry (or Roll back)
+ * knows to look for a certificate carrying this key.
+ */
+export async function recordIssueIntent(deps: TableDeps, intent: { thingName: string; rotationId: string; intent: IssueIntent }): Promise<void> {
+  try {
+    await deps.db.send(
+      new UpdateCommand({
+        TableName: deps.tableName,
+        Key: currentKey(intent.thingName),
+        UpdateExpression: 'SET issueIntent = :intent',
+        ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':intent': intent.intent, ':rid': intent.rotationId, ':inProgress': RotationStatus.InProgress },
+      }),
+    );
+  } catch (error) {
+    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) throw new ClaimLost(intent.thingName, intent.rotationId);
+    throw error;
+  }
+}
+
+/** Removes an intent whose create was refused outright (nothing was made), so no retry searches for it. */
+export async function clearIssueIntent(deps: TableDeps, thingName: string, rotationId: string): Promise<void> {
+  try {
+    await deps.db.send(
+      new UpdateCommand({
+        TableName: deps.tableName,
+        Key: currentKey(thingName),
+        UpdateExpression: 'REMOVE issueIntent',
+        ConditionExpression: 'rotationId = :rid',
+        ExpressionAttributeValues: { ':rid': rotationId },
+      }),
+    );
+  } catch (error) {
+    if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
+  }
+}
+
+interface FinishCommon {
+  thingName: string;
+  rotationId: string;
+  executionArn: string;
+  oldCertificateId: string;
+  newCertificateId?: string;
+  trigger?: Trigger;
+  startedAt: string;
+  now: Date;
+  historyRetentionDays: number;
+}
+
+export type Finish =
+  | (FinishCommon & { outcome: typeof RotationStatus.Succeeded; newCertificateId: string })
+  | (FinishCommon & {
+      outcome: typeof RotationStatus.Failed;
+      step: string;
+      reason: string;
+      cause: string;
+      /** Only an abandoned claim is released: the record must still be IN_PROGRESS for that execution. */
+      onlyIfInProgress?: boolean;
+      /** A new certificate this rotation leaves in service, for the next one to finish. */
+      leftoverCertificateId?: string;
+    });
+
+/**
+ * recorded: current record and history item written together. history-only: the current record
+ * belongs to another rotation, so only this one's history item was written. already-succeeded:
+ * this rotation is recorded SUCCEEDED and nothing was changed. not-current: (onlyIfInProgress)
+ * the claim had already moved on; nothing was written.
+ */
+export type FinishResult = 'recorded' | 'history-only' | 'already-succeeded' | 'not-current';
+
+/**
+ * Finishes a rotation, success or failure: the thing's current record and a history item in
+ * one transaction. A SUCCEEDED rotation is never overwritten: not its record (a Record failure
+ * that runs after a Retire that committed and then timed out), not its history item.
+ */
+export async function finishRotation(deps: TableDeps, finish: Finish): Promise<FinishResult> {
+  const finishedAt = finish.now.toISOString();
+  const succeeded = finish.outcome === RotationStatus.Succeeded;
+  const history = {
+    Put: {
+      TableName: deps.tableName,
+      Item: historyItem({
+        thingName: finish.thingName,
+        rotationId: finish.rotationId,
+        executionArn: finish.executionArn,
+        outcome: finish.outcome,
+        step: succeeded ? Step.Rotated : finish.step,
+        ...(succeeded ? {} : { reason: finish.reason, cause: finish.cause }),
+        oldCertificateId: finish.oldCertificateId,
+        ...(finish.newCertificateId ? { newCertificateId: finish.newCertificateId } : {}),
+        ...(finish.trigger ? { trigger: finish.trigger } : {}),
+        startedAt: finish.startedAt,
+        finishedAt,
+        expiresAt: historyExpiry(finish.now, finish.historyRetentionDays),
+      }),
+      ConditionExpression: 'attribute_not_exists(sk) OR outcome <> :succeeded',
+      ExpressionAttributeValues: { ':succeeded': RotationStatus.Succeeded },
+    },
+  };
+  const current = succeeded
+    ? {
+        Update: {
+          TableName: deps.tableName,
+          Key: currentKey(finish.thingName),
+          UpdateExpression:
+            'SET #status = :succeeded, #step = :rotated, newCertificateId = :new, finishedAt = :now, updatedAt = :now REMOVE waitFor, taskToken, reason, #cause, issueIntent, leftoverCertificateId',
+          ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
+          ExpressionAttributeNames: { '#status': 'status', '#step': 'step', '#cause': 'cause' },
+          ExpressionAttributeValues: {
+            ':succeeded': RotationStatus.Succeeded,
+            ':inProgress': RotationStatus.InProgress,
+            ':rotated': Step.Rotated,
+            ':new': finish.newCertificateId,
+            ':now': finishedAt,
+            ':rid': finish.rotationId,
+          },
+        },
+      }
+    : {
+        Update: {
+          TableName: deps.tableName,
+          Key: currentKey(finish.thingName),
+          UpdateExpression: `SET #status = :failed, #step = :step, reason = :reason, #cause = :cause, executionArn = :exec, finishedAt = :now, updatedAt = :now${
+            finish.leftoverCertificateId ? ', leftoverCertificateId = :leftover' : ''
+          } REMOVE waitFor, taskToken, issueIntent`,
+          ConditionExpression: finish.onlyIfInProgress
+            ? 'rotationId = :rid AND executionArn = :exec AND #status = :inProgress'
+            : 'rotationId = :rid AND #status <> :succeeded',
+          ExpressionAttributeNames: { '#status': 'status', '#step': 'step', '#cause': 'cause' },
+          ExpressionAttributeValues: {
+            ':failed': RotationStatus.Failed,
+            ':step': finish.step,
+            ':reason': finish.reason,
+            ':cause': finish.cause,
+            ':exec': finish.executionArn,
+            ':now': finishedAt,
+            ':rid': finish.rotationId,
+            ...(finish.onlyIfInProgress ? { ':inProgress': RotationStatus.InProgress } : { ':succeeded': RotationStatus.Succeeded }),
+            ...(finish.leftoverCertificateId ? { ':leftover': finish.leftoverCertificateId } : {}),
+          },
+        },
+      };
+
+  try {
+    await deps.db.send(new TransactWriteCommand({ TransactItems: [current, history] }));
+    return 'recorded';
+  } catch (error) {
+    if (!isTransactionConditionFailure(error)) throw error;
+  }
+  const now = await getCurrentRecord(deps, finish.thingName);
+  const mine = now?.rotationId === finish.rotationId;
+  if (mine && now.status === RotationStatus.Succeeded) return 'already-succeeded';
+  if (succeeded) throw new ClaimLost(finish.thingName, finish.rotationId);
+  if (finish.onlyIfInProgress) return 'not-current';
+  try {
+    await deps.db.send(new TransactWriteCommand({ TransactItems: [history] }));
+    return 'history-only';
+  } catch (error) {
+    // The only condition left: this rotation's history item says SUCCEEDED.
+    if (isTransactionConditionFailure(error)) return 'already-succeeded';
+    throw error;
+  }
+}
+
+/** Forgets a leftover certificate once it is taken down (Issue) or retired (Retire does it in finishRotation). */
+export async function clearLeftover(deps: TableDeps, thingName: string, rotationId: string): Promise<void> {
+  try {
+    await deps.db.send(
+      new UpdateCommand({
+        TableName: deps.tableName,
+        Key: currentKey(thingName),
+        UpdateExpression: 'REMOVE leftoverCertificateId',
+        ConditionExpression: 'rotationId = :rid',
+        ExpressionAttributeValues: { ':rid': rotationId },
+      }),
+    );
+  } catch (error) {
+    if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
+  }
 }

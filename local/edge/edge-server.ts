@@ -6,7 +6,7 @@ import { AwsError } from '../types.js';
 import { awsErrorResponse, protocolOf } from './aws-error-response.js';
 import { credentialScopeOf } from './credential-scope.js';
 import { serviceOfQuery, serviceOfTarget, servicesSignedAs, signingNamesOf } from './service-identity.js';
-import { FaultError, FaultInjector, parseThrottleRequest, type FaultAnswer } from './faults.js';
+import { FaultError, FaultInjector, parseFaultRequest, type FaultAnswer } from './faults.js';
 import { silentLogger, type LocalLogger } from './logger.js';
 
 /**
@@ -392,16 +392,17 @@ export class EdgeServer {
         if (req.method === 'POST') {
           try {
             const text = (await readBody(req, this.maxBodyBytes)).toString('utf8');
-            const { service, operation, count } = parseThrottleRequest(text ? JSON.parse(text) : undefined);
-            this.faults.throttle(service, operation, count);
+            const request = parseFaultRequest(text ? JSON.parse(text) : undefined);
+            if (request.kind === 'crash') this.faults.crash(request.function, request.afterAwsCalls, request.times, request.surface);
+            else this.faults.throttle(request.service, request.operation, request.count);
           } catch (error) {
             if (!(error instanceof FaultError || error instanceof SyntaxError)) throw error;
             return answer(400, { code: error.name, message: error.message });
           }
         } else if (req.method !== 'GET') {
-          return answer(405, { message: `${path} takes GET (show) or POST (throttle)` });
+          return answer(405, { message: `${path} takes GET (show) or POST (throttle or crash)` });
         }
-        return answer(200, { pending: this.faults.pending(), injected: this.faults.injected() });
+        return answer(200, { pending: this.faults.pending(), injected: this.faults.injected(), crashes: this.faults.pendingCrashes(), crashed: this.faults.crashed() });
       }
       default:
         return answer(404, { message: `no local route ${path} (try ${ADMIN_PREFIX}health, ${ADMIN_PREFIX}calls or ${ADMIN_PREFIX}faults)` });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { CrashPlan } from '../edge/faults.js';
 import type { FunctionErrorPayload, InvokeResult } from '../types.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
@@ -42,12 +43,28 @@ interface Sandbox {
   worker: Worker;
   busy: boolean;
   /** The invocation in flight, settled by the worker's 'done' message, a timeout or a crash. */
-  current?: { id: string; settle: (result: InvokeResult) => void };
+  current?: { id: string; settle: (result: InvokeResult, outcome?: InvocationLog['outcome']) => void; crash?: CrashPlan };
 }
 
 type WorkerMessage = { type: 'done'; id: string } & ({ ok: true; payload: string } | { ok: false; error: FunctionErrorPayload });
 
 export type OutputSink = (functionName: string, stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+
+/** Asked once per invocation: should this one die mid-way (local/edge/faults.ts)? */
+export type CrashSource = (functionName: string) => CrashPlan | undefined;
+
+/** What a caller sees of an invocation killed by a crash fault, as Lambda reports each kind. */
+function crashError(plan: CrashPlan, requestId: string, timeoutSeconds: number): FunctionErrorPayload {
+  switch (plan.surface) {
+    case 'Sandbox.Timedout':
+      return { errorType: 'Sandbox.Timedout', errorMessage: `RequestId: ${requestId} Error: Task timed out after ${timeoutSeconds.toFixed(2)} seconds` };
+    case 'Runtime.ExitError':
+      return { errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: exit status 1` };
+    case 'Lambda.Unknown':
+      // No errorType: Step Functions names it Lambda.Unknown.
+      return { errorType: '', errorMessage: `RequestId: ${requestId} The function returned no error type` };
+  }
+}
 
 export class FunctionPool {
   private readonly sandboxes = new Set<Sandbox>();
@@ -61,6 +78,7 @@ export class FunctionPool {
     /** undefined: the worker drops its stdout/stderr itself. */
     private readonly sink: OutputSink | undefined,
     private readonly onInvocation: (log: InvocationLog) => void,
+    private readonly crashes: CrashSource = () => undefined,
   ) {}
 
   /** The most invocations that ran at the same time. */
@@ -127,7 +145,13 @@ export class FunctionPool {
     // A crash outside an invocation (an unhandled rejection after it answered) ends the sandbox, as in Lambda.
     const crashed = (errorType: string, errorMessage: string): void => {
       this.sandboxes.delete(sandbox);
-      sandbox.current?.settle({ ok: false, error: { errorType, errorMessage } });
+      const current = sandbox.current;
+      if (current?.crash) {
+        // A crash fault: the invocation fails the way the fault said (a timeout, by default).
+        current.settle({ ok: false, error: crashError(current.crash, current.id, this.config.timeoutSeconds) }, current.crash.surface === 'Sandbox.Timedout' ? 'timeout' : 'error');
+      } else {
+        current?.settle({ ok: false, error: { errorType, errorMessage } });
+      }
       if (!this.stopped) this.pump();
     };
     worker.on('error', (error) => crashed('Runtime.ExitError', `the function's runtime failed: ${error.message}`));
@@ -153,7 +177,8 @@ export class FunctionPool {
       job.resolve(result);
       if (!this.stopped) this.pump();
     };
-    sandbox.current = { id: job.requestId, settle };
+    const crash = this.crashes(this.config.name);
+    sandbox.current = { id: job.requestId, settle, ...(crash ? { crash } : {}) };
     timer = setTimeout(() => {
       this.sandboxes.delete(sandbox);
       settle(
@@ -179,6 +204,7 @@ export class FunctionPool {
         logStreamName: `local/[$LATEST]${sandbox.worker.threadId}`,
         deadlineMs: started + timeoutMs,
       },
+      ...(crash ? { crashAfterAwsCalls: crash.afterAwsCalls } : {}),
     });
   }
 

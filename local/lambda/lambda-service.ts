@@ -4,7 +4,7 @@ import { silentLogger, type LocalLogger } from '../edge/logger.js';
 import type { SqsSender } from '../sqs/sqs-service.js';
 import type { Clock, EdgeRequest, EdgeResponse, FunctionErrorPayload, InvokeResult, LambdaInvoker, LocalService } from '../types.js';
 import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from '../types.js';
-import { FunctionPool, type FunctionConfig, type InvocationLog, type OutputSink } from './function-pool.js';
+import { FunctionPool, type CrashSource, type FunctionConfig, type InvocationLog, type OutputSink } from './function-pool.js';
 
 /**
  * Local Lambda: runs each deployed function's esbuild bundle in worker threads (see
@@ -49,6 +49,8 @@ export interface LambdaServiceOptions {
   clock?: Clock;
   /** Where on-failure destinations (SQS queue ARNs) are sent to. */
   destinations?: SqsSender;
+  /** Crash faults (local/edge/faults.ts): asked once per invocation of each function. */
+  crashes?: CrashSource;
 }
 
 /** PutFunctionEventInvokeConfig's settings, as AWS keeps them per function. */
@@ -171,7 +173,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
       ((name, stream, chunk) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.logger.debug('function output', { function: name, stream, line });
       });
-    this.pools.set(input.name, new FunctionPool(config, sink, (log) => this.invocationLog.push(log)));
+    this.pools.set(input.name, new FunctionPool(config, sink, (log) => this.invocationLog.push(log), this.options.crashes));
     return config;
   }
 

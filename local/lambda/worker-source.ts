@@ -4,6 +4,11 @@
  * file alike. It loads the function's ESM bundle once (a warm container), then runs one
  * invocation at a time, posting the JSON result or the error in Lambda's shape
  * ({errorType, errorMessage, trace}).
+ *
+ * A crash fault (local/edge/faults.ts) comes as crashAfterAwsCalls on the invoke message: the
+ * worker counts the HTTP responses the function's SDK clients receive (every AWS call goes to
+ * the edge over HTTP) and exits the moment the Nth one arrives, before the function reads it —
+ * the call took effect at "AWS", the function never knew.
  */
 export const WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
@@ -19,6 +24,17 @@ if (workerData.discardOutput) {
   process.stdout.write = drop;
   process.stderr.write = drop;
 }
+
+// Crash faults: the responses still allowed to the invocation in flight (undefined: no fault).
+let responsesBeforeCrash;
+function dieNow() {
+  process.exit(1);
+}
+require('node:diagnostics_channel').subscribe('http.client.response.finish', () => {
+  if (responsesBeforeCrash === undefined) return;
+  responsesBeforeCrash -= 1;
+  if (responsesBeforeCrash <= 0) dieNow();
+});
 
 let loaded;
 function load() {
@@ -56,6 +72,8 @@ function errorPayload(error) {
 parentPort.on('message', async (message) => {
   if (message.type !== 'invoke') return;
   const { id, event, context: base } = message;
+  responsesBeforeCrash = typeof message.crashAfterAwsCalls === 'number' ? message.crashAfterAwsCalls : undefined;
+  if (responsesBeforeCrash === 0) dieNow();
   let settled = false;
   const reply = (outcome) => {
     if (settled) return;

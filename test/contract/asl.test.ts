@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import {
   DYNAMODB_TRANSIENT_ERRORS,
   ErrorName,
+  LAMBDA_CRASH_ERRORS,
+  TRANSACTION_CONFLICT_ERRORS,
   SNS_TRANSIENT_ERRORS,
   StatesError,
   Step,
@@ -11,6 +13,7 @@ import {
 import { parseDeliverCertificateInput } from '../../functions/deliver-certificate.js';
 import { parseIssueCertificateInput } from '../../functions/issue-certificate.js';
 import { parseRecordFailureInput } from '../../functions/record-failure.js';
+import { parseReleaseClaimInput } from '../../functions/release-claim.js';
 import { parseRequestCsrInput } from '../../functions/request-csr.js';
 import { parseRetireCertificateInput } from '../../functions/retire-certificate.js';
 import { parseRollBackInput } from '../../functions/roll-back.js';
@@ -51,6 +54,8 @@ describe('the rotate-device state machine', () => {
       ...TRANSIENT_ERRORS,
       ...DYNAMODB_TRANSIENT_ERRORS,
       ...SNS_TRANSIENT_ERRORS,
+      ...LAMBDA_CRASH_ERRORS,
+      ...TRANSACTION_CONFLICT_ERRORS,
     ]);
     const used = states.flatMap(([, state]) => [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((rule) => rule.ErrorEquals));
     expect(used.length).toBeGreaterThan(0);
@@ -118,6 +123,7 @@ const readers: Record<string, { parse: (event: unknown) => unknown; optional: st
   [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: [] },
   [Step.RollBack]: { parse: parseRollBackInput, optional: ['failedStep'] },
   [Step.RecordFailure]: { parse: parseRecordFailureInput, optional: ['failedStep'] },
+  [Step.CheckClaimHolder]: { parse: parseReleaseClaimInput, optional: [] },
 };
 
 describe('what each Lambda state sends', () => {

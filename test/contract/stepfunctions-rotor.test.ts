@@ -44,7 +44,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     return { published: true };
   };
 
-  it('rotates on the happy path in six states', async () => {
+  it('rotates on the happy path in seven states (one a Choice)', async () => {
     // Prepare
     const arn = await deploy({
       'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
@@ -62,9 +62,9 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     // Assess
     expect(result.status).toBe('SUCCEEDED');
     expect(h.service.statesEntered(executionArn!)).toEqual([
-      Step.ClaimDevice, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RetireOldCertificate, Step.Rotated,
+      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RetireOldCertificate, Step.Rotated,
     ]);
-    expect(h.service.stateTransitions(executionArn!)).toBe(6);
+    expect(h.service.stateTransitions(executionArn!)).toBe(7);
     const claim = ddb.commandCalls(UpdateItemCommand)[0].args[0].input;
     expect(claim.Key).toEqual({ pk: { S: 'thing#t1' }, sk: { S: 'current' } });
     expect(claim.ExpressionAttributeValues?.[':rid']).toEqual({ S: 'audit-t1' });
@@ -93,7 +93,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
     // Assess
     expect(h.service.statesEntered(executionArn!)).toEqual([
-      Step.ClaimDevice, Step.RequestCsr, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
+      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
     ]);
     expect(result).toMatchObject({ status: 'FAILED', error: 'NO_CSR_RESPONSE', cause: 'no csr_res after 3 requests' });
     const requests = h.invoker.callsTo('rotor-request-csr');
@@ -102,5 +102,141 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     expect(h.invoker.callsTo('rotor-roll-back')[0]).toMatchObject({ failedStep: Step.RequestCsr, rotation: { error: { Error: 'States.Timeout' } } });
     expect(h.invoker.callsTo('rotor-record-failure')[0]).toMatchObject({ failedStep: Step.RequestCsr, rotation: { rollback: { aborted: true } } });
     expect(h.sns.published).toEqual([{ topicArn: 'arn:aws:sns:us-east-1:123456789012:rotor-escalations', subject: 'Rotor: t1 failed', message: 'failed at Request CSR', messageAttributes: undefined }]);
+  });
+
+  const OLD = 'old'.padEnd(64, '0');
+  const NEW = 'new'.padEnd(64, '0');
+  const failWith = (name: string, message = name) => () => {
+    throw Object.assign(new Error(message), { name });
+  };
+  const recorded = () => ({ subject: 'Rotor: t failed', message: 'escalation', error: 'NO_CSR_RESPONSE', cause: 'no csr_res' });
+  async function run(arn: string, name: string, input: Record<string, unknown> = {}) {
+    const { executionArn } = await h.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: arn, name, input: JSON.stringify({ thingName: name, certificateId: OLD, trigger: 'audit', ...input }) }),
+    );
+    const result = await h.service.waitForExecution(executionArn!);
+    return { executionArn: executionArn!, result, states: h.service.statesEntered(executionArn!) };
+  }
+
+  it('takes a resumed rotation (a late ack over the new certificate) straight to Retire', async () => {
+    const arn = await deploy({ 'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }) }, 0.001);
+
+    const { result, states } = await run(arn, 'resume-t3', { trigger: 'resume', resume: { newCertificateId: NEW } });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(states).toEqual([Step.ClaimDevice, Step.ResumeOrRotate, Step.ResumeAfterAck, Step.RetireOldCertificate, Step.Rotated]);
+    expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ oldCertificateId: OLD, newCertificateId: NEW, trigger: 'resume' });
+    expect(h.invoker.callsTo('rotor-request-csr')).toEqual([]);
+  });
+
+  it('retries a step whose Lambda timed out or crashed (Sandbox.Timedout, Runtime.ExitError)', async () => {
+    let issues = 0;
+    const arn = await deploy({
+      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+      'rotor-issue-certificate': () => {
+        issues += 1;
+        if (issues === 1) failWith('Sandbox.Timedout', 'Task timed out after 60.00 seconds')();
+        if (issues === 2) failWith('Runtime.ExitError', 'the runtime exited')();
+        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT' };
+      },
+      'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
+      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
+    }, 0.0001);
+
+    const { result } = await run(arn, 'crash-t4');
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(issues).toBe(3);
+  });
+
+  it('rolls back (deleting the new certificate) when Retire finds the old certificate revoked', async () => {
+    const arn = await deploy({
+      'rotor-retire-certificate': failWith('OldCertificateRevoked', 'the old certificate is REVOKED'),
+      'rotor-roll-back': () => ({ newCertificateId: NEW, deleted: true, aborted: false }),
+      'rotor-record-failure': () => ({ ...recorded(), error: 'OLD_CERTIFICATE_REVOKED' }),
+    }, 0.001);
+
+    const { result, states } = await run(arn, 'revoked-t5', { trigger: 'resume', resume: { newCertificateId: NEW } });
+
+    expect(states.slice(-5)).toEqual([Step.RetireOldCertificate, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed]);
+    expect(result).toMatchObject({ status: 'FAILED', error: 'OLD_CERTIFICATE_REVOKED' });
+    expect(h.invoker.callsTo('rotor-roll-back')[0]).toMatchObject({ failedStep: Step.RetireOldCertificate, rotation: { error: { Error: 'OldCertificateRevoked' } } });
+  });
+
+  it('ends as the success it was when Record failure finds the rotation already SUCCEEDED', async () => {
+    const arn = await deploy({
+      'rotor-retire-certificate': failWith('DeleteConflictException', 'a timeout after the commit, as far as the machine knows'),
+      'rotor-record-failure': failWith('RotationAlreadySucceeded'),
+    }, 0.001);
+
+    const { result, states } = await run(arn, 'succeeded-t6', { trigger: 'resume', resume: { newCertificateId: NEW } });
+
+    expect(result.status).toBe('SUCCEEDED');
+    expect(states.slice(-3)).toEqual([Step.RetireOldCertificate, Step.RecordFailure, Step.Rotated]);
+    expect(h.sns.published).toEqual([]);
+  });
+
+  it('retries Record failure on conflicts, and still escalates — saying so — when it cannot record', async () => {
+    const arn = await deploy({
+      'rotor-request-csr': () => ({ published: true }),
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true }),
+      'rotor-record-failure': failWith('TransactionCanceledException', 'Transaction cancelled [TransactionConflict]'),
+    }, 0.00001);
+
+    const { result, states } = await run(arn, 'unrecorded-t7');
+
+    expect(states.slice(-4)).toEqual([Step.RollBack, Step.RecordFailure, Step.EscalateUnrecorded, Step.FailureNotRecorded]);
+    expect(result).toMatchObject({ status: 'FAILED', error: 'RecordFailureFailed' });
+    expect(h.invoker.callsTo('rotor-record-failure').length).toBeGreaterThan(3);
+    expect(h.sns.published).toHaveLength(1);
+    expect(h.sns.published[0].subject).toBe('Rotor: a failed certificate rotation could not be recorded');
+    expect(JSON.parse(h.sns.published[0].message)).toMatchObject({
+      thingName: 'unrecorded-t7',
+      oldCertificateId: OLD,
+      step: Step.RequestCsr,
+      recordError: { Error: 'TransactionCanceledException' },
+    });
+  });
+
+  it('retries Escalate on any error, then ends with EscalationFailed, never looking like an ordinary failure', async () => {
+    const arn = await deploy({
+      'rotor-request-csr': () => ({ published: true }),
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true }),
+      'rotor-record-failure': recorded,
+    }, 0.00001);
+    let attempts = 0;
+    h.sns.publish = async () => {
+      attempts += 1;
+      throw Object.assign(new Error('User is not authorized to perform kms:GenerateDataKey'), { name: 'KMSAccessDeniedException' });
+    };
+
+    const { result, states } = await run(arn, 'escalation-t8');
+
+    expect(states.slice(-2)).toEqual([Step.Escalate, Step.EscalationFailed]);
+    expect(result).toMatchObject({ status: 'FAILED', error: 'EscalationFailed' });
+    expect(attempts).toBe(7);
+  });
+
+  it('releases a claim whose execution ended without recording, then claims again; a running holder means Already rotating', async () => {
+    const { ConditionalCheckFailedException } = await import('@aws-sdk/client-dynamodb');
+    const held = () => new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
+    ddb.on(UpdateItemCommand).rejectsOnce(held()).resolves({});
+    const arn = await deploy({
+      'rotor-release-claim': () => ({ released: true, holder: 'crashed-one', holderStatus: 'FAILED' }),
+      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
+    }, 0.001);
+
+    const released = await run(arn, 'stale-t9', { trigger: 'resume', resume: { newCertificateId: NEW } });
+    expect(released.result.status).toBe('SUCCEEDED');
+    expect(released.states.slice(0, 3)).toEqual([Step.ClaimDevice, Step.CheckClaimHolder, Step.ClaimDevice]);
+    expect(h.invoker.callsTo('rotor-release-claim')[0]).toEqual({ thingName: 'stale-t9', rotationId: 'stale-t9' });
+
+    ddb.on(UpdateItemCommand).rejects(held());
+    h.invoker.calls.splice(0);
+    const functions = (h.invoker as unknown as { functions: Record<string, FakeFunction> }).functions;
+    functions['rotor-release-claim'] = failWith('ClaimHeld', 'rotation x of t10 is still running');
+    const busy = await run(arn, 'busy-t10');
+    expect(busy.result.status).toBe('SUCCEEDED');
+    expect(busy.states).toEqual([Step.ClaimDevice, Step.CheckClaimHolder, Step.AlreadyRotating]);
   });
 });

@@ -19,6 +19,12 @@ function deps() {
   return { ddb: clients.ddb, sfn: clients.sfn, tableName: 'rotor-rotations' };
 }
 
+/** The by-status index holds these FAILED records and no IN_PROGRESS one. */
+function failedOnly(items: object[]): void {
+  ddbMock.on(QueryCommand).resolves({ Items: [] });
+  ddbMock.on(QueryCommand, { ExpressionAttributeValues: { ':status': 'FAILED' } }).resolves({ Items: items });
+}
+
 const alreadyExists = () => new ExecutionAlreadyExists({ message: 'Execution Already Exists', $metadata: {} });
 
 describe('rotor retry: which devices', () => {
@@ -49,27 +55,55 @@ describe('rotor retry: which devices', () => {
     expect(three.skipped[0].reason).toBe(SkipReason.NotFailed);
   });
 
-  it('an IN_PROGRESS record whose execution already ended points at a redrive instead', async () => {
+  it.each(['FAILED', 'ABORTED', 'TIMED_OUT'] as const)('offers an IN_PROGRESS record whose execution ended %s: the retry releases the abandoned claim', async (status) => {
     const stuck = record('pump-4', 'IN_PROGRESS', { step: 'Record failure' });
     ddbMock.on(GetCommand).resolves({ Item: stuck });
-    sfnMock.on(DescribeExecutionCommand, { executionArn: stuck.executionArn }).resolves({ status: 'FAILED' });
+    sfnMock.on(DescribeExecutionCommand, { executionArn: stuck.executionArn }).resolves({ status });
 
     const plan = await planRetries(deps(), { thing: 'pump-4', allFailed: false });
 
-    expect(plan.toStart).toEqual([]);
-    expect(plan.skipped[0].reason).toBe(SkipReason.FailureNotRecorded);
-    expect(plan.skipped[0].detail).toContain(`redrive-execution --execution-arn ${stuck.executionArn}`);
+    expect(plan.skipped).toEqual([]);
+    expect(plan.toStart).toEqual([
+      expect.objectContaining({
+        thing: 'pump-4',
+        failedRotationId: stuck.rotationId,
+        executionName: retryExecutionName('pump-4', stuck.oldCertificateId, stuck.rotationId),
+        failedStep: 'Record failure',
+        failedReason: `EXECUTION_ABANDONED (execution ${status})`,
+      }),
+    ]);
   });
 
-  it('--all-failed reads every FAILED record from the by-status index, all pages', async () => {
+  it('--all-failed reads every FAILED record from the by-status index, all pages, and the abandoned IN_PROGRESS ones', async () => {
     ddbMock
       .on(QueryCommand, { IndexName: 'by-status', ExpressionAttributeValues: { ':status': 'FAILED' } })
       .resolvesOnce({ Items: [record('a', 'FAILED')], LastEvaluatedKey: { pk: 'thing#a' } })
       .resolvesOnce({ Items: [record('b', 'FAILED')] });
+    const live = record('c', 'IN_PROGRESS');
+    const abandoned = { ...record('d', 'IN_PROGRESS'), executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:d-stopped` };
+    ddbMock.on(QueryCommand, { IndexName: 'by-status', ExpressionAttributeValues: { ':status': 'IN_PROGRESS' } }).resolves({ Items: [live, abandoned] });
+    sfnMock.on(DescribeExecutionCommand).resolves({ status: 'RUNNING' });
+    sfnMock.on(DescribeExecutionCommand, { executionArn: abandoned.executionArn }).resolves({ status: 'ABORTED' });
 
     const plan = await planRetries(deps(), { allFailed: true });
 
-    expect(plan.toStart.map((p) => p.thing)).toEqual(['a', 'b']);
+    expect(plan.toStart.map((p) => p.thing)).toEqual(['a', 'b', 'd']);
+    // A live rotation is simply not a candidate for --all-failed.
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('resumes at Retire a rotation that failed after the device acked over its new certificate (RETIRE_FAILED)', async () => {
+    const acked = 'c'.repeat(64);
+    const retireFailed = record('pump-5', 'FAILED', { step: 'Retire old certificate', reason: 'RETIRE_FAILED', leftoverCertificateId: acked, ackedCertificateId: acked });
+    const neverAcked = record('pump-6', 'FAILED', { step: 'Roll back', reason: 'ROLLBACK_FAILED', leftoverCertificateId: acked });
+    ddbMock.on(GetCommand, { Key: { pk: 'thing#pump-5', sk: 'current' } }).resolves({ Item: retireFailed });
+    ddbMock.on(GetCommand, { Key: { pk: 'thing#pump-6', sk: 'current' } }).resolves({ Item: neverAcked });
+
+    const resumed = await planRetries(deps(), { thing: 'pump-5', allFailed: false });
+    const fresh = await planRetries(deps(), { thing: 'pump-6', allFailed: false });
+
+    expect(resumed.toStart[0].input).toEqual({ thingName: 'pump-5', certificateId: retireFailed.oldCertificateId, trigger: 'retry', resume: { newCertificateId: acked } });
+    expect(fresh.toStart[0].input).toEqual({ thingName: 'pump-6', certificateId: neverAcked.oldCertificateId, trigger: 'retry' });
   });
 
   it('refuses --thing with --all-failed, and neither', () => {
@@ -119,7 +153,7 @@ describe('rotor retry: starting', () => {
   });
 
   it('backs off on ThrottlingException and still starts; other errors are reported per device', async () => {
-    ddbMock.on(QueryCommand).resolves({ Items: [record('t1', 'FAILED'), record('t2', 'FAILED')] });
+    failedOnly([record('t1', 'FAILED'), record('t2', 'FAILED')]);
     const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
     const sleeps: number[] = [];
     let t1Calls = 0;
@@ -143,7 +177,7 @@ describe('rotor retry: starting', () => {
   });
 
   it('keeps at most --concurrency StartExecution calls in flight', async () => {
-    ddbMock.on(QueryCommand).resolves({ Items: Array.from({ length: 12 }, (_, i) => record(`c${i}`, 'FAILED')) });
+    failedOnly(Array.from({ length: 12 }, (_, i) => record(`c${i}`, 'FAILED')));
     let inFlight = 0;
     let peak = 0;
     sfnMock.on(StartExecutionCommand).callsFake(async () => {
@@ -162,7 +196,7 @@ describe('rotor retry: starting', () => {
 });
 
 describe('rotor retry: the command', () => {
-  const twoFailed = () => ddbMock.on(QueryCommand).resolves({ Items: [record('d1', 'FAILED'), record('d2', 'FAILED')] });
+  const twoFailed = () => failedOnly([record('d1', 'FAILED'), record('d2', 'FAILED')]);
 
   it('--dry-run lists what would start and starts nothing', async () => {
     twoFailed();
@@ -233,7 +267,7 @@ describe('rotor retry: the command', () => {
   });
 
   it('shows progress for many devices', async () => {
-    ddbMock.on(QueryCommand).resolves({ Items: Array.from({ length: 10 }, (_, i) => record(`p${i}`, 'FAILED')) });
+    failedOnly(Array.from({ length: 10 }, (_, i) => record(`p${i}`, 'FAILED')));
     sfnMock.on(StartExecutionCommand).resolves({ executionArn: 'arn' });
     const io = capturedIo();
     expect(await runOperatorCli(['retry', '--all-failed', '--yes'], operatorDeps(fakeTarget(), io))).toBe(0);

@@ -6,8 +6,11 @@ import {
   DescribeCertificateCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListCertificatesCommand,
   UpdateCertificateCommand,
+  DetachThingPrincipalCommand,
 } from '@aws-sdk/client-iot';
+import { certificateKeyFingerprint } from '../../../functions/core/certificates.js';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { issueCertificate, type IssueCertificateDeps } from '../../../functions/issue-certificate.js';
@@ -41,7 +44,7 @@ let record: Record<string, unknown> | undefined;
 let created: number;
 
 function deps(): IssueCertificateDeps & { telemetry: RecordingTelemetry } {
-  return { db: clients.db(), tableName: 'rotations', iot: clients.iot(), clock: fakeClock(), telemetry: recordingTelemetry() };
+  return { db: clients.db(), tableName: 'rotations', iot: clients.iot(), iotCreate: clients.iot(), clock: fakeClock(), telemetry: recordingTelemetry() };
 }
 
 function input(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -54,8 +57,14 @@ beforeEach(() => {
   created = 0;
   record = { pk: `thing#${THING}`, sk: 'current', thingName: THING, rotationId: ROTATION, status: 'IN_PROGRESS', oldCertificateId: old.id };
   db.on(GetCommand).callsFake(() => ({ Item: record ? { ...record } : undefined }));
-  db.on(UpdateCommand).callsFake((command: { ExpressionAttributeValues: Record<string, string> }) => {
-    if (record) record.newCertificateId = command.ExpressionAttributeValues[':id'];
+  db.on(UpdateCommand).callsFake((command: { UpdateExpression: string; ExpressionAttributeValues: Record<string, unknown> }) => {
+    if (!record) return {};
+    if (command.UpdateExpression.startsWith('SET issueIntent')) record.issueIntent = command.ExpressionAttributeValues[':intent'];
+    else if (command.UpdateExpression === 'REMOVE issueIntent') delete record.issueIntent;
+    else {
+      record.newCertificateId = command.ExpressionAttributeValues[':id'];
+      delete record.issueIntent;
+    }
     return {};
   });
   iot.on(DescribeCertificateCommand, { certificateId: old.id }).resolves({
@@ -76,6 +85,21 @@ beforeEach(() => {
   iot.on(DeleteCertificateCommand).resolves({});
 });
 
+/** The writes that record the new certificate's id (the intent is written before them). */
+function newCertificateUpdates(): Record<string, unknown>[] {
+  return db
+    .commandCalls(UpdateCommand)
+    .map((c) => c.args[0].input as Record<string, unknown>)
+    .filter((i) => String(i.UpdateExpression).startsWith('SET newCertificateId'));
+}
+
+function intentUpdates(): Record<string, unknown>[] {
+  return db
+    .commandCalls(UpdateCommand)
+    .map((c) => c.args[0].input as Record<string, unknown>)
+    .filter((i) => String(i.UpdateExpression).startsWith('SET issueIntent'));
+}
+
 describe('issue-certificate', () => {
   it('creates the certificate from the CSR, records it at once, and gives it every policy and the thing', async () => {
     // Prepare
@@ -87,7 +111,7 @@ describe('issue-certificate', () => {
     // Assess
     expect(result).toEqual({ certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem });
     expect(iot.commandCalls(CreateCertificateFromCsrCommand)[0].args[0].input).toEqual({ certificateSigningRequest: csr, setAsActive: true });
-    const update = db.commandCalls(UpdateCommand)[0].args[0].input;
+    const update = newCertificateUpdates()[0];
     expect(update.ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)');
     expect(update.ExpressionAttributeValues).toMatchObject({ ':id': issuedPem.id, ':rid': ROTATION });
     expect(iot.commandCalls(AttachPolicyCommand).map((c) => c.args[0].input)).toEqual([
@@ -149,8 +173,11 @@ describe('issue-certificate', () => {
   });
 
   it('deactivates and deletes the new certificate when it cannot be recorded, then rethrows', async () => {
-    // Prepare
-    db.on(UpdateCommand).rejects(awsErrors.throttled());
+    // Prepare: the intent is written, the certificate's id is not.
+    db.on(UpdateCommand).callsFake((command: { UpdateExpression: string }) => {
+      if (command.UpdateExpression.startsWith('SET newCertificateId')) throw awsErrors.throttled();
+      return {};
+    });
 
     // Act
     const error = await issueCertificate(input(), deps()).catch((e: unknown) => e);
@@ -169,7 +196,8 @@ describe('issue-certificate', () => {
     iot.on(DescribeCertificateCommand, { certificateId: winner.id }).resolves({
       certificateDescription: { certificateId: winner.id, certificateArn: arn(winner.id), status: 'ACTIVE', certificatePem: winner.pem },
     });
-    db.on(UpdateCommand).callsFake(() => {
+    db.on(UpdateCommand).callsFake((command: { UpdateExpression: string }) => {
+      if (!command.UpdateExpression.startsWith('SET newCertificateId')) return {};
       if (record) record.newCertificateId = winner.id;
       throw awsErrors.conditionFailed();
     });
@@ -191,9 +219,128 @@ describe('issue-certificate', () => {
     const result = await issueCertificate(input(), deps());
 
     expect(result.certificateId).toBe(issuedPem.id);
-    const update = db.commandCalls(UpdateCommand)[0].args[0].input;
+    const update = newCertificateUpdates()[0];
     expect(update.ConditionExpression).toContain('newCertificateId = :replaced');
     expect(update.ExpressionAttributeValues).toMatchObject({ ':replaced': gone });
+  });
+
+  it('records the key it is about to certify before the create, and clears it with the certificate id', async () => {
+    const calls: string[] = [];
+    db.on(UpdateCommand).callsFake((command: { UpdateExpression: string }) => {
+      calls.push(command.UpdateExpression.split(' ')[0] + ' ' + command.UpdateExpression.split(' ')[1]);
+      return {};
+    });
+    iot.on(CreateCertificateFromCsrCommand).callsFake(() => {
+      calls.push('create');
+      return { certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem };
+    });
+
+    await issueCertificate(input(), deps());
+
+    expect(calls).toEqual(['SET issueIntent', 'create', 'SET newCertificateId']);
+    const intent = intentUpdates()[0].ExpressionAttributeValues as Record<string, { keyFingerprint: string; at: string }>;
+    expect(intent[':intent'].keyFingerprint).toBe(certificateKeyFingerprint(issuedPem.pem));
+    expect(intent[':intent'].at).toBe('2026-03-01T12:00:00.000Z');
+    expect(newCertificateUpdates()[0].UpdateExpression).toContain('REMOVE issueIntent');
+  });
+
+  it('after a crash between create and record, adopts the certificate the crashed attempt made: no second one', async () => {
+    // Prepare: the intent is on the record, no id; IoT lists the crashed attempt's certificate newest first.
+    record = { ...record, issueIntent: { keyFingerprint: certificateKeyFingerprint(issuedPem.pem), at: '2026-03-01T11:59:59.000Z' } };
+    const unrelated = await makeCertificate('sensor-9', await generateKeys('ec-p256'));
+    iot.on(DescribeCertificateCommand, { certificateId: unrelated.id }).resolves({
+      certificateDescription: { certificateId: unrelated.id, certificateArn: arn(unrelated.id), status: 'ACTIVE', certificatePem: unrelated.pem },
+    });
+    iot.on(ListCertificatesCommand).resolves({
+      certificates: [
+        { certificateId: unrelated.id, creationDate: new Date('2026-03-01T12:00:01.000Z') },
+        { certificateId: issuedPem.id, creationDate: new Date('2026-03-01T12:00:00.000Z') },
+        { certificateId: 'e'.repeat(64), creationDate: new Date('2026-02-01T00:00:00.000Z') },
+      ],
+      nextMarker: 'older',
+    });
+
+    const result = await issueCertificate(input(), deps());
+
+    expect(result.certificateId).toBe(issuedPem.id);
+    expect(created).toBe(0);
+    // Newest first, and it stopped at the first certificate older than the intent.
+    expect(iot.commandCalls(ListCertificatesCommand)).toHaveLength(1);
+    expect(iot.commandCalls(DescribeCertificateCommand).map((c) => c.args[0].input.certificateId)).not.toContain('e'.repeat(64));
+    expect(newCertificateUpdates()[0].ExpressionAttributeValues).toMatchObject({ ':id': issuedPem.id });
+    expect(iot.commandCalls(AttachThingPrincipalCommand)[0].args[0].input.principal).toBe(arn(issuedPem.id));
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
+  });
+
+  it('after a crash before the create went through, finds nothing and creates the certificate', async () => {
+    record = { ...record, issueIntent: { keyFingerprint: certificateKeyFingerprint(issuedPem.pem), at: '2026-03-01T11:59:59.000Z' } };
+    iot.on(ListCertificatesCommand).resolves({ certificates: [] });
+
+    const result = await issueCertificate(input(), deps());
+
+    expect(result.certificateId).toBe(issuedPem.id);
+    expect(created).toBe(1);
+  });
+
+  it('tries a throttled create again itself (nothing was created), and never retries an ambiguous failure', async () => {
+    iot.on(CreateCertificateFromCsrCommand)
+      .rejectsOnce(awsErrors.throttled())
+      .rejectsOnce(awsErrors.throttled())
+      .callsFake(() => {
+        created++;
+        return { certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem };
+      });
+    await issueCertificate(input(), deps());
+    expect(iot.commandCalls(CreateCertificateFromCsrCommand)).toHaveLength(3);
+
+    iot.on(CreateCertificateFromCsrCommand).rejects(awsErrors.named('InternalFailureException'));
+    record = { ...record, newCertificateId: undefined };
+    const before = iot.commandCalls(CreateCertificateFromCsrCommand).length;
+    await expect(issueCertificate(input(), deps())).rejects.toMatchObject({ name: 'InternalFailureException' });
+    expect(iot.commandCalls(CreateCertificateFromCsrCommand).length - before).toBe(1);
+    // The intent stays: the create may have happened, and the retry must look for it.
+    expect(record?.issueIntent).toBeDefined();
+  });
+
+  it('takes down a certificate a failed rotation left that the device never acked over, then issues', async () => {
+    const leftover = 'c'.repeat(64);
+    record = { ...record, leftoverCertificateId: leftover, ackedCertificateId: 'd'.repeat(64) };
+    iot.on(DescribeCertificateCommand, { certificateId: leftover }).resolves({
+      certificateDescription: { certificateId: leftover, certificateArn: arn(leftover), status: 'ACTIVE', certificatePem: old.pem },
+    });
+    iot.on(ListAttachedPoliciesCommand, { target: arn(leftover) }).resolves({ policies: [] });
+    iot.on(DetachThingPrincipalCommand).resolves({});
+
+    await issueCertificate(input(), deps());
+
+    expect(iot.commandCalls(UpdateCertificateCommand)[0].args[0].input).toEqual({ certificateId: leftover, newStatus: 'INACTIVE' });
+    expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: leftover });
+    expect(db.commandCalls(UpdateCommand).some((c) => c.args[0].input.UpdateExpression === 'REMOVE leftoverCertificateId')).toBe(true);
+    expect(created).toBe(1);
+  });
+
+  it('leaves a leftover certificate the device acked over to Retire', async () => {
+    const leftover = 'c'.repeat(64);
+    record = { ...record, leftoverCertificateId: leftover, ackedCertificateId: leftover };
+
+    await issueCertificate(input(), deps());
+
+    expect(iot.commandCalls(UpdateCertificateCommand)).toEqual([]);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toEqual([]);
+  });
+
+  it.each([
+    ['REVOKED', 'OldCertificateRevoked'],
+    ['PENDING_TRANSFER', 'OldCertificateRevoked'],
+    ['INACTIVE', 'OldCertificateInactive'],
+  ] as const)('issues nothing when the old certificate is %s (%s)', async (status, name) => {
+    iot.on(DescribeCertificateCommand, { certificateId: old.id }).resolves({
+      certificateDescription: { certificateId: old.id, certificateArn: arn(old.id), status, certificatePem: old.pem },
+    });
+
+    await expect(issueCertificate(input(), deps())).rejects.toMatchObject({ name });
+    expect(created).toBe(0);
+    expect(intentUpdates()).toEqual([]);
   });
 
   it.each([

@@ -1,4 +1,4 @@
-import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { classifyFailure, readableCause } from '../../../functions/core/failure.js';
 import { escalationSubject, recordFailure, type RecordFailureDeps } from '../../../functions/record-failure.js';
@@ -41,8 +41,21 @@ describe('classifyFailure', () => {
     ['an error while retiring', 'Retire old certificate', { Error: 'DeleteConflictException', Cause: lambdaCause('DeleteConflictException', 'attached') }, 'RETIRE_FAILED'],
     ['another error while issuing', 'Issue certificate', { Error: 'ThrottlingException', Cause: lambdaCause('ThrottlingException', 'Rate exceeded') }, 'ISSUE_FAILED'],
     ['a claim failure', 'Claim device', { Error: 'DynamoDB.AmazonDynamoDBException', Cause: 'boom' }, 'INTERNAL_ERROR'],
+    ['a revoked old certificate', 'Retire old certificate', { Error: 'OldCertificateRevoked', Cause: lambdaCause('OldCertificateRevoked', 'REVOKED') }, 'OLD_CERTIFICATE_REVOKED'],
+    ['an old certificate set INACTIVE', 'Issue certificate', { Error: 'OldCertificateInactive', Cause: lambdaCause('OldCertificateInactive', 'x') }, 'OLD_CERTIFICATE_INACTIVE'],
+    ['a shared old certificate', 'Retire old certificate', { Error: 'SharedCertificate', Cause: lambdaCause('SharedCertificate', 'x') }, 'SHARED_CERTIFICATE'],
+    ['an unverified ack', 'Retire old certificate', { Error: 'AckNotVerified', Cause: lambdaCause('AckNotVerified', 'x') }, 'ACK_NOT_VERIFIED'],
   ])('names %s', (_name, step, error, reason) => {
     expect(classifyFailure({ failedStep: step, error })).toMatchObject({ step, reason });
+  });
+
+  it('keeps a revocation first even when the roll back failed too: the device was cut off on purpose', () => {
+    const failure = classifyFailure({
+      failedStep: 'Retire old certificate',
+      error: { Error: 'OldCertificateRevoked', Cause: lambdaCause('OldCertificateRevoked', 'REVOKED') },
+      rollbackError: { Error: 'ThrottlingException', Cause: 'x' },
+    });
+    expect(failure).toMatchObject({ step: 'Retire old certificate', reason: 'OLD_CERTIFICATE_REVOKED' });
   });
 
   it('puts a failed roll-back first and keeps the original failure in the cause', () => {
@@ -89,12 +102,23 @@ describe('record-failure', () => {
       consoleUrl: `https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/${EXECUTION}`,
     });
     const [current, history] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
-    expect(current.Update?.ConditionExpression).toBe('rotationId = :rid');
+    expect(current.Update?.ConditionExpression).toBe('rotationId = :rid AND #status <> :succeeded');
+    expect(history.Put?.ConditionExpression).toBe('attribute_not_exists(sk) OR outcome <> :succeeded');
     expect(current.Update?.UpdateExpression).toContain('REMOVE waitFor, taskToken');
     expect(current.Update?.ExpressionAttributeValues).toMatchObject({ ':failed': 'FAILED', ':step': 'Issue certificate', ':reason': 'CSR_REJECTED', ':exec': EXECUTION });
     expect(history.Put?.Item).toMatchObject({ outcome: 'FAILED', reason: 'CSR_REJECTED', sk: 'rotation#2026-03-01T11:00:00.000Z#sensor-1-a01' });
     expect(history.Put?.Item).not.toHaveProperty('status');
     expect(d.telemetry.metrics).toContainEqual({ name: 'RotationsFailed', value: 1, dimensions: { reason: 'CSR_REJECTED' } });
+  });
+
+  it.each([
+    ['not rolled back (Retire failed)', { issued: { certificateId: NEW }, error: { Error: 'SharedCertificate' } }, 'Retire old certificate', NEW],
+    ['rolled back', { issued: { certificateId: NEW }, rollback: { newCertificateId: NEW, deleted: true, aborted: true }, error: { Error: 'States.Timeout' } }, 'Deliver certificate', undefined],
+  ])('keeps a new certificate %s as the leftover the next rotation finishes', async (_name, rotation, step, leftover) => {
+    await recordFailure(input(rotation, step), deps());
+
+    const [current] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
+    expect(current.Update?.ExpressionAttributeValues?.[':leftover']).toBe(leftover);
   });
 
   it('names the new certificate in the escalation when one was issued', async () => {
@@ -106,6 +130,7 @@ describe('record-failure', () => {
   it('writes only the history when the record belongs to another rotation', async () => {
     // Prepare
     db.on(TransactWriteCommand).rejectsOnce(awsErrors.transactionConditionFailed()).resolves({});
+    db.on(GetCommand).resolves({ Item: { rotationId: 'another', status: 'IN_PROGRESS' } });
 
     // Act
     const result = await recordFailure(input({ error: { Error: 'DynamoDB.AmazonDynamoDBException', Cause: 'x' } }, 'Claim device'), deps());
@@ -115,6 +140,29 @@ describe('record-failure', () => {
     const second = db.commandCalls(TransactWriteCommand)[1].args[0].input.TransactItems ?? [];
     expect(second).toHaveLength(1);
     expect(second[0].Put?.Item).toMatchObject({ outcome: 'FAILED' });
+  });
+
+  it.each([
+    ['the current record', { Item: { rotationId: 'sensor-1-a01', status: 'SUCCEEDED' } }],
+    ['the history item (the record moved on since)', { Item: { rotationId: 'another', status: 'IN_PROGRESS' } }],
+  ])('never overwrites a SUCCEEDED rotation (%s): RotationAlreadySucceeded, nothing escalated', async (_name, current) => {
+    db.on(TransactWriteCommand).rejects(awsErrors.transactionConditionFailed());
+    db.on(GetCommand).resolves(current);
+    const d = deps();
+
+    await expect(recordFailure(input({ error: { Error: 'Sandbox.Timedout' } }, 'Retire old certificate'), d)).rejects.toMatchObject({ name: 'RotationAlreadySucceeded' });
+    const [first] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
+    expect(first.Update?.ConditionExpression).toBe('rotationId = :rid AND #status <> :succeeded');
+    expect(d.telemetry.metrics).toEqual([]);
+  });
+
+  it('lets a transaction conflict (not a failed condition) escape for the ASL Retry', async () => {
+    db.on(TransactWriteCommand).rejects(
+      Object.assign(awsErrors.named('TransactionCanceledException'), { CancellationReasons: [{ Code: 'TransactionConflict' }, { Code: 'None' }] }),
+    );
+
+    await expect(recordFailure(input({ error: { Error: 'States.Timeout' } }, 'Request CSR'), deps())).rejects.toMatchObject({ name: 'TransactionCanceledException' });
+    expect(db.commandCalls(GetCommand)).toHaveLength(0);
   });
 
   it('lets other DynamoDB errors escape for the ASL Retry', async () => {

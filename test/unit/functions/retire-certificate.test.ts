@@ -5,10 +5,12 @@ import {
   DetachThingPrincipalCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListPrincipalThingsCommand,
   UpdateCertificateCommand,
+  type CertificateStatus,
 } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
-import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { parseRetireMode, retireCertificate, type RetireCertificateDeps } from '../../../functions/retire-certificate.js';
 import { awsErrors, clients, published } from '../../fixtures/aws.js';
@@ -22,6 +24,24 @@ const iotData = mockClient(IoTDataPlaneClient);
 const OLD = 'a'.repeat(64);
 const NEW = 'b'.repeat(64);
 const OLD_ARN = `arn:aws:iot:us-east-1:123456789012:cert/${OLD}`;
+const NEW_ARN = `arn:aws:iot:us-east-1:123456789012:cert/${NEW}`;
+
+/** The thing's current record as device-message leaves it: this rotation, the ack over the new certificate. */
+let record: Record<string, unknown> | undefined;
+
+function certificate(id: string, arn: string, status: CertificateStatus): void {
+  iot.on(DescribeCertificateCommand, { certificateId: id }).resolves({ certificateDescription: { certificateId: id, certificateArn: arn, status, certificatePem: 'PEM' } });
+}
+
+/** No certificate changed, nothing sent to the device, nothing recorded. */
+function expectNothingTouched(): void {
+  expect(iot.commandCalls(UpdateCertificateCommand)).toEqual([]);
+  expect(iot.commandCalls(DetachPolicyCommand)).toEqual([]);
+  expect(iot.commandCalls(DetachThingPrincipalCommand)).toEqual([]);
+  expect(iot.commandCalls(DeleteCertificateCommand)).toEqual([]);
+  expect(published(iotData)).toEqual([]);
+  expect(db.commandCalls(TransactWriteCommand)).toEqual([]);
+}
 const input = {
   thingName: 'sensor-1',
   rotationId: 'sensor-1-a01',
@@ -51,7 +71,11 @@ beforeEach(() => {
   db.reset();
   iot.reset();
   iotData.reset();
-  iot.on(DescribeCertificateCommand).resolves({ certificateDescription: { certificateId: OLD, certificateArn: OLD_ARN, status: 'ACTIVE', certificatePem: 'PEM' } });
+  record = { pk: 'thing#sensor-1', sk: 'current', thingName: 'sensor-1', rotationId: 'sensor-1-a01', status: 'IN_PROGRESS', ackedCertificateId: NEW };
+  db.on(GetCommand).callsFake(() => ({ Item: record ? { ...record } : undefined }));
+  certificate(OLD, OLD_ARN, 'ACTIVE');
+  certificate(NEW, NEW_ARN, 'ACTIVE');
+  iot.on(ListPrincipalThingsCommand).resolves({ things: ['sensor-1'] });
   iot.on(ListAttachedPoliciesCommand).resolves({ policies: [{ policyName: 'device-policy' }, { policyName: 'telemetry-policy' }] });
   iot.on(UpdateCertificateCommand).resolves({});
   iot.on(DetachPolicyCommand).resolves({});
@@ -75,12 +99,13 @@ describe('retire-certificate', () => {
     expect(iot.commandCalls(DetachPolicyCommand).map((c) => c.args[0].input.policyName)).toEqual(['device-policy', 'telemetry-policy']);
     expect(iot.commandCalls(DetachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: 'sensor-1', principal: OLD_ARN });
     expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: OLD });
-    // The new certificate is never touched.
-    for (const call of iot.calls()) expect(JSON.stringify(call.args[0].input)).not.toContain(NEW);
+    // The new certificate is only looked at (ACTIVE?), never changed.
+    for (const call of iot.calls()) if (!(call.args[0] instanceof DescribeCertificateCommand)) expect(JSON.stringify(call.args[0].input)).not.toContain(NEW);
+    expect(iot.commandCalls(ListPrincipalThingsCommand)[0].args[0].input).toMatchObject({ principal: OLD_ARN });
     expect(published(iotData)).toEqual([{ topic: 'management/topic/sensor-1/crt_done', qos: 1, body: { rotationId: 'sensor-1-a01' } }]);
 
     const [update, put] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
-    expect(update.Update?.ConditionExpression).toBe('rotationId = :rid');
+    expect(update.Update?.ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress');
     expect(update.Update?.UpdateExpression).toContain('REMOVE waitFor, taskToken');
     expect(update.Update?.ExpressionAttributeValues).toMatchObject({ ':succeeded': 'SUCCEEDED', ':rotated': 'Rotated', ':rid': 'sensor-1-a01' });
     expect(put.Put?.Item).toMatchObject({
@@ -121,11 +146,11 @@ describe('retire-certificate', () => {
 
     await expect(retireCertificate(input, deps({ deleteRetry: { attempts: 3, initialDelayMs: 10 } }))).rejects.toMatchObject({ name: 'DeleteConflictException' });
     expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(3);
-    expect(db.calls()).toHaveLength(0);
+    expect(db.commandCalls(TransactWriteCommand)).toHaveLength(0);
   });
 
   it('finishes a retry after the old certificate was already deleted', async () => {
-    iot.on(DescribeCertificateCommand).rejects(awsErrors.notFound());
+    iot.on(DescribeCertificateCommand, { certificateId: OLD }).rejects(awsErrors.notFound());
 
     const result = await retireCertificate(input, deps());
 
@@ -142,10 +167,80 @@ describe('retire-certificate', () => {
     await expect(retireCertificate(input, deps())).resolves.toMatchObject({ oldCertificate: 'deleted' });
   });
 
-  it('throws ClaimLost when the record belongs to another rotation', async () => {
-    db.on(TransactWriteCommand).rejects(awsErrors.transactionConditionFailed());
+  it('throws ClaimLost, touching nothing, when the record belongs to another rotation', async () => {
+    record = { ...record, rotationId: 'someone-else' };
 
     await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'ClaimLost' });
+    expectNothingTouched();
+  });
+
+  it('throws ClaimLost when another rotation takes the record before the success is written', async () => {
+    db.on(TransactWriteCommand).callsFake(() => {
+      record = { ...record, rotationId: 'someone-else' };
+      throw awsErrors.transactionConditionFailed();
+    });
+
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'ClaimLost' });
+  });
+
+  it.each([
+    ['no ack recorded', undefined],
+    ['an ack over the old certificate', OLD],
+  ])('refuses with AckNotVerified, touching nothing, when the record shows %s', async (_name, acked) => {
+    record = { ...record, ackedCertificateId: acked };
+
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'AckNotVerified' });
+    expectNothingTouched();
+  });
+
+  it.each(['INACTIVE', 'REVOKED'] as const)('refuses with AckNotVerified when the new certificate is %s', async (status) => {
+    certificate(NEW, NEW_ARN, status);
+
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'AckNotVerified', message: expect.stringContaining(status) });
+    expectNothingTouched();
+  });
+
+  it.each(['REVOKED', 'PENDING_TRANSFER'] as const)('refuses with OldCertificateRevoked when the old certificate is %s: a security decision', async (status) => {
+    certificate(OLD, OLD_ARN, status);
+
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'OldCertificateRevoked', status });
+    expectNothingTouched();
+  });
+
+  it('retires an old certificate somebody else set INACTIVE: the device is on the new one', async () => {
+    certificate(OLD, OLD_ARN, 'INACTIVE');
+
+    await expect(retireCertificate(input, deps())).resolves.toMatchObject({ oldCertificate: 'deleted' });
+    expect(iot.commandCalls(UpdateCertificateCommand)).toEqual([]);
+    expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: OLD });
+    expect(published(iotData)).toHaveLength(1);
+  });
+
+  it('refuses with SharedCertificate, leaving the old certificate ACTIVE, when another thing uses it', async () => {
+    iot.on(ListPrincipalThingsCommand).resolves({ things: ['sensor-1', 'gateway-7'] });
+
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'SharedCertificate', otherThings: ['gateway-7'] });
+    expectNothingTouched();
+  });
+
+  it('also retires the certificate an earlier failed rotation left in service: the device is on the new one', async () => {
+    const LEFTOVER = 'c'.repeat(64);
+    record = { ...record, leftoverCertificateId: LEFTOVER };
+    certificate(LEFTOVER, `arn:aws:iot:us-east-1:123456789012:cert/${LEFTOVER}`, 'ACTIVE');
+
+    await retireCertificate(input, deps());
+
+    expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input.certificateId)).toEqual([LEFTOVER, OLD]);
+    const [update] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
+    expect(update.Update?.UpdateExpression).toContain('leftoverCertificateId');
+  });
+
+  it('does nothing again when the rotation is already recorded SUCCEEDED (a retry after the commit)', async () => {
+    record = { ...record, status: 'SUCCEEDED', finishedAt: '2026-03-01T11:30:00.000Z' };
+
+    await expect(retireCertificate(input, deps())).resolves.toEqual({ retiredAt: '2026-03-01T11:30:00.000Z', oldCertificate: 'deleted' });
+    expectNothingTouched();
+    expect(iot.calls()).toEqual([]);
   });
 
   it('refuses to retire the certificate the device now uses', async () => {

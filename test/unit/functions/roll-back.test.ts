@@ -5,6 +5,7 @@ import {
   DetachThingPrincipalCommand,
   IoTClient,
   ListAttachedPoliciesCommand,
+  ListCertificatesCommand,
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
@@ -73,7 +74,7 @@ describe('roll-back', () => {
     );
     for (const call of writes) expect(JSON.stringify(call.args[0].input)).not.toContain(OLD);
     expect(published(iotData)).toEqual([
-      { topic: 'management/topic/sensor-1/abort', qos: 1, body: { rotationId: ROTATION, reason: expect.stringMatching(/^NO_ACK: /) } },
+      { topic: 'management/topic/sensor-1/abort', qos: 1, body: { rotationId: ROTATION, reason: 'NO_ACK' } },
     ]);
   });
 
@@ -108,8 +109,9 @@ describe('roll-back', () => {
     expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
   });
 
-  it('only aborts when no certificate was issued, whatever state the old certificate is in', async () => {
+  it('only aborts when no certificate was issued and the old one is ACTIVE', async () => {
     db.on(GetCommand).resolves({ Item: { rotationId: ROTATION, status: 'IN_PROGRESS' } });
+    describes({ [OLD]: 'ACTIVE' });
 
     const result = await rollBack(
       { rotation: state({ error: { Error: 'States.Timeout' } }), rotationId: ROTATION, failedStep: 'Request CSR' },
@@ -117,26 +119,69 @@ describe('roll-back', () => {
     );
 
     expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: true });
-    expect(iot.calls()).toHaveLength(0);
-    expect(published(iotData)[0].body).toEqual({ rotationId: ROTATION, reason: expect.stringMatching(/^NO_CSR_RESPONSE: /) });
+    expect(iot.commandCalls(DescribeCertificateCommand)).toHaveLength(1);
+    expect(published(iotData)[0].body).toEqual({ rotationId: ROTATION, reason: 'NO_CSR_RESPONSE' });
+  });
+
+  it.each(['INACTIVE', 'REVOKED', undefined] as const)('never sends abort when the old certificate is %s: the pending key may be all the device has', async (status) => {
+    db.on(GetCommand).resolves({ Item: { rotationId: ROTATION, status: 'IN_PROGRESS' } });
+    describes({ [OLD]: status });
+
+    const result = await rollBack({ rotation: state({ error: { Error: 'States.Timeout' } }), rotationId: ROTATION, failedStep: 'Request CSR' }, deps());
+
+    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: false });
+    expect(iotData.calls()).toHaveLength(0);
+  });
+
+  it.each(['REVOKED', 'PENDING_TRANSFER'] as const)('takes the new certificate down when the old one is %s (cut off on purpose), without abort', async (status) => {
+    describes({ [OLD]: status, [NEW]: 'ACTIVE' });
+    const cause = JSON.stringify({ errorType: 'OldCertificateRevoked', errorMessage: `the old certificate is ${status}` });
+
+    const result = await rollBack(
+      { rotation: state({ issued: { certificateId: NEW }, error: { Error: 'OldCertificateRevoked', Cause: cause } }), rotationId: ROTATION, failedStep: 'Retire old certificate' },
+      deps(),
+    );
+
+    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: false });
+    expect(iot.commandCalls(UpdateCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: NEW, newStatus: 'INACTIVE' }]);
+    expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: NEW }]);
+    expect(iotData.calls()).toHaveLength(0);
+  });
+
+  it('finds and deletes what a crashed Issue created but never recorded (the intent on the record)', async () => {
+    const { certificateKeyFingerprint } = await import('../../../functions/core/certificates.js');
+    const { generateKeys, makeCertificate } = await import('../../fixtures/pki.js');
+    const made = await makeCertificate('sensor-1', await generateKeys('ec-p256'));
+    db.on(GetCommand).resolves({ Item: { rotationId: ROTATION, status: 'IN_PROGRESS', issueIntent: { keyFingerprint: certificateKeyFingerprint(made.pem), at: '2026-03-01T12:00:00.000Z' } } });
+    describes({ [OLD]: 'ACTIVE' });
+    iot.on(DescribeCertificateCommand, { certificateId: made.id }).resolves({ certificateDescription: { certificateId: made.id, certificateArn: arn(made.id), status: 'ACTIVE', certificatePem: made.pem } });
+    iot.on(ListCertificatesCommand).resolves({ certificates: [{ certificateId: made.id, creationDate: new Date('2026-03-01T12:00:01.000Z') }] });
+
+    const result = await rollBack({ rotation: state({ error: { Error: 'Sandbox.Timedout' } }), rotationId: ROTATION, failedStep: 'Issue certificate' }, deps());
+
+    expect(result).toEqual({ newCertificateId: made.id, deleted: true, aborted: true });
+    expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: made.id }]);
   });
 
   it('ignores a new certificate id on a record that belongs to another rotation', async () => {
     db.on(GetCommand).resolves({ Item: { rotationId: 'another', status: 'IN_PROGRESS', newCertificateId: NEW } });
 
+    describes({ [OLD]: 'ACTIVE' });
     const result = await rollBack({ rotation: state(), rotationId: ROTATION, failedStep: 'Request CSR' }, deps());
 
     expect(result.newCertificateId).toBeNull();
-    expect(iot.calls()).toHaveLength(0);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
   });
 
   it('never treats the old certificate as the new one', async () => {
     db.on(GetCommand).resolves({ Item: { rotationId: ROTATION, newCertificateId: OLD } });
 
+    describes({ [OLD]: 'ACTIVE' });
     const result = await rollBack({ rotation: state({ issued: { certificateId: OLD } }), rotationId: ROTATION, failedStep: 'Deliver certificate' }, deps());
 
     expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: true });
-    expect(iot.calls()).toHaveLength(0);
+    expect(iot.commandCalls(UpdateCertificateCommand)).toHaveLength(0);
+    expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
   });
 
   it('completes when the new certificate is already gone (a retried roll-back)', async () => {
@@ -148,13 +193,21 @@ describe('roll-back', () => {
     expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
   });
 
-  it('carries the CSR rule in the abort reason', async () => {
+  it('sends reason codes only: the CSR rule, never AWS error text', async () => {
     db.on(GetCommand).resolves({ Item: { rotationId: ROTATION } });
+    describes({ [OLD]: 'ACTIVE' });
     const cause = JSON.stringify({ errorType: 'CsrRejected', errorMessage: 'KEY_REUSED: the CSR re-uses the key of the certificate being replaced' });
 
     await rollBack({ rotation: state({ error: { Error: 'CsrRejected', Cause: cause } }), rotationId: ROTATION, failedStep: 'Issue certificate' }, deps());
 
-    expect(published(iotData)[0].body).toEqual({ rotationId: ROTATION, reason: 'CSR_REJECTED: KEY_REUSED: the CSR re-uses the key of the certificate being replaced' });
+    expect(published(iotData)[0].body).toEqual({ rotationId: ROTATION, reason: 'CSR_REJECTED: KEY_REUSED' });
+
+    const leaky = JSON.stringify({
+      errorType: 'AccessDeniedException',
+      errorMessage: 'User: arn:aws:sts::123456789012:assumed-role/rotor-issue/x is not authorized to perform: iot:CreateCertificateFromCsr',
+    });
+    await rollBack({ rotation: state({ error: { Error: 'AccessDeniedException', Cause: leaky } }), rotationId: ROTATION, failedStep: 'Issue certificate' }, deps());
+    expect(published(iotData)[1].body).toEqual({ rotationId: ROTATION, reason: 'ISSUE_FAILED' });
   });
 
   it.each([

@@ -1,7 +1,7 @@
 import { CreateThingCommand, IoTClient, ListThingsCommand } from '@aws-sdk/client-iot';
 import { ListTopicsCommand, SNSClient } from '@aws-sdk/client-sns';
 import { EdgeServer } from '../../../../local/edge/edge-server';
-import { FaultError, FaultInjector, MAX_THROTTLE_COUNT } from '../../../../local/edge/faults';
+import { FaultError, FaultInjector, MAX_THROTTLE_COUNT, parseFaultRequest } from '../../../../local/edge/faults';
 import { DeviceDefenderAudit } from '../../../../local/iot/audit';
 import { LocalCa } from '../../../../local/iot/ca';
 import { IotControlPlane } from '../../../../local/iot/control-plane';
@@ -141,7 +141,7 @@ describe('throttling through the edge', () => {
   it('is driven by POST /_rotor/faults and shown by GET, refusing bad requests with 400', async () => {
     const set = await fetch(`${url}/_rotor/faults`, { method: 'POST', body: JSON.stringify({ service: 'iot', operation: 'UpdateCertificate', count: 3 }) });
     expect(set.status).toBe(200);
-    expect(await set.json()).toEqual({ pending: [{ service: 'iot', operation: 'UpdateCertificate', remaining: 3 }], injected: {} });
+    expect(await set.json()).toEqual({ pending: [{ service: 'iot', operation: 'UpdateCertificate', remaining: 3 }], injected: {}, crashes: [], crashed: {} });
     expect(edge.faults.pending()).toEqual([{ service: 'iot', operation: 'UpdateCertificate', remaining: 3 }]);
 
     const bad = await fetch(`${url}/_rotor/faults`, { method: 'POST', body: JSON.stringify({ service: 'iot', operation: 'UpdateCertificate', count: 'lots' }) });
@@ -151,8 +151,53 @@ describe('throttling through the edge', () => {
     expect(notJson.status).toBe(400);
 
     const shown = await fetch(`${url}/_rotor/faults`);
-    expect(await shown.json()).toEqual({ pending: [{ service: 'iot', operation: 'UpdateCertificate', remaining: 3 }], injected: {} });
+    expect(await shown.json()).toEqual({ pending: [{ service: 'iot', operation: 'UpdateCertificate', remaining: 3 }], injected: {}, crashes: [], crashed: {} });
     const wrongMethod = await fetch(`${url}/_rotor/faults`, { method: 'DELETE' });
     expect(wrongMethod.status).toBe(405);
+  });
+});
+
+describe('crash faults', () => {
+  const injector = (): FaultInjector => {
+    const faults = new FaultInjector(() => ['iot']);
+    faults.knownFunctions = () => ['rotor-issue-certificate', 'rotor-retire-certificate'];
+    return faults;
+  };
+
+  it('kills the next `times` invocations of a function after N AWS calls, by wiring or deployed name', () => {
+    const faults = injector();
+    expect(faults.crash('issue-certificate', 4, 2)).toEqual({ function: 'rotor-issue-certificate', afterAwsCalls: 4, remaining: 2, surface: 'Sandbox.Timedout' });
+
+    expect(faults.takeCrash('rotor-retire-certificate')).toBeUndefined();
+    expect(faults.takeCrash('rotor-issue-certificate')).toEqual({ afterAwsCalls: 4, surface: 'Sandbox.Timedout' });
+    expect(faults.pendingCrashes()).toEqual([{ function: 'rotor-issue-certificate', afterAwsCalls: 4, remaining: 1, surface: 'Sandbox.Timedout' }]);
+    expect(faults.takeCrash('rotor-issue-certificate')).toBeDefined();
+    expect(faults.takeCrash('rotor-issue-certificate')).toBeUndefined();
+    expect(faults.crashed()).toEqual({ 'rotor-issue-certificate': 2 });
+
+    faults.crash('rotor-retire-certificate', 0, 1, 'Runtime.ExitError');
+    expect(faults.takeCrash('rotor-retire-certificate')).toEqual({ afterAwsCalls: 0, surface: 'Runtime.ExitError' });
+  });
+
+  it.each([
+    ['an unknown function', () => injector().crash('shred-certificates', 1), /deployed functions/],
+    ['a negative call count', () => injector().crash('issue-certificate', -1), /afterAwsCalls/],
+    ['a fractional times', () => injector().crash('issue-certificate', 1, 1.5), /times/],
+    ['an unknown surface', () => injector().crash('issue-certificate', 1, 1, 'Bang' as never), /surface/],
+  ])('refuses %s with a FaultError', (_name, act, message) => {
+    expect(act).toThrow(FaultError);
+    expect(act).toThrow(message);
+  });
+
+  it('reads both kinds of POST /_rotor/faults bodies', () => {
+    expect(parseFaultRequest({ service: 'iot', operation: 'UpdateCertificate', count: 1 })).toEqual({ kind: 'throttle', service: 'iot', operation: 'UpdateCertificate', count: 1 });
+    expect(parseFaultRequest({ kind: 'crash', function: 'issue-certificate', afterAwsCalls: 4 })).toEqual({
+      kind: 'crash',
+      function: 'issue-certificate',
+      afterAwsCalls: 4,
+      times: 1,
+      surface: 'Sandbox.Timedout',
+    });
+    expect(() => parseFaultRequest({ kind: 'flood' })).toThrow(/kind must be/);
   });
 });

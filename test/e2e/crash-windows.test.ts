@@ -1,0 +1,262 @@
+import 'reflect-metadata';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeCertificateCommand, IoTClient, ListPrincipalThingsCommand, ListThingPrincipalsCommand } from '@aws-sdk/client-iot';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { auditExecutionName } from '../../domain/naming';
+import { CURRENT_SK, thingPk, type RotationRecord } from '../../domain/records';
+import { FailureReason, RotationStatus, type RotationInput } from '../../domain/rotation';
+import { MessageType } from '../../domain/topics';
+import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime';
+import { identityOf, newPendingKey, ScriptedDevice, tryConnect, type BrokerAddress, type DeviceIdentity, type PendingKey } from '../fixtures/scripted-device';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
+
+/**
+ * Issue 9 scenario 6: no crash window. Each case kills one function of the rotation right
+ * after its Nth AWS call returned (the local runtime's crash fault: the worker dies before the
+ * function sees the answer, and Step Functions sees Sandbox.Timedout), for every function and
+ * every N at which that function has done something the next attempt must cope with. After
+ * each case the three invariants hold: exactly one ACTIVE certificate for the device, one it
+ * holds the key of and can connect with; no certificate of its keys that no record knows; the
+ * record agrees with the outcome. Cases run one after the other: a crash rule is global to a
+ * function.
+ *
+ * AWS calls per function on these paths (the numbers below): request-csr park + publish (2);
+ * issue-certificate get, describe old, intent, create, record id, list policies, attach policy,
+ * attach thing (8); deliver-certificate park + publish (2); retire-certificate get, describe new,
+ * describe old, list things, deactivate, list policies, detach policy, detach thing, delete,
+ * crt_done, commit (11); roll-back get, describe old, describe new, deactivate, list policies,
+ * detach policy, detach thing, delete, abort (9); record-failure commit (1).
+ */
+const TIME_SCALE = 0.001;
+const PATIENT = { csrTimeoutSeconds: 60_000, csrRetryIntervalSeconds: 100, csrRequestRetries: 2, ackTimeoutSeconds: 60_000 };
+const EXECUTION_WAIT_MS = 45_000;
+const AUDIT_TASK = 'crash-audit-task';
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+type Path = 'rotates' | 'device-error';
+type Surface = 'Sandbox.Timedout' | 'Runtime.ExitError' | 'Lambda.Unknown';
+const RAW_CASES: [string, number, Path, Surface?][] = [
+  ...range(2).map((n): [string, number, Path] => ['request-csr', n, 'rotates']),
+  ...range(8).map((n): [string, number, Path] => ['issue-certificate', n, 'rotates']),
+  ...range(2).map((n): [string, number, Path] => ['deliver-certificate', n, 'rotates']),
+  ...range(11).map((n): [string, number, Path] => ['retire-certificate', n, 'rotates']),
+  ...range(9).map((n): [string, number, Path] => ['roll-back', n, 'device-error']),
+  ['record-failure', 1, 'device-error'],
+  // The other ways a dead Lambda surfaces are retried alike.
+  ['issue-certificate', 4, 'rotates', 'Runtime.ExitError'],
+  ['retire-certificate', 5, 'rotates', 'Lambda.Unknown'],
+];
+const CASES = RAW_CASES.map(([fn, n, path, surface]): [string, number, Surface, Path] => [fn, n, surface ?? 'Sandbox.Timedout', path]);
+
+const describeWithBundles = bundlesDescribe('test/e2e/crash-windows.test.ts');
+
+describeWithBundles('crash windows: a function killed after its Nth AWS call', () => {
+  let aws: LocalAws;
+  let sfn: SFNClient;
+  let iot: IoTClient;
+  let ddb: DynamoDBDocumentClient;
+  let broker: BrokerAddress;
+  const devices: ScriptedDevice[] = [];
+
+  beforeAll(async () => {
+    aws = await startLocalAws({ port: 0, mqttPort: 0, timeScale: TIME_SCALE, settings: PATIENT, functionConcurrency: 2 });
+    const config = { endpoint: aws.endpoints.awsEndpoint, region: aws.endpoints.region, credentials: { accessKeyId: 'crash', secretAccessKey: 'crash' } };
+    sfn = new SFNClient(config);
+    iot = new IoTClient(config);
+    ddb = DynamoDBDocumentClient.from(new DynamoDBClient(config));
+    broker = { host: aws.endpoints.mqtt.host, port: aws.endpoints.mqtt.port, caPem: aws.caPem };
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.close()));
+    sfn?.destroy();
+    iot?.destroy();
+    ddb?.destroy();
+    await aws?.stop();
+  }, 60_000);
+
+  async function certificateStatus(certificateId: string): Promise<string> {
+    try {
+      const { certificateDescription } = await iot.send(new DescribeCertificateCommand({ certificateId }));
+      return certificateDescription?.status as string;
+    } catch (error) {
+      if ((error as Error).name === 'ResourceNotFoundException') return 'GONE';
+      throw error;
+    }
+  }
+
+  async function thingCertificates(thing: string): Promise<string[]> {
+    const { principals } = await iot.send(new ListThingPrincipalsCommand({ thingName: thing }));
+    return (principals ?? []).map((arn) => arn.slice(arn.lastIndexOf('/') + 1)).sort();
+  }
+
+  /** Every certificate in the registry that carries one of these keys. */
+  async function certificatesWithKeys(keys: PendingKey[]): Promise<string[]> {
+    const spkis = await Promise.all(keys.map(async (k) => Buffer.from(await webcrypto.subtle.exportKey('spki', k.key.keys.publicKey))));
+    return aws.iot.registry
+      .listCertificates()
+      .filter((c) => {
+        const spki = new X509Certificate(c.certificatePem).publicKey.export({ type: 'spki', format: 'der' });
+        return spkis.some((s) => s.equals(spki));
+      })
+      .map((c) => c.certificateId)
+      .sort();
+  }
+
+  async function record(thing: string): Promise<RotationRecord> {
+    const { Item } = await ddb.send(new GetCommand({ TableName: aws.endpoints.tableName, Key: { pk: thingPk(thing), sk: CURRENT_SK }, ConsistentRead: true }));
+    if (!Item) throw new Error(`no current record for ${thing}`);
+    return Item as RotationRecord;
+  }
+
+  async function history(executionArn: string): Promise<HistoryEvent[]> {
+    const events: HistoryEvent[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }));
+      events.push(...(page.events ?? []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return events;
+  }
+
+  function escalations(thing: string): unknown[] {
+    return aws.sns
+      .messages(aws.endpoints.topics.escalation)
+      .map((m) => JSON.parse(m.message) as { thingName?: string })
+      .filter((m) => m.thingName === thing);
+  }
+
+  /**
+   * A device that follows the protocol and answers every request again (a retried step re-sends
+   * csr_req or crt_res with a new task token; the answer to the crashed attempt's token is
+   * dropped as a duplicate). On 'device-error' it reports crt_err instead of switching.
+   */
+  function serve(device: ScriptedDevice, rotationId: string, pending: PendingKey, path: Path): { stop: () => void; fresh: () => DeviceIdentity | undefined } {
+    let stopped = false;
+    let fresh: DeviceIdentity | undefined;
+    let csrAnswered = 0;
+    let crtAnswered = 0;
+    const loop = async (): Promise<void> => {
+      while (!stopped) {
+        const requests = device.received(MessageType.CsrRequest).length;
+        if (requests > csrAnswered) {
+          csrAnswered = requests;
+          await device.publish(MessageType.CsrResponse, { rotationId, CSR: pending.csrPem });
+        }
+        const certificates = device.received(MessageType.CertificateResponse);
+        if (certificates.length > crtAnswered) {
+          crtAnswered = certificates.length;
+          const body = certificates[certificates.length - 1].body as { certificatePem: string };
+          if (path === 'device-error') {
+            if (crtAnswered === 1) await device.publish(MessageType.CertificateError, { rotationId, error: 'the new pair fails its TLS handshake' });
+          } else {
+            if (!fresh) {
+              fresh = identityOf(pending, body.certificatePem);
+              await device.reconnect(fresh);
+            }
+            await device.publish(MessageType.CertificateAck, { rotationId });
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const running = loop().catch((error: unknown) => {
+      if (!stopped) throw error;
+    });
+    void running;
+    return {
+      stop: () => {
+        stopped = true;
+      },
+      fresh: () => fresh,
+    };
+  }
+
+  async function waitFor(executionArn: string): Promise<{ status: string; error?: string }> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${executionArn}: not finished within ${EXECUTION_WAIT_MS} ms`)), EXECUTION_WAIT_MS);
+    });
+    try {
+      await Promise.race([aws.stepFunctions.waitForExecution(executionArn), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const described = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    return { status: described.status as string, error: described.error };
+  }
+
+  it.each(CASES)('%s dies after AWS call %i (%s) → %s, invariants hold', async (fn, afterAwsCalls, surface, path) => {
+    // Prepare: a provisioned, connected device, and the crash armed for one invocation.
+    const thing = `crash-${fn}-${afterAwsCalls}-${surface.replace('.', '_')}`;
+    const first = await newPendingKey(thing);
+    const provisioned = await aws.iot.registry.provisionDevice({ thingName: thing, policyName: DEVICE_POLICY_NAME, csrPem: first.csrPem, expiresInDays: 5 });
+    const old = identityOf(first, provisioned.certificatePem);
+    const device = await ScriptedDevice.connect(thing, broker, old);
+    devices.push(device);
+    const pending = await newPendingKey(thing);
+    aws.edge.faults.crash(fn, afterAwsCalls, 1, surface);
+
+    // Act
+    const rotationId = auditExecutionName(thing, old.certificateId, AUDIT_TASK);
+    const input: RotationInput = { thingName: thing, certificateId: old.certificateId, trigger: 'audit', auditTaskId: AUDIT_TASK };
+    const served = serve(device, rotationId, pending, path);
+    const { executionArn } = await sfn.send(
+      new StartExecutionCommand({ stateMachineArn: aws.endpoints.stateMachineArn, name: rotationId, input: JSON.stringify(input) }),
+    );
+    let execution: { status: string; error?: string };
+    try {
+      execution = await waitFor(executionArn as string);
+    } finally {
+      served.stop();
+    }
+
+    // Assess: the crash happened mid-function, and the step was run again.
+    expect(aws.edge.faults.pendingCrashes()).toEqual([]);
+    const events = await history(executionArn as string);
+    expect(events.filter((e) => e.type === 'TaskFailed' && e.taskFailedEventDetails?.error === surface)).toHaveLength(1);
+
+    const current = await record(thing);
+    expect(current.issueIntent).toBeUndefined();
+    expect(current.taskToken).toBeUndefined();
+    const keys = [first, pending];
+    if (path === 'rotates') {
+      const fresh = served.fresh();
+      expect(fresh).toBeDefined();
+      expect(execution).toMatchObject({ status: 'SUCCEEDED' });
+      expect(current).toMatchObject({ status: RotationStatus.Succeeded, rotationId, newCertificateId: fresh?.certificateId });
+      // One certificate for the device's keys: the new one, ACTIVE, the thing's only one.
+      expect(await certificatesWithKeys(keys)).toEqual([fresh?.certificateId]);
+      expect(await certificateStatus(fresh?.certificateId as string)).toBe('ACTIVE');
+      expect(await thingCertificates(thing)).toEqual([fresh?.certificateId]);
+      expect(device.received(MessageType.RotationDone).length).toBeGreaterThanOrEqual(1);
+      expect(device.received(MessageType.Abort)).toEqual([]);
+      expect(escalations(thing)).toEqual([]);
+      await device.disconnect();
+      expect(await tryConnect(thing, broker, fresh as DeviceIdentity)).toEqual({ connected: true });
+    } else {
+      expect(execution).toMatchObject({ status: 'FAILED', error: FailureReason.DeviceError });
+      expect(current).toMatchObject({ status: RotationStatus.Failed, rotationId, reason: FailureReason.DeviceError });
+      // Rolled back: the old certificate alone, ACTIVE; nothing left of the pending key.
+      expect(await certificatesWithKeys(keys)).toEqual([old.certificateId]);
+      expect(await certificateStatus(old.certificateId)).toBe('ACTIVE');
+      expect(await thingCertificates(thing)).toEqual([old.certificateId]);
+      expect(escalations(thing)).toHaveLength(1);
+      await device.disconnect();
+      expect(await tryConnect(thing, broker, old)).toEqual({ connected: true });
+    }
+    expect(device.malformed).toEqual([]);
+  }, 90_000);
+
+  it('leaves no certificate in the registry that no thing uses', async () => {
+    const orphans: string[] = [];
+    for (const certificate of aws.iot.registry.listCertificates()) {
+      const { things } = await iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn }));
+      if ((things ?? []).length === 0) orphans.push(certificate.certificateId);
+    }
+    expect(orphans).toEqual([]);
+  });
+});
