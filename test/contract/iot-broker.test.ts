@@ -243,3 +243,33 @@ describe('local IoT broker over mutual TLS', () => {
     });
   });
 });
+
+describe("local IoT broker with clientIdPolicy 'any' (a fleet policy allowing client/*; local-only)", () => {
+  let iot: LocalIot;
+
+  beforeAll(async () => {
+    iot = await startLocalIot({ invoker: new RecordingInvoker(), sns: new RecordingSns(), clientIdPolicy: 'any' });
+  });
+
+  afterAll(async () => {
+    await iot.stop();
+  });
+
+  it('lets an ACTIVE certificate with a policy connect as another thing, reporting its own certificate as the principal', async () => {
+    const attacker = await iot.registry.provisionDevice({ thingName: 'any-attacker', policyName: 'rotor-device' });
+    await iot.registry.provisionDevice({ thingName: 'any-victim', policyName: 'rotor-device' });
+
+    const outcome = await connect(iot, 'any-victim', { key: attacker.privateKeyPem, cert: attacker.certificatePem });
+
+    expect(outcome.connected).toBe(true);
+    expect(iot.broker.principalOf('any-victim')).toBe(attacker.certificateId);
+    if (outcome.connected) await end(outcome.client);
+  });
+
+  it('still refuses an INACTIVE certificate', async () => {
+    const inactive = await iot.registry.provisionDevice({ thingName: 'any-inactive', policyName: 'rotor-device' });
+    iot.registry.updateCertificate(inactive.certificateId, 'INACTIVE');
+
+    expect((await connect(iot, 'any-victim', { key: inactive.privateKeyPem, cert: inactive.certificatePem })).connected).toBe(false);
+  });
+});
