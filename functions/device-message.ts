@@ -1,7 +1,7 @@
 import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   decide,
   DEVICE_TO_CLOUD,
@@ -32,12 +32,12 @@ import { baseDeps, tracedIot, tracedIotData, tracedSfn } from './core/runtime-de
  * `principal()` is the id of the certificate the MQTT connection was authenticated with.
  */
 export const DeviceMessageEventSchema = z.object({
-  payload: z.string().max(64 * 1024),
-  clientId: z.string().min(1).max(128),
-  principal: z.string().max(256).catch(''),
-  topic: z.string().min(1).max(1024),
+  payload: z.string().check(z.maxLength(64 * 1024)),
+  clientId: z.string().check(z.minLength(1), z.maxLength(128)),
+  principal: z.catch(z.string().check(z.maxLength(256)), ''),
+  topic: z.string().check(z.minLength(1), z.maxLength(1024)),
   /** timestamp(): epoch milliseconds. */
-  receivedAt: z.union([z.number(), z.string().max(64)]).optional(),
+  receivedAt: z.optional(z.union([z.number(), z.string().check(z.maxLength(64))])),
 });
 export type DeviceMessageEvent = z.infer<typeof DeviceMessageEventSchema>;
 

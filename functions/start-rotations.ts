@@ -3,7 +3,7 @@ import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   AUDIT_CHECKS,
   auditExecutionName,
@@ -99,14 +99,14 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const TaskIdSchema = z.string().regex(AUDIT_TASK_ID);
+const TaskIdSchema = z.string().check(z.regex(AUDIT_TASK_ID));
 
 /** The payload this function sends itself to continue an audit (continueLater). */
 const ContinuationSchema = z.object({
   taskId: TaskIdSchema,
-  checks: z.array(z.string()).min(1),
-  checkIndex: z.number().int().min(0),
-  nextToken: z.string().min(1).optional(),
+  checks: z.array(z.string()).check(z.minLength(1)),
+  checkIndex: z.int().check(z.gte(0)),
+  nextToken: z.optional(z.string().check(z.minLength(1))),
 });
 
 /** What a continuation failed on, by the first field its schema refused. */
@@ -130,7 +130,7 @@ const NotificationSchema = z.object({
 const AuditDetailSchema = z.object({ checkName: z.string(), checkRunStatus: z.string() });
 
 /** The SNS event Lambda receives: one record per notification, the notification as a string. */
-const SnsEventSchema = z.object({ Records: z.array(z.unknown()).min(1) });
+const SnsEventSchema = z.object({ Records: z.array(z.unknown()).check(z.minLength(1)) });
 const SnsRecordSchema = z.object({ Sns: z.object({ Message: z.string() }) });
 
 function parseContinuation(value: unknown, configured: readonly AuditCheck[]): Parsed {

@@ -278,6 +278,11 @@ describe('start-rotations', () => {
     ['a string', 'hello', /not an object/],
     ['a continuation for an unconfigured check', { continuation: { taskId: TASK, checks: ['IOT_POLICY_OVERLY_PERMISSIVE_CHECK'], checkIndex: 0 } }, /not configured/],
     ['a continuation past its checks', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 1 } }, /checkIndex/],
+    ['a continuation with a fractional checkIndex', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0.5 } }, /no valid checkIndex/],
+    ['a continuation with a negative checkIndex', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: -1 } }, /no valid checkIndex/],
+    ['a continuation whose nextToken is not a string', { continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0, nextToken: 7 } }, /invalid nextToken/],
+    ['a continuation without a taskId', { continuation: { checks: [EXPIRING], checkIndex: 0 } }, /no valid taskId/],
+    ['an SNS record whose Message is not a string', { Records: [{ Sns: { Message: { taskId: TASK } } }] }, /no Message/],
   ];
 
   it.each(badInput)('reports %s and starts nothing, without throwing', async (_name, event, reason) => {
