@@ -63,7 +63,12 @@ export async function recordFailure(event: unknown, deps: RecordFailureDeps): Pr
   const input = parseRecordFailureInput(event);
   const { rotation, rotationId } = input;
   const { thingName } = rotation;
-  const failure: Failure = classifyFailure({ failedStep: input.failedStep, error: rotation.error, rollbackError: rotation.rollbackError });
+  const failure: Failure = classifyFailure({
+    failedStep: input.failedStep,
+    error: rotation.error,
+    rollbackError: rotation.rollbackError,
+    oldCertificateStatus: rotation.rollback?.oldCertificateStatus,
+  });
   const newCertificateId = rotation.issued?.certificateId ?? rotation.rollback?.newCertificateId ?? null;
 
   const outcome = await finishRotation(deps, {

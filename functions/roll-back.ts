@@ -22,6 +22,8 @@ export interface RollBackInput {
 export interface RollBackResult {
   newCertificateId: string | null;
   deleted: boolean;
+  /** What Roll back found the old certificate to be (GONE when deleted): Record failure names a revocation. */
+  oldCertificateStatus: string;
   aborted: boolean;
 }
 
@@ -94,11 +96,11 @@ export async function rollBack(event: unknown, deps: RollBackDeps): Promise<Roll
   const failure = classifyFailure({ failedStep: input.failedStep, error: rotation.error });
   if (oldStatus !== 'ACTIVE') {
     deps.telemetry.log.warn('no abort sent: the old certificate is not ACTIVE', { oldStatus, reason: failure.reason });
-    return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: false };
+    return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: false, oldCertificateStatus: oldStatus };
   }
   await publishToDevice(deps.iotData, thingName, { type: MessageType.Abort, body: { rotationId, reason: abortReason(failure) } });
   deps.telemetry.log.info('abort published', { failedStep: input.failedStep, reason: failure.reason });
-  return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: true };
+  return { newCertificateId: newCertificateIds[0] ?? null, deleted, aborted: true, oldCertificateStatus: oldStatus };
 }
 
 const obs = observability('roll-back');

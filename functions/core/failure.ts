@@ -1,4 +1,4 @@
-import { ErrorName, FailureReason, StatesError, Step } from '../../domain/index.js';
+import { ErrorName, FailureReason, REVOKED_STATUSES, StatesError, Step } from '../../domain/index.js';
 
 /** The `{Error, Cause}` object a Catch with ResultPath stores in the execution state. */
 export interface StateError {
@@ -87,10 +87,17 @@ function defaultCause(reason: FailureReason, error: StateError | undefined): str
  * roll-back outranks the original failure: a new certificate may still be live, which is what
  * the operator must look at first; the original failure is kept in the cause.
  */
-export function classifyFailure(input: { failedStep?: string; error?: StateError; rollbackError?: StateError }): Failure {
+export function classifyFailure(input: { failedStep?: string; error?: StateError; rollbackError?: StateError; oldCertificateStatus?: string }): Failure {
   const step = input.failedStep ?? 'unknown';
-  const reason = reasonFor(step, input.error?.Error);
-  const cause = defaultCause(reason, input.error);
+  const found = reasonFor(step, input.error?.Error);
+  const original = defaultCause(found, input.error);
+  // Roll back found the old certificate revoked: whatever failed first (often NO_ACK, the device
+  // having been disconnected by the revocation), the rotation ended because of a security decision.
+  const revokedMeanwhile = found !== FailureReason.OldCertificateRevoked && input.oldCertificateStatus !== undefined && REVOKED_STATUSES.includes(input.oldCertificateStatus);
+  const reason = revokedMeanwhile ? FailureReason.OldCertificateRevoked : found;
+  const cause = revokedMeanwhile
+    ? clip(`the old certificate is ${input.oldCertificateStatus}: the device is cut off on purpose, no new certificate is left in service (after '${step}' failed: ${found}: ${original})`, MAX_CAUSE_CHARS)
+    : original;
   // A revocation outranks a failed roll back: the operator must know the device was cut off on purpose.
   if (input.rollbackError && reason !== FailureReason.OldCertificateRevoked) {
     return {

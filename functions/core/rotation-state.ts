@@ -14,7 +14,7 @@ export interface RotationState {
   auditTaskId?: string;
   checkName?: string;
   issued?: { certificateId?: string; certificateArn?: string };
-  rollback?: { newCertificateId?: string | null; deleted?: boolean; aborted?: boolean };
+  rollback?: { newCertificateId?: string | null; deleted?: boolean; aborted?: boolean; oldCertificateStatus?: string };
   error?: StateError;
   rollbackError?: StateError;
 }
@@ -53,6 +53,7 @@ export function parseRotationState(value: unknown): RotationState {
           newCertificateId: typeof rollback.newCertificateId === 'string' ? rollback.newCertificateId : null,
           deleted: rollback.deleted === true,
           aborted: rollback.aborted === true,
+          ...(typeof rollback.oldCertificateStatus === 'string' ? { oldCertificateStatus: rollback.oldCertificateStatus } : {}),
         }
       : undefined,
     error: stateError(state.error),

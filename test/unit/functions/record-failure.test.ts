@@ -58,6 +58,17 @@ describe('classifyFailure', () => {
     expect(failure).toMatchObject({ step: 'Retire old certificate', reason: 'OLD_CERTIFICATE_REVOKED' });
   });
 
+  it.each(['REVOKED', 'PENDING_TRANSFER'])('names a revocation Roll back found (%s) although the step failed for another reason: the device was cut off on purpose', (status) => {
+    const failure = classifyFailure({ failedStep: 'Deliver certificate', error: { Error: 'States.Timeout' }, oldCertificateStatus: status });
+    expect(failure).toMatchObject({ step: 'Deliver certificate', reason: 'OLD_CERTIFICATE_REVOKED' });
+    expect(failure.cause).toContain('cut off on purpose');
+    expect(failure.cause).toContain("'Deliver certificate' failed: NO_ACK");
+  });
+
+  it.each(['ACTIVE', 'INACTIVE', 'GONE'])('keeps the step\'s own reason when Roll back found the old certificate %s', (status) => {
+    expect(classifyFailure({ failedStep: 'Deliver certificate', error: { Error: 'States.Timeout' }, oldCertificateStatus: status })).toMatchObject({ reason: 'NO_ACK' });
+  });
+
   it('puts a failed roll-back first and keeps the original failure in the cause', () => {
     const failure = classifyFailure({
       failedStep: 'Deliver certificate',

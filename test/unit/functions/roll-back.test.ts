@@ -65,7 +65,7 @@ describe('roll-back', () => {
     const result = await rollBack({ rotation: state({ issued: { certificateId: NEW }, ...deliverTimeout }), rotationId: ROTATION, failedStep: 'Deliver certificate' }, deps());
 
     // Assess
-    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: true });
+    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: true, oldCertificateStatus: 'ACTIVE' });
     expect(iot.commandCalls(UpdateCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: NEW, newStatus: 'INACTIVE' }]);
     expect(iot.commandCalls(DetachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: 'sensor-1', principal: arn(NEW) });
     expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: NEW }]);
@@ -84,7 +84,7 @@ describe('roll-back', () => {
 
     const result = await rollBack({ rotation: state({ error: { Error: 'ThrottlingException', Cause: cause } }), rotationId: ROTATION, failedStep: 'Issue certificate' }, deps());
 
-    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: true });
+    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: true, oldCertificateStatus: 'ACTIVE' });
     expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(1);
   });
 
@@ -118,7 +118,7 @@ describe('roll-back', () => {
       deps(),
     );
 
-    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: true });
+    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' });
     expect(iot.commandCalls(DescribeCertificateCommand)).toHaveLength(1);
     expect(published(iotData)[0].body).toEqual({ rotationId: ROTATION, reason: 'NO_CSR_RESPONSE' });
   });
@@ -129,7 +129,7 @@ describe('roll-back', () => {
 
     const result = await rollBack({ rotation: state({ error: { Error: 'States.Timeout' } }), rotationId: ROTATION, failedStep: 'Request CSR' }, deps());
 
-    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: false });
+    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: false, oldCertificateStatus: status ?? 'GONE' });
     expect(iotData.calls()).toHaveLength(0);
   });
 
@@ -142,7 +142,7 @@ describe('roll-back', () => {
       deps(),
     );
 
-    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: false });
+    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: false, oldCertificateStatus: status });
     expect(iot.commandCalls(UpdateCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: NEW, newStatus: 'INACTIVE' }]);
     expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: NEW }]);
     expect(iotData.calls()).toHaveLength(0);
@@ -159,7 +159,7 @@ describe('roll-back', () => {
 
     const result = await rollBack({ rotation: state({ error: { Error: 'Sandbox.Timedout' } }), rotationId: ROTATION, failedStep: 'Issue certificate' }, deps());
 
-    expect(result).toEqual({ newCertificateId: made.id, deleted: true, aborted: true });
+    expect(result).toEqual({ newCertificateId: made.id, deleted: true, aborted: true, oldCertificateStatus: 'ACTIVE' });
     expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: made.id }]);
   });
 
@@ -179,7 +179,7 @@ describe('roll-back', () => {
     describes({ [OLD]: 'ACTIVE' });
     const result = await rollBack({ rotation: state({ issued: { certificateId: OLD } }), rotationId: ROTATION, failedStep: 'Deliver certificate' }, deps());
 
-    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: true });
+    expect(result).toEqual({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' });
     expect(iot.commandCalls(UpdateCertificateCommand)).toHaveLength(0);
     expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
   });
@@ -189,7 +189,7 @@ describe('roll-back', () => {
 
     const result = await rollBack({ rotation: state({ issued: { certificateId: NEW } }), rotationId: ROTATION, failedStep: 'Deliver certificate' }, deps());
 
-    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: true });
+    expect(result).toEqual({ newCertificateId: NEW, deleted: true, aborted: true, oldCertificateStatus: 'ACTIVE' });
     expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(0);
   });
 
