@@ -15,6 +15,8 @@ export interface DemoReport {
   escalations: number;
   /** Every breach of cloud rule 7 seen during the run and every failed end check; empty on success. */
   invariantViolations: CheckFailure[];
+  /** Cloud-side faults of the run (cli/demo/cloud-faults.ts): devices given each, and Lambda crashes planned and fired. */
+  cloudFaults?: { revokeOld: number; cutOffOnPurpose: number; sharedCert: number; lambdaCrashes: number; lambdaCrashesFired: number };
   /** From the audit's start to the end of the last execution. */
   wallMs: number;
   /** Starting the local AWS, provisioning and connecting the fleet. */
@@ -84,6 +86,12 @@ export function formatSummary(report: DemoReport): string[] {
     `  failed                 ${failedTotal}${failedTotal ? `  (${Object.entries(report.failed).sort(([a], [b]) => a.localeCompare(b)).map(([reason, n]) => `${reason} ${n}`).join(', ')})` : ''}`,
   ];
   if (report.unfinished) lines.push(`  unfinished             ${report.unfinished}`);
+  const cloud = report.cloudFaults;
+  if (cloud && cloud.revokeOld + cloud.sharedCert + cloud.lambdaCrashes > 0) {
+    lines.push(
+      `  cloud faults           revoke-old ${cloud.revokeOld} (cut off on purpose ${cloud.cutOffOnPurpose}), shared-cert ${cloud.sharedCert}, Lambda crashes ${cloud.lambdaCrashesFired} of ${cloud.lambdaCrashes} fired`,
+    );
+  }
   lines.push(
     `  escalations sent       ${report.escalations}`,
     `  wall time              ${seconds(report.wallMs)} rotating (+ ${seconds(report.setupMs)} setup)`,

@@ -19,6 +19,8 @@ export const CheckName = {
   FailedKeepsOld: 'failed-device-keeps-old-certificate',
   FailureRecorded: 'failure-recorded',
   OneEscalation: 'one-escalation-per-failure',
+  /** A device whose certificate an operator revoked mid-rotation: failed, escalated, and left with nothing that connects. */
+  CutOffOnPurpose: 'cut-off-on-purpose',
   NoEscalationForSuccess: 'no-escalation-for-success',
   NoOrphans: 'no-orphan-certificates',
 } as const;
@@ -61,6 +63,11 @@ export interface FleetCheckInput {
   currentRecord: (thingName: string) => Promise<CurrentRecordView | undefined>;
   /** Escalation messages published per thing. */
   escalations: ReadonlyMap<string, number>;
+  /**
+   * Devices an operator cut off on purpose (their old certificate revoked mid-rotation). For them
+   * the invariant does not hold by design: they are checked for the security outcome instead.
+   */
+  cutOff?: ReadonlySet<string>;
   /** 'delete' (the default) or 'keep-inactive': what a retired certificate becomes. */
   retireMode: string;
   now?: () => Date;
@@ -107,6 +114,44 @@ function shortId(id: string): string {
   return `${id.slice(0, 12)}…`;
 }
 
+/**
+ * A device cut off on purpose (docs/protocol.md cloud rule 1: a revocation is a security decision):
+ * its rotation FAILED with OLD_CERTIFICATE_REVOKED and one escalation, the old certificate is left
+ * REVOKED, no certificate for its new key survived, nothing attached to its thing is ACTIVE, and
+ * neither pair it holds connects.
+ */
+async function checkCutOff(
+  input: FleetCheckInput,
+  device: CheckedDevice,
+  holdings: Awaited<ReturnType<typeof readHoldings>>,
+  fail: (check: CheckName, detail: string, thingName?: string) => void,
+): Promise<void> {
+  const { registry } = input;
+  const { thingName } = device;
+  if (device.outcome !== 'failed') fail(CheckName.CutOffOnPurpose, `its rotation ended ${device.outcome}; FAILED expected after the revocation`, thingName);
+  const record = await input.currentRecord(thingName);
+  if (record?.status !== 'FAILED' || record.reason !== 'OLD_CERTIFICATE_REVOKED') {
+    fail(CheckName.CutOffOnPurpose, `the current record is ${record ? `${record.status ?? '?'} ${record.reason ?? '(no reason)'}` : 'missing'}; FAILED OLD_CERTIFICATE_REVOKED expected`, thingName);
+  }
+  const escalations = input.escalations.get(thingName) ?? 0;
+  if (escalations !== 1) fail(CheckName.OneEscalation, `${escalations} escalation(s); exactly one expected`, thingName);
+  const old = registry.findCertificate(device.provisioned.certificateId);
+  if (old?.status !== 'REVOKED') fail(CheckName.CutOffOnPurpose, `the revoked old certificate is now ${old?.status ?? 'gone'}: Rotor must leave it as the operator set it`, thingName);
+  const active = registry.certificatesOf(thingName).filter((c) => c.status === CertificateStatus.Active);
+  if (active.length > 0) fail(CheckName.CutOffOnPurpose, `certificate(s) ${active.map((c) => shortId(c.certificateId)).join(', ')} still ACTIVE on the thing: the revocation was laundered`, thingName);
+  if (holdings.pendingCertPem && registry.findCertificate(certificateIdOf(holdings.pendingCertPem))) {
+    fail(CheckName.CutOffOnPurpose, 'the certificate issued for its new key still exists', thingName);
+  }
+  for (const pair of [
+    { certPem: holdings.currentCertPem, keyPem: holdings.currentKeyPem },
+    { certPem: holdings.pendingCertPem, keyPem: holdings.pendingKeyPem },
+  ]) {
+    if (!pair.certPem || !pair.keyPem) continue;
+    const probe = await tryConnect(input.mqtt, thingName, { certPem: pair.certPem, keyPem: pair.keyPem });
+    if (probe.ok) fail(CheckName.CutOffOnPurpose, `it still connects with ${shortId(certificateIdOf(pair.certPem))}`, thingName);
+  }
+}
+
 /** Runs every end check; the devices must be stopped (the probes connect with their client ids). */
 export async function checkFleet(input: FleetCheckInput): Promise<CheckFailure[]> {
   const failures: CheckFailure[] = [];
@@ -123,6 +168,10 @@ export async function checkFleet(input: FleetCheckInput): Promise<CheckFailure[]
     for (const pem of [holdings.currentCertPem, holdings.pendingCertPem]) if (pem) heldCertificates.add(certificateIdOf(pem));
 
     if (device.outcome === 'unfinished') fail(CheckName.Finished, 'its rotation had not ended by the deadline', thingName);
+    if (input.cutOff?.has(thingName)) {
+      await checkCutOff(input, device, holdings, fail);
+      return;
+    }
 
     // Every device: the current pair is the key of an ACTIVE certificate attached to its thing, and connects.
     const { currentCertPem, currentKeyPem } = holdings;

@@ -31,7 +31,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .command('demo')
     .description('rotate a simulated fleet end to end on the local AWS, then check that no device was stranded')
     .option('--devices <n>', 'fleet size', wholeNumber(1, MAX_DEVICES), 100)
-    .option('--faults <spec>', 'fault spec, e.g. "offline=2:20s,garbage-csr=1,slow=10%:3s" (see docs/demo.md)', '')
+    .option('--faults <spec>', 'fault spec, e.g. "offline=2:20s,garbage-csr=1,slow=10%:3s,revoke-old=1,shared-cert=1,lambda-crash=3" (see docs/demo.md)', '')
     .option('--seed <n>', 'which devices get which fault', wholeNumber(0, 2 ** 31), 1)
     .option('--report <file>', 'write the figures and check results as JSON')
     .option('--time-scale <x>', 'workflow time scale', scale, DEFAULT_TIME_SCALE)

@@ -70,6 +70,8 @@ export class InvariantWatcher {
   /** Devices with an event-triggered check queued but not started: more events before it starts add nothing. */
   private readonly queued = new Set<string>();
   private readonly keys = new HeldKeyReader();
+  /** Devices an operator cut off on purpose (their certificate revoked): rule 7 no longer applies to them. */
+  private readonly exempt = new Set<string>();
   /** Where the background sweep goes on from. */
   private cursor = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -115,6 +117,15 @@ export class InvariantWatcher {
     this.learnCertificates();
     this.stats.samples++;
     await this.checkAll(this.fleet, trigger);
+  }
+
+  /**
+   * An operator is about to revoke the device's certificate: from now on it is cut off on
+   * purpose, and holding no usable key is the intended outcome, not a stranded device. Called
+   * before the revocation, so no check in between can report it.
+   */
+  cutOff(thingName: string): void {
+    this.exempt.add(thingName);
   }
 
   /** The device removed a key from its store: check it as soon as the write is done. */
@@ -187,6 +198,7 @@ export class InvariantWatcher {
   }
 
   private async check(device: WatchedDevice, trigger: InvariantViolation['trigger']): Promise<void> {
+    if (this.exempt.has(device.thingName)) return;
     this.stats.deviceChecks++;
     let breach: string | undefined;
     try {
@@ -194,7 +206,8 @@ export class InvariantWatcher {
     } catch (error) {
       breach = `could not be checked: ${(error as Error).message}`;
     }
-    if (breach === undefined) return;
+    // Cut off while this check was reading: the revocation, not a stranding.
+    if (breach === undefined || this.exempt.has(device.thingName)) return;
     const key = `${device.thingName}\u0000${breach}`;
     if (this.reported.has(key)) return;
     this.reported.add(key);

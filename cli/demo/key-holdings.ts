@@ -14,8 +14,9 @@ export interface DeviceHoldings {
   /** The certificate of the `current` link, when it has one. */
   currentCertPem?: string;
   currentKeyPem?: string;
-  /** The certificate of the `pending` link, when one was issued. */
+  /** The certificate of the `pending` link, when one was issued, and its key. */
   pendingCertPem?: string;
+  pendingKeyPem?: string;
 }
 
 const PAIRS_DIR = 'pairs';
@@ -159,6 +160,9 @@ export async function readHoldings(stateDir: string): Promise<DeviceHoldings> {
     holdings.currentKeyPem = await readIfPresent(join(current, 'key.pem'));
   }
   const pending = await linkTarget(stateDir, 'pending');
-  if (pending) holdings.pendingCertPem = await readIfPresent(join(pending, 'cert.pem'));
+  if (pending) {
+    holdings.pendingCertPem = await readIfPresent(join(pending, 'cert.pem'));
+    holdings.pendingKeyPem = await readIfPresent(join(pending, 'key.pem'));
+  }
   return holdings;
 }

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { assignFaults, parseFaultSpec, type Fault } from '../../device-sim/faults.js';
 import { startLocalAws, type LocalAws } from '../../local/runtime.js';
 import type { Settings } from '../../wiring/index.js';
+import { armCloudFaults, planCloudFaults, Revoker, splitFaultSpec, type CloudFaultPlan } from './cloud-faults.js';
 import { CheckName, type CheckFailure } from './fleet-checks.js';
 import type { DemoReport } from './figures.js';
 import { mountConsole, type LocalConsole } from '../console/index.js';
@@ -73,7 +74,7 @@ export function thingNames(count: number): string[] {
 
 
 /** Checks everything the user typed before anything starts, so bad input costs nothing. */
-export function validateDemoOptions(options: DemoOptions): { faults: Map<string, Fault>; names: string[] } {
+export function validateDemoOptions(options: DemoOptions): { faults: Map<string, Fault>; names: string[]; cloud: CloudFaultPlan } {
   if (!Number.isInteger(options.devices) || options.devices < 1 || options.devices > MAX_DEVICES) {
     throw new DemoError(`--devices must be a whole number from 1 to ${MAX_DEVICES}, got ${options.devices}`);
   }
@@ -90,8 +91,11 @@ export function validateDemoOptions(options: DemoOptions): { faults: Map<string,
     throw new DemoError(`--report ${options.reportFile}: its directory does not exist`);
   }
   const names = thingNames(options.devices);
-  const faults = assignFaults(parseFaultSpec(options.faults ?? ''), names, options.seed ?? 1);
-  return { faults, names };
+  // Cloud-side kinds (revoke-old, shared-cert, lambda-crash) are split off; the devices' own go to the simulator.
+  const split = splitFaultSpec(options.faults ?? '');
+  const faults = assignFaults(parseFaultSpec(split.deviceSpec), names, options.seed ?? 1);
+  const cloud = planCloudFaults(split, names, faults, options.seed ?? 1);
+  return { faults, names, cloud };
 }
 
 /** The longest a rotation can take in workflow seconds: every csr_req retry, then the ack wait. */
@@ -112,7 +116,7 @@ export function worstCaseWorkflowSeconds(settings: Settings): number {
  * connect the fleet, start the audit, await the executions, collect the figures, check the fleet.
  */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoReport> {
-  const { faults, names } = validateDemoOptions(options);
+  const { faults, names, cloud } = validateDemoOptions(options);
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
   const setupStarted = Date.now();
   const ownDir = !options.dataDir;
@@ -122,6 +126,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
   let web: LocalConsole | undefined;
   let fleet: DemoFleet | undefined;
   let watcher: InvariantWatcher | undefined;
+  let revoker: Revoker | undefined;
   try {
     // The runtime keeps its state in memory unless asked to persist it: the registry rewrites
     // its whole JSON file on every change, which dominates a large run (see docs/demo.md).
@@ -138,7 +143,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     io.out(`local AWS up at ${runtime.endpoints.awsEndpoint}, MQTT ${runtime.endpoints.mqtt.host}:${runtime.endpoints.mqtt.port}; provisioning ${names.length} devices`);
     io.out(`console: ${web.url}`);
 
-    const devices = await provisionDevices(runtime, { names, faults, workDir, expiresInDays: options.expiresInDays ?? DEFAULT_EXPIRES_IN_DAYS });
+    const devices = await provisionDevices(runtime, { names, faults, cloud, workDir, expiresInDays: options.expiresInDays ?? DEFAULT_EXPIRES_IN_DAYS });
+    const certificateOf = (thingName: string): string => devices.find((d) => d.thingName === thingName)?.certificateId ?? '';
+    armCloudFaults(cloud, runtime.iot.registry, runtime.edge.faults, certificateOf);
     const connected = await connectFleet(runtime, devices, { threads: options.fleetThreads ?? 0, signal: options.signal });
     fleet = connected;
     io.out(`${names.length} devices connected over mutual TLS${faults.size ? `, ${faults.size} with faults` : ''}; running the Device Defender audit`);
@@ -150,6 +157,8 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     connected.on('keysRemoved', (thingName: string) => watching.keysRemoved(thingName));
     const setupMs = Date.now() - setupStarted;
 
+    revoker = new Revoker(cloud, runtime.iot.registry, certificateOf, (thingName) => watching.cutOff(thingName));
+    revoker.start();
     const baseline = takeBaseline(runtime);
     const audit = await startAudit(runtime, devices);
     // Bounded: the slowest legal rotation, scaled, plus room for the fleet's size.
@@ -157,6 +166,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const timeoutMs = (options.timeoutSeconds ?? 60 + worstCaseWorkflowSeconds(settings) * timeScale * 1.5 + names.length * 0.2) * 1000;
     const awaited = await awaitExecutions(runtime, { executionArns: audit.executionArns, auditStartedAt: audit.startedAt, deadline: audit.startedAt + timeoutMs, signal: options.signal }, io);
 
+    revoker.stop();
     await watching.stop();
     await watching.sample('final');
     const counters = readCounters(runtime, baseline);
@@ -167,7 +177,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     // The end checks probe with the devices' client ids: the devices must be gone first.
     await connected.stop();
     fleet = undefined;
-    const failures = await checkOutcome(runtime, { devices, outcomes: figures.outcomes, escalations: escalations.byThing });
+    const failures = await checkOutcome(runtime, { devices, outcomes: figures.outcomes, escalations: escalations.byThing, cutOff: new Set(revoker.revoked) });
     const violations: CheckFailure[] = [
       ...watching.violations.map((v) => ({ check: CheckName.Invariant, thingName: v.thingName, at: v.at, detail: v.detail, trigger: v.trigger })),
       ...failures,
@@ -181,6 +191,13 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       ...figures,
       escalations: escalations.total,
       invariantViolations: violations,
+      cloudFaults: {
+        revokeOld: cloud.revokeOld.size,
+        cutOffOnPurpose: revoker.revoked.length,
+        sharedCert: cloud.sharedCert.size,
+        lambdaCrashes: cloud.crashes.reduce((n, c) => n + c.times, 0),
+        lambdaCrashesFired: Object.values(runtime.edge.faults.crashed()).reduce((a, b) => a + b, 0),
+      },
       wallMs: awaited.wallMs,
       setupMs,
       invariantSamples: watching.stats.samples,
@@ -193,6 +210,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     await options.beforeStop?.(report, web.url);
     return report;
   } finally {
+    revoker?.stop();
     await watcher?.stop();
     await fleet?.stop();
     web?.stop();

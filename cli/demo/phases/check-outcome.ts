@@ -29,7 +29,7 @@ export function escalationsByThing(runtime: LocalAws): { total: number; byThing:
  */
 export async function checkOutcome(
   runtime: LocalAws,
-  input: { devices: readonly DemoDevice[]; outcomes: DemoReport['outcomes']; escalations: ReadonlyMap<string, number> },
+  input: { devices: readonly DemoDevice[]; outcomes: DemoReport['outcomes']; escalations: ReadonlyMap<string, number>; cutOff?: ReadonlySet<string> },
 ): Promise<CheckFailure[]> {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: runtime.endpoints.awsEndpoint, region: runtime.endpoints.region, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } }),
@@ -49,6 +49,7 @@ export async function checkOutcome(
         return Item as { status?: string; reason?: string } | undefined;
       },
       escalations: input.escalations,
+      cutOff: input.cutOff ?? new Set(),
       retireMode: String(runtime.deployment.settings.retireMode),
     });
   } finally {

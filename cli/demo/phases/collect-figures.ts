@@ -148,7 +148,8 @@ export function rotationFigures(input: {
     const trace = traces.get(input.executionArns.get(d.thingName) ?? '');
     const outcome = outcomeOf(execution, trace);
     const reason = outcome === 'failed' ? (execution?.error ?? 'UNKNOWN') : undefined;
-    outcomes[d.thingName] = { outcome, ...(reason ? { reason } : {}), ...(d.fault ? { fault: d.fault.kind } : {}) };
+    const fault = d.cloudFault ?? d.fault?.kind;
+    outcomes[d.thingName] = { outcome, ...(reason ? { reason } : {}), ...(fault ? { fault } : {}) };
     if (outcome === 'rotated') {
       rotated++;
       successTransitions.push(trace?.entries.length ?? 0);

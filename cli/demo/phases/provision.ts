@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Fault } from '../../../device-sim/faults.js';
+import { CloudFaultKind, type CloudFaultPlan } from '../cloud-faults.js';
 import { Fleet } from '../../../device-sim/fleet.js';
 import { ThreadedFleet } from '../../../device-sim/fleet-thread.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../../../device-sim/keys.js';
@@ -14,11 +15,14 @@ export interface DemoDevice {
   certPem: string;
   certificateId: string;
   fault?: Fault;
+  /** A cloud-side fault this device suffers (cli/demo/cloud-faults.ts). */
+  cloudFault?: CloudFaultKind;
 }
 
 export interface ProvisionInput {
   names: readonly string[];
   faults: ReadonlyMap<string, Fault>;
+  cloud?: CloudFaultPlan;
   workDir: string;
   /** The provisioned certificates expire this many days from now (the audit's expiring check flags them). */
   expiresInDays: number;
@@ -35,6 +39,7 @@ export async function provisionDevices(runtime: LocalAws, input: ProvisionInput)
     const csrPem = await createCsrPem(keyPem, thingName);
     const provisioned = await runtime.iot.registry.provisionDevice({ thingName, policyName: DEVICE_POLICY_NAME, csrPem, expiresInDays: input.expiresInDays });
     const fault = input.faults.get(thingName);
+    const cloudFault = input.cloud?.revokeOld.has(thingName) ? CloudFaultKind.RevokeOld : input.cloud?.sharedCert.has(thingName) ? CloudFaultKind.SharedCert : undefined;
     devices.push({
       thingName,
       stateDir: join(input.workDir, 'devices', thingName),
@@ -42,6 +47,7 @@ export async function provisionDevices(runtime: LocalAws, input: ProvisionInput)
       certPem: provisioned.certificatePem,
       certificateId: provisioned.certificateId,
       ...(fault ? { fault } : {}),
+      ...(cloudFault ? { cloudFault } : {}),
     });
   });
   return devices.sort((a, b) => a.thingName.localeCompare(b.thingName));
