@@ -63,6 +63,7 @@ export async function localUp(options: { port?: number; mqttPort?: number; dataD
     timeScale: options.timeScale,
     issuedValidityDays: options.issuedValidityDays,
     logger: streamLogger(level),
+    console: true,
   });
   const e = aws.endpoints;
   const web = mountConsole(aws);

@@ -51,8 +51,12 @@ export function isThingName(value: string): boolean {
   return THING_NAME.test(value);
 }
 
-/** The Step Functions console page of one execution. */
-export function executionConsoleUrl(executionArn: string): string {
+/**
+ * The Step Functions console page of one execution; on the local runtime, the page of its own
+ * console when one is given (`http://127.0.0.1:4566/console/`).
+ */
+export function executionConsoleUrl(executionArn: string, localConsole?: string): string {
+  if (localConsole) return `${localConsole.replace(/\/$/, '')}/executions/${executionArn}`;
   const region = executionArn.split(':')[3] ?? 'us-east-1';
   return `https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}`;
 }

@@ -1,7 +1,7 @@
 import { executionConsoleUrl, RotationAlreadySucceeded, RotationStatus, Step } from '../domain/index.js';
 import type { Clock } from './core/clock.js';
 import { classifyFailure, type Failure } from './core/failure.js';
-import { positiveIntegerEnv } from './core/environment.js';
+import { optionalEnv, positiveIntegerEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { objectInput, optionalStringField, rotationIdField, stringField } from './core/input.js';
 import { finishRotation, type TableDeps } from './core/rotation-table.js';
@@ -30,6 +30,8 @@ export interface RecordFailureDeps extends TableDeps {
   clock: Clock;
   telemetry: Telemetry;
   historyRetentionDays: number;
+  /** The local runtime's console (ROTOR_CONSOLE_URL); unset on AWS, where the link is the Step Functions console's. */
+  consoleUrl?: string;
 }
 
 export function parseRecordFailureInput(event: unknown): RecordFailureInput {
@@ -107,7 +109,7 @@ export async function recordFailure(event: unknown, deps: RecordFailureDeps): Pr
     cause: failure.cause,
     rotationId,
     executionArn: input.executionArn,
-    consoleUrl: executionConsoleUrl(input.executionArn),
+    consoleUrl: executionConsoleUrl(input.executionArn, deps.consoleUrl),
   };
   return {
     subject: escalationSubject(thingName, failure.reason),
@@ -122,6 +124,7 @@ const runtime = once(
   (): RecordFailureDeps => ({
     ...baseDeps(obs),
     historyRetentionDays: positiveIntegerEnv('HISTORY_RETENTION_DAYS', 400),
+    consoleUrl: optionalEnv('ROTOR_CONSOLE_URL'),
   }),
 );
 

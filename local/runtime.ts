@@ -40,6 +40,11 @@ export interface LocalAwsOptions {
   issuedValidityDays?: number;
   /** Worker threads per function. */
   functionConcurrency?: number;
+  /**
+   * The edge serves the local console (the CLI mounts it): the escalations then link to its
+   * execution pages, through the functions' ROTOR_CONSOLE_URL, instead of to AWS's console.
+   */
+  console?: boolean;
   /** Where the bundles are; dist/functions by default. */
   functionsDir?: string;
   logger?: LocalLogger;
@@ -198,7 +203,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       region,
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
-    await deploy({ url, deployment, lambda, bundles, logger });
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
 
     const caPem = iot.ca.certificatePem;
@@ -232,7 +237,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 }
 
 /** Creates Rotor's resources from the wiring, through the APIs, like terraform/main.tf. */
-async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger }): Promise<void> {
+async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger; console?: boolean }): Promise<void> {
   const { url, deployment, lambda, bundles } = input;
   const wiring = loadWiring();
   const config = { endpoint: url, region: deployment.region, credentials: LOCAL_CREDENTIALS };
@@ -268,7 +273,7 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
       lambda.deploy({
         name: functionName(name),
         bundlePath: bundles[name],
-        environment: functionEnvironment(name, deployment, wiring),
+        environment: { ...functionEnvironment(name, deployment, wiring), ...(input.console ? { ROTOR_CONSOLE_URL: `${url}/console/` } : {}) },
         timeoutSeconds: spec.timeoutSeconds,
         memoryMb: spec.memoryMb,
         description: spec.description,

@@ -137,6 +137,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       timeScale,
       settings: options.settings,
       functionConcurrency: options.functionConcurrency,
+      console: true,
     });
     const runtime = aws;
     web = mountConsole(runtime);

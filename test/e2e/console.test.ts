@@ -61,6 +61,7 @@ describeBoth('the local console in a browser, after real rotations', () => {
     status?: Extract<StatusReport, { kind: 'fleet' }>;
     trace?: Trace;
     thingLink?: string;
+    escalationLinksConsole?: boolean;
     consoleUrl?: string;
     fleetCards?: Record<string, number>;
     fleetRefreshed?: boolean;
@@ -112,7 +113,10 @@ describeBoth('the local console in a browser, after real rotations', () => {
       const listed = await sfn.send(new ListExecutionsCommand({ stateMachineArn, maxResults: 1000 }));
       for (const execution of listed.executions ?? []) {
         const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn: execution.executionArn, includeExecutionData: true, maxResults: 1000 }));
-        seen.tokens.push(...(JSON.stringify(history.events).match(TOKEN) ?? []));
+        const text = JSON.stringify(history.events);
+        seen.tokens.push(...(text.match(TOKEN) ?? []));
+        // The escalation Record failure composed (its output, published by Escalate) links the local console.
+        if (execution.executionArn === failedRow.executionArn) seen.escalationLinksConsole = text.includes(`${consoleUrl}executions/${failedRow.executionArn}`);
       }
     } finally {
       sfn.destroy();
@@ -215,10 +219,11 @@ describeBoth('the local console in a browser, after real rotations', () => {
     expect(Object.keys(seen.outcomes!).sort()).toEqual(graph.nodes.map((n) => n.name).sort());
   });
 
-  it('is where `rotor trace --local` and `rotor status --local` link an execution', () => {
+  it('is where `rotor trace --local`, `rotor status --local` and the escalation link an execution', () => {
     const page = `${seen.consoleUrl}executions/${seen.failedArn}`;
     expect(seen.trace!.link).toBe(page);
     expect(seen.thingLink).toBe(page);
+    expect(seen.escalationLinksConsole).toBe(true);
     expect(seen.pages.map((p) => p.url)).toContain(page);
   });
 

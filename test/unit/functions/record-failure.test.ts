@@ -132,6 +132,12 @@ describe('record-failure', () => {
     expect(current.Update?.ExpressionAttributeValues?.[':leftover']).toBe(leftover);
   });
 
+  it('links the escalation to the local console when the local runtime gives one', async () => {
+    const result = await recordFailure(input({ error: { Error: 'States.Timeout' } }, 'Request CSR'), { ...deps(), consoleUrl: 'http://127.0.0.1:4566/console/' });
+
+    expect(JSON.parse(result.message)).toMatchObject({ consoleUrl: `http://127.0.0.1:4566/console/executions/${EXECUTION}` });
+  });
+
   it('names the new certificate in the escalation when one was issued', async () => {
     const result = await recordFailure(input({ issued: { certificateId: NEW }, error: { Error: 'States.Timeout' } }, 'Deliver certificate'), deps());
 
