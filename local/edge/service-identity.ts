@@ -31,6 +31,8 @@ export const SERVICE_IDENTITIES: readonly ServiceIdentity[] = [
   { service: 'dynamodb', signingNames: ['dynamodb'], targetPrefix: 'DynamoDB_20120810' },
   { service: 'states', signingNames: ['states'], targetPrefix: 'AWSStepFunctions' },
   { service: 'sns', signingNames: ['sns'], queryVersion: '2010-03-31' },
+  // JSON protocol only (botocore 1.31+ and the JS SDK v3); the Query protocol of older clients is not emulated.
+  { service: 'sqs', signingNames: ['sqs'], targetPrefix: 'AmazonSQS' },
   { service: 'lambda', signingNames: ['lambda'] },
   // `execute-api` before May 2023 (see above); AWS accepts both.
   { service: 'iot', signingNames: ['iot', 'execute-api'] },
