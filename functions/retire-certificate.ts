@@ -12,6 +12,7 @@ import {
   SharedCertificate,
   Step,
   Trigger,
+  type RotationRecord,
 } from '../domain/index.js';
 import { describeCertificate, takeDownCertificate, thingsOf, type CertificateFacts, type DeleteRetry, type TakeDownResult } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
@@ -82,8 +83,11 @@ export function parseRetireMode(value: string | undefined): RetireMode {
  * security decision: Roll back then takes the new one out of service too); and no other thing
  * may still use the old one.
  */
-async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertificateInput): Promise<{ old?: CertificateFacts; leftover?: string }> {
-  const record = await getCurrentRecord(deps, input.thingName);
+async function checkRetirable(
+  deps: RetireCertificateDeps,
+  input: RetireCertificateInput,
+  record: RotationRecord | undefined,
+): Promise<{ old?: CertificateFacts; leftover?: string }> {
   if (!record || record.rotationId !== input.rotationId || record.status !== RotationStatus.InProgress) throw new ClaimLost(input.thingName, input.rotationId);
   if (record.ackedCertificateId !== input.newCertificateId) {
     throw new AckNotVerified(
@@ -121,7 +125,7 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
     return { retiredAt: recorded.finishedAt ?? recorded.updatedAt, oldCertificate: deps.retireMode === RetireMode.KeepInactive ? 'inactive' : 'deleted' };
   }
 
-  const { old, leftover } = await checkRetirable(deps, input);
+  const { old, leftover } = await checkRetirable(deps, input, recorded);
   if (leftover) {
     // An earlier failed rotation's certificate: the device is on this rotation's one now.
     const certificate = await describeCertificate(deps.iot, leftover);

@@ -192,7 +192,7 @@ run "renders_with_defaults" {
     condition = toset(flatten([
       for statement in jsondecode(aws_iam_role_policy.state_machine.policy).Statement : statement.Resource if contains(statement.Action, "lambda:InvokeFunction")
       ])) == toset([
-      for name in ["request-csr", "issue-certificate", "deliver-certificate", "retire-certificate", "roll-back", "record-failure"] :
+      for name in ["request-csr", "issue-certificate", "deliver-certificate", "retire-certificate", "roll-back", "record-failure", "release-claim"] :
       "arn:aws:lambda:eu-west-1:123456789012:function:rotor-${name}"
     ])
     error_message = "The state machine may invoke exactly the functions its states call."

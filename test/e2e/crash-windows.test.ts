@@ -175,7 +175,7 @@ describeWithBundles('crash windows: a function killed after its Nth AWS call', (
     };
   }
 
-  async function waitFor(executionArn: string): Promise<{ status: string; error?: string }> {
+  async function waitFor(executionArn: string): Promise<{ status: string; error?: string; cause?: string }> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new Error(`${executionArn}: not finished within ${EXECUTION_WAIT_MS} ms`)), EXECUTION_WAIT_MS);
@@ -186,7 +186,7 @@ describeWithBundles('crash windows: a function killed after its Nth AWS call', (
       clearTimeout(timer);
     }
     const described = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-    return { status: described.status as string, error: described.error };
+    return { status: described.status as string, error: described.error, cause: described.cause };
   }
 
   it.each(CASES)('%s dies after AWS call %i (%s) → %s, invariants hold', async (fn, afterAwsCalls, surface, path) => {
@@ -207,7 +207,7 @@ describeWithBundles('crash windows: a function killed after its Nth AWS call', (
     const { executionArn } = await sfn.send(
       new StartExecutionCommand({ stateMachineArn: aws.endpoints.stateMachineArn, name: rotationId, input: JSON.stringify(input) }),
     );
-    let execution: { status: string; error?: string };
+    let execution: { status: string; error?: string; cause?: string };
     try {
       execution = await waitFor(executionArn as string);
     } finally {
@@ -226,7 +226,8 @@ describeWithBundles('crash windows: a function killed after its Nth AWS call', (
     if (path === 'rotates') {
       const fresh = served.fresh();
       expect(fresh).toBeDefined();
-      expect(execution).toMatchObject({ status: 'SUCCEEDED' });
+      // error and cause say why, should it fail.
+      expect(execution).toEqual({ status: 'SUCCEEDED', error: undefined, cause: undefined });
       expect(current).toMatchObject({ status: RotationStatus.Succeeded, rotationId, newCertificateId: fresh?.certificateId });
       // One certificate for the device's keys: the new one, ACTIVE, the thing's only one.
       expect(await certificatesWithKeys(keys)).toEqual([fresh?.certificateId]);
