@@ -81,7 +81,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     // Prepare
     const arn = await deploy({
       'rotor-request-csr': () => ({ published: true }),
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true }),
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
       'rotor-record-failure': (p) => ({ subject: 'Rotor: t1 failed', message: `failed at ${String(p.failedStep)}`, error: 'NO_CSR_RESPONSE', cause: 'no csr_res after 3 requests' }),
     }, 0.00001); // three 30-minute CSR timeouts and the backoff between them pass in well under a second
 
@@ -152,7 +152,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   it('rolls back (deleting the new certificate) when Retire finds the old certificate revoked', async () => {
     const arn = await deploy({
       'rotor-retire-certificate': failWith('OldCertificateRevoked', 'the old certificate is REVOKED'),
-      'rotor-roll-back': () => ({ newCertificateId: NEW, deleted: true, aborted: false }),
+      'rotor-roll-back': () => ({ newCertificateId: NEW, deleted: true, aborted: false, oldCertificateStatus: 'REVOKED' }),
       'rotor-record-failure': () => ({ ...recorded(), error: 'OLD_CERTIFICATE_REVOKED' }),
     }, 0.001);
 
@@ -179,7 +179,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   it('retries Record failure on conflicts, and still escalates — saying so — when it cannot record', async () => {
     const arn = await deploy({
       'rotor-request-csr': () => ({ published: true }),
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true }),
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
       'rotor-record-failure': failWith('TransactionCanceledException', 'Transaction cancelled [TransactionConflict]'),
     }, 0.00001);
 
@@ -201,7 +201,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   it('retries Escalate on any error, then ends with EscalationFailed, never looking like an ordinary failure', async () => {
     const arn = await deploy({
       'rotor-request-csr': () => ({ published: true }),
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true }),
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
       'rotor-record-failure': recorded,
     }, 0.00001);
     let attempts = 0;

@@ -219,7 +219,7 @@ describe('retire-certificate', () => {
   it('refuses with SharedCertificate, leaving the old certificate ACTIVE, when another thing uses it', async () => {
     iot.on(ListPrincipalThingsCommand).resolves({ things: ['sensor-1', 'gateway-7'] });
 
-    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'SharedCertificate', otherThings: ['gateway-7'] });
+    await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'SharedCertificate', things: ['sensor-1', 'gateway-7'], message: expect.stringContaining('left ACTIVE') });
     expectNothingTouched();
   });
 
