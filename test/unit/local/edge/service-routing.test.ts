@@ -27,7 +27,8 @@ describe('service identity', () => {
   it('names the service of a JSON-protocol target and of a Query version', () => {
     expect(serviceOfTarget('DynamoDB_20120810.GetItem')).toBe('dynamodb');
     expect(serviceOfTarget('AWSStepFunctions.ListExecutions')).toBe('states');
-    expect(serviceOfTarget('AmazonSQS.CreateQueue')).toBeUndefined();
+    expect(serviceOfTarget('AmazonSQS.CreateQueue')).toBe('sqs');
+    expect(serviceOfTarget('AWSCognitoIdentityProviderService.ListUsers')).toBeUndefined();
     expect(serviceOfTarget(undefined)).toBeUndefined();
     expect(serviceOfQuery(new URLSearchParams('Action=Publish&Version=2010-03-31'))).toBe('sns');
     expect(serviceOfQuery(new URLSearchParams('Action=GetCallerIdentity&Version=2011-06-15'))).toBeUndefined();
