@@ -27,6 +27,9 @@ export const Step = {
   EscalationFailed: 'Escalation failed',
   /** The claim is held: by a running execution ('Already rotating'), or by one that ended without recording (released). */
   CheckClaimHolder: 'Check claim holder',
+  /** The claim was released from an abandoned execution: that failed rotation gets its one escalation. */
+  AbandonedClaimReleased: 'Abandoned claim released?',
+  EscalateAbandonedRotation: 'Escalate abandoned rotation',
 } as const;
 export type Step = (typeof Step)[keyof typeof Step];
 

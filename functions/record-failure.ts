@@ -1,5 +1,6 @@
 import { executionConsoleUrl, RotationAlreadySucceeded, RotationStatus, Step } from '../domain/index.js';
 import type { Clock } from './core/clock.js';
+import { escalationSubject } from './core/escalation.js';
 import { classifyFailure, type Failure } from './core/failure.js';
 import { optionalEnv, positiveIntegerEnv } from './core/environment.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
@@ -45,13 +46,7 @@ export function parseRecordFailureInput(event: unknown): RecordFailureInput {
   };
 }
 
-/** SNS subjects: at most 100 printable ASCII characters, no line breaks. */
-export const MAX_SUBJECT_CHARS = 100;
-
-export function escalationSubject(thingName: string, reason: string): string {
-  const subject = `Rotor: certificate rotation of ${thingName} failed (${reason})`.replace(/[^\x20-\x7e]/g, '?');
-  return subject.length <= MAX_SUBJECT_CHARS ? subject : `${subject.slice(0, MAX_SUBJECT_CHARS - 3)}...`;
-}
+export { escalationSubject, MAX_SUBJECT_CHARS } from './core/escalation.js';
 
 /**
  * Records the failure on the thing's record and in its history (finishRotation), and composes

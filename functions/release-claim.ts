@@ -1,12 +1,14 @@
 import { DescribeExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import { ClaimHeld, FailureReason, RotationStatus, Step } from '../domain/index.js';
+import { ClaimHeld, executionConsoleUrl, FailureReason, RotationStatus, Step } from '../domain/index.js';
 import { isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
-import { positiveIntegerEnv } from './core/environment.js';
+import { optionalEnv, positiveIntegerEnv } from './core/environment.js';
+import { escalationSubject } from './core/escalation.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { objectInput, rotationIdField, thingNameField } from './core/input.js';
 import { finishRotation, getCurrentRecord, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+
 import { baseDeps, tracedSfn } from './core/runtime-deps.js';
 
 /** What the 'Check claim holder' state sends, after 'Claim device' found the thing claimed. */
@@ -21,9 +23,17 @@ export interface ReleaseClaimDeps extends TableDeps {
   clock: Clock;
   telemetry: Telemetry;
   historyRetentionDays: number;
+  /** The local runtime's console, linked from escalations instead of the Step Functions console. */
+  consoleUrl?: string;
 }
 
-export type ReleaseClaimResult = { released: true; holder: string; holderStatus: string } | { released: false; reason: 'NOT_HELD' };
+/**
+ * Released: the abandoned rotation's one escalation (subject and message, as Record failure
+ * composes them), which 'Escalate abandoned rotation' publishes before the claim is tried again.
+ */
+export type ReleaseClaimResult =
+  | { released: true; holder: string; holderStatus: string; subject: string; message: string }
+  | { released: false; reason: 'NOT_HELD' };
 
 export function parseReleaseClaimInput(event: unknown): ReleaseClaimInput {
   const input = objectInput(event, 'release-claim input');
@@ -59,6 +69,7 @@ export async function releaseClaim(event: unknown, deps: ReleaseClaimDeps): Prom
   const holderStatus = await executionStatus(deps.sfn, record.executionArn);
   if (holderStatus === 'RUNNING') throw new ClaimHeld(input.thingName, record.rotationId);
 
+  const cause = `execution ${record.rotationId} ended ${holderStatus} in '${record.step}' without recording an outcome; released by ${input.rotationId}`;
   const outcome = await finishRotation(deps, {
     outcome: RotationStatus.Failed,
     onlyIfInProgress: true,
@@ -67,7 +78,7 @@ export async function releaseClaim(event: unknown, deps: ReleaseClaimDeps): Prom
     executionArn: record.executionArn,
     step: record.step,
     reason: FailureReason.ExecutionAbandoned,
-    cause: `execution ${record.rotationId} ended ${holderStatus} in '${record.step}' without recording an outcome; released by ${input.rotationId}`,
+    cause,
     oldCertificateId: record.oldCertificateId,
     ...(record.newCertificateId ? { newCertificateId: record.newCertificateId, leftoverCertificateId: record.newCertificateId } : {}),
     trigger: record.trigger,
@@ -77,7 +88,26 @@ export async function releaseClaim(event: unknown, deps: ReleaseClaimDeps): Prom
   });
   deps.telemetry.count(MetricName.RotationsFailed, 1, { reason: FailureReason.ExecutionAbandoned });
   deps.telemetry.log.warn('released the claim of an execution that is no longer running', { holder: record.rotationId, holderStatus, outcome });
-  return { released: true, holder: record.rotationId, holderStatus };
+  // The abandoned execution never reached Record failure: this is the one escalation it gets.
+  const message = {
+    thingName: input.thingName,
+    oldCertificateId: record.oldCertificateId,
+    newCertificateId: record.newCertificateId ?? null,
+    step: record.step,
+    reason: FailureReason.ExecutionAbandoned,
+    cause,
+    rotationId: record.rotationId,
+    executionArn: record.executionArn,
+    consoleUrl: executionConsoleUrl(record.executionArn, deps.consoleUrl),
+    releasedBy: input.rotationId,
+  };
+  return {
+    released: true,
+    holder: record.rotationId,
+    holderStatus,
+    subject: escalationSubject(input.thingName, FailureReason.ExecutionAbandoned),
+    message: JSON.stringify(message, null, 2),
+  };
 }
 
 const obs = observability('release-claim');
@@ -86,6 +116,7 @@ const runtime = once(
     ...baseDeps(obs),
     sfn: tracedSfn(obs),
     historyRetentionDays: positiveIntegerEnv('HISTORY_RETENTION_DAYS', 400),
+    consoleUrl: optionalEnv('ROTOR_CONSOLE_URL'),
   }),
 );
 

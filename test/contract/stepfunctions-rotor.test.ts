@@ -222,13 +222,14 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     const held = () => new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
     ddb.on(UpdateItemCommand).rejectsOnce(held()).resolves({});
     const arn = await deploy({
-      'rotor-release-claim': () => ({ released: true, holder: 'crashed-one', holderStatus: 'FAILED' }),
+      'rotor-release-claim': () => ({ released: true, holder: 'crashed-one', holderStatus: 'FAILED', subject: 'Rotor: certificate rotation of stale-t9 failed (EXECUTION_ABANDONED)', message: '{"reason":"EXECUTION_ABANDONED"}' }),
       'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
     }, 0.001);
 
     const released = await run(arn, 'stale-t9', { trigger: 'resume', resume: { newCertificateId: NEW } });
     expect(released.result.status).toBe('SUCCEEDED');
-    expect(released.states.slice(0, 3)).toEqual([Step.ClaimDevice, Step.CheckClaimHolder, Step.ClaimDevice]);
+    // The abandoned rotation gets its one escalation before the claim is tried again.
+    expect(released.states.slice(0, 5)).toEqual([Step.ClaimDevice, Step.CheckClaimHolder, Step.AbandonedClaimReleased, Step.EscalateAbandonedRotation, Step.ClaimDevice]);
     expect(h.invoker.callsTo('rotor-release-claim')[0]).toEqual({ thingName: 'stale-t9', rotationId: 'stale-t9' });
 
     ddb.on(UpdateItemCommand).rejects(held());

@@ -290,6 +290,10 @@ describeWithBundles('workflow safety on the local runtime', () => {
     expect(await record(r.thing)).toMatchObject({ status: RotationStatus.Succeeded, rotationId: second.rotationId });
     const abandoned = (await historyItems(r.thing)).find((h) => h.rotationId === first.rotationId);
     expect(abandoned).toMatchObject({ outcome: RotationStatus.Failed, reason: FailureReason.ExecutionAbandoned, executionArn: first.executionArn });
+    // Every failed rotation escalates once: the abandoned one through the execution that released it.
+    const sent = escalations(r.thing);
+    expect(sent).toHaveLength(1);
+    expect(sent[0].body).toMatchObject({ reason: FailureReason.ExecutionAbandoned, rotationId: first.rotationId, executionArn: first.executionArn });
     expect(await thingCertificates(r.thing)).toEqual([fresh.certificateId]);
   }, 200_000);
 });

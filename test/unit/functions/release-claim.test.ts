@@ -49,7 +49,13 @@ describe('release-claim', () => {
     sfn.on(DescribeExecutionCommand).resolves({ status });
     const d = deps();
 
-    await expect(releaseClaim(input, d)).resolves.toEqual({ released: true, holder: 'sensor-1-a01', holderStatus: status });
+    const result = await releaseClaim(input, d);
+    expect(result).toEqual({ released: true, holder: 'sensor-1-a01', holderStatus: status, subject: expect.any(String), message: expect.any(String) });
+    // The abandoned rotation never escalated: this is its one escalation, naming it and why.
+    if (!result.released) throw new Error('not released');
+    expect(result.subject).toContain('EXECUTION_ABANDONED');
+    expect(JSON.parse(result.message)).toMatchObject({ reason: 'EXECUTION_ABANDONED', rotationId: 'sensor-1-a01', executionArn: HOLDER_ARN, newCertificateId: 'b'.repeat(64) });
+    expect(JSON.parse(result.message).cause).toContain(`ended ${status}`);
 
     const [current, history] = db.commandCalls(TransactWriteCommand)[0].args[0].input.TransactItems ?? [];
     // Only that execution's IN_PROGRESS claim is released; the new certificate id is kept for the follow-up.
