@@ -318,8 +318,9 @@ export function simulate(options: SimulationOptions): SimulationReport {
   let throttlingFailures = 0;
 
   /**
-   * Makes a site's calls at `nowMs` against AWS. Returns -1 when they all went through, or the
-   * index of the bucket that throttled (the calls before it were made and count).
+   * Makes a site's calls at `nowMs` (never earlier than an event already handled: the buckets
+   * and the per-second bins run forward only). Returns -1 when they all went through, or the
+   * index of the bucket that throttled; apiCallsByOperation counts the sites that went through.
    */
   const call = (c: CompiledSite, nowMs: number): number => {
     if (c.lambdaMs > 0) {
@@ -354,7 +355,6 @@ export function simulate(options: SimulationOptions): SimulationReport {
   const csrAttempt = new Uint8Array(n);
   const retries = new Uint8Array(n);
   const issued = new Uint8Array(n);
-  const reason = new Uint8Array(n).fill(255);
   let rotated = 0;
   let escalations = 0;
   let open = 0;
@@ -371,10 +371,6 @@ export function simulate(options: SimulationOptions): SimulationReport {
     if (nowMs > lastEndMs) lastEndMs = nowMs;
   };
 
-  const fail = (d: number, why: string): void => {
-    reason[d] = reasonCode(why);
-    failedBy[reason[d]]++;
-  };
 
   /**
    * Runs a site's calls; on a throttle, schedules the retry the SDK and then the state machine
@@ -408,7 +404,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
 
   /** A failure: roll back (if anything may need it), record, escalate — or, for a start that never happened, nothing. */
   const failRotation = (d: number, why: string, nowMs: number, path: 'none' | 'rollback' | 'record'): void => {
-    fail(d, why);
+    failedBy[reasonCode(why)]++;
     if (path === 'none') {
       finish(nowMs);
       return;
@@ -492,8 +488,8 @@ export function simulate(options: SimulationOptions): SimulationReport {
       case E.Start:
         if (!attempt(d, CallSite.StartRotation, E.Start, nowMs)) break;
         startOpen();
-        call(compiled.get(CallSite.ClaimDevice) as CompiledSite, nowMs + 50);
-        sendCsrRequest(d, nowMs + 100);
+        call(compiled.get(CallSite.ClaimDevice) as CompiledSite, nowMs);
+        queue.push(nowMs + 100, d, E.Request);
         break;
       case E.Request:
         sendCsrRequest(d, nowMs);
@@ -511,7 +507,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
       }
       case E.CsrReply:
         if (!attempt(d, CallSite.CsrResponse, E.CsrReply, nowMs)) break;
-        if (fault[d] === F.Duplicate) call(ignored, nowMs + 5);
+        if (fault[d] === F.Duplicate) call(ignored, nowMs);
         queue.push(admission.reserve(CSR_FAULTS.has(fault[d]) ? CallSite.IssueRejected : CallSite.IssueCertificate, nowMs + 100), d, E.Issue);
         break;
       case E.Issue:
@@ -522,14 +518,14 @@ export function simulate(options: SimulationOptions): SimulationReport {
         }
         if (!attempt(d, CallSite.IssueCertificate, E.Issue, nowMs)) break;
         issued[d] = 1;
-        deliver(d, nowMs + compiled.get(CallSite.IssueCertificate)!.lambdaMs + 100);
+        queue.push(nowMs + (compiled.get(CallSite.IssueCertificate) as CompiledSite).lambdaMs + 100, d, E.Deliver);
         break;
       case E.Deliver:
         deliver(d, nowMs);
         break;
       case E.AckReply:
         if (!attempt(d, CallSite.CertificateAck, E.AckReply, nowMs)) break;
-        if (fault[d] === F.Duplicate) call(ignored, nowMs + 5);
+        if (fault[d] === F.Duplicate) call(ignored, nowMs);
         queue.push(admission.reserve(CallSite.RetireOldCertificate, nowMs + 100), d, E.Retire);
         break;
       case E.DeviceError:
@@ -544,19 +540,21 @@ export function simulate(options: SimulationOptions): SimulationReport {
         break;
       case E.Retire:
         if (!attempt(d, CallSite.RetireOldCertificate, E.Retire, nowMs)) break;
-        call(compiled.get(CallSite.Rotated) as CompiledSite, nowMs + 500);
+        // The Rotated state follows Retire old certificate's Lambda; counted now, ended then.
+        call(compiled.get(CallSite.Rotated) as CompiledSite, nowMs);
         rotated++;
         open--;
-        finish(nowMs + 500);
+        finish(nowMs + (compiled.get(CallSite.RetireOldCertificate) as CompiledSite).lambdaMs);
         break;
       case E.RollBack:
         if (!attempt(d, issued[d] ? CallSite.RollBackIssued : CallSite.RollBackNothingIssued, E.RollBack, nowMs)) break;
         queue.push(nowMs + 500, d, E.RecordFailure);
         break;
       case E.RecordFailure:
+        // Record failure → Escalate → Rotation failed: counted now, ended a moment later.
         call(compiled.get(CallSite.RecordFailure) as CompiledSite, nowMs);
-        call(compiled.get(CallSite.Escalate) as CompiledSite, nowMs + 100);
-        call(compiled.get(CallSite.RotationFailed) as CompiledSite, nowMs + 150);
+        call(compiled.get(CallSite.Escalate) as CompiledSite, nowMs);
+        call(compiled.get(CallSite.RotationFailed) as CompiledSite, nowMs);
         escalations++;
         open--;
         finish(nowMs + 150);
