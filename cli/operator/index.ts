@@ -54,7 +54,7 @@ export function addTargetOptions(command: Command): Command {
     .option('--data-dir <dir>', 'data directory of the local runtime (default: .rotor/local)');
 }
 
-export function targetOptions(flags: CommonFlags): TargetOptions {
+function targetOptions(flags: CommonFlags): TargetOptions {
   const { region, profile, table, stateMachineArn, namePrefix, local, dataDir } = flags;
   return { region, profile, table, stateMachineArn, namePrefix, local, dataDir };
 }

@@ -172,7 +172,8 @@ export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanRe
     ...(earliestExpiry ? { earliestExpiry: earliestExpiry.toISOString() } : {}),
     lateForDeadline: cohort.lateForDeadline,
     schedule,
-    expectedCompletion: new Date(now.getTime() + cohort.spreadS * 1000).toISOString(),
+    // Late certificates (a deadline the budget cannot meet) still take the budget's time.
+    expectedCompletion: new Date(now.getTime() + Math.max(cohort.spreadS, due.length ? due.length / rate : 0) * 1000).toISOString(),
     sources: {
       findings: `ListAuditFindings of audit ${audit.taskId} (${checks.join(', ')})`,
       inFlight: `rotation table ${deps.tableName}, IN_PROGRESS records on the by-status index`,

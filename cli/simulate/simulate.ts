@@ -1,13 +1,9 @@
 import { FailureReason } from '../../domain/rotation.js';
 import {
   AdmissionController,
-  BUCKETS,
-  Bucket,
-  CALL_PROFILE,
   CallSite,
   DEFAULT_CALENDAR,
   DEFAULT_PACING,
-  bucketOf,
   planCohort,
   quotaFloorSeconds,
   renewalOffsetS,
@@ -16,8 +12,10 @@ import {
   type PacingSettings,
   type QuotaTable,
 } from '../../domain/pacing/index.js';
-import { FaultKind, parseFaultSpec, seededRandom, FaultSpecError } from '../../device-sim/faults.js';
+import { seededRandom } from '../../device-sim/faults.js';
+import { AwsModel, SimulationQuotaError, type CompiledSite } from './aws-model.js';
 import { EventQueue } from './event-queue.js';
+import { buildFleet, F, FleetSpecError, type FleetModel } from './fleet-model.js';
 
 /**
  * `rotor simulate`: a discrete-event simulation of one audit's rotations on a virtual clock.
@@ -114,23 +112,6 @@ const E = {
   IgnoredAck: 13,
 } as const;
 
-// Fault codes (0: none), in FaultKind order.
-const FAULT_KINDS = Object.values(FaultKind);
-const code = (kind: FaultKind): number => FAULT_KINDS.indexOf(kind) + 1;
-const F = {
-  Offline: code(FaultKind.Offline),
-  OfflineForGood: code(FaultKind.OfflineForGood),
-  Slow: code(FaultKind.Slow),
-  GarbageCsr: code(FaultKind.GarbageCsr),
-  WrongCn: code(FaultKind.WrongCn),
-  WeakKey: code(FaultKind.WeakKey),
-  ReusedKey: code(FaultKind.ReusedKey),
-  CrashAfterCert: code(FaultKind.CrashAfterCert),
-  RefuseCert: code(FaultKind.RefuseCert),
-  AckOverOld: code(FaultKind.AckOverOld),
-  Duplicate: code(FaultKind.Duplicate),
-  RestartMidRotation: code(FaultKind.RestartMidRotation),
-};
 const CSR_FAULTS = new Set([F.GarbageCsr, F.WrongCn, F.WeakKey, F.ReusedKey]);
 
 /** Failure reasons, indexed for a typed array. */
@@ -150,21 +131,6 @@ const THROTTLE_FAILURE: Partial<Record<CallSite, string>> = {
 const SDK_ATTEMPTS = 3;
 /** The ASL's Retry on throttling: 6 more attempts, 2 s × 2^n, at most 60 s, full jitter. */
 const SFN_RETRIES = 6;
-
-const SITES = Object.values(CallSite);
-const RATE_BUCKETS: readonly Bucket[] = BUCKETS.filter((bucket) => bucket !== Bucket.LambdaConcurrency);
-
-interface CompiledSite {
-  site: CallSite;
-  /** Operation index → calls, for apiCallsByOperation. */
-  ops: Int32Array;
-  opCounts: Float64Array;
-  /** Rate bucket index (in RATE_BUCKETS) → calls, for AWS's buckets. */
-  buckets: Int32Array;
-  bucketCounts: Float64Array;
-  lambdaMs: number;
-  paced: boolean;
-}
 
 /** What the simulator asks of Rotor's pacing: AdmissionController's interface. */
 type Pacer = Pick<AdmissionController, 'admitStart' | 'reserve' | 'observeThrottle' | 'sustainableRate'>;
@@ -213,46 +179,17 @@ export function simulate(options: SimulationOptions): SimulationReport {
   const timings = options.timings ?? DEFAULT_TIMINGS;
   const random = seededRandom(seed);
 
-  // --- the fleet: faults (as the demo assigns them, by index) and calendar offsets ---
-  const fault = new Uint8Array(n);
-  const faultMs = new Float64Array(n);
-  let entries;
+  let fleet: FleetModel;
+  let aws: AwsModel;
   try {
-    entries = parseFaultSpec(options.faults ?? '');
+    fleet = buildFleet(n, options.faults ?? '', seed, { share: model.offlineShare, meanS: model.offlineMeanS }, random);
+    aws = new AwsModel(account);
   } catch (error) {
-    if (error instanceof FaultSpecError) throw new SimulationError(error.message);
+    if (error instanceof FleetSpecError || error instanceof SimulationQuotaError) throw new SimulationError(error.message);
     throw error;
   }
-  const counts = entries.map((entry) => ('count' in entry.amount ? entry.amount.count : Math.round((entry.amount.percent / 100) * n)));
-  const faulty = counts.reduce((a, b) => a + b, 0);
-  if (faulty > n) throw new SimulationError(`the fault spec asks for ${faulty} faulty devices but the fleet has ${n}`);
-  {
-    const order = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    const shuffle = seededRandom(seed);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(shuffle() * (i + 1));
-      const t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
-    let next = 0;
-    entries.forEach((entry, index) => {
-      for (let k = 0; k < counts[index]; k++) {
-        const d = order[next++];
-        fault[d] = code(entry.kind);
-        faultMs[d] = entry.durationMs;
-      }
-    });
-  }
-  // How long a device stays away once it drops off at its first csr_req (that request is lost):
-  // the offline fault's duration, or for the model's offline share an exponential draw.
-  const offlineForS = new Float64Array(n);
+  const { fault, faultMs, offlineForS } = fleet;
   const offlineUntilS = new Float64Array(n);
-  for (let d = 0; d < n; d++) {
-    if (fault[d] === F.Offline) offlineForS[d] = faultMs[d] / 1000;
-    else if (fault[d] === 0 && random() < model.offlineShare) offlineForS[d] = -model.offlineMeanS * Math.log(1 - random());
-  }
 
   const admission: Pacer = options.pacing === 'none' ? new TodaysFanOut() : new AdmissionController(pacing, 0);
   const eligibleS = new Float64Array(n);
@@ -264,97 +201,14 @@ export function simulate(options: SimulationOptions): SimulationReport {
   for (let i = 0; i < n; i++) byEligibility[i] = i;
   byEligibility.sort((a, b) => eligibleS[a] - eligibleS[b]);
 
-  // --- AWS: one token bucket per rate quota, Lambda concurrency as a count ---
-  const rateOf = new Float64Array(RATE_BUCKETS.length);
-  const burstOf = new Float64Array(RATE_BUCKETS.length);
-  RATE_BUCKETS.forEach((bucket, i) => {
-    const quota = account[bucket];
-    if (quota.kind !== 'rate') throw new SimulationError(`${bucket} must be a rate quota`);
-    rateOf[i] = quota.rate;
-    burstOf[i] = quota.burst;
-  });
-  const tokens = Float64Array.from(burstOf);
-  const tokensAt = new Float64Array(RATE_BUCKETS.length);
-  const binSecond = new Float64Array(RATE_BUCKETS.length).fill(-1);
-  const binCount = new Float64Array(RATE_BUCKETS.length);
-  const peakRate = new Float64Array(RATE_BUCKETS.length);
-  const lambdaQuota = account[Bucket.LambdaConcurrency];
-  const lambdaLimit = lambdaQuota.kind === 'concurrency' ? lambdaQuota.concurrency : Infinity;
-  const lambdaEnds = new EventQueue(4096);
-  let peakLambda = 0;
-
-  const operations: string[] = [];
-  const opIndex = (operation: string): number => {
-    let i = operations.indexOf(operation);
-    if (i < 0) i = operations.push(operation) - 1;
-    return i;
-  };
-  const compiled = new Map<CallSite, CompiledSite>();
-  for (const site of SITES) {
-    const profile = CALL_PROFILE[site];
-    const ops = Object.entries(profile.calls);
-    const perBucket = new Map<number, number>();
-    const addBucket = (bucket: Bucket | undefined, count: number): void => {
-      if (!bucket || count <= 0) return;
-      const i = RATE_BUCKETS.indexOf(bucket);
-      if (i >= 0) perBucket.set(i, (perBucket.get(i) ?? 0) + count);
-    };
-    for (const [operation, count] of ops) addBucket(bucketOf(operation), count);
-    addBucket(Bucket.StateTransition, profile.transitions);
-    addBucket(Bucket.MqttConnect, profile.connects);
-    compiled.set(site, {
-      site,
-      ops: Int32Array.from(ops.map(([operation]) => opIndex(operation))),
-      opCounts: Float64Array.from(ops.map(([, count]) => count)),
-      buckets: Int32Array.from(perBucket.keys()),
-      bucketCounts: Float64Array.from(perBucket.values()),
-      lambdaMs: profile.lambda?.durationMs ?? 0,
-      paced: profile.paced,
-    });
-  }
-  const opTotals = new Float64Array(64);
-
   let throttledCalls = 0;
   let throttlingFailures = 0;
-
-  /**
-   * Makes a site's calls at `nowMs` against AWS. Returns -1 when they all went through, or the
-   * index of the bucket that throttled (the calls before it were made and count).
-   */
-  const call = (c: CompiledSite, nowMs: number): number => {
-    if (c.lambdaMs > 0) {
-      while (lambdaEnds.peekTime() <= nowMs) lambdaEnds.pop(scratch);
-      if (lambdaEnds.size >= lambdaLimit) return RATE_BUCKETS.length;
-      lambdaEnds.push(nowMs + c.lambdaMs, 0, 0);
-      if (lambdaEnds.size > peakLambda) peakLambda = lambdaEnds.size;
-    }
-    const second = Math.floor(nowMs / 1000);
-    for (let k = 0; k < c.buckets.length; k++) {
-      const b = c.buckets[k];
-      const want = c.bucketCounts[k];
-      const have = Math.min(burstOf[b], tokens[b] + ((nowMs - tokensAt[b]) * rateOf[b]) / 1000);
-      tokensAt[b] = nowMs;
-      if (have < want) {
-        tokens[b] = have;
-        return b;
-      }
-      tokens[b] = have - want;
-      if (binSecond[b] !== second) {
-        binSecond[b] = second;
-        binCount[b] = 0;
-      }
-      binCount[b] += want;
-      if (binCount[b] > peakRate[b]) peakRate[b] = binCount[b];
-    }
-    for (let k = 0; k < c.ops.length; k++) opTotals[c.ops[k]] += c.opCounts[k];
-    return -1;
-  };
+  const call = (c: CompiledSite, nowMs: number): number => aws.call(c, nowMs);
 
   // --- per-device rotation state ---
   const csrAttempt = new Uint8Array(n);
   const retries = new Uint8Array(n);
   const issued = new Uint8Array(n);
-  const reason = new Uint8Array(n).fill(255);
   let rotated = 0;
   let escalations = 0;
   let open = 0;
@@ -371,24 +225,20 @@ export function simulate(options: SimulationOptions): SimulationReport {
     if (nowMs > lastEndMs) lastEndMs = nowMs;
   };
 
-  const fail = (d: number, why: string): void => {
-    reason[d] = reasonCode(why);
-    failedBy[reason[d]]++;
-  };
 
   /**
    * Runs a site's calls; on a throttle, schedules the retry the SDK and then the state machine
    * would make, and after the last one fails the rotation. Returns true when the calls went through.
    */
   const attempt = (d: number, site: CallSite, kind: number, nowMs: number): boolean => {
-    const c = compiled.get(site) as CompiledSite;
+    const c = aws.site(site);
     const throttled = call(c, nowMs);
     if (throttled < 0) {
       retries[d] = 0;
       return true;
     }
     throttledCalls++;
-    admission.observeThrottle(throttled === RATE_BUCKETS.length ? Bucket.LambdaConcurrency : RATE_BUCKETS[throttled], nowMs);
+    admission.observeThrottle(AwsModel.bucketOfThrottle(throttled), nowMs);
     const r = ++retries[d];
     const giveUp = THROTTLE_FAILURE[site];
     if (giveUp !== undefined && r >= SDK_ATTEMPTS * (SFN_RETRIES + 1)) {
@@ -408,7 +258,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
 
   /** A failure: roll back (if anything may need it), record, escalate — or, for a start that never happened, nothing. */
   const failRotation = (d: number, why: string, nowMs: number, path: 'none' | 'rollback' | 'record'): void => {
-    fail(d, why);
+    failedBy[reasonCode(why)]++;
     if (path === 'none') {
       finish(nowMs);
       return;
@@ -481,7 +331,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
   };
 
   admit(0);
-  const ignored = compiled.get(CallSite.IgnoredMessage) as CompiledSite;
+  const ignored = aws.site(CallSite.IgnoredMessage);
   while (queue.pop(scratch)) {
     const nowMs = scratch.time;
     const d = scratch.device;
@@ -492,8 +342,8 @@ export function simulate(options: SimulationOptions): SimulationReport {
       case E.Start:
         if (!attempt(d, CallSite.StartRotation, E.Start, nowMs)) break;
         startOpen();
-        call(compiled.get(CallSite.ClaimDevice) as CompiledSite, nowMs + 50);
-        sendCsrRequest(d, nowMs + 100);
+        call(aws.site(CallSite.ClaimDevice), nowMs);
+        queue.push(nowMs + 100, d, E.Request);
         break;
       case E.Request:
         sendCsrRequest(d, nowMs);
@@ -511,7 +361,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
       }
       case E.CsrReply:
         if (!attempt(d, CallSite.CsrResponse, E.CsrReply, nowMs)) break;
-        if (fault[d] === F.Duplicate) call(ignored, nowMs + 5);
+        if (fault[d] === F.Duplicate) call(ignored, nowMs);
         queue.push(admission.reserve(CSR_FAULTS.has(fault[d]) ? CallSite.IssueRejected : CallSite.IssueCertificate, nowMs + 100), d, E.Issue);
         break;
       case E.Issue:
@@ -522,14 +372,14 @@ export function simulate(options: SimulationOptions): SimulationReport {
         }
         if (!attempt(d, CallSite.IssueCertificate, E.Issue, nowMs)) break;
         issued[d] = 1;
-        deliver(d, nowMs + compiled.get(CallSite.IssueCertificate)!.lambdaMs + 100);
+        queue.push(nowMs + aws.site(CallSite.IssueCertificate).lambdaMs + 100, d, E.Deliver);
         break;
       case E.Deliver:
         deliver(d, nowMs);
         break;
       case E.AckReply:
         if (!attempt(d, CallSite.CertificateAck, E.AckReply, nowMs)) break;
-        if (fault[d] === F.Duplicate) call(ignored, nowMs + 5);
+        if (fault[d] === F.Duplicate) call(ignored, nowMs);
         queue.push(admission.reserve(CallSite.RetireOldCertificate, nowMs + 100), d, E.Retire);
         break;
       case E.DeviceError:
@@ -544,19 +394,21 @@ export function simulate(options: SimulationOptions): SimulationReport {
         break;
       case E.Retire:
         if (!attempt(d, CallSite.RetireOldCertificate, E.Retire, nowMs)) break;
-        call(compiled.get(CallSite.Rotated) as CompiledSite, nowMs + 500);
+        // The Rotated state follows Retire old certificate's Lambda; counted now, ended then.
+        call(aws.site(CallSite.Rotated), nowMs);
         rotated++;
         open--;
-        finish(nowMs + 500);
+        finish(nowMs + aws.site(CallSite.RetireOldCertificate).lambdaMs);
         break;
       case E.RollBack:
         if (!attempt(d, issued[d] ? CallSite.RollBackIssued : CallSite.RollBackNothingIssued, E.RollBack, nowMs)) break;
         queue.push(nowMs + 500, d, E.RecordFailure);
         break;
       case E.RecordFailure:
-        call(compiled.get(CallSite.RecordFailure) as CompiledSite, nowMs);
-        call(compiled.get(CallSite.Escalate) as CompiledSite, nowMs + 100);
-        call(compiled.get(CallSite.RotationFailed) as CompiledSite, nowMs + 150);
+        // Record failure → Escalate → Rotation failed: counted now, ended a moment later.
+        call(aws.site(CallSite.RecordFailure), nowMs);
+        call(aws.site(CallSite.Escalate), nowMs);
+        call(aws.site(CallSite.RotationFailed), nowMs);
         escalations++;
         open--;
         finish(nowMs + 150);
@@ -567,14 +419,6 @@ export function simulate(options: SimulationOptions): SimulationReport {
   const failed: Record<string, number> = {};
   REASONS.forEach((name, i) => {
     if (failedBy[i] > 0) failed[name] = failedBy[i];
-  });
-  const peakRatePerApi: Record<string, number> = {};
-  RATE_BUCKETS.forEach((bucket, i) => {
-    if (peakRate[i] > 0) peakRatePerApi[bucket] = peakRate[i];
-  });
-  const apiCallsByOperation: Record<string, number> = {};
-  operations.forEach((operation, i) => {
-    if (opTotals[i] > 0) apiCallsByOperation[operation] = round(opTotals[i] / n, 4);
   });
   const quotaFloorS = quotaFloorSeconds(n, pacing.quotas);
   const completionS = lastEndMs / 1000;
@@ -589,9 +433,9 @@ export function simulate(options: SimulationOptions): SimulationReport {
     completionS: round(completionS, 1),
     completionOverFloor: round(completionS / quotaFloorS, 3),
     peakOpenExecutions: peakOpen,
-    peakLambdaConcurrency: peakLambda,
-    peakRatePerApi,
-    apiCallsByOperation,
+    peakLambdaConcurrency: aws.peakLambda,
+    peakRatePerApi: aws.peakRatePerApi(),
+    apiCallsByOperation: aws.callsPerDevice(n),
   };
 }
 

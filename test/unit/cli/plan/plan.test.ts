@@ -76,6 +76,20 @@ describe('rotor plan', () => {
     expect(report.expectedCompletion).toBe(new Date(NOW.getTime() + cohort.spreadS * 1000).toISOString());
   });
 
+  it('says how many certificates the budget cannot rotate before the earliest expiry', async () => {
+    // Prepare: the same audit, but one certificate expires a minute from now.
+    givenAudits();
+    iotMock.on(ListAuditFindingsCommand, { checkName: AuditCheck.Expiring }).resolves({ findings: [finding(certificateId(9999), '2025-06-01T00:01:00Z')] });
+    const clients = fakeClients();
+    // Act
+    const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
+    // Assess: 600 due at 3 rotations/s need 200 s; 60 s fit 180.
+    expect(report.spreadS).toBe(60);
+    expect(report.lateForDeadline).toBe(600 - 180);
+    expect(report.expectedCompletion).toBe('2025-06-01T00:03:20.000Z');
+    expect(formatPlan(report).join('\n')).toMatch(/420 certificates cannot be rotated before it at this budget/);
+  });
+
   it('spreads over days when asked for a window, and the schedule adds up', async () => {
     givenAudits();
     const io = capturedIo();
