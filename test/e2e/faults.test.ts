@@ -25,7 +25,7 @@ const EXPECTED: Record<FaultKind, FailureReason | 'rotated'> = {
   [FaultKind.CrashAfterCert]: 'rotated',
   [FaultKind.Duplicate]: 'rotated',
   [FaultKind.Slow]: 'rotated',
-  // Back after 1 s: the csr_req re-sent after the 2 s CSR timeout waits in its persistent session.
+  // Back after 1 s: the csr_req re-sent after the 5 s CSR timeout waits in its persistent session.
   [FaultKind.Offline]: 'rotated',
   [FaultKind.RestartMidRotation]: 'rotated',
 };
@@ -46,8 +46,9 @@ describeWithBundles('rotor demo with every fault kind', () => {
         faults: SPEC,
         seed: 7,
         timeScale: 0.002,
-        // At scale 0.002: CSR timeout 2 s, re-sent twice after ≤0.2 s and ≤0.4 s; ack timeout 5 s.
-        settings: { csrTimeoutSeconds: 1000, csrRetryIntervalSeconds: 100, csrRequestRetries: 2, ackTimeoutSeconds: 2500 },
+        // At scale 0.002: CSR timeout 5 s, re-sent twice after ≤0.2 s and ≤0.4 s; ack timeout 5 s. The CSR
+        // wait covers request-csr's first attempt (the shared-certificate check) queued behind 13 others.
+        settings: { csrTimeoutSeconds: 2500, csrRetryIntervalSeconds: 100, csrRequestRetries: 2, ackTimeoutSeconds: 2500 },
         timeoutSeconds: 90,
       },
       { out: (line) => lines.push(line), progressStream: process.stdout, tty: false },
