@@ -77,6 +77,12 @@ export interface RotationRecord {
    * is on a newer one. Claim keeps it.
    */
   leftoverCertificateId?: string;
+  /**
+   * The notAfter (ISO 8601) of the newest certificate Rotor issued for this thing, written with
+   * newCertificateId: 2049 from the aws-iot signer, the configured validity from private-ca.
+   * Claim leaves it, so between rotations it is the expiry of the certificate the thing got last.
+   */
+  newCertificateNotAfter?: string;
 }
 
 /** What Issue certificate is about to create: enough to find the certificate if it crashes. */

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { CreateCertificateFromCsrCommand, DeleteCertificateCommand, UpdateCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
+import { DeleteCertificateCommand, UpdateCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { checkCsr } from '../domain/csr-rules.js';
 import {
   CertificateNotFound,
@@ -13,6 +13,8 @@ import {
   type IssueIntent,
   type RotationRecord,
 } from '../domain/index.js';
+import { parseSignerSettings } from '../domain/signer.js';
+import { privateCaClient } from './aws/acm-pca.js';
 import { iotClient } from './aws/iot.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
@@ -22,6 +24,8 @@ import { certificateIdField, objectInput, pemField, rotationIdField, thingNameFi
 import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot } from './core/runtime-deps.js';
+import { createdNothing, createSigner, notAfterOf, type Signer } from './core/signer.js';
+import { awsIotSigner, REFUSED_BEFORE_CREATE } from './core/signer-aws-iot.js';
 
 /** What the 'Issue certificate' state sends. */
 export interface IssueCertificateInput {
@@ -35,12 +39,16 @@ export interface IssuedCertificate {
   certificateId: string;
   certificateArn: string;
   certificatePem: string;
+  /** The certificate's notAfter (ISO 8601), in the execution's output; null when IoT gave no PEM. */
+  notAfter: string | null;
 }
 
 export interface IssueCertificateDeps extends TableDeps {
   iot: IoTClient;
-  /** The client CreateCertificateFromCsr goes through: one attempt per call (see createFromCsr). */
+  /** The client CreateCertificateFromCsr goes through: one attempt per call (see signer-aws-iot.ts). */
   iotCreate: IoTClient;
+  /** Who signs (core/signer.ts, from the ROTOR_SIGNER settings); aws-iot when absent. */
+  signer?: Signer;
   clock: Clock;
   telemetry: Telemetry;
 }
@@ -60,7 +68,7 @@ export function parseIssueCertificateInput(event: unknown): IssueCertificateInpu
 /** The attachments of a certificate that already exists for this rotation, then the certificate. */
 async function complete(deps: IssueCertificateDeps, input: IssueCertificateInput, old: CertificateFacts, issued: CertificateFacts): Promise<IssuedCertificate> {
   await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName: input.thingName });
-  return { certificateId: issued.certificateId, certificateArn: issued.certificateArn, certificatePem: issued.certificatePem };
+  return { certificateId: issued.certificateId, certificateArn: issued.certificateArn, certificatePem: issued.certificatePem, notAfter: issued.certificatePem ? notAfterOf(issued.certificatePem) : null };
 }
 
 /** Removes a certificate that was created but could not be recorded, so none is orphaned. */
@@ -92,31 +100,7 @@ async function finishLeftover(deps: IssueCertificateDeps, input: IssueCertificat
   deps.telemetry.log.warn('took down the certificate a failed rotation left in service', { certificateId: leftover, found: !!certificate });
 }
 
-/** Errors of CreateCertificateFromCsr that prove nothing was created: safe to try again at once. */
-const REFUSED_BEFORE_CREATE = ['ThrottlingException', 'TooManyRequestsException', 'LimitExceededException'] as const;
-export const CREATE_ATTEMPTS = 6;
-
-/**
- * CreateCertificateFromCsr is not idempotent: each call signs another certificate. Its client
- * makes one attempt (no SDK retry after a lost response, which could have created one); only
- * an explicit throttle, which creates nothing, is tried again here.
- */
-async function createFromCsr(deps: IssueCertificateDeps, csrPem: string): Promise<IssuedCertificate> {
-  let delay = 200;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const created = await deps.iotCreate.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest: csrPem, setAsActive: true }));
-      if (!created.certificateId || !created.certificateArn || !created.certificatePem) {
-        throw new Error('CreateCertificateFromCsr returned no certificate id, ARN or PEM');
-      }
-      return { certificateId: created.certificateId, certificateArn: created.certificateArn, certificatePem: created.certificatePem };
-    } catch (error) {
-      if (!isNamed(error, ...REFUSED_BEFORE_CREATE) || attempt >= CREATE_ATTEMPTS) throw error;
-      await deps.clock.sleep(delay * (0.5 + Math.random() / 2));
-      delay *= 2;
-    }
-  }
-}
+export { CREATE_ATTEMPTS } from './core/signer-aws-iot.js';
 
 /**
  * What a crashed attempt of this rotation created and never recorded: the first such
@@ -128,7 +112,13 @@ async function recoverCrashedAttempt(deps: IssueCertificateDeps, input: IssueCer
   const [adopted, ...extra] = found;
   for (const certificate of extra) await discard(deps, certificate.certificateId);
   if (!adopted) return undefined;
-  await recordNewCertificate(deps, { thingName: input.thingName, rotationId: input.rotationId, certificateId: adopted.certificateId, now: deps.clock.now() });
+  await recordNewCertificate(deps, {
+    thingName: input.thingName,
+    rotationId: input.rotationId,
+    certificateId: adopted.certificateId,
+    notAfter: adopted.certificatePem ? notAfterOf(adopted.certificatePem) : undefined,
+    now: deps.clock.now(),
+  });
   return adopted;
 }
 
@@ -171,17 +161,14 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
     throw new CsrRejected(check.reason, `${check.reason}: ${check.detail}`);
   }
 
-  await recordIssueIntent(deps, {
-    thingName,
-    rotationId,
-    intent: { keyFingerprint: keyFingerprint(Buffer.from(check.facts.publicKeySpki, 'base64')), at: deps.clock.now().toISOString() },
-  });
+  const fingerprint = keyFingerprint(Buffer.from(check.facts.publicKeySpki, 'base64'));
+  await recordIssueIntent(deps, { thingName, rotationId, intent: { keyFingerprint: fingerprint, at: deps.clock.now().toISOString() } });
   let issued: IssuedCertificate;
   try {
-    issued = await createFromCsr(deps, input.csrPem);
+    issued = await (deps.signer ?? awsIotSigner(deps)).sign({ csrPem: input.csrPem, rotationId, keyFingerprint: fingerprint });
   } catch (error) {
     // Refused outright: nothing exists to look for. Anything else may have created one.
-    if (isNamed(error, ...REFUSED_BEFORE_CREATE) || isClientError(error)) await clearIssueIntent(deps, thingName, rotationId);
+    if (isNamed(error, ...REFUSED_BEFORE_CREATE) || isClientError(error) || createdNothing(error)) await clearIssueIntent(deps, thingName, rotationId);
     throw error;
   }
 
@@ -190,6 +177,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
       thingName,
       rotationId,
       certificateId: issued.certificateId,
+      notAfter: issued.notAfter ?? undefined,
       replaces: record.newCertificateId,
       now: deps.clock.now(),
     });
@@ -209,6 +197,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
     certificateId: issued.certificateId,
     keyType: check.facts.keyType,
     keyDetail: check.facts.keyDetail,
+    notAfter: issued.notAfter,
     policies,
   });
   return issued;
@@ -221,13 +210,15 @@ function isClientError(error: unknown): boolean {
 }
 
 const obs = observability('issue-certificate');
-const runtime = once(
-  (): IssueCertificateDeps => ({
-    ...baseDeps(obs),
-    iot: tracedIot(obs),
-    iotCreate: obs.tracer.captureClient(iotClient({ maxAttempts: 1 })),
-  }),
-);
+const runtime = once((): IssueCertificateDeps => {
+  // Bad signer settings fail the cold start with a message naming the variable.
+  const settings = parseSignerSettings(process.env);
+  const base = baseDeps(obs);
+  const iot = tracedIot(obs);
+  const iotCreate = obs.tracer.captureClient(iotClient({ maxAttempts: 1 }));
+  const pca = settings.kind === 'private-ca' ? privateCaClient() : undefined;
+  return { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock }) };
+});
 
 export const handler = rotorHandler({ observability: obs, step: Step.IssueCertificate, logKeys: taskLogKeys }, (event: unknown) =>
   issueCertificate(event, runtime()),

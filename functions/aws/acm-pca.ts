@@ -5,7 +5,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { DEFAULT_MAX_ATTEMPTS, type ClientOptions } from './retry.js';
 
 /**
- * AWS Private CA (service `acm-pca`, JSON 1.1 protocol, target prefix ACMPrivateCA): the four
+ * AWS Private CA (service `acm-pca`, JSON 1.1 protocol, target prefix ACMPrivateCA): the three
  * operations the private-ca signer uses, and nothing else.
  *
  * Why not @aws-sdk/client-acm-pca: the npm registry this project builds from has it only at
@@ -54,13 +54,6 @@ export interface DescribeCertificateAuthorityOutput {
   };
 }
 
-export interface RevokeCertificateInput {
-  CertificateAuthorityArn: string;
-  /** Hex serial, colon-separated or not. */
-  CertificateSerial: string;
-  RevocationReason: string;
-}
-
 /** One operation: its name (the X-Amz-Target suffix), its input, and the output type it answers with. */
 export abstract class PrivateCaCommand<Input extends object, Output> {
   abstract readonly operation: string;
@@ -77,9 +70,6 @@ export class GetCertificateCommand extends PrivateCaCommand<GetCertificateInput,
 }
 export class DescribeCertificateAuthorityCommand extends PrivateCaCommand<DescribeCertificateAuthorityInput, DescribeCertificateAuthorityOutput> {
   readonly operation = 'DescribeCertificateAuthority';
-}
-export class RevokeCertificateCommand extends PrivateCaCommand<RevokeCertificateInput, Record<string, never>> {
-  readonly operation = 'RevokeCertificate';
 }
 
 /** An error answer from Private CA, shaped like the SDK's service exceptions. */

@@ -93,6 +93,8 @@ export interface NewCertificate {
   certificateId: string;
   /** A recorded id whose certificate was found gone, which this one may replace. */
   replaces?: string;
+  /** The new certificate's notAfter (ISO 8601), recorded as newCertificateNotAfter. */
+  notAfter?: string;
   now: Date;
 }
 
@@ -106,7 +108,7 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
     new UpdateCommand({
       TableName: deps.tableName,
       Key: currentKey(record.thingName),
-      UpdateExpression: 'SET newCertificateId = :id, #step = :step, updatedAt = :now REMOVE issueIntent',
+      UpdateExpression: `SET newCertificateId = :id, #step = :step, updatedAt = :now${record.notAfter ? ', newCertificateNotAfter = :notAfter' : ''} REMOVE issueIntent`,
       ConditionExpression: record.replaces
         ? 'rotationId = :rid AND #status = :inProgress AND newCertificateId = :replaced'
         : 'rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)',
@@ -118,6 +120,7 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
         ':step': Step.IssueCertificate,
         ':now': record.now.toISOString(),
         ...(record.replaces ? { ':replaced': record.replaces } : {}),
+        ...(record.notAfter ? { ':notAfter': record.notAfter } : {}),
       },
     }),
   );

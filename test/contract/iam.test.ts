@@ -80,10 +80,11 @@ function reachedCode(entry: string): Reached[] {
 /** Which SDK package each imported name comes from, per file. */
 function importedFrom(source: string): Map<string, string> {
   const names = new Map<string, string>();
-  for (const match of source.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(@aws-sdk\/[^']+)'/g)) {
+  // functions/aws/acm-pca.ts stands in for @aws-sdk/client-acm-pca (see its comment): its commands count as that package's.
+  for (const match of source.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(@aws-sdk\/[^']+|(?:\.{1,2}\/)+aws\/acm-pca\.js)'/g)) {
     for (const part of match[1].split(',')) {
       const name = part.replace(/^\s*type\s+/, '').split(/\s+as\s+/)[0].trim();
-      if (name) names.set(name, match[2]);
+      if (name) names.set(name, match[2].endsWith('aws/acm-pca.js') ? '@aws-sdk/client-acm-pca' : match[2]);
     }
   }
   return names;
@@ -115,6 +116,8 @@ function actionFor(command: string, pkg: string, source: string): string[] {
       return [`iot:${operation}`];
     case '@aws-sdk/client-iot-data-plane':
       return [`iot:${operation}`];
+    case '@aws-sdk/client-acm-pca':
+      return [`acm-pca:${operation}`];
     case '@aws-sdk/client-sfn':
       return [`states:${operation}`];
     case '@aws-sdk/client-sns':

@@ -32,6 +32,7 @@ const PROJECTED: Record<Exclude<keyof RotationRecord, KeyAttributes | Secret>, t
   ackedCertificateId: true,
   leftoverCertificateId: true,
   issueIntent: true,
+  newCertificateNotAfter: true,
 };
 
 describe('the by-status index projection', () => {

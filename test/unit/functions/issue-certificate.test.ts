@@ -10,7 +10,9 @@ import {
   UpdateCertificateCommand,
   DetachThingPrincipalCommand,
 } from '@aws-sdk/client-iot';
+import { X509Certificate } from 'node:crypto';
 import { certificateKeyFingerprint } from '../../../functions/core/certificates.js';
+import { markCreatedNothing, type SignRequest, type Signer } from '../../../functions/core/signer.js';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { issueCertificate, type IssueCertificateDeps } from '../../../functions/issue-certificate.js';
@@ -109,17 +111,53 @@ describe('issue-certificate', () => {
     const result = await issueCertificate(input(), d);
 
     // Assess
-    expect(result).toEqual({ certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem });
+    const notAfter = new Date(new X509Certificate(issuedPem.pem).validTo).toISOString();
+    expect(result).toEqual({ certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem, notAfter });
     expect(iot.commandCalls(CreateCertificateFromCsrCommand)[0].args[0].input).toEqual({ certificateSigningRequest: csr, setAsActive: true });
     const update = newCertificateUpdates()[0];
     expect(update.ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)');
-    expect(update.ExpressionAttributeValues).toMatchObject({ ':id': issuedPem.id, ':rid': ROTATION });
+    expect(update.ExpressionAttributeValues).toMatchObject({ ':id': issuedPem.id, ':rid': ROTATION, ':notAfter': notAfter });
+    expect(update.UpdateExpression).toContain('newCertificateNotAfter = :notAfter');
     expect(iot.commandCalls(AttachPolicyCommand).map((c) => c.args[0].input)).toEqual([
       { policyName: 'device-policy', target: arn(issuedPem.id) },
       { policyName: 'telemetry-policy', target: arn(issuedPem.id) },
     ]);
     expect(iot.commandCalls(AttachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: THING, principal: arn(issuedPem.id) });
     expect(d.telemetry.text()).not.toContain(csr.split('\n')[1]);
+  });
+
+  it('signs with the configured signer (private-ca), records its notAfter, and gives the certificate the same attachments', async () => {
+    // Prepare
+    const signed: SignRequest[] = [];
+    const signer: Signer = {
+      kind: 'private-ca',
+      sign: async (request) => {
+        signed.push(request);
+        return { certificateId: issuedPem.id, certificateArn: arn(issuedPem.id), certificatePem: issuedPem.pem, notAfter: '2027-03-01T12:00:00.000Z' };
+      },
+    };
+    // Act
+    const result = await issueCertificate(input(), { ...deps(), signer });
+    // Assess
+    expect(result.notAfter).toBe('2027-03-01T12:00:00.000Z');
+    expect(signed).toEqual([{ csrPem: csr, rotationId: ROTATION, keyFingerprint: certificateKeyFingerprint(issuedPem.pem) }]);
+    expect(iot.commandCalls(CreateCertificateFromCsrCommand)).toHaveLength(0);
+    expect(newCertificateUpdates()[0].ExpressionAttributeValues).toMatchObject({ ':id': issuedPem.id, ':notAfter': '2027-03-01T12:00:00.000Z' });
+    expect(iot.commandCalls(AttachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: THING, principal: arn(issuedPem.id) });
+  });
+
+  it('forgets its intent when the signer failed before anything reached IoT, and keeps it when something may have', async () => {
+    // Prepare
+    const failing = (error: Error): Signer => ({ kind: 'private-ca', sign: async () => Promise.reject(error) });
+    // Act
+    const before = await issueCertificate(input(), { ...deps(), signer: failing(markCreatedNothing(new Error('Private CA is DISABLED'))) }).catch((e: unknown) => e);
+    const intentAfterRefusal = record?.issueIntent;
+    const unknown = await issueCertificate(input(), { ...deps(), signer: failing(Object.assign(new Error('socket hang up'), { name: 'InternalFailureException' })) }).catch((e: unknown) => e);
+    // Assess
+    expect(before).toMatchObject({ message: 'Private CA is DISABLED' });
+    expect(intentAfterRefusal).toBeUndefined();
+    expect(unknown).toMatchObject({ name: 'InternalFailureException' });
+    expect(record?.issueIntent).toMatchObject({ keyFingerprint: certificateKeyFingerprint(issuedPem.pem) });
   });
 
   it('makes no second certificate when retried after a partial success', async () => {
