@@ -16,15 +16,15 @@ locals {
     }
   }
 
-  audit_check_configurations = {
+  audit_check_configurations = merge({
     for check, entry in local.audit_check_entries : entry.property => entry.configuration if contains(var.audit_checks, check)
-  }
+  }, local.ca_audit_check_configurations)
 
   scheduled_audit_properties = merge(
     {
       ScheduledAuditName = "${var.name_prefix}-certificate-audit"
       Frequency          = var.audit_frequency
-      TargetCheckNames   = var.audit_checks
+      TargetCheckNames   = local.audit_target_check_names
     },
     contains(["WEEKLY", "BIWEEKLY"], var.audit_frequency) ? { DayOfWeek = var.audit_day_of_week } : {},
     var.audit_frequency == "MONTHLY" ? { DayOfMonth = tostring(var.audit_day_of_month) } : {},

@@ -32,7 +32,7 @@ locals {
 
   # Settings by their wiring name. Every wiring setting must appear here (a missing one
   # fails the lookup below at plan time, and the defaults test compares the key sets).
-  settings = {
+  settings = merge({
     csrTimeoutSeconds       = var.csr_timeout_seconds
     csrRequestRetries       = var.csr_request_retries
     csrRetryIntervalSeconds = var.csr_retry_interval_seconds
@@ -41,7 +41,7 @@ locals {
     auditChecks             = join(",", var.audit_checks)
     logLevel                = var.log_level
     historyRetentionDays    = var.history_retention_days
-  }
+  }, local.signer_settings)
 
   # Every reference the wiring may use ('table', 'stateMachine', 'function:NAME',
   # 'setting:NAME', 'topic:audit', 'topic:escalation', 'iotDataEndpoint', 'region'), as
@@ -78,7 +78,7 @@ locals {
   # resource-level permissions in IAM (iot:ListAuditFindings, iot:ListPrincipalThings,
   # iot:CreateCertificateFromCsr, states:SendTaskSuccess/SendTaskFailure: a task token, not
   # an ARN, names what they act on), so nothing narrower can be written for them.
-  resource_kinds = merge(local.device_topic_kinds, {
+  resource_kinds = merge(local.device_topic_kinds, local.signer_resource_kinds, {
     "*" = {
       sid       = "NoResourceLevelPermissions"
       resources = ["*"]
@@ -128,15 +128,16 @@ locals {
 
   # One policy document per function from its wiring permissions: one statement per
   # resource kind, holding exactly the actions the wiring lists for that kind. 'self' is the
-  # function's own ARN (start-rotations invokes itself to fan out a large audit).
+  # function's own ARN (start-rotations invokes itself to fan out a large audit). The
+  # permissions are those granted (signer.tf granted_permissions: no Private CA without one).
   function_policies = {
-    for name, spec in local.wiring.functions : name => jsonencode({
+    for name, permissions in local.granted_permissions : name => jsonencode({
       Version = "2012-10-17"
       Statement = [
-        for kind in sort(distinct(values(spec.permissions))) : {
+        for kind in sort(distinct(values(permissions))) : {
           Sid      = kind == "self" ? "Self" : local.resource_kinds[kind].sid
           Effect   = "Allow"
-          Action   = sort([for action, k in spec.permissions : action if k == kind])
+          Action   = sort([for action, k in permissions : action if k == kind])
           Resource = kind == "self" ? [local.function_arns[name]] : local.resource_kinds[kind].resources
         }
       ]

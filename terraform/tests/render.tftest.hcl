@@ -117,7 +117,7 @@ run "renders_with_defaults" {
   assert {
     condition = alltrue([
       for name, spec in local.wiring.functions :
-      toset(flatten([for statement in jsondecode(aws_iam_role_policy.function[name].policy).Statement : statement.Action])) == toset(keys(spec.permissions))
+      toset(flatten([for statement in jsondecode(aws_iam_role_policy.function[name].policy).Statement : statement.Action])) == toset(keys(local.granted_permissions[name]))
     ])
     error_message = "A function's policy does not allow exactly the actions the wiring lists for it."
   }
@@ -342,6 +342,7 @@ run "renders_with_defaults" {
       jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.AuditConfiguration.Properties.AuditCheckConfigurations == {
         DeviceCertificateExpiringCheck = { Enabled = true }
         DeviceCertificateAgeCheck      = { Enabled = true, Configuration = { CertAgeThresholdInDays = "365" } }
+        CaCertificateExpiringCheck     = { Enabled = true }
       }
     )
     error_message = "The audit configuration must enable both certificate checks, the age check with its threshold."
@@ -360,7 +361,7 @@ run "renders_with_defaults" {
       jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.ScheduledAudit.Properties == {
         ScheduledAuditName = "rotor-certificate-audit"
         Frequency          = "DAILY"
-        TargetCheckNames   = ["DEVICE_CERTIFICATE_EXPIRING_CHECK", "DEVICE_CERTIFICATE_AGE_CHECK"]
+        TargetCheckNames   = ["DEVICE_CERTIFICATE_EXPIRING_CHECK", "DEVICE_CERTIFICATE_AGE_CHECK", "CA_CERTIFICATE_EXPIRING_CHECK"]
       }
     )
     error_message = "A DAILY scheduled audit takes no day and targets the configured checks."
@@ -427,7 +428,7 @@ run "renders_tuned_settings" {
     condition = (
       jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.ScheduledAudit.Properties.DayOfMonth == "15" &&
       !can(jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.ScheduledAudit.Properties.DayOfWeek) &&
-      keys(jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.AuditConfiguration.Properties.AuditCheckConfigurations) == ["DeviceCertificateAgeCheck"] &&
+      keys(jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.AuditConfiguration.Properties.AuditCheckConfigurations) == ["CaCertificateExpiringCheck", "DeviceCertificateAgeCheck"] &&
       jsondecode(aws_cloudformation_stack.device_defender[0].template_body).Resources.AuditConfiguration.Properties.AuditCheckConfigurations.DeviceCertificateAgeCheck.Configuration.CertAgeThresholdInDays == "180"
     )
     error_message = "A MONTHLY audit of the age check alone was not rendered as asked."
