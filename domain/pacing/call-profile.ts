@@ -213,3 +213,24 @@ export function pathDemand(path: readonly CallSite[] = HAPPY_PATH): PathDemand {
   }
   return { perBucket, lambdaSeconds, calls };
 }
+
+/**
+ * The private-ca signer's Issue certificate (domain/signer.ts): CreateCertificateFromCsr is
+ * replaced by Private CA's IssueCertificate, GetCertificate (once when the certificate is
+ * ready at the first ask; each RequestInProgressException adds one) and IoT's
+ * RegisterCertificate (a CA registered in DEFAULT mode) or RegisterCertificateWithoutCA
+ * (SNI_ONLY). DescribeCertificateAuthority, when the algorithm is not set, is once per
+ * execution environment, not per rotation. The rest of the site is unchanged.
+ */
+export function privateCaIssueProfile(registration: 'DEFAULT' | 'SNI_ONLY' = 'DEFAULT'): SiteProfile {
+  const { 'iot:CreateCertificateFromCsr': _created, ...rest } = CALL_PROFILE[CallSite.IssueCertificate].calls;
+  return {
+    ...CALL_PROFILE[CallSite.IssueCertificate],
+    calls: {
+      ...rest,
+      'acm-pca:IssueCertificate': 1,
+      'acm-pca:GetCertificate': 1,
+      [registration === 'DEFAULT' ? 'iot:RegisterCertificate' : 'iot:RegisterCertificateWithoutCA']: 1,
+    },
+  };
+}

@@ -27,6 +27,11 @@ export const Bucket = {
   StateTransition: 'states:StateTransition',
   /** Concurrent executions per account: a concurrency, not a rate. */
   LambdaConcurrency: 'lambda:ConcurrentExecutions',
+  /** The private-ca signer (domain/signer.ts): Private CA signs, IoT registers. */
+  PcaIssueCertificate: 'acm-pca:IssueCertificate',
+  PcaGetCertificate: 'acm-pca:GetCertificate',
+  RegisterCertificate: 'iot:RegisterCertificate',
+  RegisterCertificateWithoutCA: 'iot:RegisterCertificateWithoutCA',
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 export const BUCKETS: readonly Bucket[] = Object.values(Bucket);
@@ -66,6 +71,14 @@ export const AWS_DEFAULT_QUOTAS: QuotaTable = {
   [Bucket.SendTask]: rate(500, 3_000),
   [Bucket.StateTransition]: rate(1_500, 5_000),
   [Bucket.LambdaConcurrency]: { kind: 'concurrency', concurrency: 1_000, source: 'aws-default' },
+  // Private CA: 25 (IssueCertificate) and 75 (GetCertificate) TPS are the defaults as remembered
+  // from the AWS General Reference's Private CA quota table, which could not be consulted when
+  // they were written: assumed, so that a quotas file (or Service Quotas) says better. The IoT
+  // registrations take the lowest IoT control-plane default, like ListAttachedPolicies.
+  [Bucket.PcaIssueCertificate]: rate(25, 25, 'assumed'),
+  [Bucket.PcaGetCertificate]: rate(75, 75, 'assumed'),
+  [Bucket.RegisterCertificate]: rate(10, 10, 'assumed'),
+  [Bucket.RegisterCertificateWithoutCA]: rate(10, 10, 'assumed'),
 };
 
 /** What Rotor plans with: the quotas, and the share of each it allows itself. */
