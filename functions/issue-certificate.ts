@@ -13,7 +13,7 @@ import {
   type IssueIntent,
   type RotationRecord,
 } from '../domain/index.js';
-import { parseSignerSettings } from '../domain/signer.js';
+import { parseSignerSettings, SignerKind } from '../domain/signer.js';
 import { privateCaClient } from './aws/acm-pca.js';
 import { iotClient } from './aws/iot.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
@@ -24,7 +24,8 @@ import { certificateIdField, objectInput, pemField, rotationIdField, thingNameFi
 import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot } from './core/runtime-deps.js';
-import { createdNothing, createSigner, notAfterOf, type Signer } from './core/signer.js';
+import { createdNothing, notAfterOf, type Signer } from './core/signer.js';
+import { createSigner } from './core/signer-from-settings.js';
 import { awsIotSigner, REFUSED_BEFORE_CREATE } from './core/signer-aws-iot.js';
 
 /** What the 'Issue certificate' state sends. */
@@ -216,7 +217,7 @@ const runtime = once((): IssueCertificateDeps => {
   const base = baseDeps(obs);
   const iot = tracedIot(obs);
   const iotCreate = obs.tracer.captureClient(iotClient({ maxAttempts: 1 }));
-  const pca = settings.kind === 'private-ca' ? privateCaClient() : undefined;
+  const pca = settings.kind === SignerKind.PrivateCa ? privateCaClient() : undefined;
   return { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock }) };
 });
 

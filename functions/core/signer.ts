@@ -1,10 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { IoTClient } from '@aws-sdk/client-iot';
-import { SignerKind, type SignerSettings } from '../../domain/signer.js';
+import type { SignerKind } from '../../domain/signer.js';
 import type { PrivateCaClient } from '../aws/acm-pca.js';
 import type { Clock } from './clock.js';
-import { awsIotSigner } from './signer-aws-iot.js';
-import { privateCaSigner } from './signer-private-ca.js';
 
 /**
  * What signs a rotation's new certificate and makes it an ACTIVE IoT certificate (issue 11,
@@ -40,16 +38,6 @@ export interface SignerDeps {
   /** Only needed for private-ca. */
   pca?: PrivateCaClient;
   clock: Clock;
-}
-
-export function createSigner(settings: SignerSettings, deps: SignerDeps): Signer {
-  switch (settings.kind) {
-    case SignerKind.AwsIot:
-      return awsIotSigner(deps);
-    case SignerKind.PrivateCa:
-      if (!deps.pca) throw new Error('the private-ca signer needs a Private CA client');
-      return privateCaSigner(settings, { iot: deps.iot, pca: deps.pca, clock: deps.clock });
-  }
 }
 
 export function notAfterOf(certificatePem: string): string {

@@ -8,7 +8,7 @@ import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-
 import { mockClient } from 'aws-sdk-client-mock';
 import { parseSignerSettings } from '../../../domain/signer.js';
 import { PrivateCaClient } from '../../../functions/aws/acm-pca.js';
-import { createSigner } from '../../../functions/core/signer.js';
+import { createSigner } from '../../../functions/core/signer-from-settings.js';
 import { issueCertificate } from '../../../functions/issue-certificate.js';
 import { clients } from '../../fixtures/aws.js';
 import { fakeClock } from '../../fixtures/clock.js';

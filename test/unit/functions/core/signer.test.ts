@@ -4,7 +4,8 @@ import { parseSignerSettings, type PrivateCaSettings } from '../../../../domain/
 import { PrivateCaServiceError, type PrivateCaClient, type PrivateCaCommand } from '../../../../functions/aws/acm-pca.js';
 import { awsIotSigner, CREATE_ATTEMPTS } from '../../../../functions/core/signer-aws-iot.js';
 import { CertificateNotIssued, PrivateCaNotActive, privateCaSigner } from '../../../../functions/core/signer-private-ca.js';
-import { createdNothing, createSigner, notAfterOf } from '../../../../functions/core/signer.js';
+import { createSigner } from '../../../../functions/core/signer-from-settings.js';
+import { createdNothing, notAfterOf } from '../../../../functions/core/signer.js';
 import { awsErrors, clients } from '../../../fixtures/aws.js';
 import { fakeClock } from '../../../fixtures/clock.js';
 import { generateKeys, makeCertificate, makeCsr, type Certificate } from '../../../fixtures/pki.js';
