@@ -48,7 +48,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     // Prepare
     const arn = await deploy({
       'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
-      'rotor-issue-certificate': (p) => ({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: `CERT for ${String(p.csrPem)}` }),
+      'rotor-issue-certificate': (p) => ({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: `CERT for ${String(p.csrPem)}`, notAfter: '2049-12-31T23:59:59.000Z' }),
       'rotor-deliver-certificate': answerLater(() => h, { principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' }),
       'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' }),
     }, 0.001); // the CSR timeout is 1.8 s of real time: ample for answers over HTTP on a busy machine
@@ -74,6 +74,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     const output = JSON.parse(result.output!);
     expect(output.ack).toEqual({ principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' });
     expect(output.retired).toEqual({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' });
+    expect(output.issued.notAfter).toBe('2049-12-31T23:59:59.000Z');
     expect(h.sns.published).toHaveLength(0);
   });
 
@@ -137,7 +138,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
         issues += 1;
         if (issues === 1) failWith('Sandbox.Timedout', 'Task timed out after 60.00 seconds')();
         if (issues === 2) failWith('Runtime.ExitError', 'the runtime exited')();
-        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT' };
+        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
       },
       'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
       'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
