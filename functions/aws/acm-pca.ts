@@ -96,7 +96,7 @@ function bytes(data: SourceData): string | Uint8Array {
 }
 
 /** SHA-256 as the SigV4 signer wants it (the SDK's hash-node, on node:crypto). */
-class NodeSha256 {
+export class NodeSha256 {
   private readonly hash: Hash | Hmac;
   constructor(secret?: SourceData) {
     this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));

@@ -1,6 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DescribeCertificateAuthorityCommand, IssueCertificateCommand, PrivateCaClient, PrivateCaServiceError } from '../../../../functions/aws/acm-pca.js';
+import { IoTClient } from '@aws-sdk/client-iot';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { DescribeCertificateAuthorityCommand, IssueCertificateCommand, NodeSha256, PrivateCaClient, PrivateCaServiceError } from '../../../../functions/aws/acm-pca.js';
 
 /** A real HTTP server standing in for Private CA: it records each request and answers from a script. */
 interface Seen {
@@ -117,5 +119,29 @@ describe('the Private CA client', () => {
     const error = await client().send(new DescribeCertificateAuthorityCommand({ CertificateAuthorityArn: CA })).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: 'ResourceNotFoundException', $fault: 'client' });
+  });
+});
+
+describe('its SHA-256 for the SigV4 signer', () => {
+  it('signs exactly as the SDK clients\' own hash does', async () => {
+    // Prepare: the same request, date and credentials, signed with each hash
+    const sdkSha256 = new IoTClient({ region: 'eu-west-1', credentials }).config.sha256;
+    const request = {
+      method: 'POST',
+      protocol: 'https:',
+      hostname: 'acm-pca.eu-west-1.amazonaws.com',
+      path: '/',
+      query: {},
+      headers: { host: 'acm-pca.eu-west-1.amazonaws.com', 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'ACMPrivateCA.GetCertificate' },
+      body: JSON.stringify({ CertificateAuthorityArn: CA, CertificateArn: `${CA}/certificate/abc` }),
+    };
+    const sign = (sha256: ConstructorParameters<typeof SignatureV4>[0]['sha256']) =>
+      new SignatureV4({ service: 'acm-pca', region: 'eu-west-1', credentials, sha256 }).sign({ ...request, headers: { ...request.headers } }, { signingDate: new Date('2026-03-01T12:00:00Z') });
+    // Act
+    const [ours, sdk] = await Promise.all([sign(NodeSha256), sign(sdkSha256)]);
+    // Assess
+    expect(ours.headers.authorization).toMatch(/Signature=[0-9a-f]{64}$/);
+    expect(ours.headers.authorization).toBe(sdk.headers.authorization);
+    expect(ours.headers['x-amz-content-sha256'] ?? '').toBe(sdk.headers['x-amz-content-sha256'] ?? '');
   });
 });
