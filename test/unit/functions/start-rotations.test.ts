@@ -208,6 +208,17 @@ describe('start-rotations', () => {
     expect(iot.calls()).toHaveLength(0);
   });
 
+  it('starts nothing for a CA_CERTIFICATE_EXPIRING_CHECK finding, which the scheduled audit now also runs', async () => {
+    const notification = auditNotification({
+      auditDetails: [{ checkName: 'CA_CERTIFICATE_EXPIRING_CHECK', checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 2 }],
+    });
+
+    const report = await startRotations(snsEvent(notification), deps());
+
+    expect(report).toMatchObject({ started: 0, ignored: expect.stringContaining('no non-compliant finding') });
+    expect(iot.calls()).toHaveLength(0);
+  });
+
   it('keeps at most the configured number of per-finding calls in flight', async () => {
     pages(EXPIRING, Array.from({ length: 40 }, (_, n) => finding(id(n + 1))));
 
