@@ -60,6 +60,11 @@ export interface LocalAwsOptions {
    * (ROTOR_PACING_QUOTAS), as a deployment whose `api_quotas` matches its account.
    */
   quotas?: LocalQuotas;
+  /**
+   * false: the functions are not told a quotas file's figures, so Rotor paces to AWS's defaults
+   * while the account enforces the file — an account with less than Rotor was told. Default true.
+   */
+  pacingFromQuotas?: boolean;
 }
 
 /** The pacing settings functions get for a quotas file: its own JSON (empty for AWS's defaults). */
@@ -227,7 +232,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       region,
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
-    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment: pacingEnvironment(options.quotas) });
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment: options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas) });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
 
     const caPem = iot.ca.certificatePem;

@@ -45,6 +45,8 @@ export interface DemoOptions {
    * (local/edge/quotas.ts), scaled by the time scale. Absent: nothing is throttled.
    */
   quotas?: string;
+  /** false: Rotor's functions are not told the quotas file (they pace to AWS's defaults); see LocalAwsOptions. */
+  pacingFromQuotas?: boolean;
   /** Worker threads per Lambda function in the local runtime. */
   functionConcurrency?: number;
   /** Pause between two slices of the invariant watcher's background sweep. */
@@ -152,7 +154,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       settings: options.settings,
       functionConcurrency: options.functionConcurrency,
       console: true,
-      ...(quotas ? { quotas } : {}),
+      ...(quotas ? { quotas, pacingFromQuotas: options.pacingFromQuotas } : {}),
     });
     const runtime = aws;
     web = mountConsole(runtime);

@@ -131,6 +131,22 @@ describeWithBundles('the local runtime throttles in AWS shapes (--quotas)', () =
     }
   });
 
+  it("tells Rotor's functions the quotas file (ROTOR_PACING_QUOTAS), as a deployment whose api_quotas match its account", () => {
+    const told = aws.lambda.functions().filter((f) => f.name.startsWith('rotor-')).map((f) => f.environment.ROTOR_PACING_QUOTAS);
+    expect(told.length).toBeGreaterThan(0);
+    for (const text of told) {
+      expect(JSON.parse(text ?? 'null')).toEqual({
+        safetyFraction: 0.9,
+        quotas: {
+          'iot:DescribeCertificate': { rate: 0.001, burst: 1 },
+          'iotdata:Publish': { rate: 0.001, burst: 1 },
+          'states:StartExecution': { rate: 0.001, burst: 1 },
+          'lambda:ConcurrentExecutions': { concurrency: 1 },
+        },
+      });
+    }
+  });
+
   const steps = (): ApiStep[] => [
     { service: 'iot', operation: 'DescribeCertificate', params: { certificateId: CERTIFICATE_ID } },
     { service: 'iot-data', operation: 'Publish', params: { topic: 'rotor/contract', payload: 'e30=' } },
