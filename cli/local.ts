@@ -4,7 +4,9 @@ import { DescribeAuditTaskCommand, DescribeCertificateCommand, IoTClient, ListTh
 import { Command, InvalidArgumentError } from 'commander';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../device-sim/keys.js';
 import { defaultSettings } from '../wiring/index.js';
+import { QuotasFileError } from '../domain/pacing/index.js';
 import { isLogLevel, streamLogger } from '../local/edge/logger.js';
+import { loadLocalQuotas, type LocalQuotas } from '../local/edge/quotas.js';
 import { ENDPOINTS_FILE, startLocalAws, type LocalAws, type ProvisionAnswer } from '../local/runtime.js';
 import { mountConsole } from './console/index.js';
 import { DEFAULT_DATA_DIR, localClientConfig, runningEndpoints } from './endpoints.js';
@@ -47,13 +49,26 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+/** `--quotas aws-default|FILE`: read and checked before anything starts. */
+export function quotasOption(value: string): LocalQuotas {
+  try {
+    return loadLocalQuotas(value);
+  } catch (error) {
+    if (error instanceof QuotasFileError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
+}
+
 function days(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new InvalidArgumentError('a number of days is expected (negative: already expired)');
   return n;
 }
 
-export async function localUp(options: { port?: number; mqttPort?: number; dataDir: string; timeScale?: number; issuedValidityDays?: number; logLevel?: string }, io: LocalCommandIo): Promise<number> {
+export async function localUp(
+  options: { port?: number; mqttPort?: number; dataDir: string; timeScale?: number; issuedValidityDays?: number; logLevel?: string; quotas?: LocalQuotas },
+  io: LocalCommandIo,
+): Promise<number> {
   const level = options.logLevel ?? 'info';
   if (!isLogLevel(level)) throw new InvalidArgumentError(`unknown log level ${level}`);
   const aws: LocalAws = await startLocalAws({
@@ -64,6 +79,7 @@ export async function localUp(options: { port?: number; mqttPort?: number; dataD
     issuedValidityDays: options.issuedValidityDays,
     logger: streamLogger(level),
     console: true,
+    ...(options.quotas ? { quotas: options.quotas } : {}),
   });
   const e = aws.endpoints;
   const web = mountConsole(aws);
@@ -76,11 +92,13 @@ export async function localUp(options: { port?: number; mqttPort?: number; dataD
   io.out(`  topics           audit ${e.topics.audit}`);
   io.out(`                   escalation ${e.topics.escalation}`);
   io.out(`  endpoints file   ${join(resolve(options.dataDir), ENDPOINTS_FILE)}`);
+  if (options.quotas) io.out(`  quotas           ${options.quotas.source}, enforced (rates ÷ time scale ${options.timeScale ?? 1}); throttled calls: ${e.awsEndpoint}/_rotor/quotas`);
   const signal = await io.untilInterrupted();
   io.out(`${signal}: stopping`);
   web.stop();
   await aws.stop();
-  io.out(`stopped (${aws.edge.totalCalls()} AWS API calls served)`);
+  const throttled = aws.quotas?.figures().throttledCalls.total;
+  io.out(`stopped (${aws.edge.totalCalls()} AWS API calls served${throttled === undefined ? '' : `, ${throttled} throttled by the quotas`})`);
   return 0;
 }
 
@@ -161,7 +179,8 @@ export function registerLocalCommands(program: Command, io: LocalCommandIo = def
     .option('--time-scale <x>', 'workflow time scale (0.01: a 900 s wait lasts 9 s)', positiveNumber, 1)
     .option('--issued-validity-days <n>', 'validity of certificates issued by rotations (default: AWS\'s 2049-12-31)', positiveNumber)
     .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
-    .action(async (opts: { port: number; mqttPort: number; dataDir: string; timeScale: number; issuedValidityDays?: number; logLevel: string }) => done(await localUp(opts, io)));
+    .option('--quotas <aws-default|file>', "enforce AWS's default quotas or a quotas file's as the account's, in AWS's throttling shapes (scaled by the time scale)", quotasOption)
+    .action(async (opts: { port: number; mqttPort: number; dataDir: string; timeScale: number; issuedValidityDays?: number; logLevel: string; quotas?: LocalQuotas }) => done(await localUp(opts, io)));
 
   local
     .command('provision')

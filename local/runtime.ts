@@ -12,6 +12,7 @@ import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
 import { silentLogger, type LocalLogger } from './edge/logger.js';
+import { AWS_DEFAULT_QUOTAS_NAME, QuotaEnforcer, type LocalQuotas } from './edge/quotas.js';
 import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot } from './iot/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
@@ -53,6 +54,29 @@ export interface LocalAwsOptions {
    * iot:Connect on client/* does. Tests use it to show a device cannot act for another one.
    */
   clientIdPolicy?: ClientIdPolicy;
+  /**
+   * Local-only: enforce these quotas as the account's (local/edge/quotas.ts), scaled by the time
+   * scale; absent, nothing is throttled. A quotas file is also what Rotor's functions are told
+   * (ROTOR_PACING_QUOTAS), as a deployment whose `api_quotas` matches its account.
+   */
+  quotas?: LocalQuotas;
+  /**
+   * false: the functions are not told a quotas file's figures, so Rotor paces to AWS's defaults
+   * while the account enforces the file — an account with less than Rotor was told. Default true.
+   */
+  pacingFromQuotas?: boolean;
+}
+
+/** The pacing settings functions get for a quotas file: its own JSON (empty for AWS's defaults). */
+function pacingEnvironment(quotas: LocalQuotas | undefined): Record<string, string> {
+  if (!quotas || quotas.source === AWS_DEFAULT_QUOTAS_NAME) return {};
+  const { safetyFraction, quotas: table } = quotas.settings;
+  const named = Object.fromEntries(
+    Object.entries(table)
+      .filter(([, quota]) => quota.source === 'quotas-file')
+      .map(([bucket, quota]) => [bucket, quota.kind === 'rate' ? { rate: quota.rate, burst: quota.burst } : { concurrency: quota.concurrency }]),
+  );
+  return { ROTOR_PACING_QUOTAS: JSON.stringify({ safetyFraction, quotas: named }) };
 }
 
 export interface LocalEndpoints {
@@ -75,6 +99,8 @@ export interface LocalAws {
   lambda: LambdaService;
   iot: LocalIot;
   stepFunctions: StepFunctionsService;
+  /** The quotas enforced (`--quotas`), and what they throttled; absent when nothing is. */
+  quotas?: QuotaEnforcer;
   /** The CA devices verify the broker with (PEM). */
   caPem: string;
   stop(): Promise<void>;
@@ -152,6 +178,8 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     const functionLog = dataDir ? join(dataDir, 'logs', 'functions.log') : undefined;
     if (functionLog) mkdirSync(join(dataDir as string, 'logs'), { recursive: true });
     const clock = scaledClock(options.timeScale ?? 1);
+    const quotas = options.quotas ? new QuotaEnforcer(options.quotas, { timeScale: clock.scale }) : undefined;
+    edge.quotas = quotas;
     // The dead-letter queues: Lambda's on-failure destinations, kept with the data dir.
     const sqs = new SqsService({ endpointUrl: url, region, accountId, dataDir: dataDir ? join(dataDir, 'sqs') : undefined, logger });
     const lambda = new LambdaService({
@@ -166,6 +194,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       // Without a log file or a logger, nothing would read it: the workers drop it themselves.
       output: functionLog ? (_name, _stream, chunk) => appendFileSync(functionLog, chunk) : options.logger ? undefined : 'discard',
       crashes: (name) => edge.faults.takeCrash(name),
+      quotas,
     });
     edge.faults.knownFunctions = () => lambda.functions().map((f) => f.name);
     stops.push(() => lambda.stop());
@@ -189,7 +218,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 
     const dynamoClient = new DynamoDBClient({ endpoint: url, region, credentials: LOCAL_CREDENTIALS });
     stops.push(async () => dynamoClient.destroy());
-    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock, region, accountId });
+    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock, region, accountId, ...(quotas ? { transition: (signal: AbortSignal) => quotas.transition(signal) } : {}) });
     stops.push(() => stepFunctions.stop());
 
     edge.register(dynamodb.route()).register(sns).register(sqs).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
@@ -203,7 +232,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       region,
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
-    await deploy({ url, deployment, lambda, bundles, logger, console: options.console });
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment: options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas) });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
 
     const caPem = iot.ca.certificatePem;
@@ -229,7 +258,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     logger.info('local AWS ready', { endpoint: url, mqtt: `${endpoints.mqtt.host}:${endpoints.mqtt.port}` });
 
     let stopping: Promise<void> | undefined;
-    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, caPem, stop: () => (stopping ??= stopAll()) };
+    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, ...(quotas ? { quotas } : {}), caPem, stop: () => (stopping ??= stopAll()) };
   } catch (error) {
     await stopAll();
     throw error;
@@ -237,7 +266,16 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 }
 
 /** Creates Rotor's resources from the wiring, through the APIs, like terraform/main.tf. */
-async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger; console?: boolean }): Promise<void> {
+async function deploy(input: {
+  url: string;
+  deployment: Deployment;
+  lambda: LambdaService;
+  bundles: Record<string, string>;
+  logger: LocalLogger;
+  console?: boolean;
+  /** Variables every function gets on top of its wiring's (the pacing settings of `--quotas FILE`). */
+  environment?: Record<string, string>;
+}): Promise<void> {
   const { url, deployment, lambda, bundles } = input;
   const wiring = loadWiring();
   const config = { endpoint: url, region: deployment.region, credentials: LOCAL_CREDENTIALS };
@@ -273,7 +311,7 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
       lambda.deploy({
         name: functionName(name),
         bundlePath: bundles[name],
-        environment: { ...functionEnvironment(name, deployment, wiring), ...(input.console ? { ROTOR_CONSOLE_URL: `${url}/console/` } : {}) },
+        environment: { ...functionEnvironment(name, deployment, wiring), ...input.environment, ...(input.console ? { ROTOR_CONSOLE_URL: `${url}/console/` } : {}) },
         timeoutSeconds: spec.timeoutSeconds,
         memoryMb: spec.memoryMb,
         description: spec.description,

@@ -10,7 +10,7 @@ import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
 
 /**
- * `npm run bench [-- --devices N --time-scale X --report FILE]`: rotates 1,000 devices with
+ * `npm run bench [-- --devices N --time-scale X --quotas aws-default|FILE --report FILE]`: rotates 1,000 devices with
  * `rotor demo`'s machinery and sets the wall time against the crypto floor — the same
  * cryptography for the same fleet with no I/O at all, measured in this process after the
  * run: each rotation's key, CSR, CSR check and certificate. wall / floor says how much the
@@ -33,6 +33,10 @@ export interface BenchReport {
   cpuSystemMs: number;
   stateTransitionsPerRotation: number;
   apiCallsPerRotation: number;
+  /** The quotas the runtime enforced ('none' without --quotas), what they throttled, and the rotations throttling failed. */
+  quotas: string;
+  throttledCalls: number;
+  throttlingFailures: number;
   cores: number;
   demo: DemoReport;
 }
@@ -54,6 +58,7 @@ function options(argv: string[]) {
       'function-concurrency': { type: 'string' },
       'watch-ms': { type: 'string' },
       'fleet-threads': { type: 'string' },
+      quotas: { type: 'string' },
     },
     strict: true,
   });
@@ -70,6 +75,8 @@ function options(argv: string[]) {
     /** Knobs for finding where the time goes (docs/demo.md has the measurements). */
     functionConcurrency: values['function-concurrency'] ?? env.BENCH_FUNCTION_CONCURRENCY,
     watchMs: values['watch-ms'] ?? env.BENCH_WATCH_MS,
+    /** aws-default or a quotas file: the local runtime enforces them (docs/fleet-scale.md). */
+    quotas: values.quotas ?? env.BENCH_QUOTAS,
   };
 }
 
@@ -112,6 +119,7 @@ async function main(): Promise<void> {
         fleetThreads: opts.fleetThreads,
         ...(opts.functionConcurrency ? { functionConcurrency: Number(opts.functionConcurrency) } : {}),
         ...(opts.watchMs ? { watchIntervalMs: Number(opts.watchMs) } : {}),
+        ...(opts.quotas ? { quotas: opts.quotas } : {}),
         signal: abort.signal,
       },
       { out, progressStream: process.stdout, tty: false },
@@ -136,6 +144,9 @@ async function main(): Promise<void> {
       cpuSystemMs: Math.round(cpu.system / 1000),
       stateTransitionsPerRotation: demo.stateTransitionsPerRotation,
       apiCallsPerRotation: demo.apiCallsPerRotation,
+      quotas: demo.quotas ?? 'none',
+      throttledCalls: demo.throttledCalls?.total ?? 0,
+      throttlingFailures: demo.throttlingFailures ?? 0,
       cores: availableParallelism(),
       demo,
     };

@@ -13,6 +13,12 @@ export interface DemoReport {
   unfinished: number;
   /** Messages published on the escalation topic. */
   escalations: number;
+  /** The quotas the local runtime enforced (`--quotas`): 'aws-default', a quotas file's path, or 'none'. Absent from older reports. */
+  quotas?: string;
+  /** Calls the enforced quotas throttled during the rotations, in total and per quota bucket (domain/pacing's names). */
+  throttledCalls?: { total: number; byApi: Record<string, number> };
+  /** Failed rotations whose failure names a throttling error (ThrottlingException, TooManyRequestsException, …). */
+  throttlingFailures?: number;
   /** Every breach of cloud rule 7 seen during the run and every failed end check; empty on success. */
   invariantViolations: CheckFailure[];
   /** Cloud-side faults of the run (cli/demo/cloud-faults.ts): devices given each, and Lambda crashes planned and fired. */
@@ -90,6 +96,14 @@ export function formatSummary(report: DemoReport): string[] {
   if (cloud && cloud.revokeOld + cloud.sharedCert + cloud.lambdaCrashes > 0) {
     lines.push(
       `  cloud faults           revoke-old ${cloud.revokeOld} (cut off on purpose ${cloud.cutOffOnPurpose}), shared-cert ${cloud.sharedCert}, Lambda crashes ${cloud.lambdaCrashesFired} of ${cloud.lambdaCrashes} fired`,
+    );
+  }
+  if (report.quotas && report.quotas !== 'none') {
+    const throttled = report.throttledCalls ?? { total: 0, byApi: {} };
+    const byApi = Object.entries(throttled.byApi).sort(([, a], [, b]) => b - a).map(([api, n]) => `${api} ${n}`).join(', ');
+    lines.push(
+      `  quotas                 ${report.quotas}`,
+      `  throttled calls        ${throttled.total}${byApi ? `  (${byApi})` : ''}; rotations failed by throttling: ${report.throttlingFailures ?? 0}`,
     );
   }
   lines.push(

@@ -38,8 +38,9 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--data-dir <dir>', 'keep the runtime state and key stores here (new or empty directory); a temporary one otherwise')
     .option('--timeout <seconds>', 'give up waiting for the rotations after this long', wholeNumber(1, 86_400))
     .option('--fleet-threads <n>', 'run the simulated devices on this many worker threads (0: on the main thread)', wholeNumber(0, 16), 0)
+    .option('--quotas <aws-default|file>', "enforce AWS's default quotas or a quotas file's as the account's (scaled by the time scale; see docs/fleet-scale.md)")
     .option('--keep', 'at the end, leave the local AWS, the console and the fleet up until Ctrl-C')
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean }) => {
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string }) => {
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
       // `on`, not `once`: Ctrl-C reaches both tsx and this process, and tsx relays it again.
@@ -60,7 +61,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
       };
       try {
         const report = await runDemo(
-          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
+          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,
         );
         if (!opts.keep) summarize(report);

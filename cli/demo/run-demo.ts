@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { assignFaults, parseFaultSpec, type Fault } from '../../device-sim/faults.js';
+import { QuotasFileError } from '../../domain/pacing/index.js';
+import { loadLocalQuotas, type LocalQuotas } from '../../local/edge/quotas.js';
 import { startLocalAws, type LocalAws } from '../../local/runtime.js';
 import type { Settings } from '../../wiring/index.js';
 import { armCloudFaults, planCloudFaults, Revoker, splitFaultSpec, type CloudFaultPlan } from './cloud-faults.js';
@@ -12,7 +14,7 @@ import { InvariantWatcher } from './invariant-watch.js';
 import { awaitExecutions } from './phases/await-executions.js';
 import { startAudit } from './phases/audit.js';
 import { checkOutcome, escalationsByThing } from './phases/check-outcome.js';
-import { readCounters, readTraces, rotationFigures, takeBaseline } from './phases/collect-figures.js';
+import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigures } from './phases/collect-figures.js';
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
 import { DemoError } from './phases/waiting.js';
 
@@ -38,6 +40,13 @@ export interface DemoOptions {
   expiresInDays?: number;
   /** Overrides of the wiring's settings (tests shorten the workflow's timeouts with them). */
   settings?: Partial<Settings>;
+  /**
+   * `aws-default` or a quotas file: the local runtime enforces them as the account's quotas
+   * (local/edge/quotas.ts), scaled by the time scale. Absent: nothing is throttled.
+   */
+  quotas?: string;
+  /** false: Rotor's functions are not told the quotas file (they pace to AWS's defaults); see LocalAwsOptions. */
+  pacingFromQuotas?: boolean;
   /** Worker threads per Lambda function in the local runtime. */
   functionConcurrency?: number;
   /** Pause between two slices of the invariant watcher's background sweep. */
@@ -74,7 +83,7 @@ export function thingNames(count: number): string[] {
 
 
 /** Checks everything the user typed before anything starts, so bad input costs nothing. */
-export function validateDemoOptions(options: DemoOptions): { faults: Map<string, Fault>; names: string[]; cloud: CloudFaultPlan } {
+export function validateDemoOptions(options: DemoOptions): { faults: Map<string, Fault>; names: string[]; cloud: CloudFaultPlan; quotas?: LocalQuotas } {
   if (!Number.isInteger(options.devices) || options.devices < 1 || options.devices > MAX_DEVICES) {
     throw new DemoError(`--devices must be a whole number from 1 to ${MAX_DEVICES}, got ${options.devices}`);
   }
@@ -95,7 +104,14 @@ export function validateDemoOptions(options: DemoOptions): { faults: Map<string,
   const split = splitFaultSpec(options.faults ?? '');
   const faults = assignFaults(parseFaultSpec(split.deviceSpec), names, options.seed ?? 1);
   const cloud = planCloudFaults(split, names, faults, options.seed ?? 1);
-  return { faults, names, cloud };
+  let quotas: LocalQuotas | undefined;
+  try {
+    quotas = options.quotas === undefined ? undefined : loadLocalQuotas(options.quotas);
+  } catch (error) {
+    if (error instanceof QuotasFileError) throw new DemoError(error.message);
+    throw error;
+  }
+  return { faults, names, cloud, ...(quotas ? { quotas } : {}) };
 }
 
 /** The longest a rotation can take in workflow seconds: every csr_req retry, then the ack wait. */
@@ -116,7 +132,7 @@ export function worstCaseWorkflowSeconds(settings: Settings): number {
  * connect the fleet, start the audit, await the executions, collect the figures, check the fleet.
  */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoReport> {
-  const { faults, names, cloud } = validateDemoOptions(options);
+  const { faults, names, cloud, quotas } = validateDemoOptions(options);
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
   const setupStarted = Date.now();
   const ownDir = !options.dataDir;
@@ -138,11 +154,13 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       settings: options.settings,
       functionConcurrency: options.functionConcurrency,
       console: true,
+      ...(quotas ? { quotas, pacingFromQuotas: options.pacingFromQuotas } : {}),
     });
     const runtime = aws;
     web = mountConsole(runtime);
     io.out(`local AWS up at ${runtime.endpoints.awsEndpoint}, MQTT ${runtime.endpoints.mqtt.host}:${runtime.endpoints.mqtt.port}; provisioning ${names.length} devices`);
     io.out(`console: ${web.url}`);
+    if (quotas) io.out(`quotas: ${quotas.source}, enforced as the account's (rates ÷ time scale ${timeScale})`);
 
     const devices = await provisionDevices(runtime, { names, faults, cloud, workDir, expiresInDays: options.expiresInDays ?? DEFAULT_EXPIRES_IN_DAYS });
     const certificateOf = (thingName: string): string => devices.find((d) => d.thingName === thingName)?.certificateId ?? '';
@@ -174,6 +192,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const escalations = escalationsByThing(runtime);
     const traces = await readTraces(runtime, [...awaited.executions.keys()].map((thing) => audit.executionArns.get(thing) as string));
     const figures = rotationFigures({ devices, executionArns: audit.executionArns, executions: awaited.executions, traces, counters, auditStartedAt: audit.startedAt });
+    const throttling = throttlingFigures(runtime, baseline, awaited.executions);
 
     // The end checks probe with the devices' client ids: the devices must be gone first.
     await connected.stop();
@@ -191,6 +210,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       timeScale,
       ...figures,
       escalations: escalations.total,
+      ...throttling,
       invariantViolations: violations,
       cloudFaults: {
         revokeOld: cloud.revokeOld.size,

@@ -102,6 +102,9 @@ function demoCharts(demo: Json): ChartSpec[] {
   }
   const failed = sortedDesc(numbers(demo.failed));
   if (failed.length) charts.push({ id: 'failures', title: 'Failures by reason', kind: 'horizontal-bar', labels: failed.map(([r]) => r), series: [{ label: 'devices', data: failed.map(([, n]) => n), role: 'failed' }], unit: 'devices' });
+  // A run under --quotas: what the local runtime throttled, per quota bucket.
+  const throttled = isObject(demo.throttledCalls) ? sortedDesc(numbers(demo.throttledCalls.byApi)) : [];
+  if (throttled.length) charts.push({ id: 'throttled-calls', title: 'Throttled calls per API', kind: 'horizontal-bar', labels: throttled.map(([api]) => api), series: [{ label: 'calls', data: throttled.map(([, n]) => n), role: 'failed' }], unit: 'calls', note: `quotas: ${String(demo.quotas)}` });
   return charts;
 }
 
@@ -120,6 +123,11 @@ function demoFacts(demo: Json): [string, string][] {
   if (num(demo.stateTransitionsPerRotation) !== undefined) facts.push(['state transitions', `${round(demo.stateTransitionsPerRotation as number)} per rotation`]);
   if (num(demo.apiCallsPerRotation) !== undefined) facts.push(['AWS API calls', `${round(demo.apiCallsPerRotation as number)} per rotation`]);
   if (num(demo.escalations) !== undefined) facts.push(['escalations', String(demo.escalations)]);
+  if (typeof demo.quotas === 'string' && demo.quotas !== 'none') {
+    facts.push(['quotas', demo.quotas]);
+    facts.push(['throttled calls', String((isObject(demo.throttledCalls) ? num(demo.throttledCalls.total) : undefined) ?? 0)]);
+    facts.push(['rotations failed by throttling', String(num(demo.throttlingFailures) ?? 0)]);
+  }
   return facts;
 }
 

@@ -8,6 +8,7 @@ import { credentialScopeOf } from './credential-scope.js';
 import { serviceOfQuery, serviceOfTarget, servicesSignedAs, signingNamesOf } from './service-identity.js';
 import { FaultError, FaultInjector, parseFaultRequest, type FaultAnswer } from './faults.js';
 import { silentLogger, type LocalLogger } from './logger.js';
+import type { QuotaEnforcer } from './quotas.js';
 
 /**
  * The one HTTP endpoint of the local AWS (like LocalStack's :4566). Every SDK client and the
@@ -114,6 +115,8 @@ export class EdgeServer {
   private readonly mounts = new Map<string, MountedHandler>();
   /** Local-only: throttle the next N calls of an operation (faults.ts, POST /_rotor/faults). */
   readonly faults = new FaultInjector(() => this.signingNames);
+  /** Local-only: the account's quotas, enforced when the runtime was started with `--quotas` (quotas.ts). */
+  quotas: QuotaEnforcer | undefined;
   private readonly logger: LocalLogger;
   private readonly maxBodyBytes: number;
   private server: Server | undefined;
@@ -338,6 +341,12 @@ export class EdgeServer {
       this.logger.debug('edge fault injected', { service: name, operation, code: fault.code });
       return;
     }
+    const throttled = this.quotas?.throttle(name, operation);
+    if (throttled) {
+      this.send(res, awsErrorResponse(protocol, throttled.code, throttled.message, throttled.status, requestId));
+      this.logger.debug('edge quota exceeded', { service: name, operation, bucket: throttled.bucket });
+      return;
+    }
     let response: EdgeResponse;
     try {
       response = await service.handle(request);
@@ -388,6 +397,8 @@ export class EdgeServer {
         return answer(200, { status: 'running', services: this.signingNames });
       case `${ADMIN_PREFIX}calls`:
         return answer(200, { total: this.totalCalls(), calls: this.calls() });
+      case `${ADMIN_PREFIX}quotas`:
+        return answer(200, this.quotas?.figures() ?? { quotas: 'none', throttledCalls: { total: 0, byApi: {} }, delayedTransitions: 0, delayedAsyncInvocations: 0 });
       case `${ADMIN_PREFIX}faults`: {
         if (req.method === 'POST') {
           try {

@@ -86,6 +86,11 @@ export class FunctionPool {
     return this.peak;
   }
 
+  /** Invocations running now (each in its own sandbox). */
+  get running(): number {
+    return this.inFlight;
+  }
+
   get queued(): number {
     return this.queue.length;
   }

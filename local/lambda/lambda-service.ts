@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { silentLogger, type LocalLogger } from '../edge/logger.js';
+import { LAMBDA_THROTTLE, type QuotaEnforcer } from '../edge/quotas.js';
 import type { SqsSender } from '../sqs/sqs-service.js';
 import type { Clock, EdgeRequest, EdgeResponse, FunctionErrorPayload, InvokeResult, LambdaInvoker, LocalService } from '../types.js';
 import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from '../types.js';
@@ -51,6 +52,16 @@ export interface LambdaServiceOptions {
   destinations?: SqsSender;
   /** Crash faults (local/edge/faults.ts): asked once per invocation of each function. */
   crashes?: CrashSource;
+  /** The account's concurrency quota (local/edge/quotas.ts), when the runtime enforces quotas. */
+  quotas?: QuotaEnforcer;
+}
+
+/** Lambda's throttle of an invocation over the account's concurrency (its API model's TooManyRequestsException). */
+export class TooManyRequests extends AwsError {
+  readonly reason = LAMBDA_THROTTLE.reason;
+  constructor() {
+    super(LAMBDA_THROTTLE.code, LAMBDA_THROTTLE.message, LAMBDA_THROTTLE.status);
+  }
 }
 
 /** PutFunctionEventInvokeConfig's settings, as AWS keeps them per function. */
@@ -190,6 +201,19 @@ export class LambdaService implements LocalService, LambdaInvoker {
     return this.pool(functionName).peakConcurrency;
   }
 
+  /** Invocations running now across every function: the account's concurrency in use. */
+  runningInvocations(): number {
+    let running = 0;
+    for (const pool of this.pools.values()) running += pool.running;
+    return running;
+  }
+
+  /** A synchronous invocation: throttled over the account's concurrency quota, as Lambda does. */
+  private invokeNow(pool: FunctionPool, payload: unknown): Promise<InvokeResult> {
+    if (this.options.quotas?.lambdaThrottled(this.runningInvocations())) throw new TooManyRequests();
+    return pool.invoke(payload);
+  }
+
   /** Accepts a name, a full or partial ARN, with an optional :$LATEST qualifier. */
   private pool(nameOrArn: string): FunctionPool {
     let name = nameOrArn;
@@ -205,7 +229,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
 
   async invoke(functionNameOrArn: string, payload: unknown, invocationType: 'RequestResponse' | 'Event' = 'RequestResponse'): Promise<InvokeResult> {
     const pool = this.pool(functionNameOrArn);
-    if (invocationType === 'RequestResponse') return pool.invoke(payload);
+    if (invocationType === 'RequestResponse') return this.invokeNow(pool, payload);
     // Event: queued and run later; the caller only learns that it was accepted.
     const run = this.runAsync(pool, payload).finally(() => this.asyncInvocations.delete(run));
     this.asyncInvocations.add(run);
@@ -255,6 +279,15 @@ export class LambdaService implements LocalService, LambdaInvoker {
     let condition: 'RetriesExhausted' | 'EventAgeExceeded' = 'RetriesExhausted';
     for (;;) {
       attempts++;
+      if (this.options.quotas) {
+        // Over the account's concurrency, Lambda keeps the event queued and tries it again later.
+        try {
+          await this.options.quotas.waitForLambda(() => this.runningInvocations(), this.stopping.signal);
+        } catch {
+          this.logger.warn('the runtime stopped while an asynchronous invocation waited for concurrency: the event is dropped', { function: pool.config.name, requestId });
+          return;
+        }
+      }
       const result = await pool.invoke(payload);
       if (result.ok) {
         this.asyncLog.push({ requestId, functionName: pool.config.name, attempts, outcome: 'succeeded' });
@@ -332,10 +365,16 @@ export class LambdaService implements LocalService, LambdaInvoker {
       return await this.route(request, requestId);
     } catch (error) {
       if (!(error instanceof AwsError)) throw error;
+      const throttled = error instanceof TooManyRequests;
       return {
         status: error.status,
-        headers: { 'content-type': 'application/json', 'x-amzn-errortype': error.code, 'x-amzn-requestid': requestId },
-        body: JSON.stringify({ Type: error.status >= 500 ? 'Service' : 'User', message: error.message }),
+        headers: {
+          'content-type': 'application/json',
+          'x-amzn-errortype': error.code,
+          'x-amzn-requestid': requestId,
+          ...(throttled ? { 'retry-after': String(LAMBDA_THROTTLE.retryAfterSeconds) } : {}),
+        },
+        body: JSON.stringify({ Type: error.status >= 500 ? 'Service' : 'User', message: error.message, ...(throttled ? { Reason: error.reason } : {}) }),
       };
     }
   }
@@ -386,7 +425,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
       await this.invoke(pool.config.name, payload, 'Event');
       return { status: 202, headers: { 'x-amzn-requestid': requestId } };
     }
-    const result = await pool.invoke(payload);
+    const result = await this.invokeNow(pool, payload);
     if (result.ok) return this.json(200, result.payload ?? null, requestId, version);
     // A function error is still HTTP 200; the header tells the caller it is an error payload.
     return this.json(200, result.error, requestId, { ...version, 'x-amz-function-error': 'Unhandled' });

@@ -100,6 +100,8 @@ export interface EngineDeps {
   /** [0, 1); injected so that FULL jitter can be pinned in tests. */
   random: () => number;
   region: string;
+  /** Resolves when the account's state-transition quota allows one more (local/edge/quotas.ts); absent: no quota. */
+  transition?: (signal: AbortSignal) => Promise<void>;
 }
 
 /** Where a redrive starts again: the top-level state that failed, with what it was given. */
@@ -231,6 +233,8 @@ export class ExecutionRun {
     mapItem?: MapItem,
   ): Promise<{ output: unknown; next?: string }> {
     if (signal.aborted) throw signal.reason;
+    // AWS throttles state transitions by slowing the execution, never by failing it.
+    if (this.deps.transition) await this.deps.transition(signal);
     const frame: Frame = { stateName: name, enteredTime: this.deps.clock.now().toISOString(), retryCount: 0, mapItem };
     this.history.add(`${state.Type}StateEntered`, { name, input: json(input), inputDetails: { truncated: false } });
     const outcome = await this.execute(state, frame, input, variables, signal);
@@ -358,6 +362,8 @@ export class ExecutionRun {
           counts[index]++;
           frame.retryCount++;
           await this.deps.clock.sleep(delay, signal);
+          // A retry is a state transition too.
+          if (this.deps.transition) await this.deps.transition(signal);
           continue;
         }
         const catcher = (state.Catch ?? []).find((c) => errorMatches(c.ErrorEquals, error.error));

@@ -22,6 +22,8 @@ export interface StepFunctionsOptions {
   accountId: string;
   /** [0, 1) for FULL jitter; Math.random unless a test pins it. */
   random?: () => number;
+  /** The account's state-transition quota (local/edge/quotas.ts): each transition waits for it. */
+  transition?: (signal: AbortSignal) => Promise<void>;
 }
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -375,7 +377,7 @@ export class StepFunctionsService implements LocalService {
       redriveTime: record.redriveDate?.toISOString(),
     };
     const run = new ExecutionRun(
-      { integrations: this.integrations, tokens: this.tokens, clock: this.options.clock, random: this.random, region: this.options.region },
+      { integrations: this.integrations, tokens: this.tokens, clock: this.options.clock, random: this.random, region: this.options.region, transition: this.options.transition },
       info,
       record.history,
     );

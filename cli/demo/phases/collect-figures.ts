@@ -10,12 +10,19 @@ import { mapLimited } from './waiting.js';
 /** What the runtime counted before the audit started, so the figures cover the rotations alone. */
 export interface Baseline {
   calls: Record<string, number>;
+  /** Calls the enforced quotas had throttled (setup's own, if any). */
+  throttled: Record<string, number>;
   invocations: number;
   eventLoop: ReturnType<typeof performance.eventLoopUtilization>;
 }
 
 export function takeBaseline(runtime: LocalAws): Baseline {
-  return { calls: runtime.edge.calls(), invocations: runtime.lambda.invocations().length, eventLoop: performance.eventLoopUtilization() };
+  return {
+    calls: runtime.edge.calls(),
+    throttled: runtime.quotas?.figures().throttledCalls.byApi ?? {},
+    invocations: runtime.lambda.invocations().length,
+    eventLoop: performance.eventLoopUtilization(),
+  };
 }
 
 function callDelta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
@@ -183,5 +190,26 @@ export function rotationFigures(input: {
       ...(execution.stopDate ? { stopMs: execution.stopDate.getTime() - input.auditStartedAt } : {}),
       status: execution.status,
     })),
+  };
+}
+
+/**
+ * A failure caused by throttling: its execution's error or cause names a throttling error, as the
+ * AWS SDKs name them (the failure's cause carries the error that ended the step).
+ */
+const THROTTLING_CAUSE = /\b(ThrottlingException|TooManyRequestsException|Throttling|RequestLimitExceeded|ProvisionedThroughputExceededException|Rate exceeded)\b/i;
+
+export function failedByThrottling(execution: ExecutionDescription): boolean {
+  if (execution.status === 'RUNNING' || execution.status === 'SUCCEEDED') return false;
+  return THROTTLING_CAUSE.test(`${execution.error ?? ''} ${execution.cause ?? ''}`);
+}
+
+/** The quotas the run enforced, the calls they throttled during the rotations, and the rotations throttling failed. */
+export function throttlingFigures(runtime: LocalAws, baseline: Baseline, executions: ReadonlyMap<string, ExecutionDescription>): Pick<DemoReport, 'quotas' | 'throttledCalls' | 'throttlingFailures'> {
+  const byApi = callDelta(runtime.quotas?.figures().throttledCalls.byApi ?? {}, baseline.throttled);
+  return {
+    quotas: runtime.quotas?.quotas.source ?? 'none',
+    throttledCalls: { total: Object.values(byApi).reduce((a, b) => a + b, 0), byApi },
+    throttlingFailures: [...executions.values()].filter(failedByThrottling).length,
   };
 }

@@ -45,6 +45,14 @@ describe('reportKind and reportSpec', () => {
     expect(spec.facts).toContainEqual(['failed', '1']);
   });
 
+  it('shows a demo run under --quotas: the quotas, the throttled calls per API and the rotations throttling failed', () => {
+    const spec = reportSpec(demoReport({ quotas: 'aws-default', throttledCalls: { total: 7, byApi: { 'iotdata:Publish': 2, 'iot:DescribeCertificate': 5 } }, throttlingFailures: 1 }), 'demo.json');
+    expect(spec.charts.find((c) => c.id === 'throttled-calls')).toMatchObject({ labels: ['iot:DescribeCertificate', 'iotdata:Publish'], series: [{ data: [5, 2] }], note: 'quotas: aws-default' });
+    expect(spec.facts).toEqual(expect.arrayContaining([['quotas', 'aws-default'], ['throttled calls', '7'], ['rotations failed by throttling', '1']]));
+    // Without --quotas (or a report written before it existed), neither.
+    expect(reportSpec(demoReport({ quotas: 'none', throttledCalls: { total: 0, byApi: {} } }), 'demo.json').facts.map(([name]) => name)).not.toContain('quotas');
+  });
+
   it('falls back to the percentiles for a report written before per-execution times', () => {
     const { executions: _omitted, ...older } = demoReport();
     const spec = reportSpec(older, 'old.json');

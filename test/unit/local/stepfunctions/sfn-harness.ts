@@ -58,6 +58,8 @@ export async function startHarness(options: {
   scale?: number;
   random?: () => number;
   dynamodb?: DynamoDBClient;
+  /** The account's state-transition quota, as the runtime passes it (local/edge/quotas.ts). */
+  transition?: (signal: AbortSignal) => Promise<void>;
 }): Promise<Harness> {
   const invoker = new FakeInvoker(options.functions ?? {});
   const sns = new FakeSns();
@@ -71,6 +73,7 @@ export async function startHarness(options: {
     region: 'us-east-1',
     accountId: '123456789012',
     random: options.random,
+    ...(options.transition ? { transition: options.transition } : {}),
   });
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];

@@ -1,0 +1,125 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeCertificateCommand, IoTClient } from '@aws-sdk/client-iot';
+import { isThrottlingError } from '@smithy/core/retry';
+import { DemoError, formatSummary, runDemo, type DemoReport } from '../../cli/demo/index';
+import type { DemoIo } from '../../cli/demo/run-demo';
+import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
+
+/**
+ * `rotor demo --quotas FILE`: 20 devices under an account whose certificate APIs, Publish and
+ * SendTask* allow 2 calls a second (time scale 1, so 2 real calls a second), while Rotor is told
+ * AWS's defaults. The runtime
+ * throttles in AWS's shape while the rotations run, the report counts the throttled calls per
+ * API and says which quotas were used, and no device is ever stranded. Rotations may fail on
+ * throttling until Rotor paces its calls (issue 10): this asserts the throttling, not zero failures.
+ */
+const describeWithBundles = bundlesDescribe('test/e2e/demo-quotas.test.ts');
+const QUOTAS = {
+  quotas: {
+    'iot:DescribeCertificate': { rate: 2 },
+    'iot:CreateCertificateFromCsr': { rate: 2 },
+    'iot:ListAttachedPolicies': { rate: 2 },
+    'iotdata:Publish': { rate: 2 },
+    'states:SendTask': { rate: 2, burst: 2 },
+  },
+};
+
+function captureIo(lines: string[]): DemoIo {
+  return { out: (line) => lines.push(line), progressStream: process.stdout, tty: false };
+}
+
+describe('rotor demo --quotas input', () => {
+  it('refuses a bad quotas file before starting anything, naming the file and the field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rotor-demo-quotas-bad-'));
+    try {
+      const file = join(dir, 'quotas.json');
+      writeFileSync(file, JSON.stringify({ quotas: { 'iot:DescribeCertificate': { rate: -1 } } }));
+      await expect(runDemo({ devices: 1, quotas: file }, captureIo([]))).rejects.toThrow(DemoError);
+      await expect(runDemo({ devices: 1, quotas: file }, captureIo([]))).rejects.toThrow(/quotas\.json: quotas\.iot:DescribeCertificate\.rate must be a number above 0/);
+      await expect(runDemo({ devices: 1, quotas: join(dir, 'missing.json') }, captureIo([]))).rejects.toThrow(/"aws-default" or a readable quotas file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeWithBundles('rotor demo --devices 20 --quotas FILE (2 TPS)', () => {
+  let dir: string;
+  let file: string;
+  let report: DemoReport;
+  const lines: string[] = [];
+  /** A call made while the demo's runtime is still up, once its bucket is spent. */
+  let probe: { name: string; status?: number; throttling: boolean; message: string } | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rotor-demo-quotas-'));
+    file = join(dir, 'quotas.json');
+    writeFileSync(file, JSON.stringify(QUOTAS));
+    report = await runDemo(
+      {
+        devices: 20,
+        quotas: file,
+        // The account allows 2 TPS while Rotor's functions are told AWS's defaults (10–15 TPS):
+        // throttling happens whatever Rotor's pacing does, which is the case AIMD is for.
+        pacingFromQuotas: false,
+        timeScale: 1,
+        reportFile: join(dir, 'report.json'),
+        beforeStop: async (_report, consoleUrl) => {
+          // The demo's own runtime answers a burst over the bucket as IoT does.
+          const iot = new IoTClient({ endpoint: consoleUrl.replace(/\/console\/?$/, ''), region: 'us-east-1', credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' }, maxAttempts: 1 });
+          try {
+            for (let i = 0; i < 10 && !probe; i++) {
+              try {
+                await iot.send(new DescribeCertificateCommand({ certificateId: 'b'.repeat(64) }));
+              } catch (error) {
+                const e = error as Error & { $metadata?: { httpStatusCode?: number } };
+                if (e.name !== 'ResourceNotFoundException') probe = { name: e.name, status: e.$metadata?.httpStatusCode, throttling: isThrottlingError(e as never), message: e.message };
+              }
+            }
+          } finally {
+            iot.destroy();
+          }
+        },
+      },
+      captureIo(lines),
+    );
+  }, 600_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('throttles the rotations, and counts the throttled calls per API in the report', () => {
+    const written = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as DemoReport;
+    expect(written.quotas).toBe(file);
+    expect(written.throttledCalls?.total).toBeGreaterThan(0);
+    expect(written.throttledCalls?.total).toBe(Object.values(written.throttledCalls?.byApi ?? {}).reduce((a, b) => a + b, 0));
+    // Only the buckets the file limits can throttle: everything else keeps AWS's defaults, far above this fleet.
+    expect(Object.keys(written.throttledCalls?.byApi ?? {}).every((api) => api in QUOTAS.quotas)).toBe(true);
+    expect(written.throttledCalls?.byApi['iot:DescribeCertificate']).toBeGreaterThan(0);
+    // Throttled calls reach the edge and are counted like any other: the retries show in the call counts.
+    expect(written.apiCallsByOperation['iot:DescribeCertificate']).toBeGreaterThan(3);
+  });
+
+  it('answers a throttled call in IoT shape: ThrottlingException, HTTP 400, which the SDK classifies as throttling', () => {
+    expect(probe).toEqual({ name: 'ThrottlingException', status: 400, throttling: true, message: 'Rate exceeded' });
+  });
+
+  it('strands no device: every rotation ended, every check passed, and a throttling failure is counted as one', () => {
+    const failed = Object.values(report.failed).reduce((a, b) => a + b, 0);
+    expect(report.rotated + failed).toBe(20);
+    expect(report.unfinished).toBe(0);
+    expect(report.invariantViolations).toEqual([]);
+    expect(report.throttlingFailures).toBeGreaterThanOrEqual(0);
+    expect(report.throttlingFailures).toBeLessThanOrEqual(failed);
+  });
+
+  it('prints the quotas and the throttled calls in the summary', () => {
+    const summary = formatSummary(report).join('\n');
+    expect(lines.join('\n')).toContain(`quotas: ${file}, enforced as the account's`);
+    expect(summary).toContain(`  quotas                 ${file}`);
+    expect(summary).toMatch(new RegExp(`throttled calls +${report.throttledCalls?.total}  \\(.*iot:DescribeCertificate \\d+.*\\); rotations failed by throttling: ${report.throttlingFailures}`));
+  });
+});
