@@ -414,11 +414,12 @@ export class IotControlPlane implements LocalService {
       {
         operation: 'ListAuditFindings', method: 'POST', path: '/audit/findings',
         handler: ({ body }) => {
-          const identifier = (body.resourceIdentifier ?? {}) as { deviceCertificateId?: string };
+          const identifier = (body.resourceIdentifier ?? {}) as { deviceCertificateId?: string; caCertificateId?: string };
           const all = audit.listFindings({
             taskId: optionalString(body, 'taskId'),
             checkName: optionalString(body, 'checkName'),
             deviceCertificateId: identifier.deviceCertificateId,
+            caCertificateId: identifier.caCertificateId,
             startTime: parseTimestamp(body.startTime, 'startTime'),
             endTime: parseTimestamp(body.endTime, 'endTime'),
           });
