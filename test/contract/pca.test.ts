@@ -218,6 +218,19 @@ describe('local AWS Private CA through the edge', () => {
     expect(statSync(join(dir, 'private-ca.json')).mode & 0o777).toBe(0o600);
   });
 
+  it('is counted per operation by the edge, and a throttling fault answers as AWS throttles (ThrottlingException, which the SDK retries as throttling)', async () => {
+    // Prepare
+    const { csrPem } = await makeCsr('throttled');
+    const before = edge.calls()['acm-pca:IssueCertificate'] ?? 0;
+    edge.faults.throttle('acm-pca', 'IssueCertificate', 1);
+    const issue = () => client.send(new IssueCertificateCommand({ CertificateAuthorityArn: rootArn, Csr: text(csrPem), SigningAlgorithm: 'SHA256WITHECDSA', Validity: { Type: 'DAYS', Value: 5 } }));
+    // Act + Assess
+    const throttled = await issue().then(() => undefined, (error: unknown) => error as Error & { $metadata?: { httpStatusCode?: number } });
+    expect(throttled).toMatchObject({ name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
+    await expect(issue()).resolves.toMatchObject({ CertificateArn: expect.stringContaining(`${rootArn}/certificate/`) });
+    expect(edge.calls()['acm-pca:IssueCertificate']).toBe(before + 2);
+  });
+
   it('createActiveRootCa makes an ACTIVE RSA root in one call, and is idempotent by token', async () => {
     const arn = await createActiveRootCa(pca, { commonName: 'Rotor RSA CA', keyAlgorithm: 'RSA_2048', idempotencyToken: 'rsa-root' });
     const again = await createActiveRootCa(pca, { commonName: 'Rotor RSA CA', keyAlgorithm: 'RSA_2048', idempotencyToken: 'rsa-root' });
