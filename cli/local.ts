@@ -1,4 +1,5 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { DescribeAuditTaskCommand, DescribeCertificateCommand, IoTClient, ListThingPrincipalsCommand, StartOnDemandAuditTaskCommand } from '@aws-sdk/client-iot';
 import { Command, InvalidArgumentError } from 'commander';
@@ -88,6 +89,7 @@ export async function localUp(
   io.out(`  console          ${web.url}   (read-only, this machine only)`);
   io.out(`  MQTT over TLS    mqtts://${e.mqtt.host}:${e.mqtt.port}   CA ${e.mqtt.caFile ?? '(in memory)'}`);
   io.out(`  state machine    ${e.stateMachineArn}`);
+  if (e.privateCaArn) io.out(`  private CA       ${e.privateCaArn}   (AWS Private CA, registered with IoT)`);
   io.out(`  table            ${e.tableName}`);
   io.out(`  topics           audit ${e.topics.audit}`);
   io.out(`                   escalation ${e.topics.escalation}`);
@@ -162,6 +164,31 @@ export async function localAudit(options: { dataDir: string; wait: boolean; time
   }
 }
 
+/** Files `server-ca rotate` writes next to endpoints.json (the runtime rewrites ca.pem itself). */
+export const SERVER_CA_FILE = 'server-ca.pem';
+export const SERVER_CA_BUNDLE_FILE = 'server-ca-bundle.pem';
+
+/**
+ * `rotor local server-ca rotate`: the broker switches to a server certificate from a new server
+ * CA. Devices that trust only the old CA stop verifying the broker on their next connection;
+ * the bundle (old CAs + new) is what a device's trust store holds during a switch.
+ */
+export async function localServerCaRotate(options: { dataDir: string }, io: LocalCommandIo): Promise<number> {
+  const endpoints = await runningEndpoints(options.dataDir);
+  const answer = await fetch(`${endpoints.awsEndpoint}/_rotor/iot/server-ca/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const body = (await answer.json()) as { caPem: string; previousCaPems: string[]; message?: string };
+  if (!answer.ok) throw new Error(`the server-CA switch failed: ${body.message ?? `HTTP ${answer.status}`}`);
+  const dir = resolve(options.dataDir);
+  writeFileSync(join(dir, SERVER_CA_FILE), body.caPem);
+  writeFileSync(join(dir, SERVER_CA_BUNDLE_FILE), [...body.previousCaPems, body.caPem].map((pem) => pem.trim()).join('\n') + '\n');
+  const subject = new X509Certificate(body.caPem).subject.replace(/\n/g, ', ');
+  io.out(`the broker now serves a certificate from a new server CA (${subject})`);
+  io.out(`  new server CA     ${join(dir, SERVER_CA_FILE)} (also ${endpoints.mqtt.caFile ?? 'ca.pem'}, for devices provisioned from now on)`);
+  io.out(`  trust bundle      ${join(dir, SERVER_CA_BUNDLE_FILE)} (${body.previousCaPems.length} earlier CA${body.previousCaPems.length === 1 ? '' : 's'} + the new one)`);
+  io.out(`  devices that trust only an earlier CA cannot verify the broker on their next connection`);
+  return 0;
+}
+
 export function registerLocalCommands(program: Command, io: LocalCommandIo = defaultLocalIo()): Command {
   const local = program.command('local').description('the embedded local AWS: run it, provision devices on it, audit it');
   const dataDir = (): [string, string, string] => ['--data-dir <dir>', 'where the runtime keeps its state and endpoints.json', DEFAULT_DATA_DIR];
@@ -199,6 +226,14 @@ export function registerLocalCommands(program: Command, io: LocalCommandIo = def
     .option('--no-wait', 'return once the task has started')
     .option('--timeout <seconds>', 'how long to wait for the task', positiveNumber, 60)
     .action(async (opts: { dataDir: string; wait: boolean; timeout: number }) => done(await localAudit({ dataDir: opts.dataDir, wait: opts.wait, timeoutSeconds: opts.timeout }, io)));
+
+  local
+    .command('server-ca')
+    .description('the broker\'s server certificate authority')
+    .command('rotate')
+    .description('switch the broker to a server certificate from a new server CA (writes server-ca.pem and server-ca-bundle.pem)')
+    .option(...dataDir())
+    .action(async (opts: { dataDir: string }) => done(await localServerCaRotate(opts, io)));
 
   return program;
 }

@@ -148,3 +148,19 @@ export const RetireMode = {
   KeepInactive: 'keep-inactive',
 } as const;
 export type RetireMode = (typeof RetireMode)[keyof typeof RetireMode];
+
+/**
+ * Device Defender's check of the CA certificates registered with IoT: expiring within 30 days,
+ * or expired. It starts no device rotation; the CA rollover (issue 11) acts on it.
+ */
+export const CaAuditCheck = {
+  Expiring: 'CA_CERTIFICATE_EXPIRING_CHECK',
+} as const;
+export type CaAuditCheck = (typeof CaAuditCheck)[keyof typeof CaAuditCheck];
+
+/** The reason codes of CA_CERTIFICATE_EXPIRING_CHECK findings. */
+export const CaExpiryReason = {
+  Approaching: 'CERTIFICATE_APPROACHING_EXPIRATION',
+  Past: 'CERTIFICATE_PAST_EXPIRATION',
+} as const;
+export type CaExpiryReason = (typeof CaExpiryReason)[keyof typeof CaExpiryReason];

@@ -14,6 +14,7 @@ import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
 import { silentLogger, type LocalLogger } from './edge/logger.js';
 import { AWS_DEFAULT_QUOTAS_NAME, QuotaEnforcer, type LocalQuotas } from './edge/quotas.js';
 import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot } from './iot/index.js';
+import { ensureDefaultPrivateCa, PcaService, PrivateCa } from './pca/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
 import { SqsService } from './sqs/sqs-service.js';
@@ -87,6 +88,8 @@ export interface LocalEndpoints {
   tableName: string;
   topics: { audit: string; escalation: string };
   devicePolicyName: string;
+  /** The local Private CA's certificate authority, registered with IoT (the private-ca signer's CA). */
+  privateCaArn?: string;
 }
 
 export interface LocalAws {
@@ -101,6 +104,8 @@ export interface LocalAws {
   stepFunctions: StepFunctionsService;
   /** The quotas enforced (`--quotas`), and what they throttled; absent when nothing is. */
   quotas?: QuotaEnforcer;
+  /** The local AWS Private CA (acm-pca). */
+  pca: PrivateCa;
   /** The CA devices verify the broker with (PEM). */
   caPem: string;
   stop(): Promise<void>;
@@ -222,6 +227,8 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     stops.push(() => stepFunctions.stop());
 
     edge.register(dynamodb.route()).register(sns).register(sqs).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
+    const pca = new PrivateCa({ region, account: accountId, dataDir: dataDir ? join(dataDir, 'pca') : undefined });
+    edge.register(new PcaService(pca));
 
     const deployment: Deployment = {
       tableName: `${PREFIX}-rotations`,
@@ -234,6 +241,13 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     };
     await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment: options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas) });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
+    const privateCa = await ensureDefaultPrivateCa(pca, iot.registry);
+    edge.addAdminRoute('iot/server-ca/rotate', async () => {
+      const rotation = await iot.rotateServerCa();
+      // ca.pem is what devices verify the broker with: from now on, the new server CA.
+      if (dataDir) writeFileSync(join(dataDir, CA_FILE), rotation.caPem);
+      return rotation;
+    });
 
     const caPem = iot.ca.certificatePem;
     const endpoints: LocalEndpoints = {
@@ -244,6 +258,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       tableName: deployment.tableName,
       topics: deployment.topicArns,
       devicePolicyName: DEVICE_POLICY_NAME,
+      privateCaArn: privateCa.certificateAuthorityArn,
     };
     if (dataDir) {
       endpoints.mqtt.caFile = join(dataDir, CA_FILE);
@@ -258,7 +273,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     logger.info('local AWS ready', { endpoint: url, mqtt: `${endpoints.mqtt.host}:${endpoints.mqtt.port}` });
 
     let stopping: Promise<void> | undefined;
-    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, ...(quotas ? { quotas } : {}), caPem, stop: () => (stopping ??= stopAll()) };
+    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, pca, ...(quotas ? { quotas } : {}), caPem, stop: () => (stopping ??= stopAll()) };
   } catch (error) {
     await stopAll();
     throw error;
@@ -419,5 +434,6 @@ export async function provisionThroughRegistry(aws: Pick<LocalAws, 'iot'>, body:
     expiresInDays: request.expiresInDays,
     createdDaysAgo: request.createdDaysAgo,
   });
-  return { thingName: device.thingName, certificateId: device.certificateId, certificateArn: device.certificateArn, certificatePem: device.certificatePem, caPem: device.caPem };
+  // caPem: what the device verifies the broker with (the server CA, after a `server-ca rotate`).
+  return { thingName: device.thingName, certificateId: device.certificateId, certificateArn: device.certificateArn, certificatePem: device.certificatePem, caPem: aws.iot.broker.caPem };
 }

@@ -38,6 +38,8 @@ export const SERVICE_IDENTITIES: readonly ServiceIdentity[] = [
   { service: 'iot', signingNames: ['iot', 'execute-api'] },
   // `iotdevicegateway`: the AWS IoT Device SDKs sign the data endpoint with it.
   { service: 'iotdata', signingNames: ['iotdata', 'iotdevicegateway'] },
+  // AWS Private CA (local/pca/): JSON 1.1.
+  { service: 'acm-pca', signingNames: ['acm-pca'], targetPrefix: 'ACMPrivateCA' },
 ];
 
 const BY_TARGET = new Map(SERVICE_IDENTITIES.filter((s) => s.targetPrefix).map((s) => [s.targetPrefix as string, s.service]));

@@ -1,10 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { AUDIT_CHECKS, AuditCheck } from '../../domain/rotation.js';
+import { AUDIT_CHECKS, AuditCheck, CaAuditCheck, CaExpiryReason } from '../../domain/rotation.js';
 import { AwsError, type SnsPublisher } from '../types.js';
-import { CertificateStatus, type CertificateRecord, type IotRegistry } from './registry.js';
+import { CaCertificateStatus, CertificateStatus, type CaCertificateRecord, type CertificateRecord, type IotRegistry } from './registry.js';
 
 /** The Device Defender checks the local audit runs: the ones Rotor acts on. */
-const SUPPORTED_CHECKS: readonly string[] = AUDIT_CHECKS;
+const SUPPORTED_CHECKS: readonly string[] = [...AUDIT_CHECKS, CaAuditCheck.Expiring];
+type SupportedCheck = AuditCheck | CaAuditCheck;
+/** AWS's CA check has a fixed window: "expiring within 30 days or has expired". */
+const CA_EXPIRATION_DAYS = 30;
 
 /** AWS's configuration keys (ConfigName) and their defaults. */
 export const CERT_AGE_THRESHOLD_IN_DAYS = 'CERT_AGE_THRESHOLD_IN_DAYS';
@@ -54,15 +57,21 @@ export interface AuditTask {
 export interface AuditFinding {
   findingId: string;
   taskId: string;
-  checkName: AuditCheck;
+  checkName: SupportedCheck;
   taskStartTime: Date;
   findingTime: Date;
   severity: 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW';
-  nonCompliantResource: {
-    resourceType: 'DEVICE_CERTIFICATE';
-    resourceIdentifier: { deviceCertificateId: string; deviceCertificateArn: string };
-    additionalInfo?: Record<string, string>;
-  };
+  nonCompliantResource:
+    | {
+        resourceType: 'DEVICE_CERTIFICATE';
+        resourceIdentifier: { deviceCertificateId: string; deviceCertificateArn: string };
+        additionalInfo?: Record<string, string>;
+      }
+    | {
+        resourceType: 'CA_CERTIFICATE';
+        resourceIdentifier: { caCertificateId: string };
+        additionalInfo?: Record<string, string>;
+      };
   reasonForNonCompliance: string;
   reasonForNonComplianceCode: string;
   isSuppressed: boolean;
@@ -204,7 +213,7 @@ export class DeviceDefenderAudit {
       .map((t) => structuredClone(t));
   }
 
-  listFindings(filter: { taskId?: string; checkName?: string; deviceCertificateId?: string; startTime?: Date; endTime?: Date }): AuditFinding[] {
+  listFindings(filter: { taskId?: string; checkName?: string; deviceCertificateId?: string; caCertificateId?: string; startTime?: Date; endTime?: Date }): AuditFinding[] {
     if (filter.taskId && (filter.startTime || filter.endTime)) {
       throw new AwsError('InvalidRequestException', 'specify either taskId or startTime and endTime, not both');
     }
@@ -219,7 +228,8 @@ export class DeviceDefenderAudit {
       .filter((f) => !filter.startTime || f.findingTime >= filter.startTime)
       .filter((f) => !filter.endTime || f.findingTime <= filter.endTime)
       .filter((f) => !filter.checkName || f.checkName === filter.checkName)
-      .filter((f) => !filter.deviceCertificateId || f.nonCompliantResource.resourceIdentifier.deviceCertificateId === filter.deviceCertificateId)
+      .filter((f) => !filter.deviceCertificateId || ('deviceCertificateId' in f.nonCompliantResource.resourceIdentifier && f.nonCompliantResource.resourceIdentifier.deviceCertificateId === filter.deviceCertificateId))
+      .filter((f) => !filter.caCertificateId || ('caCertificateId' in f.nonCompliantResource.resourceIdentifier && f.nonCompliantResource.resourceIdentifier.caCertificateId === filter.caCertificateId))
       .map((f) => structuredClone(f));
   }
 
@@ -229,9 +239,12 @@ export class DeviceDefenderAudit {
     const certificates = this.options.registry
       .listCertificates(true)
       .filter((c) => c.status === CertificateStatus.Active || c.status === CertificateStatus.PendingTransfer);
-    for (const checkName of Object.keys(task.auditDetails) as AuditCheck[]) {
+    // The CA check looks at registered CA certificates that are ACTIVE (AWS: or PENDING_TRANSFER, which local CAs never are).
+    const caCertificates = this.options.registry.listCaCertificates(true).filter((c) => c.status === CaCertificateStatus.Active);
+    for (const checkName of Object.keys(task.auditDetails) as SupportedCheck[]) {
       try {
-        const found = this.evaluate(checkName, certificates, findingTime).map((partial) => ({
+        const resources = checkName === CaAuditCheck.Expiring ? caCertificates.length : certificates.length;
+        const found = (checkName === CaAuditCheck.Expiring ? this.evaluateCas(caCertificates, findingTime) : this.evaluate(checkName, certificates, findingTime)).map((partial) => ({
           ...partial,
           findingId: randomUUID(),
           taskId: task.taskId,
@@ -244,7 +257,7 @@ export class DeviceDefenderAudit {
         task.auditDetails[checkName] = {
           checkRunStatus: found.length > 0 ? 'COMPLETED_NON_COMPLIANT' : 'COMPLETED_COMPLIANT',
           checkCompliant: found.length === 0,
-          totalResourcesCount: certificates.length,
+          totalResourcesCount: resources,
           nonCompliantResourcesCount: found.length,
           suppressedNonCompliantResourcesCount: 0,
         };
@@ -296,6 +309,28 @@ export class DeviceDefenderAudit {
         });
       }
     }
+  }
+
+  /** CA_CERTIFICATE_EXPIRING_CHECK: a registered CA certificate expiring within 30 days, or expired. */
+  private evaluateCas(
+    caCertificates: readonly CaCertificateRecord[],
+    at: Date,
+  ): Pick<AuditFinding, 'severity' | 'nonCompliantResource' | 'reasonForNonCompliance' | 'reasonForNonComplianceCode'>[] {
+    return caCertificates.flatMap((c) => {
+      const notAfter = new Date(c.notAfter);
+      const expired = notAfter.getTime() <= at.getTime();
+      if (!expired && notAfter.getTime() - at.getTime() > CA_EXPIRATION_DAYS * DAY_MS) return [];
+      return [{
+        severity: 'MEDIUM' as const,
+        nonCompliantResource: {
+          resourceType: 'CA_CERTIFICATE' as const,
+          resourceIdentifier: { caCertificateId: c.certificateId },
+          additionalInfo: { EXPIRATION_TIME: notAfter.toISOString() },
+        },
+        reasonForNonCompliance: expired ? 'CA certificate is expired' : 'CA certificate is expiring',
+        reasonForNonComplianceCode: expired ? CaExpiryReason.Past : CaExpiryReason.Approaching,
+      }];
+    });
   }
 
   private async notify(task: AuditTask): Promise<void> {

@@ -2,7 +2,8 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { TOPIC_ROOT } from '../../domain/topics.js';
-import { certificateIdOf } from './ca.js';
+import { X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { certificateIdOf, type KeyAndCertificate, type LocalCa } from './ca.js';
 import type { ClientIdPolicy, IotRegistry } from './registry.js';
 import type { RulesEngine } from './rules.js';
 
@@ -17,6 +18,8 @@ export interface BrokerOptions {
   onEvent?: (event: BrokerEvent) => void;
   /** Which client ids a certificate may connect with; Rotor's device policy ('thing-name') by default. */
   clientIdPolicy?: ClientIdPolicy;
+  /** The CA that signs the broker's TLS server certificate; the registry's CA by default. */
+  serverCa?: LocalCa;
 }
 
 export type BrokerEvent =
@@ -53,26 +56,37 @@ function insideOwnTree(clientId: string, topicOrFilter: string): boolean {
 
 /**
  * The IoT message broker: aedes (MQTT 3.1.1) behind a TLS server that demands a client
- * certificate from the local CA. The TLS layer refuses a missing, foreign or expired
- * certificate; authenticate() then applies the registry (ACTIVE, has a policy, attached to
- * the thing named by the client id), as AWS IoT does with Rotor's device policy.
+ * certificate. Right after the handshake a missing, foreign or expired certificate is refused:
+ * one must chain to the local CA or to a CA registered with RegisterCACertificate (TLS checks
+ * the chain and the dates), or be registered without a CA (SNI_ONLY: then only its own dates
+ * are checked). authenticate() then applies the registry (ACTIVE, under an ACTIVE CA, has a
+ * policy, attached to the thing named by the client id), as AWS IoT does with Rotor's device policy.
  */
 export class MqttBroker {
   private readonly sessions = new Map<Client, ConnectedClient>();
   private readonly now: () => Date;
   private unsubscribeRetired?: () => void;
+  private unsubscribeCaChange?: () => void;
+  private serverCa: LocalCa;
 
   private constructor(
     private readonly options: BrokerOptions,
     private readonly aedes: Aedes,
     private readonly server: Server,
+    private serverCredentials: KeyAndCertificate,
   ) {
     this.now = options.now ?? (() => new Date());
+    this.serverCa = options.serverCa ?? options.registry.ca;
+  }
+
+  /** What the TLS layer chains client certificates to: the local CA and every registered CA. */
+  private static trust(registry: IotRegistry): string[] {
+    return [registry.ca.certificatePem, ...registry.registeredCaPems()];
   }
 
   static async start(options: BrokerOptions): Promise<MqttBroker> {
     const { registry } = options;
-    const server = await registry.ca.createServerCertificate(['localhost'], ['127.0.0.1']);
+    const server = await (options.serverCa ?? registry.ca).createServerCertificate(['localhost'], ['127.0.0.1']);
     let broker: MqttBroker | undefined;
     const aedes = await Aedes.createBroker({
       authenticate: (client, _username, _password, done) => {
@@ -98,16 +112,20 @@ export class MqttBroker {
       {
         key: server.privateKeyPem,
         cert: server.certificatePem,
-        ca: [registry.ca.certificatePem],
+        ca: MqttBroker.trust(registry),
         requestCert: true,
-        rejectUnauthorized: true,
+        // Checked right after the handshake (admit()): a certificate registered without a CA has no chain to verify.
+        rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
       },
-      (socket) => aedes.handle(socket),
+      (socket) => {
+        if (broker?.admit(socket)) aedes.handle(socket);
+        else socket.destroy();
+      },
     );
     // A TLS handshake refused for a missing or foreign certificate is the client's failure, not the server's.
     tlsServer.on('tlsClientError', (error) => broker?.emit({ type: 'refused', clientId: '', reason: error.message }));
-    broker = new MqttBroker(options, aedes, tlsServer);
+    broker = new MqttBroker(options, aedes, tlsServer, server);
     broker.wire();
     await new Promise<void>((resolve, reject) => {
       tlsServer.once('error', reject);
@@ -136,6 +154,52 @@ export class MqttBroker {
       });
     });
     this.unsubscribeRetired = this.options.registry.onRetired((certificateId) => this.disconnectCertificate(certificateId));
+    this.unsubscribeCaChange = this.options.registry.onCaChange(() => this.refreshTls());
+  }
+
+  /** New handshakes use the current server certificate and the current registered CAs. */
+  private refreshTls(): void {
+    this.server.setSecureContext({
+      key: this.serverCredentials.privateKeyPem,
+      cert: this.serverCredentials.certificatePem,
+      ca: MqttBroker.trust(this.options.registry),
+      minVersion: 'TLSv1.2',
+    });
+  }
+
+  /**
+   * The TLS layer's verdict, taken right after the handshake: a chain to a trusted CA within
+   * its dates, or a certificate registered without a CA (SNI_ONLY) within its own dates.
+   */
+  private admit(socket: TLSSocket): boolean {
+    const peer = socket.getPeerX509Certificate();
+    if (!peer) {
+      this.emit({ type: 'refused', clientId: '', reason: 'no client certificate' });
+      return false;
+    }
+    if (socket.authorized) return true;
+    const record = this.options.registry.findCertificate(certificateIdOf(new Uint8Array(peer.raw)));
+    const now = this.now().getTime();
+    const inDates = new Date(peer.validFrom).getTime() <= now && now < new Date(peer.validTo).getTime();
+    if (record?.certificateMode === 'SNI_ONLY' && !record.caCertificateId && inDates) return true;
+    const reason = String(socket.authorizationError ?? 'the client certificate does not verify');
+    this.emit({ type: 'refused', clientId: '', certificateId: record?.certificateId, reason });
+    return false;
+  }
+
+  /**
+   * Switches the broker to a server certificate from another CA (`rotor local server-ca rotate`).
+   * Live sessions keep the connection they have; new handshakes get the new certificate.
+   */
+  async useServerCa(ca: LocalCa): Promise<void> {
+    this.serverCredentials = await ca.createServerCertificate(['localhost'], ['127.0.0.1']);
+    this.serverCa = ca;
+    this.refreshTls();
+  }
+
+  /** The broker's current TLS server certificate (PEM). */
+  get serverCertificatePem(): string {
+    return this.serverCredentials.certificatePem;
   }
 
   private authenticate(client: Client): string | undefined {
@@ -209,13 +273,14 @@ export class MqttBroker {
     return (this.server.address() as AddressInfo).address;
   }
 
-  /** The CA bundle a device verifies the broker with. */
+  /** The CA a device verifies the broker with: the one that signed its current server certificate. */
   get caPem(): string {
-    return this.options.registry.ca.certificatePem;
+    return this.serverCa.certificatePem;
   }
 
   async stop(): Promise<void> {
     this.unsubscribeRetired?.();
+    this.unsubscribeCaChange?.();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await serverClosed;

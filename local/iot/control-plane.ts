@@ -1,6 +1,6 @@
 import { AwsError, type EdgeRequest, type EdgeResponse, type LocalService } from '../types.js';
 import type { AccountAuditConfiguration, AuditCheckConfiguration, AuditNotificationTarget, DeviceDefenderAudit, AuditFinding, AuditTask } from './audit.js';
-import type { CertificateRecord, IotRegistry } from './registry.js';
+import type { CaCertificateRecord, CertificateRecord, IotRegistry } from './registry.js';
 import {
   bodyInteger,
   compileRoutes,
@@ -38,8 +38,29 @@ function certificateDescription(c: CertificateRecord): JsonObject {
     customerVersion: 1,
     generationId: c.generationId,
     validity: { notBefore: epochSeconds(c.notBefore), notAfter: epochSeconds(c.notAfter) },
-    certificateMode: 'DEFAULT',
+    certificateMode: c.certificateMode ?? 'DEFAULT',
   };
+}
+
+function caCertificateDescription(c: CaCertificateRecord): JsonObject {
+  return {
+    certificateArn: c.certificateArn,
+    certificateId: c.certificateId,
+    status: c.status,
+    certificatePem: c.certificatePem,
+    ownedBy: c.certificateArn.split(':')[4],
+    creationDate: epochSeconds(c.creationDate),
+    autoRegistrationStatus: c.autoRegistrationStatus,
+    lastModifiedDate: epochSeconds(c.lastModifiedDate),
+    customerVersion: c.customerVersion,
+    generationId: c.generationId,
+    validity: { notBefore: epochSeconds(c.notBefore), notAfter: epochSeconds(c.notAfter) },
+    certificateMode: c.certificateMode,
+  };
+}
+
+function certificateSummary(c: CertificateRecord): JsonObject {
+  return { certificateArn: c.certificateArn, certificateId: c.certificateId, status: c.status, certificateMode: c.certificateMode ?? 'DEFAULT', creationDate: epochSeconds(c.creationDate) };
 }
 
 function taskJson(task: AuditTask): JsonObject {
@@ -156,9 +177,86 @@ export class IotControlPlane implements LocalService {
           const all = registry.listCertificates(queryBoolean(request.query, 'isAscendingOrder') ?? false);
           const { items, next } = page(all, queryInteger(request.query, 'pageSize', 1, 250) ?? 25, request.query.get('marker') ?? undefined);
           return {
-            certificates: items.map((c) => ({ certificateArn: c.certificateArn, certificateId: c.certificateId, status: c.status, certificateMode: 'DEFAULT', creationDate: epochSeconds(c.creationDate) })),
+            certificates: items.map(certificateSummary),
             nextMarker: next,
           };
+        },
+      },
+      // ---- CA certificates
+      {
+        operation: 'GetRegistrationCode', method: 'GET', path: '/registrationcode',
+        handler: () => ({ registrationCode: registry.registrationCode() }),
+      },
+      {
+        operation: 'DeleteRegistrationCode', method: 'DELETE', path: '/registrationcode',
+        handler: () => registry.deleteRegistrationCode(),
+      },
+      {
+        operation: 'RegisterCACertificate', method: 'POST', path: '/cacertificate',
+        handler: ({ request, body }) => {
+          const record = registry.registerCaCertificate({
+            caCertificatePem: requiredString(body, 'caCertificate'),
+            verificationCertificatePem: optionalString(body, 'verificationCertificate'),
+            setAsActive: queryBoolean(request.query, 'setAsActive') ?? false,
+            allowAutoRegistration: queryBoolean(request.query, 'allowAutoRegistration') ?? false,
+            certificateMode: optionalString(body, 'certificateMode'),
+            registrationConfig: body.registrationConfig as Record<string, string> | undefined,
+          });
+          return { certificateArn: record.certificateArn, certificateId: record.certificateId };
+        },
+      },
+      {
+        operation: 'DescribeCACertificate', method: 'GET', path: '/cacertificate/{certificateId}',
+        handler: ({ params }) => {
+          const record = registry.describeCaCertificate(params.certificateId);
+          return { certificateDescription: caCertificateDescription(record), registrationConfig: record.registrationConfig ?? {} };
+        },
+      },
+      {
+        operation: 'ListCACertificates', method: 'GET', path: '/cacertificates',
+        handler: ({ request }) => {
+          const all = registry.listCaCertificates(queryBoolean(request.query, 'isAscendingOrder') ?? false);
+          const { items, next } = page(all, queryInteger(request.query, 'pageSize', 1, 250) ?? 25, request.query.get('marker') ?? undefined);
+          return {
+            certificates: items.map((c) => ({ certificateArn: c.certificateArn, certificateId: c.certificateId, status: c.status, creationDate: epochSeconds(c.creationDate) })),
+            nextMarker: next,
+          };
+        },
+      },
+      {
+        operation: 'UpdateCACertificate', method: 'PUT', path: '/cacertificate/{certificateId}',
+        handler: ({ request, params, body }) => registry.updateCaCertificate(params.certificateId, {
+          newStatus: request.query.get('newStatus') ?? undefined,
+          newAutoRegistrationStatus: request.query.get('newAutoRegistrationStatus') ?? undefined,
+          registrationConfig: body.registrationConfig as Record<string, string> | undefined,
+          removeAutoRegistration: body.removeAutoRegistration === true,
+        }),
+      },
+      {
+        operation: 'ListCertificatesByCA', method: 'GET', path: '/certificates-by-ca/{caCertificateId}',
+        handler: ({ request, params }) => {
+          const all = registry.certificatesByCa(params.caCertificateId, queryBoolean(request.query, 'isAscendingOrder') ?? false);
+          const { items, next } = page(all, queryInteger(request.query, 'pageSize', 1, 250) ?? 25, request.query.get('marker') ?? undefined);
+          return { certificates: items.map(certificateSummary), nextMarker: next };
+        },
+      },
+      {
+        operation: 'RegisterCertificate', method: 'POST', path: '/certificate/register',
+        handler: ({ request, body }) => {
+          const record = registry.registerCertificate({
+            certificatePem: requiredString(body, 'certificatePem'),
+            caCertificatePem: optionalString(body, 'caCertificatePem'),
+            setAsActive: queryBoolean(request.query, 'setAsActive'),
+            status: optionalString(body, 'status'),
+          });
+          return { certificateArn: record.certificateArn, certificateId: record.certificateId };
+        },
+      },
+      {
+        operation: 'RegisterCertificateWithoutCA', method: 'POST', path: '/certificate/register-no-ca',
+        handler: ({ body }) => {
+          const record = registry.registerCertificateWithoutCa({ certificatePem: requiredString(body, 'certificatePem'), status: optionalString(body, 'status') });
+          return { certificateArn: record.certificateArn, certificateId: record.certificateId };
         },
       },
       // ---- policies
@@ -316,11 +414,12 @@ export class IotControlPlane implements LocalService {
       {
         operation: 'ListAuditFindings', method: 'POST', path: '/audit/findings',
         handler: ({ body }) => {
-          const identifier = (body.resourceIdentifier ?? {}) as { deviceCertificateId?: string };
+          const identifier = (body.resourceIdentifier ?? {}) as { deviceCertificateId?: string; caCertificateId?: string };
           const all = audit.listFindings({
             taskId: optionalString(body, 'taskId'),
             checkName: optionalString(body, 'checkName'),
             deviceCertificateId: identifier.deviceCertificateId,
+            caCertificateId: identifier.caCertificateId,
             startTime: parseTimestamp(body.startTime, 'startTime'),
             endTime: parseTimestamp(body.endTime, 'endTime'),
           });

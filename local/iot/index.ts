@@ -1,7 +1,7 @@
 import { LOCAL_ACCOUNT, LOCAL_REGION, type LambdaInvoker, type SnsPublisher } from '../types.js';
 import { DeviceDefenderAudit, type AccountAuditConfiguration } from './audit.js';
 import { MqttBroker, type BrokerEvent } from './broker.js';
-import { LocalCa } from './ca.js';
+import { LocalCa, type CaMaterial } from './ca.js';
 import { IotControlPlane } from './control-plane.js';
 import { IotDataPlane } from './data-plane.js';
 import { IotRegistry, type ClientIdPolicy } from './registry.js';
@@ -14,6 +14,7 @@ export { IotRegistry, CertificateStatus, defaultDevicePolicy } from './registry.
 export type { CertificateRecord, ClientIdPolicy, ProvisionDeviceInput, ProvisionedDevice } from './registry.js';
 export { MqttBroker, DATA_PLANE_PRINCIPAL } from './broker.js';
 export type { BrokerEvent, ConnectedClient } from './broker.js';
+export type { CaCertificateRecord, CertificateMode, RegisterCaInput } from './registry.js';
 export { RulesEngine } from './rules.js';
 export type { RuleError, TopicRule, TopicRuleInput } from './rules.js';
 export { DeviceDefenderAudit } from './audit.js';
@@ -44,6 +45,15 @@ export interface LocalIotOptions {
   clientIdPolicy?: ClientIdPolicy;
 }
 
+/** What `rotor local server-ca rotate` reports: the broker's new server CA and the ones before it. */
+export interface ServerCaRotation {
+  /** PEM of the CA that signs the broker's server certificate now. */
+  caPem: string;
+  /** PEMs of the earlier server CAs, oldest first (devices still trusting only these cannot verify the broker). */
+  previousCaPems: string[];
+  serverCertificatePem: string;
+}
+
 export interface LocalIot {
   ca: LocalCa;
   registry: IotRegistry;
@@ -54,10 +64,24 @@ export interface LocalIot {
   dataPlane: IotDataPlane;
   /** mqtts://host:port for devices. */
   mqttUrl: string;
+  /**
+   * Local-only: switches the broker to a server certificate from a new server CA (made here,
+   * kept in the data dir), keeping the old CAs for a trust-store update. Devices that trust
+   * only the old CA stop verifying the broker on their next connection.
+   */
+  rotateServerCa(): Promise<ServerCaRotation>;
   stop(): Promise<void>;
 }
 
 const CA_FILE = 'iot-ca.json';
+/** The server CAs after a `server-ca rotate`, oldest first; absent: the device CA signs the server certificate. */
+const SERVER_CAS_FILE = 'iot-server-cas.json';
+
+function loadServerCas(dataDir: string | undefined): Promise<LocalCa[]> {
+  if (!dataDir || !existsSync(join(dataDir, SERVER_CAS_FILE))) return Promise.resolve([]);
+  const materials = JSON.parse(readFileSync(join(dataDir, SERVER_CAS_FILE), 'utf8')) as CaMaterial[];
+  return Promise.all(materials.map((m) => LocalCa.load(m)));
+}
 
 async function loadOrCreateCa(dataDir: string | undefined): Promise<LocalCa> {
   if (!dataDir) return LocalCa.create();
@@ -77,12 +101,25 @@ export async function startLocalIot(options: LocalIotOptions): Promise<LocalIot>
   const registry = new IotRegistry({ ca, region, account, now: options.now, dataDir: options.dataDir, issuedValidityDays: options.issuedValidityDays });
   const rules = new RulesEngine({ invoker: options.invoker, region, account, now: options.now, onError: options.onRuleError });
   const audit = new DeviceDefenderAudit({ registry, sns: options.sns, now: options.now, initialConfiguration: options.auditConfiguration });
-  const broker = await MqttBroker.start({ registry, rules, port: options.mqttPort, host: options.mqttHost, now: options.now, onEvent: options.onBrokerEvent, clientIdPolicy: options.clientIdPolicy });
+  const serverCas = await loadServerCas(options.dataDir);
+  const broker = await MqttBroker.start({ registry, rules, port: options.mqttPort, host: options.mqttHost, now: options.now, onEvent: options.onBrokerEvent, clientIdPolicy: options.clientIdPolicy, serverCa: serverCas.at(-1) });
   const mqttUrl = `mqtts://${broker.host}:${broker.port}`;
   const controlPlane = new IotControlPlane({ registry, audit, rules, dataEndpoint: options.dataEndpoint ?? (() => `${broker.host}:${broker.port}`) });
   const dataPlane = new IotDataPlane(() => broker);
   return {
     ca, registry, rules, audit, broker, controlPlane, dataPlane, mqttUrl,
+    async rotateServerCa() {
+      // The device CA signed the first server certificate; each rotation adds a CA of its own.
+      const previous = [ca, ...serverCas];
+      const next = await LocalCa.create(`Rotor Local Server CA ${previous.length + 1}`);
+      serverCas.push(next);
+      if (options.dataDir) {
+        mkdirSync(options.dataDir, { recursive: true });
+        writeFileSync(join(options.dataDir, SERVER_CAS_FILE), JSON.stringify(serverCas.map((c) => c.material()), null, 2), { mode: 0o600 });
+      }
+      await broker.useServerCa(next);
+      return { caPem: next.certificatePem, previousCaPems: previous.map((c) => c.certificatePem), serverCertificatePem: broker.serverCertificatePem };
+    },
     async stop() {
       await broker.stop();
       await audit.idle();

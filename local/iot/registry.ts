@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TOPIC_ROOT } from '../../domain/topics.js';
 import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION } from '../types.js';
-import { AWS_DEFAULT_NOT_AFTER, type LocalCa, type Validity } from './ca.js';
+import { AWS_DEFAULT_NOT_AFTER, certificateIdOf, type LocalCa, type Validity } from './ca.js';
 
 /** Certificate statuses as the IoT API names them. */
 
@@ -34,8 +34,44 @@ export interface CertificateRecord {
   lastModifiedDate: string;
   notBefore: string;
   notAfter: string;
-  caCertificateId: string;
+  /** The registered CA (or the local CA) that signed it; absent for RegisterCertificateWithoutCA. */
+  caCertificateId?: string;
   generationId: string;
+  /** SNI_ONLY for RegisterCertificateWithoutCA and certificates of an SNI_ONLY CA; DEFAULT otherwise. */
+  certificateMode?: CertificateMode;
+}
+
+/** How IoT authenticates a certificate: DEFAULT (its CA is registered and verified) or SNI_ONLY. */
+export type CertificateMode = 'DEFAULT' | 'SNI_ONLY';
+
+export const CaCertificateStatus = { Active: 'ACTIVE', Inactive: 'INACTIVE' } as const;
+export type CaCertificateStatus = (typeof CaCertificateStatus)[keyof typeof CaCertificateStatus];
+
+/** A CA certificate registered with RegisterCACertificate. */
+export interface CaCertificateRecord {
+  certificateId: string;
+  certificateArn: string;
+  certificatePem: string;
+  status: CaCertificateStatus;
+  certificateMode: CertificateMode;
+  autoRegistrationStatus: 'ENABLE' | 'DISABLE';
+  /** ISO timestamps. */
+  creationDate: string;
+  lastModifiedDate: string;
+  notBefore: string;
+  notAfter: string;
+  customerVersion: number;
+  generationId: string;
+  registrationConfig?: Record<string, string>;
+}
+
+export interface RegisterCaInput {
+  caCertificatePem: string;
+  verificationCertificatePem?: string;
+  setAsActive?: boolean;
+  allowAutoRegistration?: boolean;
+  certificateMode?: string;
+  registrationConfig?: Record<string, string>;
 }
 
 export interface ThingRecord {
@@ -64,6 +100,10 @@ interface RegistryState {
   policyTargets: Record<string, string[]>;
   /** thing name → principal ARNs */
   thingPrincipals: Record<string, string[]>;
+  /** RegisterCACertificate's CAs, by certificate id. */
+  caCertificates: Record<string, CaCertificateRecord>;
+  /** GetRegistrationCode's code (one per account until DeleteRegistrationCode). */
+  registrationCode?: string;
 }
 
 export interface RegistryOptions {
@@ -103,6 +143,9 @@ export interface ProvisionedDevice {
   caPem: string;
 }
 
+/** The registered CAs changed (the broker's TLS trust follows them). */
+export type CaListener = () => void;
+
 /** Why a certificate stops being usable (the broker drops its sessions). */
 export type RetirementListener = (certificateId: string, reason: 'status' | 'deleted') => void;
 
@@ -113,7 +156,7 @@ const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 const POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
 
 function emptyState(): RegistryState {
-  return { certificates: {}, things: {}, policies: {}, policyTargets: {}, thingPrincipals: {} };
+  return { certificates: {}, things: {}, policies: {}, policyTargets: {}, thingPrincipals: {}, caCertificates: {} };
 }
 
 function notFound(message: string): AwsError {
@@ -122,6 +165,24 @@ function notFound(message: string): AwsError {
 
 function invalid(message: string): AwsError {
   return new AwsError('InvalidRequestException', message, 400);
+}
+
+function certificateInvalid(message: string): AwsError {
+  return new AwsError('CertificateValidationException', message, 400);
+}
+
+function parseCertificate(pem: unknown, name: string): NodeX509Certificate {
+  if (typeof pem !== 'string' || !pem.includes('-----BEGIN CERTIFICATE-----')) throw certificateInvalid(`${name} is not a PEM "CERTIFICATE" block`);
+  try {
+    return new NodeX509Certificate(pem);
+  } catch {
+    throw certificateInvalid(`${name} is not a valid X.509 certificate`);
+  }
+}
+
+/** The subject's common name (node writes the subject one attribute a line). */
+function commonNameOf(certificate: NodeX509Certificate): string | undefined {
+  return certificate.subject.split('\n').find((line) => line.startsWith('CN='))?.slice(3);
 }
 
 /**
@@ -137,6 +198,7 @@ export class IotRegistry {
   private readonly issuedValidityDays?: number;
   private state: RegistryState;
   private readonly retirementListeners = new Set<RetirementListener>();
+  private readonly caListeners = new Set<CaListener>();
 
   constructor(options: RegistryOptions) {
     this.ca = options.ca;
@@ -194,7 +256,14 @@ export class IotRegistry {
     return { ...record, privateKeyPem: issued.privateKeyPem, publicKeyPem: issued.publicKeyPem };
   }
 
-  private addCertificate(certificatePem: string, certificateId: string, validity: Validity, setAsActive: boolean, creationDate = this.now()): CertificateRecord {
+  private addCertificate(
+    certificatePem: string,
+    certificateId: string,
+    validity: Validity,
+    setAsActive: boolean,
+    creationDate = this.now(),
+    origin: { caCertificateId?: string; certificateMode: CertificateMode; status?: CertificateStatus } = { caCertificateId: this.ca.certificateId, certificateMode: 'DEFAULT' },
+  ): CertificateRecord {
     if (this.state.certificates[certificateId]) {
       throw new AwsError('ResourceAlreadyExistsException', `certificate ${certificateId} already exists`, 409);
     }
@@ -203,13 +272,14 @@ export class IotRegistry {
       certificateId,
       certificateArn: this.certificateArn(certificateId),
       certificatePem,
-      status: setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive,
+      status: origin.status ?? (setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive),
       creationDate: at,
       lastModifiedDate: at,
       notBefore: validity.notBefore.toISOString(),
       notAfter: validity.notAfter.toISOString(),
-      caCertificateId: this.ca.certificateId,
+      caCertificateId: origin.caCertificateId,
       generationId: randomUUID(),
+      certificateMode: origin.certificateMode,
     };
     this.state.certificates[certificateId] = record;
     this.save();
@@ -442,6 +512,181 @@ export class IotRegistry {
     return id;
   }
 
+  // ---- CA certificates (RegisterCACertificate and the certificates registered under them) ----
+
+  caCertificateArn(certificateId: string): string {
+    return `arn:aws:iot:${this.region}:${this.account}:cacert/${certificateId}`;
+  }
+
+  onCaChange(listener: CaListener): () => void {
+    this.caListeners.add(listener);
+    return () => this.caListeners.delete(listener);
+  }
+
+  /** GetRegistrationCode: the code a DEFAULT-mode CA's verification certificate must carry as its common name. */
+  registrationCode(): string {
+    if (!this.state.registrationCode) {
+      this.state.registrationCode = randomBytes(32).toString('hex');
+      this.save();
+    }
+    return this.state.registrationCode;
+  }
+
+  /** DeleteRegistrationCode: the next GetRegistrationCode answers a new one. */
+  deleteRegistrationCode(): void {
+    delete this.state.registrationCode;
+    this.save();
+  }
+
+  /**
+   * RegisterCACertificate. The certificate must be a CA certificate in its validity period. In
+   * DEFAULT mode AWS asks for proof that the registrant holds the CA's key: a verification
+   * certificate signed by it whose common name is the account's registration code. SNI_ONLY
+   * mode needs no verification certificate.
+   */
+  registerCaCertificate(input: RegisterCaInput): CaCertificateRecord {
+    const mode = input.certificateMode ?? 'DEFAULT';
+    if (mode !== 'DEFAULT' && mode !== 'SNI_ONLY') throw invalid(`certificateMode ${JSON.stringify(mode)} must be DEFAULT or SNI_ONLY`);
+    const ca = parseCertificate(input.caCertificatePem, 'caCertificate');
+    if (!ca.ca) throw certificateInvalid('caCertificate is not a CA certificate (basic constraints CA:TRUE)');
+    this.requireWithinValidity(ca, 'caCertificate');
+    if (mode === 'DEFAULT') {
+      if (!input.verificationCertificatePem) throw certificateInvalid('verificationCertificate is required to register a CA certificate in DEFAULT mode');
+      const verification = parseCertificate(input.verificationCertificatePem, 'verificationCertificate');
+      if (!verification.verify(ca.publicKey)) throw certificateInvalid('verificationCertificate is not signed by the CA certificate\'s key');
+      this.requireWithinValidity(verification, 'verificationCertificate');
+      if (commonNameOf(verification) !== this.registrationCode()) {
+        throw certificateInvalid('the common name of verificationCertificate is not the registration code (GetRegistrationCode)');
+      }
+    } else if (input.verificationCertificatePem) {
+      throw invalid('a CA certificate in SNI_ONLY mode is registered without a verificationCertificate');
+    }
+    const certificateId = certificateIdOf(input.caCertificatePem);
+    if (this.state.caCertificates[certificateId]) {
+      throw new AwsError('ResourceAlreadyExistsException', `CA certificate ${certificateId} is already registered`, 409);
+    }
+    const at = this.now().toISOString();
+    const record: CaCertificateRecord = {
+      certificateId,
+      certificateArn: this.caCertificateArn(certificateId),
+      certificatePem: ca.toString(),
+      status: input.setAsActive ? CaCertificateStatus.Active : CaCertificateStatus.Inactive,
+      certificateMode: mode,
+      autoRegistrationStatus: input.allowAutoRegistration ? 'ENABLE' : 'DISABLE',
+      creationDate: at,
+      lastModifiedDate: at,
+      notBefore: new Date(ca.validFrom).toISOString(),
+      notAfter: new Date(ca.validTo).toISOString(),
+      customerVersion: 1,
+      generationId: randomUUID(),
+      registrationConfig: input.registrationConfig,
+    };
+    this.state.caCertificates[certificateId] = record;
+    this.save();
+    this.notifyCaChange();
+    return { ...record };
+  }
+
+  describeCaCertificate(certificateId: string): CaCertificateRecord {
+    const record = this.state.caCertificates[certificateId];
+    if (!record) throw notFound(`CA certificate ${certificateId} does not exist`);
+    return { ...record };
+  }
+
+  listCaCertificates(ascending = false): CaCertificateRecord[] {
+    const list = Object.values(this.state.caCertificates).map((c) => ({ ...c }));
+    list.sort((a, b) => a.creationDate.localeCompare(b.creationDate) || a.certificateId.localeCompare(b.certificateId));
+    return ascending ? list : list.reverse();
+  }
+
+  /**
+   * UpdateCACertificate. An INACTIVE CA's device certificates can no longer connect (the
+   * broker's assumption about AWS, local/README.md), so their live sessions are dropped.
+   */
+  updateCaCertificate(certificateId: string, update: { newStatus?: string; newAutoRegistrationStatus?: string; registrationConfig?: Record<string, string>; removeAutoRegistration?: boolean }): void {
+    const record = this.state.caCertificates[certificateId];
+    if (!record) throw notFound(`CA certificate ${certificateId} does not exist`);
+    const { newStatus, newAutoRegistrationStatus } = update;
+    if (newStatus !== undefined && newStatus !== CaCertificateStatus.Active && newStatus !== CaCertificateStatus.Inactive) {
+      throw invalid(`newStatus ${JSON.stringify(newStatus)} must be ACTIVE or INACTIVE`);
+    }
+    if (newAutoRegistrationStatus !== undefined && newAutoRegistrationStatus !== 'ENABLE' && newAutoRegistrationStatus !== 'DISABLE') {
+      throw invalid(`newAutoRegistrationStatus ${JSON.stringify(newAutoRegistrationStatus)} must be ENABLE or DISABLE`);
+    }
+    const deactivated = record.status === CaCertificateStatus.Active && newStatus === CaCertificateStatus.Inactive;
+    if (newStatus) record.status = newStatus;
+    if (newAutoRegistrationStatus) record.autoRegistrationStatus = newAutoRegistrationStatus;
+    if (update.registrationConfig) record.registrationConfig = update.registrationConfig;
+    if (update.removeAutoRegistration) delete record.registrationConfig;
+    record.lastModifiedDate = this.now().toISOString();
+    record.customerVersion += 1;
+    this.save();
+    this.notifyCaChange();
+    if (deactivated) for (const c of this.certificatesByCa(certificateId)) if (c.status === CertificateStatus.Active) this.notifyRetired(c.certificateId, 'status');
+  }
+
+  /** ListCertificatesByCA: the device certificates registered under the CA. */
+  certificatesByCa(caCertificateId: string, ascending = false): CertificateRecord[] {
+    if (!this.state.caCertificates[caCertificateId]) throw notFound(`CA certificate ${caCertificateId} does not exist`);
+    return this.listCertificates(ascending).filter((c) => c.caCertificateId === caCertificateId);
+  }
+
+  /**
+   * RegisterCertificate: a device certificate signed by a registered CA (the one named by
+   * caCertificatePem, or the registered CA whose key verifies it), in that CA's mode. AWS
+   * refuses one whose CA is not registered, or is INACTIVE (CertificateStateException).
+   */
+  registerCertificate(input: { certificatePem: string; caCertificatePem?: string; setAsActive?: boolean; status?: string }): CertificateRecord {
+    const certificate = parseCertificate(input.certificatePem, 'certificatePem');
+    let ca: CaCertificateRecord | undefined;
+    if (input.caCertificatePem) {
+      ca = this.state.caCertificates[certificateIdOf(input.caCertificatePem)];
+      if (!ca) throw certificateInvalid('caCertificatePem is not a registered CA certificate');
+      if (!certificate.verify(new NodeX509Certificate(ca.certificatePem).publicKey)) throw certificateInvalid('the certificate is not signed by caCertificatePem');
+    } else {
+      ca = Object.values(this.state.caCertificates).find((c) => certificate.checkIssued(new NodeX509Certificate(c.certificatePem)) && certificate.verify(new NodeX509Certificate(c.certificatePem).publicKey));
+      if (!ca) throw certificateInvalid('the certificate is not signed by a registered CA certificate');
+    }
+    if (ca.status !== CaCertificateStatus.Active) throw new AwsError('CertificateStateException', `CA certificate ${ca.certificateId} is ${ca.status}`, 406);
+    return this.addRegistered(certificate, input.certificatePem, this.registeredStatus(input.status, input.setAsActive), { caCertificateId: ca.certificateId, certificateMode: ca.certificateMode });
+  }
+
+  /** RegisterCertificateWithoutCA: any certificate, SNI_ONLY, with no CA. */
+  registerCertificateWithoutCa(input: { certificatePem: string; status?: string }): CertificateRecord {
+    const certificate = parseCertificate(input.certificatePem, 'certificatePem');
+    return this.addRegistered(certificate, input.certificatePem, this.registeredStatus(input.status, undefined), { certificateMode: 'SNI_ONLY' });
+  }
+
+  /** The registered CA certificates (any status) the broker's TLS layer chains device certificates to. */
+  registeredCaPems(): string[] {
+    return Object.values(this.state.caCertificates).map((c) => c.certificatePem);
+  }
+
+  private registeredStatus(status: string | undefined, setAsActive: boolean | undefined): CertificateStatus {
+    if (status === undefined) return setAsActive ? CertificateStatus.Active : CertificateStatus.Inactive;
+    if (status !== CertificateStatus.Active && status !== CertificateStatus.Inactive && status !== CertificateStatus.Revoked) {
+      throw invalid(`status ${JSON.stringify(status)} must be ACTIVE, INACTIVE or REVOKED`);
+    }
+    return status;
+  }
+
+  private addRegistered(certificate: NodeX509Certificate, pem: string, status: CertificateStatus, origin: { caCertificateId?: string; certificateMode: CertificateMode }): CertificateRecord {
+    if (certificate.ca) throw certificateInvalid('a CA certificate is registered with RegisterCACertificate, not as a device certificate');
+    this.requireWithinValidity(certificate, 'certificatePem');
+    const validity = { notBefore: new Date(certificate.validFrom), notAfter: new Date(certificate.validTo) };
+    return this.addCertificate(certificate.toString(), certificateIdOf(pem), validity, false, this.now(), { ...origin, status });
+  }
+
+  private requireWithinValidity(certificate: NodeX509Certificate, name: string): void {
+    const now = this.now().getTime();
+    if (new Date(certificate.validTo).getTime() <= now) throw certificateInvalid(`${name} has expired`);
+    if (new Date(certificate.validFrom).getTime() > now) throw certificateInvalid(`${name} is not valid yet`);
+  }
+
+  private notifyCaChange(): void {
+    for (const listener of this.caListeners) listener();
+  }
+
   // ---- the broker's question -----------------------------------------------------------
 
   /**
@@ -453,6 +698,9 @@ export class IotRegistry {
     const record = this.state.certificates[certificateId];
     if (!record) return `certificate ${certificateId} is not registered`;
     if (record.status !== CertificateStatus.Active) return `certificate ${certificateId} is ${record.status}`;
+    // Assumed, not documented by AWS: a device certificate under an INACTIVE registered CA cannot connect.
+    const ca = record.caCertificateId ? this.state.caCertificates[record.caCertificateId] : undefined;
+    if (ca && ca.status !== CaCertificateStatus.Active) return `the CA certificate ${ca.certificateId} that signed certificate ${certificateId} is ${ca.status}`;
     if (this.attachedPolicies(record.certificateArn).length === 0) return `certificate ${certificateId} has no policy attached`;
     // A fleet policy that allows iot:Connect on client/* lets any ACTIVE certificate use any client id.
     if (clientIdPolicy === 'any') return undefined;

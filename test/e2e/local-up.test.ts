@@ -84,7 +84,9 @@ describeWithBundles('rotor local up', () => {
       expect(policy.policyDocument).toContain('management/topic/${iot:Connection.Thing.ThingName}/*');
       const audit = await iot.send(new DescribeAccountAuditConfigurationCommand({}));
       expect(audit.auditNotificationTargetConfigurations?.SNS).toMatchObject({ targetArn: aws.endpoints.topics.audit, enabled: true });
-      expect(Object.keys(audit.auditCheckConfigurations ?? {}).sort()).toEqual(['DEVICE_CERTIFICATE_AGE_CHECK', 'DEVICE_CERTIFICATE_EXPIRING_CHECK']);
+      // As AWS, every check the audit knows is listed; the wiring's are enabled, the CA check is not.
+      expect(Object.entries(audit.auditCheckConfigurations ?? {}).filter(([, c]) => c.enabled).map(([name]) => name).sort()).toEqual(['DEVICE_CERTIFICATE_AGE_CHECK', 'DEVICE_CERTIFICATE_EXPIRING_CHECK']);
+      expect(audit.auditCheckConfigurations?.CA_CERTIFICATE_EXPIRING_CHECK).toEqual({ enabled: false });
 
       expect(aws.lambda.functions().map((f) => f.name).sort()).toEqual(Object.keys(wiring.functions).map((n) => `rotor-${n}`).sort());
     } finally {
