@@ -16,7 +16,7 @@ import {
 import { iotClient } from './aws/iot.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
-import { certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, takeDownCertificate, type CertificateFacts } from './core/certificates.js';
+import { attachedPolicyNames, certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, takeDownCertificate, type CertificateFacts } from './core/certificates.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, pemField, rotationIdField, thingNameField } from './core/input.js';
 import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
@@ -171,6 +171,9 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
     throw new CsrRejected(check.reason, `${check.reason}: ${check.detail}`);
   }
 
+  // Listed once, before the create, so that the new certificate's record carries them for
+  // Retire (which detaches exactly these from the old certificate without listing again).
+  const oldPolicies = await attachedPolicyNames(deps.iot, old.certificateArn);
   await recordIssueIntent(deps, {
     thingName,
     rotationId,
@@ -191,6 +194,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
       rotationId,
       certificateId: issued.certificateId,
       replaces: record.newCertificateId,
+      issuedFrom: { newCertificateId: issued.certificateId, oldCertificateId: old.certificateId, oldCertificateArn: old.certificateArn, oldPolicies },
       now: deps.clock.now(),
     });
   } catch (error) {
@@ -204,7 +208,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
     return complete(deps, input, old, winner);
   }
 
-  const policies = await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName });
+  const policies = await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName, policies: oldPolicies });
   deps.telemetry.log.info('new certificate issued', {
     certificateId: issued.certificateId,
     keyType: check.facts.keyType,

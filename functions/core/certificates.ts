@@ -58,8 +58,11 @@ export async function attachedPolicyNames(iot: IoTClient, certificateArn: string
  * and AttachThingPrincipal succeed when the attachment already exists, so a retry after a
  * partial run simply completes it.
  */
-export async function copyAttachments(iot: IoTClient, copy: { fromArn: string; toArn: string; thingName: string }): Promise<string[]> {
-  const policies = await attachedPolicyNames(iot, copy.fromArn);
+export async function copyAttachments(
+  iot: IoTClient,
+  copy: { fromArn: string; toArn: string; thingName: string; policies?: readonly string[] },
+): Promise<string[]> {
+  const policies = copy.policies ? [...copy.policies] : await attachedPolicyNames(iot, copy.fromArn);
   for (const policyName of policies) {
     await iot.send(new AttachPolicyCommand({ policyName, target: copy.toArn }));
   }

@@ -9,6 +9,7 @@ import {
   type HistoryItem,
   type IgnoredMessage,
   type IssueIntent,
+  type IssuedFrom,
   type RotationRecord,
   type Trigger,
   type WaitFor,
@@ -93,6 +94,8 @@ export interface NewCertificate {
   certificateId: string;
   /** A recorded id whose certificate was found gone, which this one may replace. */
   replaces?: string;
+  /** What Issue read of the old certificate, kept for Retire in the same write. */
+  issuedFrom?: IssuedFrom;
   now: Date;
 }
 
@@ -106,7 +109,9 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
     new UpdateCommand({
       TableName: deps.tableName,
       Key: currentKey(record.thingName),
-      UpdateExpression: 'SET newCertificateId = :id, #step = :step, updatedAt = :now REMOVE issueIntent',
+      UpdateExpression: record.issuedFrom
+        ? 'SET newCertificateId = :id, #step = :step, updatedAt = :now, issuedFrom = :from REMOVE issueIntent'
+        : 'SET newCertificateId = :id, #step = :step, updatedAt = :now REMOVE issueIntent, issuedFrom',
       ConditionExpression: record.replaces
         ? 'rotationId = :rid AND #status = :inProgress AND newCertificateId = :replaced'
         : 'rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)',
@@ -118,6 +123,7 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
         ':step': Step.IssueCertificate,
         ':now': record.now.toISOString(),
         ...(record.replaces ? { ':replaced': record.replaces } : {}),
+        ...(record.issuedFrom ? { ':from': record.issuedFrom } : {}),
       },
     }),
   );
