@@ -105,7 +105,7 @@ async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertific
   const issuedFrom = issuedByThisRotation(record, input);
   if (issuedFrom) {
     const old: CertificateFacts = { certificateId: input.oldCertificateId, certificateArn: issuedFrom.oldCertificateArn, status: 'ACTIVE', certificatePem: '' };
-    await refuseShared(deps, input, old, true);
+    await refuseShared(deps, input, old, false);
     return { old, policies: issuedFrom.oldPolicies, statusKnown: false, leftover };
   }
   const fresh = await describeCertificate(deps.iot, input.newCertificateId);
@@ -115,7 +115,7 @@ async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertific
   const old = await describeCertificate(deps.iot, input.oldCertificateId);
   if (!old) return { leftover, statusKnown: true };
   if (REVOKED_STATUSES.includes(old.status)) throw new OldCertificateRevoked(old.certificateId, old.status);
-  await refuseShared(deps, input, old, false);
+  await refuseShared(deps, input, old, true);
   return { old, statusKnown: true, leftover };
 }
 
