@@ -125,7 +125,7 @@ describe('issue-certificate', () => {
     expect(iot.commandCalls(DescribeCertificateCommand)).toHaveLength(1);
     expect(iot.commandCalls(ListAttachedPoliciesCommand)).toHaveLength(2); // two pages, read once
     expect(update.UpdateExpression).toContain('issuedFrom = :from');
-    expect(update.ExpressionAttributeValues?.[':from']).toEqual({
+    expect((update.ExpressionAttributeValues as Record<string, unknown>)[':from']).toEqual({
       newCertificateId: issuedPem.id,
       oldCertificateId: old.id,
       oldCertificateArn: arn(old.id),
