@@ -25,7 +25,10 @@ export const CallSite = {
   ClaimDevice: Step.ClaimDevice,
   /** The Choice after the claim: a transition, nothing called. */
   ResumeOrRotate: Step.ResumeOrRotate,
+  /** The first csr_req: with the shared-certificate check (ListThingPrincipals). */
   RequestCsr: Step.RequestCsr,
+  /** A csr_req re-sent after a timeout: no check, no 10-TPS call. */
+  RequestCsrResent: 'Request CSR (re-sent)',
   /** device-message answering a csr_res. */
   CsrResponse: 'csr_res',
   IssueCertificate: Step.IssueCertificate,
@@ -92,7 +95,11 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
   // The first csr_req's shared-certificate check: the thing's certificates (its things came with the input).
   [CallSite.RequestCsr]: site(
     { 'dynamodb:GetItem': 1, 'iot:ListThingPrincipals': 1, 'dynamodb:UpdateItem': 1, 'iotdata:Publish': 1 },
-    { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 100 } },
+    { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 100 }, paced: true },
+  ),
+  [CallSite.RequestCsrResent]: site(
+    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'iotdata:Publish': 1 },
+    { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 80 } },
   ),
   [CallSite.CsrResponse]: site(
     { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'states:SendTaskSuccess': 1 },

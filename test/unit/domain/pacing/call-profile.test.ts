@@ -42,8 +42,12 @@ describe('the call profile', () => {
   });
 
   it('paces exactly the sites that spend IoT control-plane calls, and never a device-driven one', () => {
+    // The first csr_req lists the thing's certificates (10 TPS); a re-sent one calls nothing scarce.
+    expect(CALL_PROFILE[CallSite.RequestCsrResent].paced).toBe(false);
+    expect(bucketDemand(CALL_PROFILE[CallSite.RequestCsrResent])).toEqual({ 'iotdata:Publish': 1, 'states:StateTransition': 1 });
     const paced = Object.values(CallSite).filter((site) => CALL_PROFILE[site].paced).sort();
     expect(paced).toEqual([
+      CallSite.RequestCsr,
       CallSite.IssueCertificate,
       CallSite.IssueRejected,
       CallSite.RetireOldCertificate,
