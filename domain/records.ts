@@ -83,6 +83,21 @@ export interface RotationRecord {
    * Claim leaves it, so between rotations it is the expiry of the certificate the thing got last.
    */
   newCertificateNotAfter?: string;
+  /**
+   * What Issue certificate read of the old certificate, recorded with the new certificate's id
+   * in the same write: Retire detaches exactly these policies without listing them again (a
+   * 10-TPS API). Valid only while `newCertificateId` equals its own `newCertificateId`.
+   */
+  issuedFrom?: IssuedFrom;
+}
+
+/** The old certificate as Issue certificate found it (docs/design.md, "API thrift"). */
+export interface IssuedFrom {
+  newCertificateId: string;
+  oldCertificateId: string;
+  oldCertificateArn: string;
+  /** The policies attached to the old certificate, copied to the new one. */
+  oldPolicies: string[];
 }
 
 /** What Issue certificate is about to create: enough to find the certificate if it crashes. */

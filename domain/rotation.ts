@@ -140,6 +140,12 @@ export interface RotationInput {
   checkName?: AuditCheck;
   /** Set when trigger = resume: the certificate the device acked over, which the execution finishes with. */
   resume?: { newCertificateId: string };
+  /**
+   * Every thing the certificate is attached to, as start-rotations listed them to start this
+   * execution: Request CSR refuses a shared certificate from it instead of listing them again.
+   * Absent when the list was not complete or the start was not an audit's.
+   */
+  certificateThings?: string[];
 }
 
 /** What the old certificate becomes once a rotation succeeds. */

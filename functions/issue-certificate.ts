@@ -18,7 +18,7 @@ import { privateCaClient } from './aws/acm-pca.js';
 import { iotClient } from './aws/iot.js';
 import { CONDITIONAL_CHECK_FAILED, errorMessage, isNamed } from './aws/errors.js';
 import type { Clock } from './core/clock.js';
-import { certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, takeDownCertificate, type CertificateFacts } from './core/certificates.js';
+import { attachedPolicyNames, certificatesWithKey, copyAttachments, describeCertificate, keyFingerprint, takeDownCertificate, type CertificateFacts } from './core/certificates.js';
 import { once, rotorHandler, taskLogKeys } from './core/handler.js';
 import { certificateIdField, objectInput, pemField, rotationIdField, thingNameField } from './core/input.js';
 import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
@@ -163,6 +163,9 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
   }
 
   const fingerprint = keyFingerprint(Buffer.from(check.facts.publicKeySpki, 'base64'));
+  // Listed once, before the create, so that the new certificate's record carries them for
+  // Retire (which detaches exactly these from the old certificate without listing again).
+  const oldPolicies = await attachedPolicyNames(deps.iot, old.certificateArn);
   await recordIssueIntent(deps, { thingName, rotationId, intent: { keyFingerprint: fingerprint, at: deps.clock.now().toISOString() } });
   let issued: IssuedCertificate;
   try {
@@ -180,6 +183,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
       certificateId: issued.certificateId,
       notAfter: issued.notAfter ?? undefined,
       replaces: record.newCertificateId,
+      issuedFrom: { newCertificateId: issued.certificateId, oldCertificateId: old.certificateId, oldCertificateArn: old.certificateArn, oldPolicies },
       now: deps.clock.now(),
     });
   } catch (error) {
@@ -193,7 +197,7 @@ export async function issueCertificate(event: unknown, deps: IssueCertificateDep
     return complete(deps, input, old, winner);
   }
 
-  const policies = await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName });
+  const policies = await copyAttachments(deps.iot, { fromArn: old.certificateArn, toArn: issued.certificateArn, thingName, policies: oldPolicies });
   deps.telemetry.log.info('new certificate issued', {
     certificateId: issued.certificateId,
     keyType: check.facts.keyType,

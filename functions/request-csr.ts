@@ -17,6 +17,8 @@ export interface RequestCsrInput {
   taskToken: string;
   /** $$.State.RetryCount: 0 for the first csr_req, then one more per timeout. */
   attempt: number;
+  /** From the execution's input ($$.Execution.Input): the things start-rotations found the certificate attached to. */
+  certificateThings?: string[];
 }
 
 export interface RequestCsrDeps extends TableDeps {
@@ -29,7 +31,21 @@ export interface RequestCsrDeps extends TableDeps {
 export function parseRequestCsrInput(event: unknown): RequestCsrInput {
   const input = objectInput(event, 'request-csr input');
   const attempt = typeof input.attempt === 'number' && Number.isInteger(input.attempt) && input.attempt >= 0 ? input.attempt : 0;
-  return { thingName: thingNameField(input), rotationId: rotationIdField(input), taskToken: taskTokenField(input), attempt };
+  return {
+    thingName: thingNameField(input),
+    rotationId: rotationIdField(input),
+    taskToken: taskTokenField(input),
+    attempt,
+    ...certificateThingsOf(input.execution),
+  };
+}
+
+/** The execution input's certificateThings, when it is a list of names; anything else is ignored (and listed afresh). */
+function certificateThingsOf(execution: unknown): { certificateThings?: string[] } {
+  if (typeof execution !== 'object' || execution === null) return {};
+  const things = (execution as { certificateThings?: unknown }).certificateThings;
+  if (!Array.isArray(things) || things.length === 0 || things.length > 250 || !things.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 128)) return {};
+  return { certificateThings: things as string[] };
 }
 
 const CERTIFICATE_ARN = /:cert\/([0-9a-f]{64})$/;
@@ -65,11 +81,20 @@ async function certificatesOf(iot: IoTClient, thingName: string): Promise<string
  * several certificates, is not rotated. Retiring a shared certificate cuts the other things
  * off, and the device may be using another certificate than the one flagged. Checked before
  * the first csr_req, so nothing exists yet that would have to be undone.
+ *
+ * The certificate's things come from start-rotations, which listed them moments ago to start
+ * this execution (`certificateThings`): listing them again would spend a second call of a
+ * 10-TPS API per rotation. Without them (a retry, a resume, an input from elsewhere) they are
+ * described and listed here. The thing's certificates are always listed: nothing else did.
  */
-export async function refuseSharedCertificate(iot: IoTClient, record: RotationRecord): Promise<void> {
-  const certificate = await describeCertificate(iot, record.oldCertificateId);
-  if (!certificate) throw new CertificateNotFound(record.oldCertificateId);
-  const [things, certificates] = await Promise.all([thingsOf(iot, certificate.certificateArn), certificatesOf(iot, record.thingName)]);
+export async function refuseSharedCertificate(iot: IoTClient, record: RotationRecord, certificateThings?: readonly string[]): Promise<void> {
+  const listThings = async (): Promise<string[]> => {
+    if (certificateThings) return [...certificateThings];
+    const certificate = await describeCertificate(iot, record.oldCertificateId);
+    if (!certificate) throw new CertificateNotFound(record.oldCertificateId);
+    return thingsOf(iot, certificate.certificateArn);
+  };
+  const [things, certificates] = await Promise.all([listThings(), certificatesOf(iot, record.thingName)]);
   const otherThings = things.filter((thing) => thing !== record.thingName);
   const otherCertificates = certificates.filter((id) => id !== record.oldCertificateId && id !== record.newCertificateId);
   if (otherThings.length || otherCertificates.length) {
@@ -88,7 +113,7 @@ export async function requestCsr(event: unknown, deps: RequestCsrDeps): Promise<
   const input = parseRequestCsrInput(event);
   const record = await getCurrentRecord(deps, input.thingName);
   if (!record || record.rotationId !== input.rotationId || record.status !== RotationStatus.InProgress) throw new ClaimLost(input.thingName, input.rotationId);
-  if (!record.csrRequests) await refuseSharedCertificate(deps.iot, record);
+  if (!record.csrRequests) await refuseSharedCertificate(deps.iot, record, input.certificateThings);
   await parkTaskToken(deps, {
     thingName: input.thingName,
     rotationId: input.rotationId,

@@ -1,4 +1,4 @@
-import type { IoTClient } from '@aws-sdk/client-iot';
+import { UpdateCertificateCommand, type IoTClient } from '@aws-sdk/client-iot';
 import type { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import {
   AckNotVerified,
@@ -12,8 +12,10 @@ import {
   SharedCertificate,
   Step,
   Trigger,
+  type IssuedFrom,
   type RotationRecord,
 } from '../domain/index.js';
+import { CERTIFICATE_STATE_EXCEPTION, isNamed, RESOURCE_NOT_FOUND } from './aws/errors.js';
 import { describeCertificate, takeDownCertificate, thingsOf, type CertificateFacts, type DeleteRetry, type TakeDownResult } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
 import { publishToDevice } from './core/device-channel.js';
@@ -82,29 +84,87 @@ export function parseRetireMode(value: string | undefined): RetireMode {
  * the new certificate must be ACTIVE; the old one must not have been revoked meanwhile (a
  * security decision: Roll back then takes the new one out of service too); and no other thing
  * may still use the old one.
+ *
+ * API thrift (docs/design.md): when this rotation issued the new certificate, Issue recorded
+ * the old one's ARN and policies with it (`issuedFrom`), and the checks spend one 10-TPS call,
+ * ListPrincipalThings, the one answer nothing earlier can give fresh. The new certificate was
+ * created ACTIVE by this rotation and the device has just connected with it (the ack's
+ * principal); the old one's revocation is proved by UpdateCertificate's own refusal
+ * (CertificateStateException: a REVOKED certificate's status cannot change), made before
+ * anything else is touched. Otherwise (a resume after a late ack, a certificate adopted after
+ * a crash) both certificates are described first, as before.
  */
-async function checkRetirable(
-  deps: RetireCertificateDeps,
-  input: RetireCertificateInput,
-  record: RotationRecord | undefined,
-): Promise<{ old?: CertificateFacts; leftover?: string }> {
+async function checkRetirable(deps: RetireCertificateDeps, input: RetireCertificateInput, record: RotationRecord | undefined): Promise<RetirePlan> {
   if (!record || record.rotationId !== input.rotationId || record.status !== RotationStatus.InProgress) throw new ClaimLost(input.thingName, input.rotationId);
   if (record.ackedCertificateId !== input.newCertificateId) {
     throw new AckNotVerified(
       `no crt_ack over the new certificate ${input.newCertificateId} is recorded (acked over: ${record.ackedCertificateId ?? 'nothing'}); nothing was retired`,
     );
   }
+  const leftover = [record.leftoverCertificateId].find((id) => id && id !== input.newCertificateId && id !== input.oldCertificateId);
+  const issuedFrom = issuedByThisRotation(record, input);
+  if (issuedFrom) {
+    const old: CertificateFacts = { certificateId: input.oldCertificateId, certificateArn: issuedFrom.oldCertificateArn, status: 'ACTIVE', certificatePem: '' };
+    await refuseShared(deps, input, old, false);
+    return { old, policies: issuedFrom.oldPolicies, statusKnown: false, leftover };
+  }
   const fresh = await describeCertificate(deps.iot, input.newCertificateId);
   if (fresh?.status !== 'ACTIVE') {
     throw new AckNotVerified(`the new certificate ${input.newCertificateId} is ${fresh ? fresh.status : 'gone'}, not ACTIVE; nothing was retired`);
   }
-  const leftover = [record.leftoverCertificateId].find((id) => id && id !== input.newCertificateId && id !== input.oldCertificateId);
   const old = await describeCertificate(deps.iot, input.oldCertificateId);
-  if (!old) return { leftover };
+  if (!old) return { leftover, statusKnown: true };
   if (REVOKED_STATUSES.includes(old.status)) throw new OldCertificateRevoked(old.certificateId, old.status);
+  await refuseShared(deps, input, old, true);
+  return { old, statusKnown: true, leftover };
+}
+
+interface RetirePlan {
+  /** The old certificate; absent when it is already gone. */
+  old?: CertificateFacts;
+  /** Its policies as Issue listed them; absent: listed when it is taken down. */
+  policies?: readonly string[];
+  /** Whether old.status was read just now (else UpdateCertificate finds it out). */
+  statusKnown: boolean;
+  leftover?: string;
+}
+
+/** Issue's record of the old certificate, when it belongs to this rotation's new certificate. */
+function issuedByThisRotation(record: RotationRecord, input: RetireCertificateInput): IssuedFrom | undefined {
+  const from = record.issuedFrom;
+  if (!from || record.newCertificateId !== input.newCertificateId) return undefined;
+  return from.newCertificateId === input.newCertificateId && from.oldCertificateId === input.oldCertificateId ? from : undefined;
+}
+
+/** No other thing may use the old certificate: checked fresh, right before it is deactivated. */
+async function refuseShared(deps: RetireCertificateDeps, input: RetireCertificateInput, old: CertificateFacts, statusKnown: boolean): Promise<void> {
   const others = (await thingsOf(deps.iot, old.certificateArn)).filter((thing) => thing !== input.thingName);
-  if (others.length > 0) throw new SharedCertificate(old.certificateId, [input.thingName, ...others], [], 'left ACTIVE');
-  return { old, leftover };
+  if (others.length === 0) return;
+  if (!statusKnown) {
+    // A revoked certificate is a security decision that outranks the sharing (Roll back takes the new one down).
+    const now = await describeCertificate(deps.iot, old.certificateId);
+    if (now && REVOKED_STATUSES.includes(now.status)) throw new OldCertificateRevoked(now.certificateId, now.status);
+  }
+  throw new SharedCertificate(old.certificateId, [input.thingName, ...others], [], 'left ACTIVE');
+}
+
+/**
+ * Deactivates the old certificate whose status was not read: UpdateCertificate refuses a
+ * REVOKED (or PENDING_TRANSFER) one with CertificateStateException, and only then is it
+ * described, to name its status. Returns false when the certificate is gone.
+ */
+async function deactivateOld(deps: RetireCertificateDeps, old: CertificateFacts): Promise<boolean> {
+  try {
+    await deps.iot.send(new UpdateCertificateCommand({ certificateId: old.certificateId, newStatus: 'INACTIVE' }));
+    return true;
+  } catch (error) {
+    if (isNamed(error, RESOURCE_NOT_FOUND)) return false;
+    if (!isNamed(error, CERTIFICATE_STATE_EXCEPTION)) throw error;
+    const now = await describeCertificate(deps.iot, old.certificateId);
+    if (!now) return false;
+    if (REVOKED_STATUSES.includes(now.status)) throw new OldCertificateRevoked(now.certificateId, now.status);
+    throw error;
+  }
 }
 
 /**
@@ -125,7 +185,10 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
     return { retiredAt: recorded.finishedAt ?? recorded.updatedAt, oldCertificate: deps.retireMode === RetireMode.KeepInactive ? 'inactive' : 'deleted' };
   }
 
-  const { old, leftover } = await checkRetirable(deps, input, recorded);
+  const plan = await checkRetirable(deps, input, recorded);
+  const { leftover } = plan;
+  // The old certificate's revocation shows here at the latest, before anything else changes.
+  const old = plan.old && !plan.statusKnown && !(await deactivateOld(deps, plan.old)) ? undefined : plan.old;
   if (leftover) {
     // An earlier failed rotation's certificate: the device is on this rotation's one now.
     const certificate = await describeCertificate(deps.iot, leftover);
@@ -134,10 +197,11 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
   }
   const oldCertificate: TakeDownResult = old
     ? await takeDownCertificate(deps.iot, deps.clock, {
-        certificate: old,
+        certificate: plan.statusKnown ? old : { ...old, status: 'INACTIVE' },
         thingName,
         keep: deps.retireMode === RetireMode.KeepInactive,
         retry: deps.deleteRetry,
+        policies: plan.policies,
       })
     : 'deleted';
 

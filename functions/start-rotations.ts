@@ -14,8 +14,8 @@ import {
   type AuditCheck,
   type RotationInput,
 } from '../domain/index.js';
-import { isNamed } from './aws/errors.js';
-import { describeCertificate } from './core/certificates.js';
+import { isNamed, RESOURCE_NOT_FOUND } from './aws/errors.js';
+import { certificateArnFor } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
 import { mapWithConcurrency } from './core/concurrency.js';
 import { ConfigurationError, optionalEnv, requiredEnv } from './core/environment.js';
@@ -240,10 +240,17 @@ class AuditRun {
     if (!certificateId) return [StartOutcome.NotADeviceCertificate];
     // An operator suppressed this finding in Device Defender: it is not Rotor's to act on.
     if (finding.isSuppressed) return [StartOutcome.Suppressed];
-    const certificate = await describeCertificate(iot, certificateId);
-    if (!certificate) return [StartOutcome.CertificateNotFound];
-    if (certificate.status !== 'ACTIVE') return [StartOutcome.CertificateNotActive];
-    const listed = await iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn, maxResults: MAX_THINGS_PER_CERTIFICATE }));
+    // No DescribeCertificate here (API thrift, docs/design.md): the audit checks only ACTIVE and
+    // PENDING_TRANSFER certificates, and Issue certificate describes the certificate anyway,
+    // fresh, before it issues anything. The finding names its ARN.
+    const certificateArn = finding.nonCompliantResource?.resourceIdentifier?.deviceCertificateArn ?? certificateArnFor(certificateId, this.deps.stateMachineArn);
+    let listed: { things?: string[]; nextToken?: string };
+    try {
+      listed = await iot.send(new ListPrincipalThingsCommand({ principal: certificateArn, maxResults: MAX_THINGS_PER_CERTIFICATE }));
+    } catch (error) {
+      if (isNamed(error, RESOURCE_NOT_FOUND)) return [StartOutcome.CertificateNotFound];
+      throw error;
+    }
     const things = listed.things ?? [];
     if (things.length === 0) return [StartOutcome.NoThing];
     if (things.length > 1 || listed.nextToken) {
@@ -252,7 +259,11 @@ class AuditRun {
       // escalation instead of one being rotated and the others cut off.
       telemetry.log.warn('certificate is attached to several things; each rotation will refuse it', { certificateId, things, more: listed.nextToken !== undefined });
     }
-    return Promise.all(things.map((thingName) => this.startExecution({ thingName, certificateId, trigger: Trigger.Audit, auditTaskId: taskId, checkName })));
+    // The complete list rides along: Request CSR refuses a shared certificate from it without listing again.
+    const certificateThings = listed.nextToken === undefined ? { certificateThings: things } : {};
+    return Promise.all(
+      things.map((thingName) => this.startExecution({ thingName, certificateId, trigger: Trigger.Audit, auditTaskId: taskId, checkName, ...certificateThings })),
+    );
   }
 
   private async startExecution(input: RotationInput & { auditTaskId: string }): Promise<StartOutcome> {

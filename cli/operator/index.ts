@@ -3,7 +3,7 @@ import type { RotationStatus } from '../../domain/rotation.js';
 import type { BackoffOptions } from './bounded.js';
 import { formatListing, formatPlanned, formatReplay, listDeadLetters, replayDeadLetters, validateDlqOptions, type DlqClients } from './dlq.js';
 import { describeError, ExitCode, UsageError } from './exit-codes.js';
-import { expiring, formatExpiring } from './expiring.js';
+import { DESCRIBE_WARNING, expiring, ExpiringSource, formatExpiring, type ExpiringOptions } from './expiring.js';
 import { PROGRESS_THRESHOLD, terminalIo, type OperatorIo } from './operator-io.js';
 import { executeRetries, formatPlan, formatRetrySummary, planRetries, summarize, validateRetryOptions } from './retry.js';
 import { formatStatus, parsePositiveInt, parseStatus, requireThingName, status } from './status.js';
@@ -198,19 +198,29 @@ export function registerOperatorCommands(program: Command, overrides: Partial<Op
   addTargetOptions(
     program
       .command('expiring')
-      .description('ACTIVE certificates that expire within N days, with their thing and rotation')
+      .description('certificates due for rotation within N days (from the latest audit\'s findings and Rotor\'s records), with their thing and rotation')
       .addOption(new Option('--days <n>', 'horizon in days').default('30'))
-      .option('--concurrency <n>', 'DescribeCertificate calls in flight', '8')
+      .option('--audit-task <id>', 'from this audit task\'s findings instead of the latest completed one')
+      .option('--lookback-days <n>', 'how far back to look for the latest completed audit', '30')
+      .option('--describe', 'list every ACTIVE certificate and describe each (exact, but one DescribeCertificate per certificate)')
+      .option('--concurrency <n>', 'with --describe: DescribeCertificate calls in flight', '8')
       .option('--json', 'print JSON'),
-  ).action(async (flags: CommonFlags & { days: string; concurrency: string }) => {
-    let days: number;
-    let concurrency: number;
+  ).action(async (flags: CommonFlags & { days: string; concurrency: string; auditTask?: string; lookbackDays: string; describe?: boolean }) => {
+    let options: ExpiringOptions;
     try {
-      days = parsePositiveInt('--days', flags.days, 3650);
-      concurrency = parsePositiveInt('--concurrency', flags.concurrency, CONCURRENCY_MAX);
+      options = {
+        days: parsePositiveInt('--days', flags.days, 3650),
+        concurrency: parsePositiveInt('--concurrency', flags.concurrency, CONCURRENCY_MAX),
+        lookbackDays: parsePositiveInt('--lookback-days', flags.lookbackDays, 90),
+        source: flags.describe ? ExpiringSource.Describe : ExpiringSource.AuditFindings,
+        auditTaskId: flags.auditTask,
+      };
+      if (flags.describe && flags.auditTask !== undefined) throw new UsageError('use either --describe or --audit-task ID, not both');
+      if (flags.auditTask !== undefined && !/^[a-zA-Z0-9-]{1,40}$/.test(flags.auditTask)) throw new UsageError(`--audit-task ${JSON.stringify(flags.auditTask)} is not an audit task id`);
     } catch (error) {
       return usage(deps, error);
     }
+    if (flags.describe) deps.io.err(DESCRIBE_WARNING);
     await run(deps, flags, async (target) => {
       let bar: ReturnType<OperatorIo['progress']> | undefined;
       const report = await expiring(
@@ -225,7 +235,7 @@ export function registerOperatorCommands(program: Command, overrides: Partial<Op
             bar.tick();
           },
         },
-        { days, concurrency },
+        options,
       ).finally(() => bar?.stop());
       print(deps, flags.json, report, () => formatExpiring(report));
       return ExitCode.Ok;

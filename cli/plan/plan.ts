@@ -1,4 +1,4 @@
-import { DescribeAuditTaskCommand, ListAuditFindingsCommand, ListAuditTasksCommand, type IoTClient } from '@aws-sdk/client-iot';
+import type { IoTClient } from '@aws-sdk/client-iot';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   AdmissionController,
@@ -14,8 +14,8 @@ import {
   type PacingSettings,
 } from '../../domain/pacing/index.js';
 import { AUDIT_CHECKS, RotationStatus, type AuditCheck } from '../../domain/rotation.js';
-import { NotFoundError } from '../operator/exit-codes.js';
 import { listByStatus } from '../operator/status.js';
+import { latestCompletedAudit, readFindings } from './findings.js';
 
 /**
  * `rotor plan`: what the next audit's rotations would be, without starting any. It reads the
@@ -72,41 +72,6 @@ export interface PlanReport {
   sources: { findings: string; inFlight: string; quotas: string; calls: Record<string, number> };
 }
 
-const EXPIRATION_INFO = 'EXPIRATION_TIME';
-const PAGE = 250;
-
-async function latestCompletedAudit(deps: PlanDeps, options: PlanOptions, calls: Record<string, number>): Promise<{ taskId: string; startedAt?: Date }> {
-  const count = (op: string): void => {
-    calls[op] = (calls[op] ?? 0) + 1;
-  };
-  if (options.auditTaskId) {
-    count('iot:DescribeAuditTask');
-    const task = await deps.iot.send(new DescribeAuditTaskCommand({ taskId: options.auditTaskId }));
-    if (task.taskStatus !== 'COMPLETED') throw new NotFoundError(`audit task ${options.auditTaskId} is ${task.taskStatus ?? 'unknown'}, not COMPLETED`);
-    return { taskId: options.auditTaskId, startedAt: task.taskStartTime };
-  }
-  const endTime = deps.now();
-  const startTime = new Date(endTime.getTime() - options.lookbackDays * DAY_S * 1000);
-  const taskIds: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    count('iot:ListAuditTasks');
-    const page = await deps.iot.send(new ListAuditTasksCommand({ startTime, endTime, taskStatus: 'COMPLETED', maxResults: PAGE, nextToken }));
-    for (const task of page.tasks ?? []) if (task.taskId && (task.taskStatus ?? 'COMPLETED') === 'COMPLETED') taskIds.push(task.taskId);
-    nextToken = page.nextToken;
-  } while (nextToken);
-  if (taskIds.length === 0) throw new NotFoundError(`no completed Device Defender audit in the last ${options.lookbackDays} days: run one, or pass --audit-task ID`);
-  // ListAuditTasks carries no start time: one DescribeAuditTask per task (a few per month) finds the latest.
-  let latest: { taskId: string; startedAt?: Date } | undefined;
-  for (const taskId of taskIds) {
-    count('iot:DescribeAuditTask');
-    const task = await deps.iot.send(new DescribeAuditTaskCommand({ taskId }));
-    const startedAt = task.taskStartTime;
-    if (!latest || (startedAt && (!latest.startedAt || startedAt > latest.startedAt))) latest = { taskId, startedAt };
-  }
-  return latest as { taskId: string; startedAt?: Date };
-}
-
 export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanReport> {
   const pacing = deps.pacing ?? DEFAULT_PACING;
   const calendar = deps.calendar ?? DEFAULT_CALENDAR;
@@ -115,28 +80,10 @@ export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanRe
   const calls: Record<string, number> = {};
 
   const audit = await latestCompletedAudit(deps, options, calls);
-  const certificates = new Set<string>();
-  const findingsByCheck: Partial<Record<AuditCheck, number>> = {};
+  const { certificates: flagged, findingsByCheck } = await readFindings(deps, audit, checks, calls);
+  const certificates = new Set(flagged.keys());
   let earliestExpiry: Date | undefined;
-  for (const checkName of checks) {
-    let nextToken: string | undefined;
-    let findings = 0;
-    do {
-      calls['iot:ListAuditFindings'] = (calls['iot:ListAuditFindings'] ?? 0) + 1;
-      const page = await deps.iot.send(new ListAuditFindingsCommand({ taskId: audit.taskId, checkName, maxResults: PAGE, nextToken }));
-      for (const finding of page.findings ?? []) {
-        const id = finding.nonCompliantResource?.resourceIdentifier?.deviceCertificateId;
-        if (!id) continue;
-        findings++;
-        certificates.add(id);
-        const expires = finding.nonCompliantResource?.additionalInfo?.[EXPIRATION_INFO];
-        const at = expires ? new Date(expires) : undefined;
-        if (at && !Number.isNaN(at.getTime()) && (!earliestExpiry || at < earliestExpiry)) earliestExpiry = at;
-      }
-      nextToken = page.nextToken;
-    } while (nextToken);
-    findingsByCheck[checkName] = findings;
-  }
+  for (const { notAfter } of flagged.values()) if (notAfter && (!earliestExpiry || notAfter < earliestExpiry)) earliestExpiry = notAfter;
 
   // Rotations in flight already replace some of these certificates: the start would skip them.
   const ddb = { send: (command: Parameters<DynamoDBDocumentClient['send']>[0]) => {

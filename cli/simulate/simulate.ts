@@ -121,6 +121,8 @@ const reasonCode = (reason: string): number => REASONS.indexOf(reason);
 /** What a throttled site becomes when its retries run out. */
 const THROTTLE_FAILURE: Partial<Record<CallSite, string>> = {
   [CallSite.StartRotation]: NOT_STARTED,
+  // A throttled Request CSR is caught after its retries and classified as Record failure does (functions/core/failure.ts).
+  [CallSite.RequestCsr]: FailureReason.Internal,
   [CallSite.IssueCertificate]: FailureReason.IssueFailed,
   [CallSite.IssueRejected]: FailureReason.IssueFailed,
   [CallSite.RetireOldCertificate]: FailureReason.RetireFailed,
@@ -269,8 +271,9 @@ export function simulate(options: SimulationOptions): SimulationReport {
   };
 
   const sendCsrRequest = (d: number, nowMs: number): void => {
-    if (!attempt(d, CallSite.RequestCsr, E.Request, nowMs)) return;
     const k = csrAttempt[d];
+    // Only the first csr_req checks the certificates (ListThingPrincipals); re-sent ones do not.
+    if (!attempt(d, k === 0 ? CallSite.RequestCsr : CallSite.RequestCsrResent, E.Request, nowMs)) return;
     const nowS = nowMs / 1000;
     const f = fault[d];
     // The device answers when it has the request: at once, or when it is back if it dropped off.
@@ -343,7 +346,7 @@ export function simulate(options: SimulationOptions): SimulationReport {
         if (!attempt(d, CallSite.StartRotation, E.Start, nowMs)) break;
         startOpen();
         call(aws.site(CallSite.ClaimDevice), nowMs);
-        queue.push(nowMs + 100, d, E.Request);
+        queue.push(admission.reserve(CallSite.RequestCsr, nowMs + 100), d, E.Request);
         break;
       case E.Request:
         sendCsrRequest(d, nowMs);

@@ -4,27 +4,35 @@ import { Bucket } from './quotas.js';
 /**
  * What each step of a rotation spends: AWS API calls (named as `rotor demo --report` names them
  * in apiCallsByOperation), state transitions, a Lambda invocation, device reconnects. This is
- * the one table the simulator, `rotor plan` and (next) the live pacing read; when a function's
- * calls change, this table changes with it, and `rotor demo --report` is how to measure it.
+ * the one table the simulator, `rotor plan` and the live pacing read; when a function's calls
+ * change, this table changes with it, and `rotor demo --report` is how to measure it
+ * (test/e2e/call-profile.test.ts runs a demo and holds the two together).
  *
- * Today's happy path as measured by `rotor demo --devices 20 --report` (29 calls per rotation):
- * dynamodb:UpdateItem 6, dynamodb:GetItem 3, iot:DescribeCertificate 3, iotdata:Publish 3,
- * iot:ListAttachedPolicies 2, states:SendTaskSuccess 2, dynamodb:TransactWriteItems 1, and one
- * each of StartExecution, ListPrincipalThings, CreateCertificateFromCsr, AttachPolicy,
- * AttachThingPrincipal, UpdateCertificate, DetachPolicy, DetachThingPrincipal, DeleteCertificate;
- * ListAuditFindings and the audit report's UpdateItem once per page of 100 findings.
+ * The happy path as measured by `rotor demo --devices 20 --report` after issue 10's API thrift
+ * (32 calls per rotation, 7 state transitions): dynamodb:UpdateItem 8, dynamodb:GetItem 5,
+ * iotdata:Publish 3, iot:ListPrincipalThings 2, states:SendTaskSuccess 2, and one each of
+ * StartExecution, ListThingPrincipals, DescribeCertificate, ListAttachedPolicies,
+ * CreateCertificateFromCsr, AttachPolicy, AttachThingPrincipal, UpdateCertificate, DetachPolicy,
+ * DetachThingPrincipal, DeleteCertificate, TransactWriteItems; ListAuditFindings and the audit
+ * report's UpdateItem once per page of findings. Before the thrift it was 38 calls, with
+ * DescribeCertificate 5, ListPrincipalThings 3 and ListAttachedPolicies 2 (docs/design.md).
  */
 
 /** Where calls are made: the states of the workflow, plus the audit fan-out and device messages. */
 export const CallSite = {
-  /** start-rotations, per finding: describe, find the thing, StartExecution. */
+  /** start-rotations, per finding: find the thing (ListPrincipalThings), StartExecution. */
   StartRotation: 'Start rotations',
   ClaimDevice: Step.ClaimDevice,
+  /** The Choice after the claim: a transition, nothing called. */
+  ResumeOrRotate: Step.ResumeOrRotate,
+  /** The first csr_req: with the shared-certificate check (ListThingPrincipals). */
   RequestCsr: Step.RequestCsr,
+  /** A csr_req re-sent after a timeout: no check, no 10-TPS call. */
+  RequestCsrResent: 'Request CSR (re-sent)',
   /** device-message answering a csr_res. */
   CsrResponse: 'csr_res',
   IssueCertificate: Step.IssueCertificate,
-  /** Issue certificate when the CSR breaks a rule: it stops after describing the old certificate. */
+  /** Issue certificate when the CSR breaks a rule: it stops after describing the old certificate (before listing its policies). */
   IssueRejected: 'Issue certificate (CSR rejected)',
   DeliverCertificate: Step.DeliverCertificate,
   /** device-message answering a crt_ack made over the new certificate. */
@@ -75,7 +83,6 @@ const site = (calls: Record<string, number>, extra: Partial<SiteProfile> = {}): 
 export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
   [CallSite.StartRotation]: site(
     {
-      'iot:DescribeCertificate': 1,
       'iot:ListPrincipalThings': 1,
       'states:StartExecution': 1,
       'iot:ListAuditFindings': 1 / FINDINGS_PER_PAGE,
@@ -84,7 +91,16 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
     { paced: true },
   ),
   [CallSite.ClaimDevice]: site({ 'dynamodb:UpdateItem': 1 }, { transitions: 1 }),
-  [CallSite.RequestCsr]: site({ 'dynamodb:UpdateItem': 1, 'iotdata:Publish': 1 }, { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 80 } }),
+  [CallSite.ResumeOrRotate]: site({}, { transitions: 1 }),
+  // The first csr_req's shared-certificate check: the thing's certificates (its things came with the input).
+  [CallSite.RequestCsr]: site(
+    { 'dynamodb:GetItem': 1, 'iot:ListThingPrincipals': 1, 'dynamodb:UpdateItem': 1, 'iotdata:Publish': 1 },
+    { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 100 }, paced: true },
+  ),
+  [CallSite.RequestCsrResent]: site(
+    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'iotdata:Publish': 1 },
+    { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 80 } },
+  ),
   [CallSite.CsrResponse]: site(
     { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'states:SendTaskSuccess': 1 },
     { lambda: { functionName: 'device-message', durationMs: 60 } },
@@ -93,9 +109,10 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
     {
       'dynamodb:GetItem': 1,
       'iot:DescribeCertificate': 1,
-      'iot:CreateCertificateFromCsr': 1,
-      'dynamodb:UpdateItem': 1,
       'iot:ListAttachedPolicies': 1,
+      // The issue intent, then the new certificate's id with what Retire needs of the old one.
+      'dynamodb:UpdateItem': 2,
+      'iot:CreateCertificateFromCsr': 1,
       'iot:AttachPolicy': 1,
       'iot:AttachThingPrincipal': 1,
     },
@@ -110,7 +127,8 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
     { transitions: 1, lambda: { functionName: 'deliver-certificate', durationMs: 80 }, connects: 1 },
   ),
   [CallSite.CertificateAck]: site(
-    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'states:SendTaskSuccess': 1 },
+    // The ack's certificate recorded, then the task token released.
+    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 2, 'states:SendTaskSuccess': 1 },
     { lambda: { functionName: 'device-message', durationMs: 60 } },
   ),
   [CallSite.CertificateError]: site(
@@ -120,16 +138,18 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
   [CallSite.IgnoredMessage]: site({ 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1 }, { lambda: { functionName: 'device-message', durationMs: 50 } }),
   [CallSite.RetireOldCertificate]: site(
     {
-      'iot:DescribeCertificate': 1,
+      // The record (Issue's facts of the old certificate), the fresh shared check, then the
+      // take-down: UpdateCertificate's own refusal is the REVOKED check.
+      'dynamodb:GetItem': 1,
+      'iot:ListPrincipalThings': 1,
       'iot:UpdateCertificate': 1,
-      'iot:ListAttachedPolicies': 1,
       'iot:DetachPolicy': 1,
       'iot:DetachThingPrincipal': 1,
       'iot:DeleteCertificate': 1,
       'iotdata:Publish': 1,
       'dynamodb:TransactWriteItems': 1,
     },
-    { transitions: 1, lambda: { functionName: 'retire-certificate', durationMs: 450 }, paced: true },
+    { transitions: 1, lambda: { functionName: 'retire-certificate', durationMs: 400 }, paced: true },
   ),
   [CallSite.Rotated]: site({}, { transitions: 1 }),
   [CallSite.RollBackNothingIssued]: site(
@@ -158,6 +178,7 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
 export const HAPPY_PATH: readonly CallSite[] = [
   CallSite.StartRotation,
   CallSite.ClaimDevice,
+  CallSite.ResumeOrRotate,
   CallSite.RequestCsr,
   CallSite.CsrResponse,
   CallSite.IssueCertificate,

@@ -13,6 +13,8 @@ export const Bucket = {
   UpdateCertificate: 'iot:UpdateCertificate',
   DeleteCertificate: 'iot:DeleteCertificate',
   ListPrincipalThings: 'iot:ListPrincipalThings',
+  /** Request CSR's check that the thing has no other certificate (issue 10 lists it at 10 TPS). */
+  ListThingPrincipals: 'iot:ListThingPrincipals',
   ListAttachedPolicies: 'iot:ListAttachedPolicies',
   AttachPolicy: 'iot:AttachPolicy',
   DetachPolicy: 'iot:DetachPolicy',
@@ -60,6 +62,7 @@ export const AWS_DEFAULT_QUOTAS: QuotaTable = {
   [Bucket.UpdateCertificate]: rate(10),
   [Bucket.DeleteCertificate]: rate(10),
   [Bucket.ListPrincipalThings]: rate(10),
+  [Bucket.ListThingPrincipals]: rate(10),
   [Bucket.ListAttachedPolicies]: rate(10, 10, 'assumed'),
   [Bucket.AttachPolicy]: rate(15),
   [Bucket.DetachPolicy]: rate(15),

@@ -20,6 +20,8 @@ export function errorMessage(error: unknown): string {
 
 /** IoT's answer for a certificate, thing or policy that does not exist (any more). */
 export const RESOURCE_NOT_FOUND = 'ResourceNotFoundException';
+/** IoT's refusal of a status change a certificate cannot make (a REVOKED certificate's status never changes). */
+export const CERTIFICATE_STATE_EXCEPTION = 'CertificateStateException';
 /** DynamoDB's answer when a ConditionExpression does not hold. */
 export const CONDITIONAL_CHECK_FAILED = 'ConditionalCheckFailedException';
 /** DynamoDB's answer when a transaction is cancelled (a condition failed, or a conflict). */

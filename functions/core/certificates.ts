@@ -15,6 +15,17 @@ import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { isNamed, RESOURCE_NOT_FOUND } from '../aws/errors.js';
 import type { Clock } from './clock.js';
 
+/**
+ * A certificate's ARN from its id and any ARN of the same account and region (e.g. the state
+ * machine's): arn:<partition>:iot:<region>:<account>:cert/<id>. Saves a DescribeCertificate
+ * where only the ARN is needed.
+ */
+export function certificateArnFor(certificateId: string, sameAccountArn: string): string {
+  const [arn, partition, , region, account] = sameAccountArn.split(':');
+  if (arn !== 'arn' || !partition || !region || !account) throw new Error(`not an ARN with a region and an account: ${sameAccountArn}`);
+  return `arn:${partition}:iot:${region}:${account}:cert/${certificateId}`;
+}
+
 /** What Rotor needs to know about one IoT certificate. */
 export interface CertificateFacts {
   certificateId: string;
@@ -58,8 +69,11 @@ export async function attachedPolicyNames(iot: IoTClient, certificateArn: string
  * and AttachThingPrincipal succeed when the attachment already exists, so a retry after a
  * partial run simply completes it.
  */
-export async function copyAttachments(iot: IoTClient, copy: { fromArn: string; toArn: string; thingName: string }): Promise<string[]> {
-  const policies = await attachedPolicyNames(iot, copy.fromArn);
+export async function copyAttachments(
+  iot: IoTClient,
+  copy: { fromArn: string; toArn: string; thingName: string; policies?: readonly string[] },
+): Promise<string[]> {
+  const policies = copy.policies ? [...copy.policies] : await attachedPolicyNames(iot, copy.fromArn);
   for (const policyName of policies) {
     await iot.send(new AttachPolicyCommand({ policyName, target: copy.toArn }));
   }
@@ -101,7 +115,18 @@ export type TakeDownResult = 'deleted' | 'inactive';
 export async function takeDownCertificate(
   iot: IoTClient,
   clock: Clock,
-  target: { certificate: CertificateFacts; thingName: string; keep: boolean; retry?: DeleteRetry },
+  target: {
+    certificate: CertificateFacts;
+    thingName: string;
+    keep: boolean;
+    retry?: DeleteRetry;
+    /**
+     * The policies known to be attached (read earlier in the rotation): detached without
+     * listing them again. A policy attached since shows as DeleteConflictException on delete,
+     * and is then listed and detached.
+     */
+    policies?: readonly string[];
+  },
 ): Promise<TakeDownResult> {
   const { certificate, thingName } = target;
   const { certificateId, certificateArn } = certificate;
@@ -110,27 +135,37 @@ export async function takeDownCertificate(
     const exists = await unlessGone(() => iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' })));
     if (!exists) return 'deleted';
   }
-  let policies: string[];
-  try {
-    policies = await attachedPolicyNames(iot, certificateArn);
-  } catch (error) {
-    if (isNamed(error, RESOURCE_NOT_FOUND)) return 'deleted';
-    throw error;
-  }
-  for (const policyName of policies) {
-    await unlessGone(() => iot.send(new DetachPolicyCommand({ policyName, target: certificateArn })));
-  }
+  const detachPolicies = async (known?: readonly string[]): Promise<boolean> => {
+    let policies: readonly string[];
+    try {
+      policies = known ?? (await attachedPolicyNames(iot, certificateArn));
+    } catch (error) {
+      if (isNamed(error, RESOURCE_NOT_FOUND)) return false;
+      throw error;
+    }
+    for (const policyName of policies) {
+      await unlessGone(() => iot.send(new DetachPolicyCommand({ policyName, target: certificateArn })));
+    }
+    return true;
+  };
+  if (!(await detachPolicies(target.policies))) return 'deleted';
   await unlessGone(() => iot.send(new DetachThingPrincipalCommand({ thingName, principal: certificateArn })));
   if (target.keep) return 'inactive';
 
   const retry = target.retry ?? DEFAULT_DELETE_RETRY;
   let delay = retry.initialDelayMs;
+  let relisted = target.policies === undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       await unlessGone(() => iot.send(new DeleteCertificateCommand({ certificateId })));
       return 'deleted';
     } catch (error) {
       if (!isNamed(error, 'DeleteConflictException') || attempt >= retry.attempts) throw error;
+      if (!relisted) {
+        // The known list may be stale: what is attached now is listed once (unhappy path only).
+        relisted = true;
+        if (!(await detachPolicies())) return 'deleted';
+      }
       await clock.sleep(delay);
       delay *= 2;
     }

@@ -9,6 +9,7 @@ import {
   type HistoryItem,
   type IgnoredMessage,
   type IssueIntent,
+  type IssuedFrom,
   type RotationRecord,
   type Trigger,
   type WaitFor,
@@ -95,6 +96,8 @@ export interface NewCertificate {
   replaces?: string;
   /** The new certificate's notAfter (ISO 8601), recorded as newCertificateNotAfter. */
   notAfter?: string;
+  /** What Issue read of the old certificate, kept for Retire in the same write. */
+  issuedFrom?: IssuedFrom;
   now: Date;
 }
 
@@ -108,7 +111,9 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
     new UpdateCommand({
       TableName: deps.tableName,
       Key: currentKey(record.thingName),
-      UpdateExpression: `SET newCertificateId = :id, #step = :step, updatedAt = :now${record.notAfter ? ', newCertificateNotAfter = :notAfter' : ''} REMOVE issueIntent`,
+      UpdateExpression:
+        `SET newCertificateId = :id, #step = :step, updatedAt = :now${record.notAfter ? ', newCertificateNotAfter = :notAfter' : ''}` +
+        (record.issuedFrom ? ', issuedFrom = :from REMOVE issueIntent' : ' REMOVE issueIntent, issuedFrom'),
       ConditionExpression: record.replaces
         ? 'rotationId = :rid AND #status = :inProgress AND newCertificateId = :replaced'
         : 'rotationId = :rid AND #status = :inProgress AND attribute_not_exists(newCertificateId)',
@@ -121,6 +126,7 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
         ':now': record.now.toISOString(),
         ...(record.replaces ? { ':replaced': record.replaces } : {}),
         ...(record.notAfter ? { ':notAfter': record.notAfter } : {}),
+        ...(record.issuedFrom ? { ':from': record.issuedFrom } : {}),
       },
     }),
   );

@@ -117,7 +117,7 @@ function payloadOf(state: State): Record<string, unknown> {
 
 /** Each Lambda state's function, its input parser, and the fields it may do without. */
 const readers: Record<string, { parse: (event: unknown) => unknown; optional: string[] }> = {
-  [Step.RequestCsr]: { parse: parseRequestCsrInput, optional: ['attempt'] },
+  [Step.RequestCsr]: { parse: parseRequestCsrInput, optional: ['attempt', 'execution'] },
   [Step.IssueCertificate]: { parse: parseIssueCertificateInput, optional: [] },
   [Step.DeliverCertificate]: { parse: parseDeliverCertificateInput, optional: [] },
   [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: [] },

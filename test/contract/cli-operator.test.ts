@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { IoTClient } from '@aws-sdk/client-iot';
+import { DescribeAuditTaskCommand, IoTClient, ListAuditFindingsCommand } from '@aws-sdk/client-iot';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runOperatorCli } from '../../cli/operator/index.js';
@@ -241,5 +241,47 @@ describe('rotor retry against DynamoDB Local', () => {
     expect(await runOperatorCli(['retry', '--thing', 'pump-3', '--dry-run'], deps(io))).toBe(0);
     expect(io.stdout).toContain(`skipped  pump-3: rotation ${records[2].rotationId} is in progress (Request CSR)`);
     expect(sfnMock.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+});
+
+describe('rotor expiring against DynamoDB Local (the audit\'s findings mocked)', () => {
+  const iotMock = mockClient(IoTClient);
+  const expiresIn10Days = { EXPIRATION_TIME: '2025-06-11T00:00:00.000Z' };
+  const finding = (n: number, additionalInfo: Record<string, string>) => ({
+    nonCompliantResource: { resourceType: 'DEVICE_CERTIFICATE' as const, resourceIdentifier: { deviceCertificateId: String(n).repeat(64) }, additionalInfo },
+  });
+  function audit(startedAt: string): void {
+    iotMock.reset();
+    iotMock.on(DescribeAuditTaskCommand).resolves({ taskStatus: 'COMPLETED', taskStartTime: new Date(startedAt) });
+    iotMock.on(ListAuditFindingsCommand, { checkName: 'DEVICE_CERTIFICATE_EXPIRING_CHECK' }).resolves({ findings: [1, 3, 4].map((n) => finding(n, expiresIn10Days)) });
+    iotMock.on(ListAuditFindingsCommand, { checkName: 'DEVICE_CERTIFICATE_AGE_CHECK' }).resolves({ findings: [finding(9, { CERTIFICATE_AGE_IN_DAYS: '400' })] });
+  }
+  afterAll(() => iotMock.restore());
+
+  it('takes things and rotations from the by-status index, and only successes since the audit as rotated', async () => {
+    // Prepare: the audit began before pump-4's rotation succeeded (2025-05-04T11:00Z).
+    audit('2025-05-03T00:00:00.000Z');
+    const io = capturedIo();
+
+    // Act
+    expect(await runOperatorCli(['expiring', '--audit-task', 'task-1', '--json'], deps(io))).toBe(0);
+
+    // Assess
+    const report = JSON.parse(io.stdout.join('\n'));
+    expect(report).toMatchObject({ source: 'audit-findings', scanned: 4, rotatedSinceAudit: 1 });
+    expect(report.certificates.map((c: { certificateId: string; things: string[] }) => [c.certificateId[0], c.things])).toEqual([
+      ['1', ['pump-1']],
+      ['3', ['pump-3']],
+      ['9', []],
+    ]);
+    expect(report.certificates[1].rotations['pump-3']).toMatchObject({ status: 'IN_PROGRESS', inFlight: true });
+    expect(report.sources.calls).toEqual({ 'iot:DescribeAuditTask': 1, 'iot:ListAuditFindings': 2, 'dynamodb:Query': 3 });
+  });
+
+  it('does not count a success from before the audit as rotating what the audit flagged', async () => {
+    audit('2025-05-05T00:00:00.000Z');
+    const io = capturedIo();
+    expect(await runOperatorCli(['expiring', '--audit-task', 'task-1', '--json'], deps(io))).toBe(0);
+    expect(JSON.parse(io.stdout.join('\n'))).toMatchObject({ rotatedSinceAudit: 0 });
   });
 });

@@ -10,7 +10,9 @@ import { loadWiring } from '../../wiring/index';
  */
 type KeyAttributes = 'pk' | 'sk' | 'status' | 'updatedAt';
 type Secret = 'taskToken';
-const PROJECTED: Record<Exclude<keyof RotationRecord, KeyAttributes | Secret>, true> = {
+/** Read by the functions only (Retire reads Issue's findings on the record itself, never through the index). */
+type FunctionsOnly = 'issuedFrom';
+const PROJECTED: Record<Exclude<keyof RotationRecord, KeyAttributes | Secret | FunctionsOnly>, true> = {
   thingName: true,
   step: true,
   rotationId: true,

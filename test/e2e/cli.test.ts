@@ -14,7 +14,7 @@ import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../.
 import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime.js';
 import type { ExecutionDescription } from '../../local/stepfunctions/service.js';
 import { runOperatorCli } from '../../cli/operator/index.js';
-import type { ExpiringReport } from '../../cli/operator/expiring.js';
+import { DESCRIBE_WARNING, type ExpiringReport } from '../../cli/operator/expiring.js';
 import type { RetrySummary } from '../../cli/operator/retry.js';
 import type { StatusReport } from '../../cli/operator/status.js';
 import type { Trace } from '../../cli/operator/trace.js';
@@ -334,9 +334,15 @@ describeWithBundles('rotor operator commands after real rotations on the local r
     it('lists the still-failed device\'s old certificate, not the rotated devices\' new ones', async () => {
       const refused = devices.get(REFUSES) as Device;
       const report = await cliJson<ExpiringReport>('expiring', '--days', '30');
-      // One ACTIVE certificate per device: the rotated ones hold only their new certificate.
+      // From the audit's findings: it flagged every device's certificate; the rotated devices'
+      // successes since the audit take theirs off the list, the refused one's FAILED record
+      // names its thing. No DescribeCertificate, no ListPrincipalThings.
+      expect(report.source).toBe('audit-findings');
       expect(report.scanned).toBe(4);
+      expect(report.rotatedSinceAudit).toBe(3);
       expect(report.certificates).toHaveLength(1);
+      expect(report.sources.calls['iot:DescribeCertificate']).toBeUndefined();
+      expect(report.sources.calls['iot:ListPrincipalThings']).toBeUndefined();
       expect(report.certificates[0]).toMatchObject({
         certificateId: refused.certificateId,
         things: [REFUSES],
@@ -348,7 +354,16 @@ describeWithBundles('rotor operator commands after real rotations on the local r
 
       const { code, io } = await cli('expiring', '--days', '30');
       expect(code).toBe(0);
-      expect(io.stdout[0]).toBe('1 of 4 ACTIVE certificate(s) expire within 30 day(s)');
+      expect(io.stdout[0]).toBe('1 of 4 certificate(s) the audit flagged are due: expiring within 30 day(s) or past the age threshold (3 rotated since the audit)');
+      expect(io.stdout).toContain('Source:');
+
+      // --describe: every ACTIVE certificate described, as before (the rotated ones hold only their new one).
+      const exact = await cli('expiring', '--days', '30', '--describe', '--json');
+      expect(exact.code).toBe(0);
+      expect(exact.io.stderr).toEqual([DESCRIBE_WARNING]);
+      const described = JSON.parse(exact.io.stdout.join('\n')) as ExpiringReport;
+      expect(described).toMatchObject({ source: 'describe', scanned: 4 });
+      expect(described.certificates.map((c) => c.certificateId)).toEqual([refused.certificateId]);
       const row = lineWith(io.stdout, refused.certificateId.slice(0, 12), REFUSES) as string;
       expect(row).toBeDefined();
       // The rotation of this certificate failed and nothing has retried it yet.

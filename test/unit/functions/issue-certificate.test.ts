@@ -124,6 +124,17 @@ describe('issue-certificate', () => {
     ]);
     expect(iot.commandCalls(AttachThingPrincipalCommand)[0].args[0].input).toEqual({ thingName: THING, principal: arn(issuedPem.id) });
     expect(d.telemetry.text()).not.toContain(csr.split('\n')[1]);
+    // API thrift: the old certificate is described once and its policies listed once, and what
+    // Retire needs of it is recorded with the new certificate's id, in the same write.
+    expect(iot.commandCalls(DescribeCertificateCommand)).toHaveLength(1);
+    expect(iot.commandCalls(ListAttachedPoliciesCommand)).toHaveLength(2); // two pages, read once
+    expect(update.UpdateExpression).toContain('issuedFrom = :from');
+    expect((update.ExpressionAttributeValues as Record<string, unknown>)[':from']).toEqual({
+      newCertificateId: issuedPem.id,
+      oldCertificateId: old.id,
+      oldCertificateArn: arn(old.id),
+      oldPolicies: ['device-policy', 'telemetry-policy'],
+    });
   });
 
   it('signs with the configured signer (private-ca), records its notAfter, and gives the certificate the same attachments', async () => {

@@ -156,4 +156,46 @@ describe('request-csr', () => {
     expect(db.commandCalls(UpdateCommand)[0].args[0].input.TableName).toBe('rotations');
     expect(db.commandCalls(GetCommand)[0].args[0].input).toMatchObject({ TableName: 'rotations', ConsistentRead: true });
   });
+
+  describe('with the things start-rotations listed (API thrift)', () => {
+    const listed = (certificateThings: unknown): typeof input & { execution: unknown } => ({
+      ...input,
+      execution: { thingName: 'sensor-1', certificateId: OLD, trigger: 'audit', certificateThings },
+    });
+
+    it('spends one 10-TPS call, ListThingPrincipals: no DescribeCertificate, no ListPrincipalThings', async () => {
+      db.on(UpdateCommand).resolves({});
+      iotData.on(PublishCommand).resolves({});
+
+      await requestCsr(listed(['sensor-1']), deps());
+
+      expect(iot.commandCalls(DescribeCertificateCommand)).toEqual([]);
+      expect(iot.commandCalls(ListPrincipalThingsCommand)).toEqual([]);
+      expect(iot.commandCalls(ListThingPrincipalsCommand)).toHaveLength(1);
+      expect(published(iotData)).toHaveLength(1);
+    });
+
+    it('refuses a certificate the start found on two things, before parking or publishing anything', async () => {
+      await expect(requestCsr(listed(['sensor-1', 'gateway-7']), deps())).rejects.toMatchObject({
+        name: 'SharedCertificate',
+        message: expect.stringContaining('is attached to 2 things (sensor-1, gateway-7)'),
+      });
+      expect(iot.commandCalls(ListPrincipalThingsCommand)).toEqual([]);
+      expect(db.commandCalls(UpdateCommand)).toEqual([]);
+      expect(published(iotData)).toEqual([]);
+    });
+
+    it.each([
+      ['not a list', 'sensor-1'],
+      ['an empty list', []],
+      ['a list with a non-string', ['sensor-1', 7]],
+    ])('lists the things itself when certificateThings is %s', async (_name, certificateThings) => {
+      db.on(UpdateCommand).resolves({});
+      iotData.on(PublishCommand).resolves({});
+
+      await requestCsr(listed(certificateThings), deps());
+
+      expect(iot.commandCalls(ListPrincipalThingsCommand)[0].args[0].input.principal).toBe(arn(OLD));
+    });
+  });
 });

@@ -253,4 +253,81 @@ describe('retire-certificate', () => {
     expect(() => parseRetireMode('shred')).toThrow(/RETIRE_MODE/);
     expect(parseRetireMode(undefined)).toBe('delete');
   });
+
+  describe('when this rotation issued the new certificate (API thrift: Issue recorded the old one)', () => {
+    const issuedFrom = { newCertificateId: NEW, oldCertificateId: OLD, oldCertificateArn: OLD_ARN, oldPolicies: ['device-policy', 'telemetry-policy'] };
+    beforeEach(() => {
+      record = { ...record, newCertificateId: NEW, issuedFrom };
+    });
+
+    it('spends one 10-TPS call of each kind: ListPrincipalThings, UpdateCertificate, DeleteCertificate; no DescribeCertificate, no ListAttachedPolicies', async () => {
+      const result = await retireCertificate(input, deps());
+
+      expect(result.oldCertificate).toBe('deleted');
+      expect(iot.commandCalls(DescribeCertificateCommand)).toEqual([]);
+      expect(iot.commandCalls(ListAttachedPoliciesCommand)).toEqual([]);
+      expect(iot.commandCalls(ListPrincipalThingsCommand).map((c) => c.args[0].input.principal)).toEqual([OLD_ARN]);
+      expect(iot.commandCalls(UpdateCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: OLD, newStatus: 'INACTIVE' }]);
+      expect(iot.commandCalls(DetachPolicyCommand).map((c) => c.args[0].input)).toEqual([
+        { policyName: 'device-policy', target: OLD_ARN },
+        { policyName: 'telemetry-policy', target: OLD_ARN },
+      ]);
+      expect(iot.commandCalls(DeleteCertificateCommand).map((c) => c.args[0].input)).toEqual([{ certificateId: OLD }]);
+      expect(db.commandCalls(TransactWriteCommand)).toHaveLength(1);
+    });
+
+    it('takes a REVOKED old certificate from UpdateCertificate\'s refusal: OldCertificateRevoked, nothing else touched', async () => {
+      certificate(OLD, OLD_ARN, 'REVOKED');
+      iot.on(UpdateCertificateCommand, { certificateId: OLD }).rejects(awsErrors.named('CertificateStateException', 'The certificate operation is not allowed.'));
+
+      await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'OldCertificateRevoked', message: expect.stringContaining('REVOKED') });
+      expect(iot.commandCalls(DetachPolicyCommand)).toEqual([]);
+      expect(iot.commandCalls(DetachThingPrincipalCommand)).toEqual([]);
+      expect(iot.commandCalls(DeleteCertificateCommand)).toEqual([]);
+      expect(published(iotData)).toEqual([]);
+      expect(db.commandCalls(TransactWriteCommand)).toEqual([]);
+    });
+
+    it('still refuses a shared old certificate, checked fresh, leaving it ACTIVE', async () => {
+      iot.on(ListPrincipalThingsCommand).resolves({ things: ['sensor-1', 'gateway-7'] });
+
+      await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'SharedCertificate', message: expect.stringContaining('left ACTIVE') });
+      expectNothingTouched();
+    });
+
+    it('names a revocation before a sharing: a revoked old certificate means Roll back', async () => {
+      iot.on(ListPrincipalThingsCommand).resolves({ things: ['sensor-1', 'gateway-7'] });
+      certificate(OLD, OLD_ARN, 'REVOKED');
+
+      await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'OldCertificateRevoked' });
+      expectNothingTouched();
+    });
+
+    it('lists and detaches what is attached now when the recorded policies were stale (DeleteConflict)', async () => {
+      iot.on(ListAttachedPoliciesCommand).resolves({ policies: [{ policyName: 'device-policy' }, { policyName: 'added-since' }] });
+      iot.on(DeleteCertificateCommand).rejectsOnce(awsErrors.deleteConflict()).resolves({});
+
+      await retireCertificate(input, deps());
+
+      expect(iot.commandCalls(ListAttachedPoliciesCommand)).toHaveLength(1);
+      expect(iot.commandCalls(DetachPolicyCommand).map((c) => c.args[0].input.policyName)).toEqual(['device-policy', 'telemetry-policy', 'device-policy', 'added-since']);
+      expect(iot.commandCalls(DeleteCertificateCommand)).toHaveLength(2);
+    });
+
+    it('finishes when the old certificate is already gone (UpdateCertificate: not found)', async () => {
+      iot.on(UpdateCertificateCommand, { certificateId: OLD }).rejects(awsErrors.notFound());
+
+      await expect(retireCertificate(input, deps())).resolves.toMatchObject({ oldCertificate: 'deleted' });
+      expect(iot.commandCalls(DeleteCertificateCommand)).toEqual([]);
+      expect(db.commandCalls(TransactWriteCommand)).toHaveLength(1);
+    });
+
+    it('describes both certificates as before when the recorded facts belong to another certificate (e.g. a resume)', async () => {
+      record = { ...record, issuedFrom: { ...issuedFrom, newCertificateId: 'c'.repeat(64) } };
+      certificate(NEW, NEW_ARN, 'INACTIVE');
+
+      await expect(retireCertificate(input, deps())).rejects.toMatchObject({ name: 'AckNotVerified' });
+      expectNothingTouched();
+    });
+  });
 });

@@ -66,11 +66,11 @@ describe('rotor plan', () => {
     givenAudits();
     const clients = fakeClients();
     const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
-    expect(report.bottleneck).toEqual({ bucket: 'iot:DescribeCertificate', rotationsPerSecond: 3 });
-    expect(report.quotaFloorS).toBeCloseTo(200, 6);
+    expect(report.bottleneck).toEqual({ bucket: 'iot:ListPrincipalThings', rotationsPerSecond: 4.5 });
+    expect(report.quotaFloorS).toBeCloseTo(600 / 4.5, 6);
     expect(report.earliestExpiry).toBe('2025-06-10T00:00:00.000Z');
     expect(report.lateForDeadline).toBe(0);
-    const cohort = planCohort(600, 3);
+    const cohort = planCohort(600, 4.5);
     expect(report.spreadS).toBeCloseTo(cohort.spreadS, 6);
     expect(report.schedule).toEqual([{ date: '2025-06-01', rotations: 600, cumulative: 600 }]);
     expect(report.expectedCompletion).toBe(new Date(NOW.getTime() + cohort.spreadS * 1000).toISOString());
@@ -83,11 +83,11 @@ describe('rotor plan', () => {
     const clients = fakeClients();
     // Act
     const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
-    // Assess: 600 due at 3 rotations/s need 200 s; 60 s fit 180.
+    // Assess: 600 due at 4.5 rotations/s need 133.3 s; 60 s fit 270.
     expect(report.spreadS).toBe(60);
-    expect(report.lateForDeadline).toBe(600 - 180);
-    expect(report.expectedCompletion).toBe('2025-06-01T00:03:20.000Z');
-    expect(formatPlan(report).join('\n')).toMatch(/420 certificates cannot be rotated before it at this budget/);
+    expect(report.lateForDeadline).toBe(600 - 270);
+    expect(report.expectedCompletion).toBe('2025-06-01T00:02:13.333Z');
+    expect(formatPlan(report).join('\n')).toMatch(/330 certificates cannot be rotated before it at this budget/);
   });
 
   it('spreads over days when asked for a window, and the schedule adds up', async () => {

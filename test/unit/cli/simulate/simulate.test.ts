@@ -34,7 +34,7 @@ describe('rotor simulate', () => {
     expect(clean.failed).toEqual({});
     expect(clean.throttledCalls).toBe(0);
     expect(clean.throttlingFailures).toBe(0);
-    expect(clean.quotaFloorS).toBeCloseTo(20_000 / 3, 0);
+    expect(clean.quotaFloorS).toBeCloseTo(20_000 / 4.5, 0);
     expect(clean.completionS).toBeGreaterThanOrEqual(clean.quotaFloorS);
     expect(clean.completionOverFloor).toBeLessThanOrEqual(1.1);
     expectNoQuotaExceeded(clean);
@@ -69,7 +69,7 @@ describe('rotor simulate', () => {
   });
 
   it('adapts when the account has less than Rotor was told (AIMD): throttled calls, no throttling failures', () => {
-    const account = { ...AWS_DEFAULT_QUOTAS, [Bucket.DescribeCertificate]: { kind: 'rate' as const, rate: 5, burst: 5, source: 'quotas-file' as const } };
+    const account = { ...AWS_DEFAULT_QUOTAS, [Bucket.ListPrincipalThings]: { kind: 'rate' as const, rate: 5, burst: 5, source: 'quotas-file' as const } };
     const report = simulate({ devices: 5_000, seed: 2, accountQuotas: account });
     expect(report.throttledCalls).toBeGreaterThan(0);
     expect(report.throttlingFailures).toBe(0);
@@ -77,7 +77,7 @@ describe('rotor simulate', () => {
   });
 
   it('fails throttled rotations the way today\'s retries would when the account has far less than configured', () => {
-    // A DescribeCertificate quota of 0.05 TPS: retries run out, Issue and Retire fail as ISSUE_FAILED / RETIRE_FAILED.
+    // A DescribeCertificate quota of 0.05 TPS: retries run out, Issue fails as ISSUE_FAILED.
     const account = { ...AWS_DEFAULT_QUOTAS, [Bucket.DescribeCertificate]: { kind: 'rate' as const, rate: 0.05, burst: 1, source: 'quotas-file' as const } };
     const report = simulate({ devices: 200, seed: 2, accountQuotas: account });
     expect(report.throttlingFailures).toBeGreaterThan(0);
@@ -110,14 +110,14 @@ describe('rotor simulate', () => {
       const lines: string[] = [];
       const program = registerSimulateCommand(new Command('rotor').exitOverride(), { out: (line) => lines.push(line) });
       const quotas = join(dir, 'quotas.json');
-      writeFileSync(quotas, JSON.stringify({ quotas: { 'iot:DescribeCertificate': { rate: 20 } } }));
+      writeFileSync(quotas, JSON.stringify({ quotas: { 'iot:ListPrincipalThings': { rate: 20 } } }));
       await program.parseAsync(['simulate', '--devices', '500', '--quotas', quotas, '--report', join(dir, 'r.json')], { from: 'user' });
       const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as SimulationReport;
       expect(report.devices).toBe(500);
       expect(lines[0]).toMatch(/^Rotor simulation: 500 devices/);
       expect(lines.some((line) => /completion .* × the floor/.test(line))).toBe(true);
-      // A faster DescribeCertificate moves the floor: ListAttachedPolicies (2 per rotation at 9 TPS) now limits.
-      expect(report.quotaFloorS).toBeCloseTo((500 * 2) / 9, 0);
+      // A faster ListPrincipalThings moves the floor: the 10-TPS APIs called once per rotation (at 9 TPS) now limit.
+      expect(report.quotaFloorS).toBeCloseTo(500 / 9, 0);
     });
 
     it('refuses a quotas file it cannot read', async () => {

@@ -45,19 +45,20 @@ describe('the rate budget (one GCRA per bucket)', () => {
 });
 
 describe('the quota floor', () => {
-  it('is set by DescribeCertificate today: 3 calls per rotation at 9 TPS (10 × 0.9)', () => {
-    expect(bottleneck(DEFAULT_PACING.quotas)).toEqual({ bucket: Bucket.DescribeCertificate, rate: 3 });
-    expect(quotaFloorSeconds(1_000_000)).toBeCloseTo(333_333.3, 1);
+  it('is set by ListPrincipalThings after the API thrift: 2 calls per rotation (start-rotations, Retire) at 9 TPS (10 × 0.9)', () => {
+    expect(bottleneck(DEFAULT_PACING.quotas)).toEqual({ bucket: Bucket.ListPrincipalThings, rate: 4.5 });
+    expect(quotaFloorSeconds(1_000_000)).toBeCloseTo(222_222.2, 1);
   });
 
-  it('at safety fraction 1 is issue 10\'s 83 hours for 1,000,000 devices', () => {
+  it('at safety fraction 1 is 55.6 hours for 1,000,000 devices (83.3 before the thrift)', () => {
     const raw = { quotas: AWS_DEFAULT_QUOTAS, safetyFraction: 1 };
-    expect(quotaFloorSeconds(1_000_000, raw) / 3_600).toBeCloseTo(83.3, 1);
+    expect(quotaFloorSeconds(1_000_000, raw) / 3_600).toBeCloseTo(55.6, 1);
   });
 
   it('moves to the next scarcest bucket when one is raised, Lambda concurrency included', () => {
-    const raised = parseQuotasFile(JSON.stringify({ quotas: { 'iot:DescribeCertificate': { rate: 1000 }, 'iot:ListAttachedPolicies': { rate: 1000 } } }));
-    expect(bottleneck(raised).bucket).not.toBe(Bucket.DescribeCertificate);
+    const raised = parseQuotasFile(JSON.stringify({ quotas: { 'iot:ListPrincipalThings': { rate: 1000 } } }));
+    expect(bottleneck(raised)).toMatchObject({ rate: 9 });
+    expect(bottleneck(raised).bucket).not.toBe(Bucket.ListPrincipalThings);
     const tiny = parseQuotasFile(JSON.stringify({ quotas: { 'lambda:ConcurrentExecutions': { concurrency: 1 } } }));
     expect(bottleneck(tiny).bucket).toBe(Bucket.LambdaConcurrency);
   });
@@ -94,23 +95,23 @@ describe('admission', () => {
   it('cuts a throttled bucket multiplicatively once per cooldown, then grows it back additively', () => {
     const admission = new AdmissionController(DEFAULT_PACING, 0);
     const before = admission.sustainableRate();
-    admission.observeThrottle(Bucket.DescribeCertificate, 1_000);
-    admission.observeThrottle(Bucket.DescribeCertificate, 1_500); // the same burst of throttles
-    expect(admission.shareOf(Bucket.DescribeCertificate)).toBeCloseTo(0.7, 10);
+    admission.observeThrottle(Bucket.ListPrincipalThings, 1_000);
+    admission.observeThrottle(Bucket.ListPrincipalThings, 1_500); // the same burst of throttles
+    expect(admission.shareOf(Bucket.ListPrincipalThings)).toBeCloseTo(0.7, 10);
     expect(admission.sustainableRate()).toBeCloseTo(before * 0.7, 10);
-    admission.observeThrottle(Bucket.DescribeCertificate, 7_000);
-    expect(admission.shareOf(Bucket.DescribeCertificate)).toBeCloseTo(0.49, 10);
+    admission.observeThrottle(Bucket.ListPrincipalThings, 7_000);
+    expect(admission.shareOf(Bucket.ListPrincipalThings)).toBeCloseTo(0.49, 10);
     // Quiet for 50 s: five additive steps of 0.05.
     admission.admitStart(57_000);
-    expect(admission.shareOf(Bucket.DescribeCertificate)).toBeCloseTo(0.74, 10);
+    expect(admission.shareOf(Bucket.ListPrincipalThings)).toBeCloseTo(0.74, 10);
     admission.admitStart(1_000_000);
-    expect(admission.shareOf(Bucket.DescribeCertificate)).toBe(1);
+    expect(admission.shareOf(Bucket.ListPrincipalThings)).toBe(1);
     expect(admission.sustainableRate()).toBeCloseTo(before, 10);
   });
 
   it('never cuts below the floor share', () => {
     const admission = new AdmissionController(DEFAULT_PACING, 0);
-    for (let t = 0; t < 1_000_000; t += 10_000) admission.observeThrottle(Bucket.DescribeCertificate, t);
-    expect(admission.shareOf(Bucket.DescribeCertificate)).toBe(DEFAULT_PACING.aimd.floor);
+    for (let t = 0; t < 1_000_000; t += 10_000) admission.observeThrottle(Bucket.ListPrincipalThings, t);
+    expect(admission.shareOf(Bucket.ListPrincipalThings)).toBe(DEFAULT_PACING.aimd.floor);
   });
 });
