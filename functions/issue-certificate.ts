@@ -22,6 +22,8 @@ import { certificateIdField, objectInput, pemField, rotationIdField, thingNameFi
 import { clearIssueIntent, clearLeftover, getCurrentRecord, recordIssueIntent, recordNewCertificate, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot } from './core/runtime-deps.js';
+import { pacedRuntime, pacedStep } from './core/pacing.js';
+import { CallSite } from '../domain/pacing/index.js';
 
 /** What the 'Issue certificate' state sends. */
 export interface IssueCertificateInput {
@@ -221,14 +223,19 @@ function isClientError(error: unknown): boolean {
 }
 
 const obs = observability('issue-certificate');
-const runtime = once(
-  (): IssueCertificateDeps => ({
-    ...baseDeps(obs),
-    iot: tracedIot(obs),
-    iotCreate: obs.tracer.captureClient(iotClient({ maxAttempts: 1 })),
-  }),
-);
+const runtime = once(() => {
+  const base = baseDeps(obs);
+  const paced = pacedRuntime(base);
+  const deps: IssueCertificateDeps = {
+    ...base,
+    iot: paced.observe(tracedIot(obs), 'iot'),
+    iotCreate: paced.observe(obs.tracer.captureClient(iotClient({ maxAttempts: 1 })), 'iot'),
+  };
+  return { ...deps, pacing: paced.pacing };
+});
 
-export const handler = rotorHandler({ observability: obs, step: Step.IssueCertificate, logKeys: taskLogKeys }, (event: unknown) =>
-  issueCertificate(event, runtime()),
-);
+/** Paced (docs/fleet-scale.md): the step's IoT calls are reserved on the shared budget first. */
+export const handler = rotorHandler({ observability: obs, step: Step.IssueCertificate, logKeys: taskLogKeys }, (event: unknown) => {
+  const deps = runtime();
+  return pacedStep(deps, event, CallSite.IssueCertificate, () => issueCertificate(event, deps));
+});

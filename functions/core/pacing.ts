@@ -104,3 +104,18 @@ export function throttleObserver(deps: { pacing?: Pacing; clock: Clock; telemetr
 }
 
 export { observeThrottles };
+
+/**
+ * What a paced function's handler builds once: its pacing (undefined when off) and a way to
+ * observe the throttles of each client it calls the paced APIs with.
+ */
+export interface PacedRuntime {
+  pacing?: Pacing;
+  observe<C extends Parameters<typeof observeThrottles>[0]>(client: C, service: string): C;
+}
+
+export function pacedRuntime(deps: TableDeps & { clock: Clock; telemetry: Telemetry }, config: PacingConfig = pacingConfig()): PacedRuntime {
+  const pacing = livePacing(deps, config);
+  const onThrottle = throttleObserver({ pacing, clock: deps.clock, telemetry: deps.telemetry });
+  return { pacing, observe: (client, service) => observeThrottles(client, service, onThrottle) };
+}
