@@ -36,6 +36,12 @@ export interface LocalAwsOptions {
   timeScale?: number;
   /** Overrides of the wiring's tunable settings. */
   settings?: Partial<Settings>;
+  /**
+   * More environment for every function, as Terraform passes it beside the wiring's: the pacing
+   * settings (ROTOR_PACING_QUOTAS, ROTOR_PACING_SAFETY_FRACTION, ROTOR_PACING_ENABLED;
+   * functions/core/pacing-settings.ts). The time scale reaches them as ROTOR_TIME_SCALE.
+   */
+  environment?: Record<string, string>;
   /** Validity in days of certificates issued through the IoT API (rotations); AWS's 2049 date when absent. */
   issuedValidityDays?: number;
   /** Worker threads per function. */
@@ -203,7 +209,10 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       region,
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
-    await deploy({ url, deployment, lambda, bundles, logger, console: options.console });
+    // The functions pace in real time against quotas at the workflow's scale (a 10 TPS quota is
+    // 1,000 calls/s at 0.01), as the local runtime enforces them: the demo is not slowed.
+    const environment = { ROTOR_TIME_SCALE: String(options.timeScale ?? 1), ...(options.environment ?? {}) };
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
 
     const caPem = iot.ca.certificatePem;
@@ -237,7 +246,15 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 }
 
 /** Creates Rotor's resources from the wiring, through the APIs, like terraform/main.tf. */
-async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger; console?: boolean }): Promise<void> {
+async function deploy(input: {
+  url: string;
+  deployment: Deployment;
+  lambda: LambdaService;
+  bundles: Record<string, string>;
+  logger: LocalLogger;
+  console?: boolean;
+  environment: Record<string, string>;
+}): Promise<void> {
   const { url, deployment, lambda, bundles } = input;
   const wiring = loadWiring();
   const config = { endpoint: url, region: deployment.region, credentials: LOCAL_CREDENTIALS };
@@ -273,7 +290,7 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
       lambda.deploy({
         name: functionName(name),
         bundlePath: bundles[name],
-        environment: { ...functionEnvironment(name, deployment, wiring), ...(input.console ? { ROTOR_CONSOLE_URL: `${url}/console/` } : {}) },
+        environment: { ...functionEnvironment(name, deployment, wiring), ...input.environment, ...(input.console ? { ROTOR_CONSOLE_URL: `${url}/console/` } : {}) },
         timeoutSeconds: spec.timeoutSeconds,
         memoryMb: spec.memoryMb,
         description: spec.description,
