@@ -19,12 +19,13 @@ export interface PacingStoreDeps extends TableDeps {
 export interface PacingStoreOptions {
   /** Read-decide-write rounds before giving up (each lost race is one). */
   maxAttempts?: number;
-  /** Pause after a lost race, at most (full jitter). */
+  /** Pause after the first lost race, at most (full jitter, doubling with each further one). */
   maxBackoffMs?: number;
 }
 
 export const DEFAULT_PACING_STORE_ATTEMPTS = 50;
-const DEFAULT_MAX_BACKOFF_MS = 25;
+const DEFAULT_MAX_BACKOFF_MS = 20;
+const MAX_BACKOFF_CAP_MS = 400;
 
 /** The stored item: the key, the version, the state as JSON text (one attribute, read whole). */
 export interface PacingItem {
@@ -106,7 +107,8 @@ export class PacingStore {
         return { value, controller };
       } catch (error) {
         if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
-        await clock.sleep(Math.random() * this.maxBackoffMs);
+        // Full jitter, doubling: racers spread out instead of colliding again.
+        await clock.sleep(Math.random() * Math.min(this.maxBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_CAP_MS));
       }
     }
     throw new PacingContention(this.maxAttempts);
