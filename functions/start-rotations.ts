@@ -203,6 +203,8 @@ class AuditRun {
   private readonly began: Date;
   private pagesDone = 0;
   private admitted = 0;
+  /** Admitted start times not used yet (admission hands out several at once). */
+  private readonly slots: number[] = [];
 
   constructor(
     private readonly deps: StartRotationsDeps,
@@ -263,7 +265,7 @@ class AuditRun {
     let stoppedAt: number | undefined;
     try {
       for (let i = skip; i < findings.length; i++) {
-        if (startsARotation(findings[i]) && !(await this.admit())) {
+        if (startsARotation(findings[i]) && !(await this.admit(findings.slice(i).filter(startsARotation).length))) {
           stoppedAt = i;
           break;
         }
@@ -288,25 +290,35 @@ class AuditRun {
    * step queued too far ahead (the rotations in flight go first). False when this invocation
    * ran out of time first: the rest continues in another one.
    */
-  private async admit(): Promise<boolean> {
+  private async admit(wanted: number): Promise<boolean> {
     const { pacing, clock, invocation } = this.deps;
     if (!pacing) return true;
     const margin = this.deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS;
     for (;;) {
-      const { admission, nowMs } = await pacing.store.admitStart();
-      if (admission.admitted) {
-        if (admission.atMs > nowMs) await clock.sleep(admission.atMs - nowMs);
-        this.report.admissionWaitMs = (this.report.admissionWaitMs ?? 0) + Math.max(0, admission.atMs - nowMs);
+      const slot = this.slots.shift();
+      if (slot !== undefined) {
+        const waitMs = slot - clock.now().getTime();
+        if (waitMs > 0) await clock.sleep(waitMs);
+        this.report.admissionWaitMs = (this.report.admissionWaitMs ?? 0) + Math.max(0, waitMs);
         this.admitted++;
         return true;
       }
-      const waitMs = Math.max(1, Math.ceil(admission.retryAtMs - nowMs));
       // An invocation that has started nothing yet waits into its margin rather than hand on
       // nothing (a margin too large for the timeout must still progress).
-      const available = invocation.remainingMs() - (this.report.started + this.admitted > 0 ? margin : Math.min(margin, 5_000));
-      if (available <= 0) return false;
-      await clock.sleep(Math.min(waitMs, available));
-      this.report.admissionWaitMs = (this.report.admissionWaitMs ?? 0) + Math.min(waitMs, available);
+      const available = (): number => invocation.remainingMs() - (this.admitted > 0 ? margin : Math.min(margin, 5_000));
+      if (this.admitted > 0 && available() <= 0) return false;
+      // One decision admits as many of the page's next findings as the pace allows within
+      // the budget's queue horizon: a write of the shared item per batch, not per start.
+      const { atMs, retryAtMs, nowMs } = await pacing.store.admitStarts(Math.max(1, wanted));
+      if (atMs.length) {
+        this.slots.push(...atMs);
+        continue;
+      }
+      const waitMs = Math.max(1, Math.ceil((retryAtMs ?? nowMs) - nowMs));
+      if (available() <= 0) return false;
+      const sleepMs = Math.max(1, Math.min(waitMs, available()));
+      await clock.sleep(sleepMs);
+      this.report.admissionWaitMs = (this.report.admissionWaitMs ?? 0) + sleepMs;
     }
   }
 

@@ -204,6 +204,24 @@ export class AdmissionController {
     return { admitted: true, atMs: this.budget.reserve(this.demandOf(CallSite.StartRotation), nowMs) };
   }
 
+  /**
+   * Admits up to `max` starts at once, each at its place in the start pace, as long as that place
+   * is within `horizonMs` of now: one decision (one write of the shared item) for several starts.
+   * Each admitted start's calls are reserved; the caller waits until each `atMs`. When none can
+   * be admitted within the horizon, `retryAtMs` says when asking again can succeed.
+   */
+  admitStarts(nowMs: number, max: number, horizonMs: number): { atMs: number[]; retryAtMs?: number } {
+    const atMs: number[] = [];
+    while (atMs.length < max) {
+      const t = Math.max(nowMs, this.startTatMs);
+      if (t > nowMs + horizonMs) return atMs.length ? { atMs } : { atMs, retryAtMs: t - horizonMs };
+      const admission = this.admitStart(t);
+      if (!admission.admitted) return atMs.length ? { atMs } : { atMs, retryAtMs: admission.retryAtMs };
+      atMs.push(admission.atMs);
+    }
+    return { atMs };
+  }
+
   /** The state to share (see AdmissionState); only what differs from a fresh controller's. */
   toState(): AdmissionState {
     const state: AdmissionState = { tatMs: {}, share: {}, lastCutMs: {}, lastGrowMs: {}, startTatMs: this.startTatMs };

@@ -134,6 +134,16 @@ export class PacingStore {
     return { admission: value, nowMs };
   }
 
+  /** Several starts in one decision (AdmissionController.admitStarts): the ones admitted, or when to ask again. */
+  async admitStarts(max: number): Promise<{ atMs: number[]; retryAtMs?: number; nowMs: number }> {
+    let nowMs = 0;
+    const { value } = await this.update((c, now) => {
+      nowMs = now;
+      return c.admitStarts(now, max, this.settings.maxQueueMs);
+    });
+    return { ...value, nowMs };
+  }
+
   /** AWS throttled a call on this bucket: the AIMD cut, seen by every Lambda at its next reservation. */
   async observeThrottle(bucket: Bucket): Promise<number> {
     const { controller } = await this.update((c, now) => c.observeThrottle(bucket, now));

@@ -114,6 +114,22 @@ describe('the pacing store (one versioned item)', () => {
   });
 });
 
+describe('batch admission', () => {
+  it('admits several starts in one write, each at its place in the pace, within the queue horizon', async () => {
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const pacing = store(clock);
+    // Start pace: 0.6 rotations/s × 1.25 = one per 1,333 ms; horizon: maxQueueMs (2 s).
+    const first = await pacing.admitStarts(10);
+    expect(first.atMs.map((t) => Math.round(t - t0))).toEqual([0, 1333]);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(1);
+    // Nothing more fits until the pace moves on: asked again at once, it says when.
+    const second = await pacing.admitStarts(10);
+    expect(second.atMs).toEqual([]);
+    expect(second.retryAtMs).toBeGreaterThan(t0);
+  });
+});
+
 describe('a paced step', () => {
   function pacing(clock: FakeClock, timeScale = 1): Pacing {
     return { store: store(clock), timeScale };
