@@ -211,7 +211,9 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     };
     // The functions pace in real time against quotas at the workflow's scale (a 10 TPS quota is
     // 1,000 calls/s at 0.01), as the local runtime enforces them: the demo is not slowed.
-    const environment = { ROTOR_TIME_SCALE: String(options.timeScale ?? 1), ...(options.environment ?? {}) };
+    // The host's own ROTOR_PACING_* (as `ROTOR_PACING_ENABLED=false rotor demo`) pass through too.
+    const fromHost = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith('ROTOR_PACING_') && typeof entry[1] === 'string'));
+    const environment = { ROTOR_TIME_SCALE: String(options.timeScale ?? 1), ...fromHost, ...(options.environment ?? {}) };
     await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
 
