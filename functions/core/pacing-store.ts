@@ -1,5 +1,5 @@
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { AdmissionController, PACING_KEY, type Admission, type AdmissionState, type Bucket, type CallSite, type PacingSettings } from '../../domain/pacing/index.js';
+import { AdmissionController, MAX_IN_LAMBDA_WAIT_MS, PACING_KEY, type Admission, type AdmissionState, type Bucket, type CallSite, type PacingSettings } from '../../domain/pacing/index.js';
 import { CONDITIONAL_CHECK_FAILED, isNamed } from '../aws/errors.js';
 import type { Clock } from './clock.js';
 import type { TableDeps } from './rotation-table.js';
@@ -139,7 +139,8 @@ export class PacingStore {
     let nowMs = 0;
     const { value } = await this.update((c, now) => {
       nowMs = now;
-      return c.admitStarts(now, max, this.settings.maxQueueMs);
+      // Sleeping in start-rotations until a start's place is cheap: batch as far ahead as a paced step may sleep.
+      return c.admitStarts(now, max, Math.max(this.settings.maxQueueMs, MAX_IN_LAMBDA_WAIT_MS));
     });
     return { ...value, nowMs };
   }
