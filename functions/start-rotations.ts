@@ -309,7 +309,16 @@ class AuditRun {
       if (this.admitted > 0 && available() <= 0) return false;
       // One decision admits as many of the page's next findings as the pace allows within
       // the budget's queue horizon: a write of the shared item per batch, not per start.
-      const { atMs, retryAtMs, nowMs } = await pacing.store.admitStarts(Math.max(1, wanted));
+      let batch: Awaited<ReturnType<typeof pacing.store.admitStarts>>;
+      try {
+        batch = await pacing.store.admitStarts(Math.max(1, wanted));
+      } catch (error) {
+        // Pacing must not stop an audit: unpaced, starts go at once as they did before it.
+        this.deps.telemetry.log.error('pacing budget unavailable; starting unpaced', { error: error instanceof Error ? error.message : String(error) });
+        this.admitted++;
+        return true;
+      }
+      const { atMs, retryAtMs, nowMs } = batch;
       if (atMs.length) {
         this.slots.push(...atMs);
         continue;

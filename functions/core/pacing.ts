@@ -64,7 +64,16 @@ export async function pacedStep<T>(deps: PacedDeps, event: unknown, site: CallSi
   const held = pacedUntilOf(event);
   if (!deps.pacing || held) return run();
   const { store, timeScale } = deps.pacing;
-  const { atMs, nowMs, controller } = await store.reserve(site);
+  let reserved: Awaited<ReturnType<PacingStore['reserve']>>;
+  try {
+    reserved = await store.reserve(site);
+  } catch (error) {
+    // Pacing protects the quotas; it must not fail a rotation. Unpaced, a throttle is still
+    // retried by the SDK and the state machine, and observed.
+    deps.telemetry.log.error('pacing budget unavailable; running the step unpaced', { site, error: error instanceof Error ? error.message : String(error) });
+    return run();
+  }
+  const { atMs, nowMs, controller } = reserved;
   const waitMs = Math.max(0, atMs - nowMs);
   deps.telemetry.milliseconds(MetricName.PacingWaitMs, waitMs);
   for (const bucket of iotBuckets(site)) deps.telemetry.count(MetricName.PacingRate, controller.budget.rate(bucket) * timeScale, { Bucket: bucket });

@@ -412,6 +412,16 @@ describe('start-rotations admission (pacing)', () => {
     expect(clock.sleeps).toEqual([]);
   });
 
+  it('starts unpaced, and says so, when the budget item cannot be read', async () => {
+    pages(EXPIRING, [finding(id(1)), finding(id(2))]);
+    db.on(GetCommand).rejects(new Error('table unreachable'));
+    const clock = fakeClock();
+    const d = pacedDeps(clock, 250_000);
+    const report = await startRotations(snsEvent(auditNotification()), d);
+    expect(report).toMatchObject({ started: 2 });
+    expect(d.telemetry.lines).toContainEqual(expect.objectContaining({ level: 'error', message: 'pacing budget unavailable; starting unpaced' }));
+  });
+
   it('refuses a continuation with a bad skip', () => {
     expect(parseStartEvent({ continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0, skip: -1 } }, [EXPIRING])).toMatchObject({ ok: false, reason: 'continuation has an invalid skip' });
   });

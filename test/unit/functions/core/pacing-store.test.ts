@@ -187,6 +187,14 @@ describe('a paced step', () => {
     expect(aheadMs).toBeGreaterThan(100_000);
   });
 
+  it('runs unpaced, and says so, when the budget item cannot be read', async () => {
+    db.on(GetCommand).rejects(new Error('table unreachable'));
+    const clock = fakeClock();
+    const telemetry = recordingTelemetry();
+    expect(await pacedStep({ pacing: pacing(clock), clock, telemetry }, {}, CallSite.IssueCertificate, async () => 'ran')).toBe('ran');
+    expect(telemetry.lines).toContainEqual(expect.objectContaining({ level: 'error', message: 'pacing budget unavailable; running the step unpaced' }));
+  });
+
   it('runs unpaced when pacing is off, and refuses a pacedUntil that is not a time', async () => {
     const clock = fakeClock();
     expect(await pacedStep({ clock, telemetry: recordingTelemetry() }, {}, CallSite.RetireOldCertificate, async () => 'unpaced')).toBe('unpaced');
