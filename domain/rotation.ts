@@ -30,6 +30,20 @@ export const Step = {
   /** The claim was released from an abandoned execution: that failed rotation gets its one escalation. */
   AbandonedClaimReleased: 'Abandoned claim released?',
   EscalateAbandonedRotation: 'Escalate abandoned rotation',
+  /**
+   * The pacing loop of each paced step (domain/pacing/live.ts): the step returned `waitUntil`
+   * (its calls are reserved for later), the Wait holds no Lambda and no budget, then the step
+   * runs again; otherwise its result goes where the step's result always went.
+   */
+  IssueCertificatePaced: 'Issue certificate: wait for budget?',
+  IssueCertificateWait: 'Issue certificate: waiting for budget',
+  IssueCertificateDone: 'Issue certificate: done',
+  RetireOldCertificatePaced: 'Retire old certificate: wait for budget?',
+  RetireOldCertificateWait: 'Retire old certificate: waiting for budget',
+  RetireOldCertificateDone: 'Retire old certificate: done',
+  RollBackPaced: 'Roll back: wait for budget?',
+  RollBackWait: 'Roll back: waiting for budget',
+  RollBackDone: 'Roll back: done',
 } as const;
 export type Step = (typeof Step)[keyof typeof Step];
 

@@ -27,6 +27,8 @@ import { baseDeps, tracedIot } from './core/runtime-deps.js';
 import { createdNothing, notAfterOf, type Signer } from './core/signer.js';
 import { createSigner } from './core/signer-from-settings.js';
 import { awsIotSigner, REFUSED_BEFORE_CREATE } from './core/signer-aws-iot.js';
+import { pacedRuntime, pacedStep } from './core/pacing.js';
+import { CallSite } from '../domain/pacing/index.js';
 
 /** What the 'Issue certificate' state sends. */
 export interface IssueCertificateInput {
@@ -215,16 +217,20 @@ function isClientError(error: unknown): boolean {
 }
 
 const obs = observability('issue-certificate');
-const runtime = once((): IssueCertificateDeps => {
+const runtime = once(() => {
   // Bad signer settings fail the cold start with a message naming the variable.
   const settings = parseSignerSettings(process.env);
   const base = baseDeps(obs);
-  const iot = tracedIot(obs);
-  const iotCreate = obs.tracer.captureClient(iotClient({ maxAttempts: 1 }));
+  const paced = pacedRuntime(base);
+  const iot = paced.observe(tracedIot(obs), 'iot');
+  const iotCreate = paced.observe(obs.tracer.captureClient(iotClient({ maxAttempts: 1 })), 'iot');
   const pca = settings.kind === SignerKind.PrivateCa ? privateCaClient() : undefined;
-  return { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock }) };
+  const deps: IssueCertificateDeps = { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock }) };
+  return { ...deps, pacing: paced.pacing };
 });
 
-export const handler = rotorHandler({ observability: obs, step: Step.IssueCertificate, logKeys: taskLogKeys }, (event: unknown) =>
-  issueCertificate(event, runtime()),
-);
+/** Paced (docs/fleet-scale.md): the step's IoT calls are reserved on the shared budget first. */
+export const handler = rotorHandler({ observability: obs, step: Step.IssueCertificate, logKeys: taskLogKeys }, (event: unknown) => {
+  const deps = runtime();
+  return pacedStep(deps, event, CallSite.IssueCertificate, () => issueCertificate(event, deps));
+});

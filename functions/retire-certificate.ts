@@ -25,6 +25,8 @@ import { certificateIdField, objectInput, rotationIdField, stringField, thingNam
 import { finishRotation, getCurrentRecord, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot, tracedIotData } from './core/runtime-deps.js';
+import { pacedRuntime, pacedStep } from './core/pacing.js';
+import { CallSite } from '../domain/pacing/index.js';
 
 /** What the 'Retire old certificate' state sends. */
 export interface RetireCertificateInput {
@@ -231,16 +233,21 @@ export async function retireCertificate(event: unknown, deps: RetireCertificateD
 }
 
 const obs = observability('retire-certificate');
-const runtime = once(
-  (): RetireCertificateDeps => ({
-    ...baseDeps(obs),
-    iot: tracedIot(obs),
+const runtime = once(() => {
+  const base = baseDeps(obs);
+  const paced = pacedRuntime(base);
+  const deps: RetireCertificateDeps = {
+    ...base,
+    iot: paced.observe(tracedIot(obs), 'iot'),
     iotData: tracedIotData(obs),
     retireMode: parseRetireMode(optionalEnv('RETIRE_MODE')),
     historyRetentionDays: positiveIntegerEnv('HISTORY_RETENTION_DAYS', 400),
-  }),
-);
+  };
+  return { ...deps, pacing: paced.pacing };
+});
 
-export const handler = rotorHandler({ observability: obs, step: Step.RetireOldCertificate, logKeys: taskLogKeys }, (event: unknown) =>
-  retireCertificate(event, runtime()),
-);
+/** Paced (docs/fleet-scale.md): the step's IoT calls are reserved on the shared budget first. */
+export const handler = rotorHandler({ observability: obs, step: Step.RetireOldCertificate, logKeys: taskLogKeys }, (event: unknown) => {
+  const deps = runtime();
+  return pacedStep(deps, event, CallSite.RetireOldCertificate, () => retireCertificate(event, deps));
+});

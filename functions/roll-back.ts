@@ -11,6 +11,8 @@ import { getCurrentRecord, type TableDeps } from './core/rotation-table.js';
 import { observability, type Telemetry } from './core/telemetry.js';
 import { parseRotationState, type RotationState } from './core/rotation-state.js';
 import { baseDeps, tracedIot, tracedIotData } from './core/runtime-deps.js';
+import { pacedRuntime, pacedStep } from './core/pacing.js';
+import { CallSite } from '../domain/pacing/index.js';
 
 /** What the 'Roll back' state sends: the whole execution state, and the state that failed. */
 export interface RollBackInput {
@@ -104,13 +106,25 @@ export async function rollBack(event: unknown, deps: RollBackDeps): Promise<Roll
 }
 
 const obs = observability('roll-back');
-const runtime = once(
-  (): RollBackDeps => ({
-    ...baseDeps(obs),
-    iot: tracedIot(obs),
-    iotData: tracedIotData(obs),
-  }),
-);
+const runtime = once(() => {
+  const base = baseDeps(obs);
+  const paced = pacedRuntime(base);
+  const deps: RollBackDeps = { ...base, iot: paced.observe(tracedIot(obs), 'iot'), iotData: tracedIotData(obs) };
+  return { ...deps, pacing: paced.pacing };
+});
 
-export const handler = rotorHandler({ observability: obs, step: Step.RollBack, logKeys: taskLogKeys }, (event: unknown) => rollBack(event, runtime()));
+/**
+ * What a roll back spends: a failure before Issue certificate left nothing to take down (one
+ * DescribeCertificate of the old certificate); later, the issued certificate's take-down.
+ */
+export function rollBackSite(event: unknown): CallSite {
+  const failedStep = typeof event === 'object' && event !== null ? (event as { failedStep?: unknown }).failedStep : undefined;
+  return failedStep === Step.ClaimDevice || failedStep === Step.RequestCsr ? CallSite.RollBackNothingIssued : CallSite.RollBackIssued;
+}
+
+/** Paced (docs/fleet-scale.md): the step's IoT calls are reserved on the shared budget first. */
+export const handler = rotorHandler({ observability: obs, step: Step.RollBack, logKeys: taskLogKeys }, (event: unknown) => {
+  const deps = runtime();
+  return pacedStep(deps, event, rollBackSite(event), () => rollBack(event, deps));
+});
 

@@ -17,12 +17,12 @@ import {
 import { isNamed, RESOURCE_NOT_FOUND } from './aws/errors.js';
 import { certificateArnFor } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
-import { mapWithConcurrency } from './core/concurrency.js';
 import { ConfigurationError, optionalEnv, requiredEnv } from './core/environment.js';
 import { once, rotorHandler } from './core/handler.js';
 import type { TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot, tracedSfn, tracedLambda } from './core/runtime-deps.js';
+import { pacedRuntime, type Pacing } from './core/pacing.js';
 
 /** Where one audit's processing stands; the payload of a continuation invocation. */
 export interface AuditPosition {
@@ -31,6 +31,8 @@ export interface AuditPosition {
   checks: AuditCheck[];
   checkIndex: number;
   nextToken?: string;
+  /** Findings of the page at nextToken already handled: admission stopped the invocation mid-page. */
+  skip?: number;
 }
 
 export interface ContinuationEvent {
@@ -45,6 +47,8 @@ export interface StartReport {
   skipped: Partial<Record<SkipReason, number>>;
   /** True when the work did not fit in this invocation and continues in another. */
   continued: boolean;
+  /** How long starts waited for admission (pacing), in this invocation. */
+  admissionWaitMs?: number;
   /** Why nothing was done, for input that is not an actionable audit notification. */
   ignored?: string;
 }
@@ -63,6 +67,11 @@ export interface StartRotationsDeps extends TableDeps {
   safetyMarginMs?: number;
   pageSize?: number;
   concurrency?: number;
+  /**
+   * The shared budget (docs/fleet-scale.md): each start is admitted first — the start pace and
+   * the backpressure of the steps in flight. Undefined: pacing is off, starts go at once.
+   */
+  pacing?: Pacing;
 }
 
 export const DEFAULT_SAFETY_MARGIN_MS = 60_000;
@@ -107,6 +116,7 @@ const ContinuationSchema = z.object({
   checks: z.array(z.string()).check(z.minLength(1)),
   checkIndex: z.int().check(z.gte(0)),
   nextToken: z.optional(z.string().check(z.minLength(1))),
+  skip: z.optional(z.int().check(z.gte(0))),
 });
 
 /** What a continuation failed on, by the first field its schema refused. */
@@ -115,6 +125,7 @@ const CONTINUATION_FIELD_REASONS: Readonly<Record<string, string>> = {
   checks: 'continuation lists checks that are not configured',
   checkIndex: 'continuation has no valid checkIndex',
   nextToken: 'continuation has an invalid nextToken',
+  skip: 'continuation has an invalid skip',
 };
 
 /**
@@ -141,10 +152,10 @@ function parseContinuation(value: unknown, configured: readonly AuditCheck[]): P
     const field = String(parsed.error.issues[0]?.path[0] ?? 'taskId');
     return { ok: false, reason: CONTINUATION_FIELD_REASONS[field] ?? `continuation is invalid at ${field}`, ...(taskId ? { taskId } : {}) };
   }
-  const { checks, checkIndex, nextToken } = parsed.data;
+  const { checks, checkIndex, nextToken, skip } = parsed.data;
   if (!checks.every((check) => configured.includes(check as AuditCheck))) return { ok: false, reason: CONTINUATION_FIELD_REASONS.checks, taskId: parsed.data.taskId };
   if (checkIndex >= checks.length) return { ok: false, reason: CONTINUATION_FIELD_REASONS.checkIndex, taskId: parsed.data.taskId };
-  return { ok: true, positions: [{ taskId: parsed.data.taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}) }] };
+  return { ok: true, positions: [{ taskId: parsed.data.taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}), ...(skip ? { skip } : {}) }] };
 }
 
 function parseNotification(message: string, configured: readonly AuditCheck[]): Parsed {
@@ -191,6 +202,9 @@ class AuditRun {
   readonly report: StartReport;
   private readonly began: Date;
   private pagesDone = 0;
+  private admitted = 0;
+  /** Admitted start times not used yet (admission hands out several at once). */
+  private readonly slots: number[] = [];
 
   constructor(
     private readonly deps: StartRotationsDeps,
@@ -219,11 +233,16 @@ class AuditRun {
           nextToken: position.nextToken,
         }),
       );
-      const outcomes = await mapWithConcurrency(page.findings ?? [], this.deps.concurrency ?? DEFAULT_CONCURRENCY, (finding) =>
-        this.startOne(finding, position.taskId, checkName),
-      );
-      await this.tally(position.taskId, outcomes.flat());
+      const findings = page.findings ?? [];
+      const { outcomes, stoppedAt } = await this.startAll(findings, position.skip ?? 0, position.taskId, checkName);
+      await this.tally(position.taskId, outcomes.flat(), stoppedAt === undefined);
+      if (stoppedAt !== undefined) {
+        // Out of time while waiting for admission: the next invocation takes this page from here.
+        position.skip = stoppedAt;
+        return position;
+      }
       this.pagesDone++;
+      delete position.skip;
       if (page.nextToken) {
         position.nextToken = page.nextToken;
       } else {
@@ -232,6 +251,84 @@ class AuditRun {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Starts the page's findings from `skip` on, each admitted first (in order, so that what is
+   * left when time runs out is the page's tail), at most `concurrency` in flight.
+   */
+  private async startAll(findings: readonly AuditFinding[], skip: number, taskId: string, checkName: AuditCheck): Promise<{ outcomes: StartOutcome[][]; stoppedAt?: number }> {
+    const limit = this.deps.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`concurrency limit must be a positive integer, got ${limit}`);
+    const outcomes: StartOutcome[][] = [];
+    const running = new Set<Promise<void>>();
+    let stoppedAt: number | undefined;
+    try {
+      for (let i = skip; i < findings.length; i++) {
+        if (startsARotation(findings[i]) && !(await this.admit(findings.slice(i).filter(startsARotation).length))) {
+          stoppedAt = i;
+          break;
+        }
+        const started: Promise<void> = this.startOne(findings[i], taskId, checkName).then((outcome) => {
+          outcomes.push(outcome);
+          running.delete(started);
+        });
+        running.add(started);
+        if (running.size >= limit) await Promise.race(running);
+      }
+      await Promise.all(running);
+    } catch (error) {
+      // The starts already running finish (as mapWithConcurrency did); the first error is the answer.
+      await Promise.allSettled(running);
+      throw error;
+    }
+    return { outcomes, ...(stoppedAt !== undefined ? { stoppedAt } : {}) };
+  }
+
+  /**
+   * Waits until the shared budget admits one more rotation: the start pace, and no API-bound
+   * step queued too far ahead (the rotations in flight go first). False when this invocation
+   * ran out of time first: the rest continues in another one.
+   */
+  private async admit(wanted: number): Promise<boolean> {
+    const { pacing, clock, invocation } = this.deps;
+    if (!pacing) return true;
+    const margin = this.deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS;
+    for (;;) {
+      const slot = this.slots.shift();
+      if (slot !== undefined) {
+        const waitMs = slot - clock.now().getTime();
+        if (waitMs > 0) await clock.sleep(waitMs);
+        this.report.admissionWaitMs = (this.report.admissionWaitMs ?? 0) + Math.max(0, waitMs);
+        this.admitted++;
+        return true;
+      }
+      // An invocation that has started nothing yet waits into its margin rather than hand on
+      // nothing (a margin too large for the timeout must still progress).
+      const available = (): number => invocation.remainingMs() - (this.admitted > 0 ? margin : Math.min(margin, 5_000));
+      if (this.admitted > 0 && available() <= 0) return false;
+      // One decision admits as many of the page's next findings as the pace allows within
+      // the budget's queue horizon: a write of the shared item per batch, not per start.
+      let batch: Awaited<ReturnType<typeof pacing.store.admitStarts>>;
+      try {
+        batch = await pacing.store.admitStarts(Math.max(1, wanted));
+      } catch (error) {
+        // Pacing must not stop an audit: unpaced, starts go at once as they did before it.
+        this.deps.telemetry.log.error('pacing budget unavailable; starting unpaced', { error: error instanceof Error ? error.message : String(error) });
+        this.admitted++;
+        return true;
+      }
+      const { atMs, retryAtMs, nowMs } = batch;
+      if (atMs.length) {
+        this.slots.push(...atMs);
+        continue;
+      }
+      const waitMs = Math.max(1, Math.ceil((retryAtMs ?? nowMs) - nowMs));
+      if (available() <= 0) return false;
+      const sleepMs = Math.max(1, Math.min(waitMs, available()));
+      await clock.sleep(sleepMs);
+      this.report.admissionWaitMs = (this.report.admissionWaitMs ?? 0) + sleepMs;
+    }
   }
 
   private async startOne(finding: AuditFinding, taskId: string, checkName: AuditCheck): Promise<StartOutcome[]> {
@@ -286,12 +383,13 @@ class AuditRun {
   }
 
   /** Adds one page's outcomes to the report and to the audit's report item (ADD: pages and invocations add up). */
-  private async tally(taskId: string, outcomes: readonly StartOutcome[]): Promise<void> {
+  private async tally(taskId: string, outcomes: readonly StartOutcome[], pageDone = true): Promise<void> {
     const page: Partial<Record<StartOutcome, number>> = {};
     for (const outcome of outcomes) page[outcome] = (page[outcome] ?? 0) + 1;
     const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':one': 1, ':now': this.deps.clock.now().toISOString(), ':taskId': taskId };
-    const adds = ['pages :one'];
+    // A page left half done (admission ran out of time) counts once, when it is finished.
+    const values: Record<string, unknown> = { ...(pageDone ? { ':one': 1 } : {}), ':now': this.deps.clock.now().toISOString(), ':taskId': taskId };
+    const adds = pageDone ? ['pages :one'] : [];
     Object.entries(page).forEach(([outcome, count], i) => {
       if (outcome === StartOutcome.Started) {
         this.report.started += count;
@@ -307,12 +405,17 @@ class AuditRun {
       new UpdateCommand({
         TableName: this.deps.tableName,
         Key: { pk: auditPk(taskId), sk: REPORT_SK },
-        UpdateExpression: `SET taskId = :taskId, updatedAt = :now ADD ${adds.join(', ')}`,
+        UpdateExpression: `SET taskId = :taskId, updatedAt = :now${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
         ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
         ExpressionAttributeValues: values,
       }),
     );
   }
+}
+
+/** A finding that gets as far as describing its certificate: what admission is asked for. */
+function startsARotation(finding: AuditFinding): boolean {
+  return !!finding.nonCompliantResource?.resourceIdentifier?.deviceCertificateId && !finding.isSuppressed;
 }
 
 const encoder = new TextEncoder();
@@ -350,14 +453,19 @@ export async function startRotations(event: unknown, deps: StartRotationsDeps): 
 }
 
 const obs = observability('start-rotations');
-const runtime = once(() => ({
-  ...baseDeps(obs),
-  iot: tracedIot(obs),
-  sfn: tracedSfn(obs),
-  lambda: tracedLambda(obs),
-  stateMachineArn: requiredEnv('STATE_MACHINE_ARN'),
-  auditChecks: parseAuditChecks(optionalEnv('AUDIT_CHECKS')),
-}));
+const runtime = once(() => {
+  const base = baseDeps(obs);
+  const paced = pacedRuntime(base);
+  return {
+    ...base,
+    iot: paced.observe(tracedIot(obs), 'iot'),
+    sfn: paced.observe(tracedSfn(obs), 'states'),
+    lambda: tracedLambda(obs),
+    stateMachineArn: requiredEnv('STATE_MACHINE_ARN'),
+    auditChecks: parseAuditChecks(optionalEnv('AUDIT_CHECKS')),
+    pacing: paced.pacing,
+  };
+});
 
 function auditLogKeys(event: unknown): Record<string, string | undefined> {
   const continuation = isObject(event) && isObject(event.continuation) ? event.continuation : undefined;

@@ -38,6 +38,12 @@ export interface LocalAwsOptions {
   timeScale?: number;
   /** Overrides of the wiring's tunable settings. */
   settings?: Partial<Settings>;
+  /**
+   * More environment for every function, as Terraform passes it beside the wiring's: the pacing
+   * settings (ROTOR_PACING_QUOTAS, ROTOR_PACING_SAFETY_FRACTION, ROTOR_PACING_ENABLED;
+   * functions/core/pacing-settings.ts). The time scale reaches them as ROTOR_TIME_SCALE.
+   */
+  environment?: Record<string, string>;
   /** Validity in days of certificates issued through the IoT API (rotations); AWS's 2049 date when absent. */
   issuedValidityDays?: number;
   /** Worker threads per function. */
@@ -239,7 +245,14 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       region,
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
-    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment: options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas) });
+    // The functions pace in real time against quotas at the workflow's scale (a 10 TPS quota is
+    // 1,000 calls/s at 0.01), as the local runtime enforces them: the demo is not slowed.
+    // The host's own ROTOR_PACING_* (as `ROTOR_PACING_ENABLED=false rotor demo`) pass through too.
+    const fromHost = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith('ROTOR_PACING_') && typeof entry[1] === 'string'));
+    // A quotas file is what the functions are told too (unless pacingFromQuotas is false).
+    const fromQuotas = options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas);
+    const environment = { ROTOR_TIME_SCALE: String(options.timeScale ?? 1), ...fromHost, ...fromQuotas, ...(options.environment ?? {}) };
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment });
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
     const privateCa = await ensureDefaultPrivateCa(pca, iot.registry);
     edge.addAdminRoute('iot/server-ca/rotate', async () => {
@@ -288,8 +301,7 @@ async function deploy(input: {
   bundles: Record<string, string>;
   logger: LocalLogger;
   console?: boolean;
-  /** Variables every function gets on top of its wiring's (the pacing settings of `--quotas FILE`). */
-  environment?: Record<string, string>;
+  environment: Record<string, string>;
 }): Promise<void> {
   const { url, deployment, lambda, bundles } = input;
   const wiring = loadWiring();

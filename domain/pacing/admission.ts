@@ -47,6 +47,20 @@ export const DEFAULT_PACING: PacingSettings = {
   aimd: DEFAULT_AIMD,
 };
 
+/**
+ * What must be shared between the Lambdas and executions that pace against one budget (the
+ * live slice keeps it in one DynamoDB item): per bucket the TAT, the AIMD share and the times of
+ * its last cut and growth, plus the start pace's TAT. Rates are not in it: they follow from the
+ * settings (which every function reads from its environment) and the shares.
+ */
+export interface AdmissionState {
+  tatMs: Partial<Record<Bucket, number>>;
+  share: Partial<Record<Bucket, number>>;
+  lastCutMs: Partial<Record<Bucket, number>>;
+  lastGrowMs: Partial<Record<Bucket, number>>;
+  startTatMs: number;
+}
+
 export type Admission = { admitted: true; atMs: number } | { admitted: false; retryAtMs: number };
 
 /** The bucket that limits the rotation rate, and that rate. */
@@ -188,6 +202,62 @@ export class AdmissionController {
     if (paceAt > nowMs || over > 0) return { admitted: false, retryAtMs: Math.max(paceAt, nowMs + Math.max(0, over)) };
     this.startTatMs = paceAt + this.startIntervalMs;
     return { admitted: true, atMs: this.budget.reserve(this.demandOf(CallSite.StartRotation), nowMs) };
+  }
+
+  /**
+   * Admits up to `max` starts at once, each at its place in the start pace, as long as that place
+   * is within `horizonMs` of now: one decision (one write of the shared item) for several starts.
+   * Each admitted start's calls are reserved; the caller waits until each `atMs`. When none can
+   * be admitted within the horizon, `retryAtMs` says when asking again can succeed.
+   */
+  admitStarts(nowMs: number, max: number, horizonMs: number): { atMs: number[]; retryAtMs?: number } {
+    const atMs: number[] = [];
+    while (atMs.length < max) {
+      const t = Math.max(nowMs, this.startTatMs);
+      if (t > nowMs + horizonMs) return atMs.length ? { atMs } : { atMs, retryAtMs: t - horizonMs };
+      const admission = this.admitStart(t);
+      if (!admission.admitted) return atMs.length ? { atMs } : { atMs, retryAtMs: admission.retryAtMs };
+      atMs.push(admission.atMs);
+    }
+    return { atMs };
+  }
+
+  /** The state to share (see AdmissionState); only what differs from a fresh controller's. */
+  toState(): AdmissionState {
+    const state: AdmissionState = { tatMs: {}, share: {}, lastCutMs: {}, lastGrowMs: {}, startTatMs: this.startTatMs };
+    BUCKETS.forEach((bucket, i) => {
+      const tat = this.budget.tatOf(bucket);
+      if (tat > 0) state.tatMs[bucket] = tat;
+      if (this.share[i] < 1) {
+        state.share[bucket] = this.share[i];
+        state.lastGrowMs[bucket] = this.lastGrowMs[i];
+      }
+      if (Number.isFinite(this.lastCutMs[i])) state.lastCutMs[bucket] = this.lastCutMs[i];
+    });
+    return state;
+  }
+
+  /**
+   * A controller with the shared state and these settings. A bucket whose share is 1 starts its
+   * quiet interval at `nowMs`: growth only matters after a cut, and a cut records the time.
+   */
+  static fromState(settings: PacingSettings, state: AdmissionState, nowMs: number): AdmissionController {
+    const controller = new AdmissionController(settings, nowMs);
+    BUCKETS.forEach((bucket, i) => {
+      const share = state.share[bucket];
+      if (share !== undefined && share > 0 && share < 1) {
+        controller.share[i] = share;
+        controller.lastGrowMs[i] = state.lastGrowMs[bucket] ?? nowMs;
+        controller.applyRate(bucket);
+      }
+      const cut = state.lastCutMs[bucket];
+      if (cut !== undefined) controller.lastCutMs[i] = cut;
+      const tat = state.tatMs[bucket];
+      if (tat !== undefined) controller.budget.restoreTat(bucket, tat);
+    });
+    controller.startTatMs = state.startTatMs;
+    controller.updateStartPace();
+    return controller;
   }
 
   /** Reserves a paced step's calls; returns when to make them (now or later, never refused). */

@@ -100,6 +100,16 @@ export class RateBudget {
     return longest;
   }
 
+  /** A bucket's theoretical arrival time (ms since the epoch); 0 before any reservation. */
+  tatOf(bucket: Bucket): number {
+    return this.tatMs[bucketIndex(bucket)];
+  }
+
+  /** Restores a bucket's TAT from a stored state (the rate stays what setRate made it). */
+  restoreTat(bucket: Bucket, tatMs: number): void {
+    this.tatMs[bucketIndex(bucket)] = tatMs;
+  }
+
   toItem(): RateBudgetItem {
     const buckets: RateBudgetItem['buckets'] = {};
     BUCKETS.forEach((bucket, i) => {

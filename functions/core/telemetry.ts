@@ -11,6 +11,12 @@ export const MetricName = {
   RotationsFailed: 'RotationsFailed',
   StepDuration: 'StepDuration',
   IgnoredMessages: 'IgnoredMessages',
+  /** An SDK call AWS throttled (each attempt), dimension `Api` = the pacing bucket (docs/fleet-scale.md). */
+  ThrottledCalls: 'ThrottledCalls',
+  /** A paced step's allowed rate after AIMD, calls per second, dimension `Bucket`. */
+  PacingRate: 'PacingRate',
+  /** How long a paced step's calls waited for the budget. */
+  PacingWaitMs: 'PacingWaitMs',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 

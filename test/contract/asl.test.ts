@@ -98,7 +98,7 @@ const contextObject = {
   Task: { Token: 'task-token' },
   State: { RetryCount: 0 },
 };
-const variables: Record<string, unknown> = { failedStep: Step.DeliverCertificate };
+const variables: Record<string, unknown> = { failedStep: Step.DeliverCertificate, pacedUntil: null };
 
 function resolvePath(path: string): unknown {
   const walk = (root: unknown, rest: string): unknown =>
@@ -118,10 +118,10 @@ function payloadOf(state: State): Record<string, unknown> {
 /** Each Lambda state's function, its input parser, and the fields it may do without. */
 const readers: Record<string, { parse: (event: unknown) => unknown; optional: string[] }> = {
   [Step.RequestCsr]: { parse: parseRequestCsrInput, optional: ['attempt', 'execution'] },
-  [Step.IssueCertificate]: { parse: parseIssueCertificateInput, optional: [] },
+  [Step.IssueCertificate]: { parse: parseIssueCertificateInput, optional: ['pacedUntil'] },
   [Step.DeliverCertificate]: { parse: parseDeliverCertificateInput, optional: [] },
-  [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: [] },
-  [Step.RollBack]: { parse: parseRollBackInput, optional: ['failedStep'] },
+  [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: ['pacedUntil'] },
+  [Step.RollBack]: { parse: parseRollBackInput, optional: ['failedStep', 'pacedUntil'] },
   [Step.RecordFailure]: { parse: parseRecordFailureInput, optional: ['failedStep'] },
   [Step.CheckClaimHolder]: { parse: parseReleaseClaimInput, optional: [] },
 };

@@ -44,7 +44,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     return { published: true };
   };
 
-  it('rotates on the happy path in seven states (one a Choice)', async () => {
+  it('rotates on the happy path in eleven states (three Choices, two Passes that file the paced steps\' results)', async () => {
     // Prepare
     const arn = await deploy({
       'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
@@ -61,17 +61,22 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
     // Assess
     expect(result.status).toBe('SUCCEEDED');
+    const output = JSON.parse(result.output!);
     expect(h.service.statesEntered(executionArn!)).toEqual([
-      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RetireOldCertificate, Step.Rotated,
+      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr,
+      Step.IssueCertificate, Step.IssueCertificatePaced, Step.IssueCertificateDone,
+      Step.DeliverCertificate,
+      Step.RetireOldCertificate, Step.RetireOldCertificatePaced, Step.RetireOldCertificateDone,
+      Step.Rotated,
     ]);
-    expect(h.service.stateTransitions(executionArn!)).toBe(7);
+    expect(h.service.stateTransitions(executionArn!)).toBe(11);
     const claim = ddb.commandCalls(UpdateItemCommand)[0].args[0].input;
     expect(claim.Key).toEqual({ pk: { S: 'thing#t1' }, sk: { S: 'current' } });
     expect(claim.ExpressionAttributeValues?.[':rid']).toEqual({ S: 'audit-t1' });
     expect(claim.ExpressionAttributeValues?.[':exec']).toEqual({ S: executionArn });
-    expect(h.invoker.callsTo('rotor-issue-certificate')[0]).toMatchObject({ thingName: 't1', rotationId: 'audit-t1', csrPem: 'CSR-PEM' });
+    expect(h.invoker.callsTo('rotor-issue-certificate')[0]).toMatchObject({ thingName: 't1', rotationId: 'audit-t1', csrPem: 'CSR-PEM', pacedUntil: null });
+    expect(output.issued).toEqual({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: 'CERT for CSR-PEM' });
     expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ newCertificateId: 'new'.padEnd(64, '0'), executionArn });
-    const output = JSON.parse(result.output!);
     expect(output.ack).toEqual({ principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' });
     expect(output.retired).toEqual({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' });
     expect(output.issued.notAfter).toBe('2049-12-31T23:59:59.000Z');
@@ -94,7 +99,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
     // Assess
     expect(h.service.statesEntered(executionArn!)).toEqual([
-      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
+      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
     ]);
     expect(result).toMatchObject({ status: 'FAILED', error: 'NO_CSR_RESPONSE', cause: 'no csr_res after 3 requests' });
     const requests = h.invoker.callsTo('rotor-request-csr');
@@ -125,9 +130,62 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     const { result, states } = await run(arn, 'resume-t3', { trigger: 'resume', resume: { newCertificateId: NEW } });
 
     expect(result.status).toBe('SUCCEEDED');
-    expect(states).toEqual([Step.ClaimDevice, Step.ResumeOrRotate, Step.ResumeAfterAck, Step.RetireOldCertificate, Step.Rotated]);
+    expect(states).toEqual([Step.ClaimDevice, Step.ResumeOrRotate, Step.ResumeAfterAck, Step.RetireOldCertificate, Step.RetireOldCertificatePaced, Step.RetireOldCertificateDone, Step.Rotated]);
     expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ oldCertificateId: OLD, newCertificateId: NEW, trigger: 'resume' });
     expect(h.invoker.callsTo('rotor-request-csr')).toEqual([]);
+  });
+
+  it('waits in the workflow when a paced step returns waitUntil, then runs it again with its reservation', async () => {
+    // Prepare: Issue's calls are due 40 s on (0.04 s at this scale); Retire's at once.
+    let issues = 0;
+    const arn = await deploy({
+      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+      'rotor-issue-certificate': () => {
+        issues += 1;
+        if (issues === 1) return { waitUntil: new Date(Date.now() + 40_000).toISOString() };
+        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT' };
+      },
+      'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
+      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
+    }, 0.001);
+
+    // Act
+    const { result, states } = await run(arn, 'paced-t9');
+
+    // Assess
+    expect(result.status).toBe('SUCCEEDED');
+    expect(states.slice(3, 9)).toEqual([
+      Step.IssueCertificate, Step.IssueCertificatePaced, Step.IssueCertificateWait,
+      Step.IssueCertificate, Step.IssueCertificatePaced, Step.IssueCertificateDone,
+    ]);
+    const calls = h.invoker.callsTo('rotor-issue-certificate');
+    expect(calls[0].pacedUntil).toBeNull();
+    // The second run carries the time its calls were reserved for: it does not reserve twice.
+    expect(typeof calls[1].pacedUntil).toBe('string');
+    expect(Date.parse(String(calls[1].pacedUntil))).toBeGreaterThan(0);
+    // The reservation is the Issue step's alone: Retire (and a Roll back) reserve their own.
+    expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ pacedUntil: null });
+    const output = JSON.parse(result.output!);
+    expect(output.issued).toEqual({ certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT' });
+  });
+
+  it('clears a step\'s reservation when it fails after a wait, so Roll back reserves its own', async () => {
+    let issues = 0;
+    const arn = await deploy({
+      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+      'rotor-issue-certificate': () => {
+        issues += 1;
+        if (issues === 1) return { waitUntil: new Date(Date.now() + 5_000).toISOString() };
+        throw Object.assign(new Error('CSR rejected: weak key'), { name: 'CsrRejected' });
+      },
+      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
+      'rotor-record-failure': () => ({ ...recorded(), error: 'CSR_REJECTED' }),
+    }, 0.001);
+
+    const { result } = await run(arn, 'paced-t10');
+
+    expect(result).toMatchObject({ status: 'FAILED', error: 'CSR_REJECTED' });
+    expect(h.invoker.callsTo('rotor-roll-back')[0]).toMatchObject({ pacedUntil: null, failedStep: Step.IssueCertificate });
   });
 
   it('retries a step whose Lambda timed out or crashed (Sandbox.Timedout, Runtime.ExitError)', async () => {
@@ -159,7 +217,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
     const { result, states } = await run(arn, 'revoked-t5', { trigger: 'resume', resume: { newCertificateId: NEW } });
 
-    expect(states.slice(-5)).toEqual([Step.RetireOldCertificate, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed]);
+    expect(states.slice(-7)).toEqual([Step.RetireOldCertificate, Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.Escalate, Step.RotationFailed]);
     expect(result).toMatchObject({ status: 'FAILED', error: 'OLD_CERTIFICATE_REVOKED' });
     expect(h.invoker.callsTo('rotor-roll-back')[0]).toMatchObject({ failedStep: Step.RetireOldCertificate, rotation: { error: { Error: 'OldCertificateRevoked' } } });
   });
@@ -186,7 +244,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
     const { result, states } = await run(arn, 'unrecorded-t7');
 
-    expect(states.slice(-4)).toEqual([Step.RollBack, Step.RecordFailure, Step.EscalateUnrecorded, Step.FailureNotRecorded]);
+    expect(states.slice(-6)).toEqual([Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.EscalateUnrecorded, Step.FailureNotRecorded]);
     expect(result).toMatchObject({ status: 'FAILED', error: 'RecordFailureFailed' });
     expect(h.invoker.callsTo('rotor-record-failure').length).toBeGreaterThan(3);
     expect(h.sns.published).toHaveLength(1);

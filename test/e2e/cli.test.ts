@@ -239,7 +239,9 @@ describeWithBundles('rotor operator commands after real rotations on the local r
   });
 
   describe('trace', () => {
-    const FAILURE_PATH = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed];
+    const FAILURE_PATH = [
+      Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
+    ];
 
     it('--thing shows the path into Issue certificate, the CSR rule that failed, and the failure states after it', async () => {
       const { code, io } = await cli('trace', '--thing', WRONG_CN);

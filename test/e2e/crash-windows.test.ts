@@ -27,7 +27,9 @@ import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
  * certificate's facts), attach policy, attach thing (8); deliver-certificate park + publish (2);
  * retire-certificate get, list things, deactivate, detach policy, detach thing, delete,
  * crt_done, commit (8: Issue's recorded facts spare it describing and listing policies); roll-back get, describe old, describe new, deactivate, list policies,
- * detach policy, detach thing, delete, abort (9); record-failure commit (1).
+ * detach policy, detach thing, delete, abort (9); record-failure commit (1). The paced functions
+ * (issue-certificate, retire-certificate, roll-back) first reserve their calls on the pacing item
+ * (get, conditional update: docs/fleet-scale.md): two more windows each, at the front.
  */
 const TIME_SCALE = 0.001;
 const PATIENT = { csrTimeoutSeconds: 60_000, csrRetryIntervalSeconds: 100, csrRequestRetries: 2, ackTimeoutSeconds: 60_000 };
@@ -39,14 +41,14 @@ type Path = 'rotates' | 'device-error';
 type Surface = 'Sandbox.Timedout' | 'Runtime.ExitError' | 'Lambda.Unknown';
 const RAW_CASES: [string, number, Path, Surface?][] = [
   ...range(2).map((n): [string, number, Path] => ['request-csr', n, 'rotates']),
-  ...range(8).map((n): [string, number, Path] => ['issue-certificate', n, 'rotates']),
+  ...range(8 + 2).map((n): [string, number, Path] => ['issue-certificate', n, 'rotates']),
   ...range(2).map((n): [string, number, Path] => ['deliver-certificate', n, 'rotates']),
-  ...range(8).map((n): [string, number, Path] => ['retire-certificate', n, 'rotates']),
-  ...range(9).map((n): [string, number, Path] => ['roll-back', n, 'device-error']),
+  ...range(8 + 2).map((n): [string, number, Path] => ['retire-certificate', n, 'rotates']),
+  ...range(9 + 2).map((n): [string, number, Path] => ['roll-back', n, 'device-error']),
   ['record-failure', 1, 'device-error'],
   // The other ways a dead Lambda surfaces are retried alike.
-  ['issue-certificate', 4, 'rotates', 'Runtime.ExitError'],
-  ['retire-certificate', 5, 'rotates', 'Lambda.Unknown'],
+  ['issue-certificate', 4 + 2, 'rotates', 'Runtime.ExitError'],
+  ['retire-certificate', 5 + 2, 'rotates', 'Lambda.Unknown'],
 ];
 const CASES = RAW_CASES.map(([fn, n, path, surface]): [string, number, Surface, Path] => [fn, n, surface ?? 'Sandbox.Timedout', path]);
 

@@ -67,7 +67,7 @@ describeWithBundles('rotor demo --devices 20', () => {
   });
 
   it('writes the figures a person and a script read', () => {
-    expect(report.stateTransitionsPerRotation).toBe(7);
+    expect(report.stateTransitionsPerRotation).toBe(11);
     expect(report.wallMs).toBeGreaterThan(0);
     expect(report.p50Ms).toBeGreaterThan(0);
     expect(report.p95Ms).toBeGreaterThanOrEqual(report.p50Ms);

@@ -82,7 +82,7 @@ describeWithBundles('rotor demo with every fault kind', () => {
   });
 
   it('reports the figures of the run', () => {
-    expect(report.stateTransitionsPerSuccessfulRotation).toBe(7);
+    expect(report.stateTransitionsPerSuccessfulRotation).toBe(11);
     expect(report.p95Ms).toBeGreaterThanOrEqual(report.p50Ms);
     expect(report.apiCallsPerRotation).toBeGreaterThan(5);
     expect(lines.some((line) => /14\/14 done/.test(line))).toBe(true);

@@ -49,11 +49,11 @@ const MESSAGE_WAIT_MS = 20_000;
 const EXECUTION_WAIT_MS = 30_000;
 const AUDIT_TASK = 'paths-audit-task';
 
-const HAPPY_STATES = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RetireOldCertificate, Step.Rotated];
-const FAILED_BEFORE_ISSUE = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed];
-const FAILED_IN_ISSUE = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed];
+const HAPPY_STATES = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.IssueCertificatePaced, Step.IssueCertificateDone, Step.DeliverCertificate, Step.RetireOldCertificate, Step.RetireOldCertificatePaced, Step.RetireOldCertificateDone, Step.Rotated];
+const FAILED_BEFORE_ISSUE = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.Escalate, Step.RotationFailed];
+const FAILED_IN_ISSUE = [Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.Escalate, Step.RotationFailed];
 const FAILED_IN_DELIVERY = [
-  Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.DeliverCertificate, Step.RollBack, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
+  Step.ClaimDevice, Step.ResumeOrRotate, Step.RequestCsr, Step.IssueCertificate, Step.IssueCertificatePaced, Step.IssueCertificateDone, Step.DeliverCertificate, Step.RollBack, Step.RollBackPaced, Step.RollBackDone, Step.RecordFailure, Step.Escalate, Step.RotationFailed,
 ];
 
 const describeWithBundles = bundlesDescribe('test/e2e/state-machine-paths.test.ts');

@@ -1,12 +1,14 @@
 import { DescribeCertificateCommand, IoTClient, ListAuditFindingsCommand, ListPrincipalThingsCommand, type AuditFinding } from '@aws-sdk/client-iot';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { auditExecutionName } from '../../../domain/naming.js';
-import { handler, parseAuditChecks, startRotations, type StartRotationsDeps } from '../../../functions/start-rotations.js';
+import { DEFAULT_PACING, parseQuotasFile } from '../../../domain/pacing/index.js';
+import { PacingStore } from '../../../functions/core/pacing-store.js';
+import { handler, parseAuditChecks, parseStartEvent, startRotations, type StartRotationsDeps } from '../../../functions/start-rotations.js';
 import { awsErrors, clients } from '../../fixtures/aws.js';
-import { fakeClock } from '../../fixtures/clock.js';
+import { fakeClock, type FakeClock } from '../../fixtures/clock.js';
 import { auditNotification, snsEvent } from '../../fixtures/events.js';
 import { FUNCTION_ARN, fakeContext } from '../../fixtures/lambda-context.js';
 import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/telemetry.js';
@@ -85,6 +87,8 @@ beforeEach(() => {
   });
   lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
   db.on(UpdateCommand).resolves({});
+  // The handler reads the pacing item (absent: a fresh budget).
+  db.on(GetCommand).resolves({});
 });
 
 describe('start-rotations', () => {
@@ -333,5 +337,106 @@ describe('start-rotations', () => {
     // Assess
     expect(report).toMatchObject({ taskId: TASK, started: 1, continued: true });
     expect(lambda.commandCalls(InvokeCommand)[0].args[0].input.FunctionName).toBe(FUNCTION_ARN);
+  });
+});
+
+describe('start-rotations admission (pacing)', () => {
+  /** 2 TPS DescribeCertificate × 0.9, one call per rotation: 1.8 rotations/s, started at 1.25 × that = one per 444 ms. */
+  const SETTINGS = { ...DEFAULT_PACING, quotas: parseQuotasFile('{"quotas":{"iot:DescribeCertificate":{"rate":2}}}') };
+  const START_INTERVAL_MS = 1000 / (1.8 * 1.25);
+  let stored: Record<string, unknown> | undefined;
+
+  beforeEach(() => {
+    stored = undefined;
+    db.on(GetCommand).callsFake(() => ({ Item: stored }));
+    db.on(UpdateCommand).callsFake((input: { Key: { pk: string }; ExpressionAttributeValues: Record<string, unknown> }) => {
+      if (input.Key.pk === 'pacing') stored = { pk: 'pacing', sk: 'budget', state: input.ExpressionAttributeValues[':state'], version: input.ExpressionAttributeValues[':next'] };
+      return {};
+    });
+  });
+
+  function pacedDeps(clock: FakeClock, deadlineMs: number, overrides: Partial<StartRotationsDeps> = {}) {
+    const start = clock.now().getTime();
+    return deps({
+      clock,
+      pacing: { store: new PacingStore({ db: clients.db(), tableName: 'rotations', clock }, SETTINGS), timeScale: 1 },
+      invocation: { functionArn: FUNCTION_ARN, remainingMs: () => deadlineMs - (clock.now().getTime() - start) },
+      ...overrides,
+    });
+  }
+
+  /** Step Functions as the fake clock sees it: an execution starts when it is started. */
+  function startsOn(clock: FakeClock): number[] {
+    const startTimes: number[] = [];
+    sfn.on(StartExecutionCommand).callsFake(({ name }: { name: string }) => {
+      if (executions.has(name)) throw awsErrors.named('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
+      executions.add(name);
+      startTimes.push(clock.now().getTime());
+      return { executionArn: `arn:${name}`, startDate: clock.now() };
+    });
+    return startTimes;
+  }
+
+  it('starts each rotation only when admitted: at the start pace, never faster', async () => {
+    // Prepare: one start in flight at a time, so the fake clock orders them.
+    pages(EXPIRING, [finding(id(1)), finding(id(2)), finding(id(3)), finding(id(4))]);
+    const clock = fakeClock();
+    const startTimes = startsOn(clock);
+
+    // Act
+    const report = await startRotations(snsEvent(auditNotification()), pacedDeps(clock, 250_000, { concurrency: 1 }));
+
+    // Assess
+    expect(report).toMatchObject({ started: 4, continued: false });
+    const gaps = startTimes.slice(1).map((t, i) => t - startTimes[i]);
+    expect(gaps).toHaveLength(3);
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(Math.floor(START_INTERVAL_MS));
+    expect(report.admissionWaitMs).toBeGreaterThanOrEqual(3 * Math.floor(START_INTERVAL_MS));
+    expect(JSON.parse(String(stored?.state)).startTatMs).toBeGreaterThan(0);
+  });
+
+  it('hands the rest of a page to another invocation when admission outlasts its time, and starts nothing twice', async () => {
+    // Prepare: time for about three starts before the 60 s margin.
+    pages(EXPIRING, [finding(id(1)), finding(id(2)), finding(id(3)), finding(id(4)), finding(id(5)), finding(id(6))]);
+    const clock = fakeClock();
+    startsOn(clock);
+
+    // Act
+    const first = await startRotations(snsEvent(auditNotification()), pacedDeps(clock, 60_000 + 1_000));
+    const continuation = JSON.parse(new TextDecoder().decode(lambda.commandCalls(InvokeCommand)[0].args[0].input.Payload as Uint8Array));
+    const second = await startRotations(continuation, pacedDeps(clock, 250_000));
+
+    // Assess
+    expect(first).toMatchObject({ continued: true });
+    expect(first.started).toBeGreaterThanOrEqual(1);
+    expect(first.started).toBeLessThan(6);
+    expect(continuation.continuation).toMatchObject({ taskId: TASK, checkIndex: 0, skip: first.started });
+    expect(second).toEqual(expect.objectContaining({ started: 6 - first.started, continued: false, skipped: {} }));
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(6);
+    // The half-done page counts once in the audit report.
+    const pagesAdded = db.commandCalls(UpdateCommand).filter((c) => c.args[0].input.Key?.pk === `audit#${TASK}` && /pages :one/.test(String(c.args[0].input.UpdateExpression)));
+    expect(pagesAdded).toHaveLength(1);
+  });
+
+  it('asks no admission for findings it skips without a call', async () => {
+    pages(EXPIRING, [finding(), { ...finding(id(1)), isSuppressed: true }, finding(id(2))]);
+    const clock = fakeClock();
+    const report = await startRotations(snsEvent(auditNotification()), pacedDeps(clock, 250_000));
+    expect(report).toMatchObject({ started: 1, skipped: { NOT_A_DEVICE_CERTIFICATE: 1, SUPPRESSED: 1 } });
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it('starts unpaced, and says so, when the budget item cannot be read', async () => {
+    pages(EXPIRING, [finding(id(1)), finding(id(2))]);
+    db.on(GetCommand).rejects(new Error('table unreachable'));
+    const clock = fakeClock();
+    const d = pacedDeps(clock, 250_000);
+    const report = await startRotations(snsEvent(auditNotification()), d);
+    expect(report).toMatchObject({ started: 2 });
+    expect(d.telemetry.lines).toContainEqual(expect.objectContaining({ level: 'error', message: 'pacing budget unavailable; starting unpaced' }));
+  });
+
+  it('refuses a continuation with a bad skip', () => {
+    expect(parseStartEvent({ continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0, skip: -1 } }, [EXPIRING])).toMatchObject({ ok: false, reason: 'continuation has an invalid skip' });
   });
 });

@@ -1,0 +1,236 @@
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { AdmissionController, Bucket, CallSite, DEFAULT_PACING, PACING_KEY, parseQuotasFile, type PacingSettings } from '../../../../domain/pacing/index.js';
+import { PacingContention, PacingStore } from '../../../../functions/core/pacing-store.js';
+import { pacedStep, throttleObserver, type Pacing } from '../../../../functions/core/pacing.js';
+import { awsErrors, clients } from '../../../fixtures/aws.js';
+import { fakeClock, type FakeClock } from '../../../fixtures/clock.js';
+import { recordingTelemetry } from '../../../fixtures/telemetry.js';
+
+const db = mockClient(DynamoDBDocumentClient);
+
+/** Two DescribeCertificate-bound sites at 2 TPS × 0.9: one Issue certificate every 555.6 ms. */
+const SETTINGS: PacingSettings = { ...DEFAULT_PACING, quotas: parseQuotasFile('{"quotas":{"iot:DescribeCertificate":{"rate":2}}}') };
+const INTERVAL_MS = 1000 / 1.8;
+
+/** The pacing item as DynamoDB would keep it, with UpdateItem's condition enforced. */
+let stored: Record<string, unknown> | undefined;
+let loseNextRaces: number;
+
+function fakeTable(): void {
+  stored = undefined;
+  loseNextRaces = 0;
+  db.reset();
+  db.on(GetCommand).callsFake(() => ({ Item: stored ? structuredClone(stored) : undefined }));
+  db.on(UpdateCommand).callsFake((input: UpdateCommandInput) => {
+    const values = input.ExpressionAttributeValues ?? {};
+    const holds = input.ConditionExpression === 'attribute_not_exists(version)' ? stored?.version === undefined : stored?.version === values[':read'];
+    if (loseNextRaces > 0 || !holds) {
+      if (loseNextRaces > 0) {
+        loseNextRaces--;
+        // Another reserver wrote in between.
+        stored = { ...(stored ?? { ...PACING_KEY }), version: (Number(stored?.version ?? 0) || 0) + 1 };
+      }
+      throw awsErrors.conditionFailed();
+    }
+    stored = { ...PACING_KEY, state: values[':state'], version: values[':next'], updatedAt: values[':now'] };
+    return {};
+  });
+}
+
+function store(clock: FakeClock, options = {}): PacingStore {
+  return new PacingStore({ db: clients.db(), tableName: 'rotations', clock }, SETTINGS, options);
+}
+
+beforeEach(fakeTable);
+
+describe('the pacing store (one versioned item)', () => {
+  it('creates the item on the first reservation and spaces the next ones by the rate', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const pacing = store(clock);
+    // Act
+    const times = [];
+    for (let i = 0; i < 4; i++) times.push((await pacing.reserve(CallSite.IssueCertificate)).atMs - t0);
+    // Assess
+    expect(times.map(Math.round)).toEqual([0, Math.round(INTERVAL_MS), Math.round(2 * INTERVAL_MS), Math.round(3 * INTERVAL_MS)]);
+    expect(stored).toMatchObject({ pk: 'pacing', sk: 'budget', version: 4 });
+    expect(stored).not.toHaveProperty('status');
+    const first = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(first.ConditionExpression).toBe('attribute_not_exists(version)');
+    expect(db.commandCalls(GetCommand)[0].args[0].input).toMatchObject({ Key: PACING_KEY, ConsistentRead: true });
+  });
+
+  it('reads again and decides again after a lost race', async () => {
+    const clock = fakeClock();
+    const pacing = store(clock);
+    await pacing.reserve(CallSite.IssueCertificate);
+    loseNextRaces = 2;
+    await pacing.reserve(CallSite.IssueCertificate);
+    expect(pacing.lastAttempts).toBe(3);
+    expect(db.commandCalls(GetCommand)).toHaveLength(4);
+  });
+
+  it('gives up with PacingContention when every attempt loses', async () => {
+    const pacing = store(fakeClock(), { maxAttempts: 3 });
+    loseNextRaces = 10;
+    await expect(pacing.reserve(CallSite.IssueCertificate)).rejects.toThrow(PacingContention);
+  });
+
+  it('passes other DynamoDB errors through', async () => {
+    db.on(GetCommand).rejects(awsErrors.named('ResourceNotFoundException'));
+    await expect(store(fakeClock()).reserve(CallSite.IssueCertificate)).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+  });
+
+  it('keeps an AIMD cut in the item, so the next Lambda paces at the cut rate', async () => {
+    const clock = fakeClock();
+    expect(await store(clock).observeThrottle(Bucket.DescribeCertificate)).toBeCloseTo(0.7);
+    const state = JSON.parse(String(stored?.state));
+    const again = AdmissionController.fromState(SETTINGS, state, clock.now().getTime());
+    expect(again.shareOf(Bucket.DescribeCertificate)).toBeCloseTo(0.7);
+    expect(again.budget.rate(Bucket.DescribeCertificate)).toBeCloseTo(1.8 * 0.7);
+  });
+
+  it('starts over from a damaged item rather than stopping every rotation', async () => {
+    stored = { ...PACING_KEY, version: 7, state: '{not json' };
+    const clock = fakeClock();
+    const { atMs } = await store(clock).reserve(CallSite.IssueCertificate);
+    expect(atMs).toBe(clock.now().getTime());
+    expect(stored?.version).toBe(8);
+  });
+
+  it('admits starts at the start pace and holds them while the budget is queued', async () => {
+    const clock = fakeClock();
+    const pacing = store(clock);
+    const first = await pacing.admitStart();
+    const second = await pacing.admitStart();
+    expect(first.admission.admitted).toBe(true);
+    expect(second.admission).toMatchObject({ admitted: false });
+    if (second.admission.admitted) return;
+    // Clocks tick in whole milliseconds; the pace is fractional.
+    clock.advance(Math.ceil(second.admission.retryAtMs - clock.now().getTime()));
+    expect((await pacing.admitStart()).admission.admitted).toBe(true);
+  });
+});
+
+describe('batch admission', () => {
+  it('admits several starts in one write, each at its place in the pace, within the queue horizon', async () => {
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const pacing = store(clock);
+    // Start pace: 2 TPS DescribeCertificate × 0.9, one per rotation: 1.8 rotations/s × 1.25 = one per 444 ms; horizon: maxQueueMs (2 s).
+    const first = await pacing.admitStarts(10);
+    expect(first.atMs.map((t) => Math.round(t - t0))).toEqual([0, 444, 889, 1333, 1778]);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(1);
+    // Nothing more fits until the pace moves on: asked again at once, it says when.
+    const second = await pacing.admitStarts(10);
+    expect(second.atMs).toEqual([]);
+    expect(second.retryAtMs).toBeGreaterThan(t0);
+  });
+});
+
+describe('a paced step', () => {
+  function pacing(clock: FakeClock, timeScale = 1): Pacing {
+    return { store: store(clock), timeScale };
+  }
+
+  it('runs at once when its calls are due now, and reports the wait and the rate', async () => {
+    const clock = fakeClock();
+    const telemetry = recordingTelemetry();
+    const result = await pacedStep({ pacing: pacing(clock), clock, telemetry }, {}, CallSite.IssueCertificate, async () => 'issued');
+    expect(result).toBe('issued');
+    expect(clock.sleeps).toEqual([]);
+    expect(telemetry.metrics).toContainEqual({ name: 'PacingWaitMs', value: 0 });
+    expect(telemetry.metrics).toContainEqual({ name: 'PacingRate', value: 1.8, dimensions: { Bucket: Bucket.DescribeCertificate } });
+  });
+
+  it('sleeps in the Lambda when its calls are due within a second', async () => {
+    const clock = fakeClock();
+    const deps = { pacing: pacing(clock), clock, telemetry: recordingTelemetry() };
+    await pacedStep(deps, {}, CallSite.IssueCertificate, async () => 'first');
+    const run = jest.fn(async () => 'second');
+    expect(await pacedStep(deps, {}, CallSite.IssueCertificate, run)).toBe('second');
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(clock.sleeps.map(Math.round)).toEqual([Math.round(INTERVAL_MS)]);
+  });
+
+  it('returns waitUntil without calling AWS when its calls are due later, and runs without reserving again when sent back', async () => {
+    // Prepare: three reservations already queue the budget 3 intervals (1.67 s) ahead.
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const deps = { pacing: pacing(clock), clock, telemetry: recordingTelemetry() };
+    for (let i = 0; i < 3; i++) await deps.pacing.store.reserve(CallSite.IssueCertificate);
+    const run = jest.fn(async () => 'later');
+    // Act
+    const deferred = await pacedStep(deps, {}, CallSite.IssueCertificate, run);
+    // Assess
+    expect(run).not.toHaveBeenCalled();
+    expect(clock.sleeps).toEqual([]);
+    const waitUntil = new Date((deferred as { waitUntil: string }).waitUntil).getTime();
+    expect(waitUntil - t0).toBe(Math.floor(3 * INTERVAL_MS));
+    // The Wait sends it back with its reservation: it runs, and reads the budget no more.
+    const reads = db.commandCalls(GetCommand).length;
+    clock.advance(waitUntil - t0);
+    expect(await pacedStep(deps, { pacedUntil: new Date(waitUntil).toISOString() }, CallSite.IssueCertificate, run)).toBe('later');
+    expect(db.commandCalls(GetCommand)).toHaveLength(reads);
+    expect(run).toHaveBeenCalledTimes(1);
+  });
+
+  it('stretches the workflow wait by the local time scale', async () => {
+    const clock = fakeClock();
+    const deps = { pacing: pacing(clock, 0.01), clock, telemetry: recordingTelemetry() };
+    // At scale 0.01 the budget is 180/s: 200 reservations put the next ~1.1 s ahead.
+    for (let i = 0; i < 200; i++) await deps.pacing.store.reserve(CallSite.IssueCertificate);
+    const deferred = (await pacedStep(deps, {}, CallSite.IssueCertificate, async () => 'never')) as { waitUntil: string };
+    const aheadMs = new Date(deferred.waitUntil).getTime() - clock.now().getTime();
+    expect(aheadMs).toBeGreaterThan(100_000);
+  });
+
+  it('runs unpaced, and says so, when the budget item cannot be read', async () => {
+    db.on(GetCommand).rejects(new Error('table unreachable'));
+    const clock = fakeClock();
+    const telemetry = recordingTelemetry();
+    expect(await pacedStep({ pacing: pacing(clock), clock, telemetry }, {}, CallSite.IssueCertificate, async () => 'ran')).toBe('ran');
+    expect(telemetry.lines).toContainEqual(expect.objectContaining({ level: 'error', message: 'pacing budget unavailable; running the step unpaced' }));
+  });
+
+  it('runs unpaced when pacing is off, and refuses a pacedUntil that is not a time', async () => {
+    const clock = fakeClock();
+    expect(await pacedStep({ clock, telemetry: recordingTelemetry() }, {}, CallSite.RetireOldCertificate, async () => 'unpaced')).toBe('unpaced');
+    expect(db.commandCalls(GetCommand)).toHaveLength(0);
+    await expect(pacedStep({ clock, telemetry: recordingTelemetry() }, { pacedUntil: 'soon' }, CallSite.RetireOldCertificate, async () => 'x')).rejects.toMatchObject({
+      name: 'InvalidInput',
+    });
+  });
+});
+
+describe('the throttle observer', () => {
+  it('counts every throttled call and records one cut per bucket per cooldown', async () => {
+    const clock = fakeClock();
+    const telemetry = recordingTelemetry();
+    const observe = throttleObserver({ pacing: { store: store(clock), timeScale: 1 }, clock, telemetry });
+    await observe('iot:DescribeCertificate');
+    await observe('iot:DescribeCertificate');
+    clock.advance(DEFAULT_PACING.aimd.cooldownMs);
+    await observe('iot:DescribeCertificate');
+    await observe('states:SendTaskSuccess');
+    expect(telemetry.metrics.filter((m) => m.name === 'ThrottledCalls').map((m) => m.dimensions?.Api)).toEqual([
+      'iot:DescribeCertificate',
+      'iot:DescribeCertificate',
+      'iot:DescribeCertificate',
+      'states:SendTask',
+    ]);
+    const state = JSON.parse(String(stored?.state));
+    expect(state.share[Bucket.DescribeCertificate]).toBeCloseTo(0.49);
+    expect(state.share[Bucket.SendTask]).toBeCloseTo(0.7);
+  });
+
+  it('never throws: a store failure is logged', async () => {
+    db.on(GetCommand).rejects(new Error('table unreachable'));
+    const clock = fakeClock();
+    const telemetry = recordingTelemetry();
+    await throttleObserver({ pacing: { store: store(clock), timeScale: 1 }, clock, telemetry })('iot:UpdateCertificate');
+    expect(telemetry.lines.some((line) => line.level === 'error' && /pacing budget/.test(line.message))).toBe(true);
+  });
+});
