@@ -7,7 +7,7 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, type Deployment, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type Settings } from '../wiring/index.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
@@ -15,6 +15,7 @@ import { silentLogger, type LocalLogger } from './edge/logger.js';
 import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot } from './iot/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
+import { EventSourceMapping } from './sqs/event-source-mapping.js';
 import { SqsService } from './sqs/sqs-service.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
@@ -72,6 +73,8 @@ export interface LocalAws {
   dynamodb: DynamoDbLocal;
   sns: SnsService;
   sqs: SqsService;
+  /** The event source mapping of the rule queue: device messages reach device-message through it. */
+  ruleQueueMapping: EventSourceMapping;
   lambda: LambdaService;
   iot: LocalIot;
   stepFunctions: StepFunctionsService;
@@ -174,6 +177,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 
     const iot = await startLocalIot({
       invoker: lambda,
+      queues: sqs,
       sns,
       region,
       account: accountId,
@@ -204,6 +208,22 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
     await deploy({ url, deployment, lambda, bundles, logger, console: options.console });
+    // The rule queue's event source mapping (terraform/lambda.tf), in-process like the functions.
+    const ruleQueue = wiring.ruleQueue;
+    const ruleQueueMapping = new EventSourceMapping({
+      sqs,
+      queueName: ruleQueueName(PREFIX, wiring),
+      invoker: lambda,
+      functionName: functionName(ruleQueue.function),
+      batchSize: ruleQueue.batchSize,
+      maximumConcurrency: ruleQueue.maximumConcurrency,
+      visibilityTimeoutSeconds: ruleQueue.visibilityTimeoutSeconds,
+      functionTimeoutSeconds: wiring.functions[ruleQueue.function].timeoutSeconds,
+      clock,
+      region,
+      logger,
+    }).start();
+    stops.push(() => ruleQueueMapping.stop());
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
 
     const caPem = iot.ca.certificatePem;
@@ -229,7 +249,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     logger.info('local AWS ready', { endpoint: url, mqtt: `${endpoints.mqtt.host}:${endpoints.mqtt.port}` });
 
     let stopping: Promise<void> | undefined;
-    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, caPem, stop: () => (stopping ??= stopAll()) };
+    return { endpoints, deployment, edge, dynamodb, sns, sqs, ruleQueueMapping, lambda, iot, stepFunctions, caPem, stop: () => (stopping ??= stopAll()) };
   } catch (error) {
     await stopAll();
     throw error;
@@ -293,6 +313,22 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
         }),
       );
     }
+    // The rule queue (terraform/sqs.tf): the IoT rules write device messages to it; after
+    // maxReceiveCount receives a message moves to the function's dead-letter queue.
+    const ruleQueue = wiring.ruleQueue;
+    const ruleDlq = await sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(ruleQueue.function, PREFIX), Attributes: { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: '1209600' } }));
+    const ruleDlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: ruleDlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+    const { QueueUrl: ruleQueueUrl } = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: ruleQueueName(PREFIX, wiring),
+        Attributes: {
+          SqsManagedSseEnabled: 'true',
+          MessageRetentionPeriod: String(ruleQueue.messageRetentionSeconds),
+          VisibilityTimeout: String(ruleQueue.visibilityTimeoutSeconds),
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: ruleDlqArn, maxReceiveCount: ruleQueue.maxReceiveCount }),
+        },
+      }),
+    );
     for (const subscription of wiring.subscriptions) {
       await sns.send(new SubscribeCommand({ TopicArn: deployment.topicArns[subscription.topic], Protocol: 'lambda', Endpoint: deployment.functionArn(subscription.function) }));
     }
@@ -313,7 +349,8 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
         iot.send(
           new CreateTopicRuleCommand({
             ruleName: ruleNameFor(rule.messageType, PREFIX),
-            topicRulePayload: { sql: ruleSqlFor(rule.messageType), awsIotSqlVersion: '2016-03-23', ruleDisabled: false, actions: [{ lambda: { functionArn: deployment.functionArn(rule.function) } }] },
+            // Every rule's function is fed through the rule queue (wiring ruleQueue; test/contract/wiring-async.test.ts).
+            topicRulePayload: { sql: ruleSqlFor(rule.messageType), awsIotSqlVersion: '2016-03-23', ruleDisabled: false, actions: [{ sqs: { queueUrl: ruleQueueUrl, roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-iot-rule-queue`, useBase64: false } }] },
           }),
         ),
       );

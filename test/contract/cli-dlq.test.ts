@@ -24,6 +24,7 @@ const FUNCTION = `
   import { existsSync } from 'node:fs';
   export const handler = async (event) => {
     if (existsSync(process.env.FAIL_MARKER)) { const e = new Error('Rate exceeded'); e.name = 'ThrottlingException'; throw e; }
+    if (event.Records) return { batchItemFailures: event.Records.filter((r) => r.body.includes('poison')).map((r) => ({ itemIdentifier: r.messageId })) };
     return { action: 'answered', topic: event.topic };
   };`;
 
@@ -134,9 +135,31 @@ describe('rotor dlq on the local runtime', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it('lists the rule queue\'s redriven device messages and replays each as a one-record batch, keeping one the function still reports failed', async () => {
+    // Prepare: the unreadable message of the test above is still there; add what the rule queue's redrive policy moves to device-message's dead-letter queue: the rule's event as it was sent.
+    const dlq = sqs.queueArn(deadLetterQueueName('device-message'));
+    for (const thing of ['dev-3', 'poison-4']) {
+      sqs.sendToArn(dlq, JSON.stringify({ topic: `management/topic/${thing}/crt_ack`, clientId: thing, payload: 'e30=', principal: 'p', receivedAt: 1 }));
+    }
+
+    // Act
+    const listed = await cli(['dlq', 'list', '--local', '--function', 'device-message']);
+    const replayed = await cli(['dlq', 'replay', '--local', '--function', 'device-message', '--yes']);
+
+    // Assess
+    expect(listed.out).toContain('device-message: 3 waiting');
+    expect(listed.out).toContain('MaxReceiveCountExceeded');
+    expect(listed.out).toContain('management/topic/dev-3/crt_ack from dev-3');
+    expect(replayed.out).toContain('1 replayed, 1 failed, 1 skipped');
+    expect(replayed.out).toMatch(/failed +device-message .*batchItemFailures/);
+    expect(replayed.code).toBe(1);
+    expect(waiting('device-message').map((m) => m.body).filter((body) => !body.includes('dev-3'))).toHaveLength(2);
+    expect(waiting('device-message').map((m) => m.body).join('\n')).toContain('poison-4');
+  });
+
   it('refuses an unknown --function before connecting', async () => {
     const result = await cli(['dlq', 'list', '--local', '--function', 'issue-certificate']);
     expect(result.code).toBe(2);
-    expect(result.err).toContain('--function must be one of the asynchronously invoked functions (device-message, start-rotations)');
+    expect(result.err).toContain('--function must be one of the functions with a dead-letter queue (device-message, start-rotations)');
   });
 });
