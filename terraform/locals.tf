@@ -52,6 +52,7 @@ locals {
       "stateMachine"     = local.state_machine_arn
       "iotDataEndpoint"  = "https://${data.aws_iot_endpoint.data.endpoint_address}"
       "region"           = local.region
+      "statusIndex"      = local.wiring.table.statusIndex.name
       "topic:audit"      = aws_sns_topic.audit.arn
       "topic:escalation" = aws_sns_topic.escalation.arn
     },

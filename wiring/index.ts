@@ -142,6 +142,8 @@ export function resolveReference(ref: string, deployment: Deployment): string | 
       return deployment.iotDataEndpoint;
     case 'region':
       return deployment.region;
+    case 'statusIndex':
+      return loadWiring().table.statusIndex.name;
     case 'function':
       return deployment.functionArn(name);
     case 'topic':

@@ -11,6 +11,10 @@ export const MetricName = {
   RotationsFailed: 'RotationsFailed',
   StepDuration: 'StepDuration',
   IgnoredMessages: 'IgnoredMessages',
+  /** fleet-gauge: IN_PROGRESS records now. */
+  RotationsInFlight: 'RotationsInFlight',
+  /** fleet-gauge: seconds since the oldest in-flight rotation started (unit Count: EMF here has no Seconds). */
+  OldestInFlightAgeSeconds: 'OldestInFlightAgeSeconds',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 
