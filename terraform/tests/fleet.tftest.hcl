@@ -158,6 +158,94 @@ run "pacing_settings_reach_every_function" {
   }
 }
 
+run "dashboard_and_alarms_with_defaults" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_cloudwatch_dashboard.fleet.dashboard_name == "rotor-fleet" &&
+      toset([for widget in jsondecode(aws_cloudwatch_dashboard.fleet.dashboard_body).widgets : try(widget.properties.title, "") if widget.type == "metric"]) == toset([
+        "Rotations started, succeeded, failed (per 5 minutes)",
+        "Rotations in flight now",
+        "Failures by reason (per hour)",
+        "Age of the oldest in-flight rotation (seconds)",
+        "Throttled calls per API (per 5 minutes)",
+        "Pacing: allowed rate per bucket (calls/s) and wait per paced step (ms)",
+        "Executions (Step Functions)",
+        "Device messages waiting for device-message",
+      ])
+    )
+    error_message = "The fleet dashboard must chart rotations started/succeeded/failed and in flight, failures by reason, throttled calls per API, the pacing rate, the oldest in-flight rotation and the device-message buffer."
+  }
+
+  assert {
+    # Every series of a widget names the region and this deployment's state machine and queues, never another's.
+    condition = alltrue([
+      for widget in jsondecode(aws_cloudwatch_dashboard.fleet.dashboard_body).widgets :
+      widget.properties.region == "eu-west-1" if widget.type == "metric"
+    ]) && strcontains(aws_cloudwatch_dashboard.fleet.dashboard_body, "arn:aws:states:eu-west-1:123456789012:stateMachine:rotor-rotate-device") && strcontains(aws_cloudwatch_dashboard.fleet.dashboard_body, "rotor-device-messages")
+    error_message = "The dashboard's widgets must chart this deployment's region, state machine and queues."
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_event_rule.fleet_gauge.schedule_expression == "rate(5 minutes)" &&
+      aws_cloudwatch_event_target.fleet_gauge.arn == aws_lambda_function.function["fleet-gauge"].arn &&
+      aws_lambda_permission.fleet_gauge_schedule.principal == "events.amazonaws.com" &&
+      aws_lambda_permission.fleet_gauge_schedule.source_arn == aws_cloudwatch_event_rule.fleet_gauge.arn &&
+      aws_lambda_function.function["fleet-gauge"].environment[0].variables.STATUS_INDEX_NAME == "by-status"
+    )
+    error_message = "fleet-gauge must run every five minutes, invocable by its own schedule only, with the status index's name."
+  }
+
+  assert {
+    # 2 × ack timeout (900) + four csr_req of 1800 s with 300 + 600 + 1200 s of backoff between.
+    condition = (
+      aws_cloudwatch_metric_alarm.oldest_in_flight.threshold == 11100 &&
+      aws_cloudwatch_metric_alarm.oldest_in_flight.metric_name == "OldestInFlightAgeSeconds" &&
+      aws_cloudwatch_metric_alarm.oldest_in_flight.dimensions.service == "fleet-gauge"
+    )
+    error_message = "The oldest-in-flight alarm's default must be the longest healthy wait on a device: every csr_req with its backoff plus twice the ack timeout."
+  }
+
+  assert {
+    condition = (
+      one([for q in aws_cloudwatch_metric_alarm.throttling_sustained.metric_query : q.expression if q.id == "throttled"]) == "SELECT SUM(ThrottledCalls) FROM SCHEMA(\"Rotor\", Api, service)" &&
+      aws_cloudwatch_metric_alarm.throttling_sustained.threshold == 100 && aws_cloudwatch_metric_alarm.throttling_sustained.evaluation_periods == 3 &&
+      aws_cloudwatch_metric_alarm.failure_rate.threshold == 5 &&
+      toset([for q in aws_cloudwatch_metric_alarm.failure_rate.metric_query : q.id]) == toset(["rate", "failed", "succeeded"])
+    )
+    error_message = "Throttling must alarm when sustained over three periods, and failures as a rate of ended rotations."
+  }
+
+  assert {
+    condition = alltrue([
+      for alarm in [aws_cloudwatch_metric_alarm.throttling_sustained, aws_cloudwatch_metric_alarm.oldest_in_flight, aws_cloudwatch_metric_alarm.failure_rate] :
+      alarm.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:rotor-alarms"]) && startswith(alarm.alarm_name, "rotor-")
+    ])
+    error_message = "The fleet alarms go to the alarm topic, named so that its topic policy lets them publish."
+  }
+}
+
+run "alarm_thresholds_are_settings" {
+  command = plan
+
+  variables {
+    oldest_in_flight_alarm_seconds  = 86400
+    throttled_calls_alarm_threshold = 20
+    failure_rate_alarm_percent      = 1
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.oldest_in_flight.threshold == 86400 &&
+      aws_cloudwatch_metric_alarm.throttling_sustained.threshold == 20 &&
+      aws_cloudwatch_metric_alarm.failure_rate.threshold == 1
+    )
+    error_message = "The fleet alarms' thresholds must be the operator's settings."
+  }
+}
+
 # --- bad settings --------------------------------------------------------------------------
 
 run "rejects_unknown_quota_bucket" {
@@ -230,4 +318,28 @@ run "rejects_short_backlog_alarm" {
     device_message_backlog_alarm_seconds = 10
   }
   expect_failures = [var.device_message_backlog_alarm_seconds]
+}
+
+run "rejects_short_oldest_in_flight_alarm" {
+  command = plan
+  variables {
+    oldest_in_flight_alarm_seconds = 60
+  }
+  expect_failures = [var.oldest_in_flight_alarm_seconds]
+}
+
+run "rejects_failure_rate_above_100" {
+  command = plan
+  variables {
+    failure_rate_alarm_percent = 150
+  }
+  expect_failures = [var.failure_rate_alarm_percent]
+}
+
+run "rejects_zero_throttle_threshold" {
+  command = plan
+  variables {
+    throttled_calls_alarm_threshold = 0
+  }
+  expect_failures = [var.throttled_calls_alarm_threshold]
 }
