@@ -7,7 +7,7 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
@@ -37,6 +37,8 @@ export interface LocalAwsOptions {
   timeScale?: number;
   /** Overrides of the wiring's tunable settings. */
   settings?: Partial<Settings>;
+  /** Overrides of the rule queue's settings (wiring ruleQueue): tests shorten maxReceiveCount. */
+  ruleQueue?: Partial<Pick<RuleQueueSpec, 'maxReceiveCount' | 'maximumConcurrency' | 'batchSize'>>;
   /** Validity in days of certificates issued through the IoT API (rotations); AWS's 2049 date when absent. */
   issuedValidityDays?: number;
   /** Worker threads per function. */
@@ -207,9 +209,9 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       region,
       settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
     };
-    await deploy({ url, deployment, lambda, bundles, logger, console: options.console });
+    const ruleQueue: RuleQueueSpec = { ...wiring.ruleQueue, ...options.ruleQueue };
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, ruleQueue });
     // The rule queue's event source mapping (terraform/lambda.tf), in-process like the functions.
-    const ruleQueue = wiring.ruleQueue;
     const ruleQueueMapping = new EventSourceMapping({
       sqs,
       queueName: ruleQueueName(PREFIX, wiring),
@@ -257,7 +259,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 }
 
 /** Creates Rotor's resources from the wiring, through the APIs, like terraform/main.tf. */
-async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger; console?: boolean }): Promise<void> {
+async function deploy(input: { url: string; deployment: Deployment; lambda: LambdaService; bundles: Record<string, string>; logger: LocalLogger; console?: boolean; ruleQueue: RuleQueueSpec }): Promise<void> {
   const { url, deployment, lambda, bundles } = input;
   const wiring = loadWiring();
   const config = { endpoint: url, region: deployment.region, credentials: LOCAL_CREDENTIALS };
@@ -315,7 +317,7 @@ async function deploy(input: { url: string; deployment: Deployment; lambda: Lamb
     }
     // The rule queue (terraform/sqs.tf): the IoT rules write device messages to it; after
     // maxReceiveCount receives a message moves to the function's dead-letter queue.
-    const ruleQueue = wiring.ruleQueue;
+    const ruleQueue = input.ruleQueue;
     const ruleDlq = await sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(ruleQueue.function, PREFIX), Attributes: { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: '1209600' } }));
     const ruleDlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: ruleDlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
     const { QueueUrl: ruleQueueUrl } = await sqs.send(

@@ -11,7 +11,7 @@ import { CURRENT_SK, thingPk, type RotationRecord } from '../../domain/records';
 import { RotationStatus, Step, type RotationInput } from '../../domain/rotation';
 import { MessageType } from '../../domain/topics';
 import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime';
-import { deadLetterQueueName, loadWiring } from '../../wiring/index';
+import { deadLetterQueueName } from '../../wiring/index';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 import { identityOf, newPendingKey, ScriptedDevice, type BrokerAddress } from '../fixtures/scripted-device';
 import { capturedIo } from '../unit/cli/fake-target';
@@ -27,14 +27,16 @@ import { capturedIo } from '../unit/cli/fake-target';
  *
  * Time: at scale 0.002 the queue's visibility timeout (180 s) lasts 0.36 s, but each attempt
  * runs in real time, and the function's SDK backs off through its throttled calls for about
- * 15 s: the dead letter takes a minute or two. The ack timeout (200,000 s = 400 s here) is never
- * reached.
+ * 15 s: the queue gives up after 2 receives here (the wiring's 5 would take minutes on a loaded
+ * machine), so the dead letter takes about half a minute. The ack timeout (200,000 s = 400 s
+ * here) is never reached.
  */
 const TIME_SCALE = 0.002;
 const SETTINGS = { csrTimeoutSeconds: 200_000, ackTimeoutSeconds: 200_000 };
 const WAIT_MS = 30_000;
-/** maxReceiveCount (5) attempts of ~15 s of SDK backoff each, on a loaded machine. */
-const DEAD_LETTER_WAIT_MS = 240_000;
+const MAX_RECEIVE_COUNT = 2;
+/** MAX_RECEIVE_COUNT attempts of ~15 s of SDK backoff each, on a loaded machine. */
+const DEAD_LETTER_WAIT_MS = 180_000;
 const describeWithBundles = bundlesDescribe('test/e2e/dead-letters.test.ts');
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = WAIT_MS): Promise<T> {
@@ -57,7 +59,7 @@ describeWithBundles('dead letters on the local runtime', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'rotor-dlq-e2e-'));
-    aws = await startLocalAws({ port: 0, mqttPort: 0, dataDir, timeScale: TIME_SCALE, settings: SETTINGS, functionConcurrency: 2 });
+    aws = await startLocalAws({ port: 0, mqttPort: 0, dataDir, timeScale: TIME_SCALE, settings: SETTINGS, functionConcurrency: 2, ruleQueue: { maxReceiveCount: MAX_RECEIVE_COUNT } });
     const config = { endpoint: aws.endpoints.awsEndpoint, region: aws.endpoints.region, credentials: { accessKeyId: 'dlq', secretAccessKey: 'dlq' } };
     sfn = new SFNClient(config);
     ddb = DynamoDBDocumentClient.from(new DynamoDBClient(config));
@@ -105,7 +107,7 @@ describeWithBundles('dead letters on the local runtime', () => {
     aws.edge.faults.throttle('states', 'SendTaskSuccess', 0);
 
     // Assess 1: maxReceiveCount attempts, each returned by the function alone; the rule's event kept as sent; no rule error; the rotation still waiting.
-    const { maxReceiveCount } = loadWiring().ruleQueue;
+    const maxReceiveCount = MAX_RECEIVE_COUNT;
     const returned = aws.ruleQueueMapping.batchOutcomes().slice(batchesBefore).filter((batch) => batch.returned.includes(letter.messageId));
     expect(returned).toHaveLength(maxReceiveCount);
     // ReportBatchItemFailures: the function answered (no function error) and named the record.
