@@ -133,7 +133,7 @@ describe('rotor dlq on the local runtime', () => {
     expect(replayed.out).toContain(': answered (deleted from the queue)');
     expect(waiting('device-message').map((m) => m.body)).toEqual(['not a record']);
     expect(existsSync(marker)).toBe(false);
-  });
+  }, 30_000);
 
   it('lists the rule queue\'s redriven device messages and replays each as a one-record batch, keeping one the function still reports failed', async () => {
     // Prepare: what the rule queue's redrive policy moves to device-message's dead-letter queue: the rule's event as it was sent.
@@ -156,7 +156,7 @@ describe('rotor dlq on the local runtime', () => {
     const left = waiting('device-message').map((m) => m.body).join('\n');
     expect(left).toContain('poison-4');
     expect(left).not.toContain('dev-3');
-  });
+  }, 30_000);
 
   it('refuses an unknown --function before connecting', async () => {
     const result = await cli(['dlq', 'list', '--local', '--function', 'issue-certificate']);
