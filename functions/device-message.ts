@@ -41,6 +41,27 @@ export const DeviceMessageEventSchema = z.object({
 });
 export type DeviceMessageEvent = z.infer<typeof DeviceMessageEventSchema>;
 
+/**
+ * What the event source mapping of the device-message queue sends (issue 10 part 4): the IoT
+ * rules write each event above to the queue as the message body, and Lambda hands them over in
+ * batches. Only the fields read here are checked; SQS sends more.
+ */
+export const SqsBatchEventSchema = z.object({
+  Records: z.array(
+    z.object({
+      messageId: z.string().check(z.minLength(1)),
+      body: z.string(),
+      eventSource: z.literal('aws:sqs'),
+    }),
+  ),
+});
+export type SqsBatchEvent = z.infer<typeof SqsBatchEventSchema>;
+
+/** ReportBatchItemFailures: the records to receive again; every other one is deleted from the queue. */
+export interface SqsBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
 export type DeviceMessageResult =
   | { action: 'answered' }
   | { action: 'ignored'; reason: IgnoredReason }
@@ -223,6 +244,46 @@ export async function handleDeviceMessage(event: unknown, deps: DeviceMessageDep
   return new Dispatcher(deps).handle(event);
 }
 
+/** A queue message's body is the rule event as JSON; anything else goes to the schema as is, and is recorded malformed there. */
+function ruleEventOf(body: string): unknown {
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return body;
+  }
+}
+
+/**
+ * Handles one batch of the device-message queue. Each record is handled as the rule's event
+ * would be: device input is recorded and dropped (the record succeeds, so it is never received
+ * again); a record whose handling throws (an AWS error) is returned in batchItemFailures, so
+ * that only it comes back after the visibility timeout, and after the queue's maxReceiveCount
+ * it moves to the dead-letter queue. The records of one thing run in order, one at a time, as
+ * the device sent them; different things run side by side.
+ */
+export async function handleDeviceMessageBatch(event: SqsBatchEvent, deps: DeviceMessageDeps): Promise<SqsBatchResponse> {
+  const byThing = new Map<string, { messageId: string; event: unknown }[]>();
+  for (const record of event.Records) {
+    const ruleEvent = ruleEventOf(record.body);
+    const key = clientIdOf(ruleEvent) ?? `message:${record.messageId}`;
+    byThing.set(key, [...(byThing.get(key) ?? []), { messageId: record.messageId, event: ruleEvent }]);
+  }
+  const failed: string[] = [];
+  await Promise.all(
+    [...byThing.values()].map(async (records) => {
+      for (const record of records) {
+        try {
+          await handleDeviceMessage(record.event, deps);
+        } catch (error) {
+          deps.telemetry.log.warn('device message not handled: it will be received again', { messageId: record.messageId, thingName: clientIdOf(record.event), error: errorMessage(error) });
+          failed.push(record.messageId);
+        }
+      }
+    }),
+  );
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
 const obs = observability('device-message');
 const runtime = once(
   (): DeviceMessageDeps => ({
@@ -240,6 +301,11 @@ function deviceLogKeys(event: unknown): Record<string, string | undefined> {
   return { thingName: clientIdOf(event), topic };
 }
 
-export const handler = rotorHandler({ observability: obs, step: 'Device message', logKeys: deviceLogKeys }, (event: unknown) =>
-  handleDeviceMessage(event, runtime()),
-);
+/**
+ * The queue's batches (the deployed path), or one rule event invoked directly (a dead letter of
+ * an older deployment being replayed, and tests).
+ */
+export const handler = rotorHandler({ observability: obs, step: 'Device message', logKeys: deviceLogKeys }, (event: unknown): Promise<DeviceMessageResult | SqsBatchResponse> => {
+  const batch = SqsBatchEventSchema.safeParse(event);
+  return batch.success ? handleDeviceMessageBatch(batch.data, runtime()) : handleDeviceMessage(event, runtime());
+});

@@ -7,7 +7,7 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, type Deployment, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
@@ -17,6 +17,7 @@ import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot 
 import { ensureDefaultPrivateCa, PcaService, PrivateCa } from './pca/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
+import { EventSourceMapping } from './sqs/event-source-mapping.js';
 import { SqsService } from './sqs/sqs-service.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
@@ -44,6 +45,8 @@ export interface LocalAwsOptions {
    * functions/core/pacing-settings.ts). The time scale reaches them as ROTOR_TIME_SCALE.
    */
   environment?: Record<string, string>;
+  /** Overrides of the rule queue's settings (wiring ruleQueue): tests shorten maxReceiveCount. */
+  ruleQueue?: Partial<Pick<RuleQueueSpec, 'maxReceiveCount' | 'maximumConcurrency' | 'batchSize'>>;
   /** Validity in days of certificates issued through the IoT API (rotations); AWS's 2049 date when absent. */
   issuedValidityDays?: number;
   /** Worker threads per function. */
@@ -105,6 +108,8 @@ export interface LocalAws {
   dynamodb: DynamoDbLocal;
   sns: SnsService;
   sqs: SqsService;
+  /** The event source mapping of the rule queue: device messages reach device-message through it. */
+  ruleQueueMapping: EventSourceMapping;
   lambda: LambdaService;
   iot: LocalIot;
   stepFunctions: StepFunctionsService;
@@ -214,6 +219,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 
     const iot = await startLocalIot({
       invoker: lambda,
+      queues: sqs,
       sns,
       region,
       account: accountId,
@@ -252,7 +258,23 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     // A quotas file is what the functions are told too (unless pacingFromQuotas is false).
     const fromQuotas = options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas);
     const environment = { ROTOR_TIME_SCALE: String(options.timeScale ?? 1), ...fromHost, ...fromQuotas, ...(options.environment ?? {}) };
-    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment });
+    const ruleQueue: RuleQueueSpec = { ...wiring.ruleQueue, ...options.ruleQueue };
+    await deploy({ url, deployment, lambda, bundles, logger, console: options.console, environment, ruleQueue });
+    // The rule queue's event source mapping (terraform/lambda.tf), in-process like the functions.
+    const ruleQueueMapping = new EventSourceMapping({
+      sqs,
+      queueName: ruleQueueName(PREFIX, wiring),
+      invoker: lambda,
+      functionName: functionName(ruleQueue.function),
+      batchSize: ruleQueue.batchSize,
+      maximumConcurrency: ruleQueue.maximumConcurrency,
+      visibilityTimeoutSeconds: ruleQueue.visibilityTimeoutSeconds,
+      functionTimeoutSeconds: wiring.functions[ruleQueue.function].timeoutSeconds,
+      clock,
+      region,
+      logger,
+    }).start();
+    stops.push(() => ruleQueueMapping.stop());
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
     const privateCa = await ensureDefaultPrivateCa(pca, iot.registry);
     edge.addAdminRoute('iot/server-ca/rotate', async () => {
@@ -286,7 +308,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     logger.info('local AWS ready', { endpoint: url, mqtt: `${endpoints.mqtt.host}:${endpoints.mqtt.port}` });
 
     let stopping: Promise<void> | undefined;
-    return { endpoints, deployment, edge, dynamodb, sns, sqs, lambda, iot, stepFunctions, pca, ...(quotas ? { quotas } : {}), caPem, stop: () => (stopping ??= stopAll()) };
+    return { endpoints, deployment, edge, dynamodb, sns, sqs, ruleQueueMapping, lambda, iot, stepFunctions, pca, ...(quotas ? { quotas } : {}), caPem, stop: () => (stopping ??= stopAll()) };
   } catch (error) {
     await stopAll();
     throw error;
@@ -302,6 +324,7 @@ async function deploy(input: {
   logger: LocalLogger;
   console?: boolean;
   environment: Record<string, string>;
+  ruleQueue: RuleQueueSpec;
 }): Promise<void> {
   const { url, deployment, lambda, bundles } = input;
   const wiring = loadWiring();
@@ -358,6 +381,22 @@ async function deploy(input: {
         }),
       );
     }
+    // The rule queue (terraform/sqs.tf): the IoT rules write device messages to it; after
+    // maxReceiveCount receives a message moves to the function's dead-letter queue.
+    const ruleQueue = input.ruleQueue;
+    const ruleDlq = await sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(ruleQueue.function, PREFIX), Attributes: { SqsManagedSseEnabled: 'true', MessageRetentionPeriod: '1209600' } }));
+    const ruleDlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: ruleDlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn;
+    const { QueueUrl: ruleQueueUrl } = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: ruleQueueName(PREFIX, wiring),
+        Attributes: {
+          SqsManagedSseEnabled: 'true',
+          MessageRetentionPeriod: String(ruleQueue.messageRetentionSeconds),
+          VisibilityTimeout: String(ruleQueue.visibilityTimeoutSeconds),
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: ruleDlqArn, maxReceiveCount: ruleQueue.maxReceiveCount }),
+        },
+      }),
+    );
     for (const subscription of wiring.subscriptions) {
       await sns.send(new SubscribeCommand({ TopicArn: deployment.topicArns[subscription.topic], Protocol: 'lambda', Endpoint: deployment.functionArn(subscription.function) }));
     }
@@ -378,7 +417,8 @@ async function deploy(input: {
         iot.send(
           new CreateTopicRuleCommand({
             ruleName: ruleNameFor(rule.messageType, PREFIX),
-            topicRulePayload: { sql: ruleSqlFor(rule.messageType), awsIotSqlVersion: '2016-03-23', ruleDisabled: false, actions: [{ lambda: { functionArn: deployment.functionArn(rule.function) } }] },
+            // Every rule's function is fed through the rule queue (wiring ruleQueue; test/contract/wiring-async.test.ts).
+            topicRulePayload: { sql: ruleSqlFor(rule.messageType), awsIotSqlVersion: '2016-03-23', ruleDisabled: false, actions: [{ sqs: { queueUrl: ruleQueueUrl, roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-iot-rule-queue`, useBase64: false } }] },
           }),
         ),
       );

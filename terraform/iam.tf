@@ -122,7 +122,7 @@ locals {
   }
 
   dead_letter_queue_policies = {
-    for name in local.async_functions : name => jsonencode({
+    for name in local.dead_letter_functions : name => jsonencode({
       Version = "2012-10-17"
       Statement = [
         {
@@ -137,6 +137,49 @@ locals {
     })
   }
 
+  # The IoT rules write device messages to the rule queue with their own role: send, to that
+  # queue only.
+  rule_queue_send_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "SendToRuleQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.rule_queue.arn]
+      }
+    ]
+  })
+
+  # The event source mapping polls the rule queue with the function's role: what Lambda's
+  # SQS poller needs (AWSLambdaSQSQueueExecutionRole's actions), on that queue only. Not in
+  # the wiring's permissions, which list what the function's code calls.
+  function_rule_queue_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "PollRuleQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+        Resource = [aws_sqs_queue.rule_queue.arn]
+      }
+    ]
+  })
+
+  rule_queue_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+        Resource  = [aws_sqs_queue.rule_queue.arn]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      }
+    ]
+  })
+
   # Every policy document this module writes, by name: the tests check each of them.
   policy_documents = merge(
     { for name, doc in local.function_policies : "function:${name}" => doc },
@@ -147,6 +190,9 @@ locals {
       "state-machine"               = local.state_machine_policy
       "state-machine-observability" = local.state_machine_observability_policy
       "rule-errors"                 = local.rule_errors_policy
+      "rule-queue-send"             = local.rule_queue_send_policy
+      "function-rule-queue"         = local.function_rule_queue_policy
+      "rule-queue"                  = local.rule_queue_policy
       "audit-notifications"         = local.audit_notifications_policy
       "device"                      = local.device_policy_document
       "alarm-topic"                 = local.alarm_topic_policy
@@ -189,6 +235,12 @@ resource "aws_iam_role_policy" "function_dead_letter" {
   name   = "dead-letter"
   role   = aws_iam_role.function[each.key].id
   policy = local.function_dead_letter_policies[each.key]
+}
+
+resource "aws_iam_role_policy" "function_rule_queue" {
+  name   = "rule-queue"
+  role   = aws_iam_role.function[local.rule_queue_function].id
+  policy = local.function_rule_queue_policy
 }
 
 resource "aws_iam_role_policy" "function_observability" {
@@ -259,6 +311,32 @@ resource "aws_iam_role_policy" "rule_errors" {
   name   = "rule-errors"
   role   = aws_iam_role.rule_errors.id
   policy = local.rule_errors_policy
+}
+
+resource "aws_iam_role" "rule_queue" {
+  name        = "${var.name_prefix}-iot-rule-queue"
+  description = "Lets Rotor's IoT rules write device messages to the rule queue ${local.rule_queue_name}."
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect    = "Allow"
+        Principal = { Service = "iot.amazonaws.com" }
+        Action    = ["sts:AssumeRole"]
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account }
+          ArnLike      = { "aws:SourceArn" = "${local.iot_arn}:rule/${local.rule_prefix}_*" }
+        }
+      }
+    ]
+  })
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy" "rule_queue" {
+  name   = "rule-queue"
+  role   = aws_iam_role.rule_queue.id
+  policy = local.rule_queue_send_policy
 }
 
 # Device Defender sends audit notifications with this role. It exists even when the audit

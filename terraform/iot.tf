@@ -1,7 +1,9 @@
-# Device → cloud messages reach the device-message function through one IoT rule per type.
+# Device → cloud messages reach the device-message function through one IoT rule per type,
+# which writes them to the rule queue (sqs.tf); an event source mapping hands them to the
+# function (lambda.tf).
 
-# Where a rule writes the messages its Lambda action could not deliver (throttled, function
-# error): without it they would be dropped silently.
+# Where a rule writes the messages its SQS action could not deliver (refused, queue gone):
+# without it they would be dropped silently.
 resource "aws_cloudwatch_log_group" "rule_errors" {
   name              = "/aws/iot/${var.name_prefix}-rule-errors"
   retention_in_days = var.log_retention_days
@@ -12,13 +14,16 @@ resource "aws_iot_topic_rule" "device_message" {
   for_each = local.rules
 
   name        = "${local.rule_prefix}_${each.key}"
-  description = "Forwards ${each.key} from devices to ${local.function_names[each.value.function]}."
+  description = "Queues ${each.key} from devices for ${local.function_names[each.value.function]} (${local.rule_queue_name})."
   enabled     = true
   sql         = local.rule_sql[each.key]
   sql_version = "2016-03-23"
 
-  lambda {
-    function_arn = aws_lambda_function.function[each.value.function].arn
+  # The selected JSON as the message body, as device-message parses it (no base64 wrapper).
+  sqs {
+    queue_url  = aws_sqs_queue.rule_queue.url
+    role_arn   = aws_iam_role.rule_queue.arn
+    use_base64 = false
   }
 
   error_action {
@@ -29,17 +34,6 @@ resource "aws_iot_topic_rule" "device_message" {
   }
 
   tags = local.tags
-}
-
-resource "aws_lambda_permission" "iot_rule" {
-  for_each = local.rules
-
-  statement_id   = "AllowIoTRule-${each.key}"
-  action         = "lambda:InvokeFunction"
-  function_name  = aws_lambda_function.function[each.value.function].function_name
-  principal      = "iot.amazonaws.com"
-  source_arn     = aws_iot_topic_rule.device_message[each.key].arn
-  source_account = local.account
 }
 
 # The policy a device needs for the rotation protocol (PROTOCOL.md "Transport"): connect only

@@ -42,7 +42,7 @@ resource "aws_lambda_function" "function" {
   ]
 }
 
-# IoT rules and SNS invoke these functions asynchronously. Lambda retries a failed event, then
+# SNS (and start-rotations itself) invoke these functions asynchronously. Lambda retries a failed event, then
 # sends its invocation record (the original event, the error, the attempts) to the function's
 # dead-letter queue instead of dropping it; `rotor dlq replay` gives it back to the function.
 resource "aws_lambda_function_event_invoke_config" "async" {
@@ -60,4 +60,24 @@ resource "aws_lambda_function_event_invoke_config" "async" {
 
   # Lambda checks at once that the function's role may send to the queue.
   depends_on = [aws_iam_role_policy.function_dead_letter]
+}
+
+# The rule queue's batches (sqs.tf) reach the function it feeds. ReportBatchItemFailures: a
+# record the function fails on comes back alone, the others of its batch are deleted. The
+# maximum concurrency caps how many invocations the mapping runs, so that a fleet's messages
+# wait in the queue instead of taking all of the account's Lambda concurrency.
+resource "aws_lambda_event_source_mapping" "rule_queue" {
+  event_source_arn                   = aws_sqs_queue.rule_queue.arn
+  function_name                      = aws_lambda_function.function[local.rule_queue_function].arn
+  batch_size                         = local.rule_queue.batchSize
+  maximum_batching_window_in_seconds = local.rule_queue.maximumBatchingWindowSeconds
+  function_response_types            = ["ReportBatchItemFailures"]
+  enabled                            = true
+
+  scaling_config {
+    maximum_concurrency = coalesce(var.device_message_max_concurrency, local.rule_queue.maximumConcurrency)
+  }
+
+  # Lambda checks at once that the function's role may poll the queue.
+  depends_on = [aws_iam_role_policy.function_rule_queue]
 }

@@ -52,6 +52,7 @@ locals {
       "stateMachine"     = local.state_machine_arn
       "iotDataEndpoint"  = "https://${data.aws_iot_endpoint.data.endpoint_address}"
       "region"           = local.region
+      "statusIndex"      = local.wiring.table.statusIndex.name
       "topic:audit"      = aws_sns_topic.audit.arn
       "topic:escalation" = aws_sns_topic.escalation.arn
     },
@@ -66,6 +67,8 @@ locals {
         POWERTOOLS_SERVICE_NAME      = var.name_prefix
         POWERTOOLS_METRICS_NAMESPACE = "Rotor"
       },
+      # Every function gets the pacing settings (pacing.tf): the pacing code runs in several.
+      local.pacing_environment,
     )
   }
 
@@ -172,10 +175,19 @@ locals {
 
   sns_kms_key = coalesce(var.sns_kms_key_arn, "alias/aws/sns")
 
-  # The functions Lambda invokes asynchronously (IoT rules, the audit subscription, the
-  # fan-out of start-rotations), each with a dead-letter queue (sqs.tf, lambda.tf).
-  async_functions   = toset(local.wiring.asyncInvocations.functions)
-  dead_letter_names = { for name in local.async_functions : name => "${var.name_prefix}-${name}-dlq" }
+  # The functions Lambda invokes asynchronously (the audit subscription, the fan-out of
+  # start-rotations), each with a dead-letter queue (sqs.tf, lambda.tf).
+  async_functions = toset(local.wiring.asyncInvocations.functions)
+
+  # The queue between the IoT rules and the function they feed (issue 10 part 4; sqs.tf,
+  # lambda.tf): its dead-letter queue is the function's, named as the asynchronous ones are.
+  rule_queue          = local.wiring.ruleQueue
+  rule_queue_name     = "${var.name_prefix}-${local.rule_queue.name}"
+  rule_queue_function = local.rule_queue.function
+
+  # Every function with a dead-letter queue: `rotor dlq` reads them all.
+  dead_letter_functions = setunion(local.async_functions, [local.rule_queue_function])
+  dead_letter_names     = { for name in local.dead_letter_functions : name => "${var.name_prefix}-${name}-dlq" }
 
   # domain/errors.ts ErrorName.EscalationFailed: the error an execution ends with when its
   # escalation could not be published (test/contract/terraform-drift.test.ts pins it).

@@ -108,12 +108,15 @@ locals {
 # SQS publishes queue metrics every five minutes; one visible message is already a device
 # message or an audit page nobody handled. docs/operations.md says how to read and replay it.
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
-  for_each = local.async_functions
+  for_each = local.dead_letter_functions
 
-  alarm_name        = "${var.name_prefix}-${each.key}-dead-letters"
-  alarm_description = "Lambda gave up on an asynchronous event of ${local.function_names[each.key]} and put it in ${local.dead_letter_names[each.key]}. See it: rotor dlq list --function ${each.key}; replay it once the cause is fixed: rotor dlq replay --function ${each.key}."
-  namespace         = "AWS/SQS"
-  metric_name       = "ApproximateNumberOfMessagesVisible"
+  alarm_name = "${var.name_prefix}-${each.key}-dead-letters"
+  alarm_description = (each.key == local.rule_queue_function
+    ? "The rule queue ${local.rule_queue_name} gave up on a device message after ${local.rule_queue.maxReceiveCount} receives by ${local.function_names[each.key]} and moved it to ${local.dead_letter_names[each.key]}. See it: rotor dlq list --function ${each.key}; replay it once the cause is fixed: rotor dlq replay --function ${each.key}."
+    : "Lambda gave up on an asynchronous event of ${local.function_names[each.key]} and put it in ${local.dead_letter_names[each.key]}. See it: rotor dlq list --function ${each.key}; replay it once the cause is fixed: rotor dlq replay --function ${each.key}."
+  )
+  namespace   = "AWS/SQS"
+  metric_name = "ApproximateNumberOfMessagesVisible"
   dimensions = {
     QueueName = aws_sqs_queue.dead_letter[each.key].name
   }
@@ -180,5 +183,39 @@ resource "aws_cloudwatch_metric_alarm" "escalation_failed" {
   threshold           = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
+}
+
+# --- the rule queue's backlog (issue 10 part 4) ------------------------------------------------
+
+variable "device_message_backlog_alarm_seconds" {
+  description = "Alarm when the oldest device message in the rule queue has waited this long: device-message is not keeping up (concurrency, throttling) or failing."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.device_message_backlog_alarm_seconds >= 60 && floor(var.device_message_backlog_alarm_seconds) == var.device_message_backlog_alarm_seconds
+    error_message = "device_message_backlog_alarm_seconds must be a whole number of at least 60."
+  }
+}
+
+# A device waits for its answer while its message waits here: a backlog that keeps growing
+# older ends in CSR and ack timeouts. Three five-minute periods, so a burst that drains is quiet.
+resource "aws_cloudwatch_metric_alarm" "device_message_backlog" {
+  alarm_name        = "${var.name_prefix}-device-message-backlog"
+  alarm_description = "Device messages have waited more than ${var.device_message_backlog_alarm_seconds} s in ${local.rule_queue_name}: ${local.function_names[local.rule_queue_function]} is not keeping up (its concurrency, device_message_max_concurrency, or throttling) or failing. See the fleet dashboard and the function's log."
+  namespace         = "AWS/SQS"
+  metric_name       = "ApproximateAgeOfOldestMessage"
+  dimensions = {
+    QueueName = aws_sqs_queue.rule_queue.name
+  }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.device_message_backlog_alarm_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
   tags                = local.tags
 }

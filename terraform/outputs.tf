@@ -54,6 +54,11 @@ output "alarm_topic_arn" {
 }
 
 output "dead_letter_queue_urls" {
-  description = "Dead-letter queue of each asynchronously invoked function (rotor dlq list|replay reads them)."
+  description = "Dead-letter queue of each function that can give up on an event: the asynchronously invoked ones and device-message behind the rule queue (rotor dlq list|replay reads them)."
   value       = { for name, queue in aws_sqs_queue.dead_letter : name => queue.url }
+}
+
+output "device_message_queue_url" {
+  description = "The rule queue: every device → cloud message waits here for device-message (its depth and age are on the fleet dashboard)."
+  value       = aws_sqs_queue.rule_queue.url
 }

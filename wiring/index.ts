@@ -38,6 +38,24 @@ export interface AsyncInvocationSpec {
   maximumEventAgeSeconds: number;
 }
 
+/** The queue between the IoT rules and the function they feed, and its event source mapping. */
+export interface RuleQueueSpec {
+  /** The queue's name after the deployment's prefix: NAME_PREFIX-NAME. */
+  name: string;
+  /** The function the rules name and the event source mapping invokes. */
+  function: string;
+  /** Records per invocation (1-10 without a batching window). */
+  batchSize: number;
+  maximumBatchingWindowSeconds: number;
+  /** Invocations of the function the mapping runs at once (2-1000). */
+  maximumConcurrency: number;
+  /** How long a received record stays hidden: at least the function's timeout (AWS advises six times). */
+  visibilityTimeoutSeconds: number;
+  /** Receives before a record moves to the dead-letter queue. */
+  maxReceiveCount: number;
+  messageRetentionSeconds: number;
+}
+
 export interface Wiring {
   settings: Record<string, SettingSpec>;
   functions: Record<string, FunctionSpec>;
@@ -50,6 +68,7 @@ export interface Wiring {
   rules: RuleSpec[];
   subscriptions: { topic: 'audit'; function: string }[];
   asyncInvocations: AsyncInvocationSpec;
+  ruleQueue: RuleQueueSpec;
   table: {
     partitionKey: string;
     sortKey: string;
@@ -81,6 +100,19 @@ export function deadLetterQueueName(functionName: string, namePrefix = 'rotor'):
   return `${namePrefix}-${functionName}-dlq`;
 }
 
+/** The queue the IoT rules write device messages to, as Terraform names it. */
+export function ruleQueueName(namePrefix = 'rotor', wiring: Wiring = loadWiring()): string {
+  return `${namePrefix}-${wiring.ruleQueue.name}`;
+}
+
+/**
+ * The functions with a dead-letter queue: those Lambda invokes asynchronously (their on-failure
+ * destination) and the one fed by the rule queue (the queue's redrive target).
+ */
+export function deadLetterFunctions(wiring: Wiring = loadWiring()): string[] {
+  return [...new Set([...wiring.asyncInvocations.functions, wiring.ruleQueue.function])].sort();
+}
+
 /** The concrete values of one deployment that references resolve to. */
 export interface Deployment {
   tableName: string;
@@ -110,6 +142,8 @@ export function resolveReference(ref: string, deployment: Deployment): string | 
       return deployment.iotDataEndpoint;
     case 'region':
       return deployment.region;
+    case 'statusIndex':
+      return loadWiring().table.statusIndex.name;
     case 'function':
       return deployment.functionArn(name);
     case 'topic':

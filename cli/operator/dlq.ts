@@ -1,15 +1,17 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
-import { deadLetterQueueName, loadWiring } from '../../wiring/index.js';
+import { deadLetterFunctions, deadLetterQueueName, loadWiring } from '../../wiring/index.js';
 import { NotFoundError, UsageError } from './exit-codes.js';
 import type { Target } from './target.js';
 
 /**
  * `rotor dlq list|replay`: the events Lambda gave up on. Each asynchronously invoked function
- * (wiring asyncInvocations: the IoT rules' device-message, the audit's start-rotations) has a
- * dead-letter queue, its on-failure destination, holding Lambda's invocation record: the
- * original event, the error, how many attempts. `replay` invokes the function again with the
- * original event, synchronously, and deletes the message only when the function succeeded; a
+ * (wiring asyncInvocations: the audit's start-rotations) has a dead-letter queue, its on-failure
+ * destination, holding Lambda's invocation record: the original event, the error, how many
+ * attempts. The function fed by the rule queue (device-message) has one too, the queue's redrive
+ * target, holding the device message the queue gave up on as it was (the rule's event). `replay`
+ * invokes the function again with the original event (for a redriven message: as a one-record
+ * queue batch), synchronously, and deletes the message only when the function succeeded; a
  * message it cannot read or replay stays in the queue.
  */
 export interface DlqClients {
@@ -35,6 +37,8 @@ export interface DeadLetter {
   messageId: string;
   /** When Lambda gave up (the record's timestamp). */
   failedAt?: string;
+  /** A redriven device message: when the IoT rule sent it to the rule queue. */
+  sentAt?: string;
   /** RetriesExhausted or EventAgeExceeded. */
   condition?: string;
   attempts?: number;
@@ -89,14 +93,25 @@ export const REPLAY_VISIBILITY_SECONDS = 900;
 const LIST_VISIBILITY_SECONDS = 30;
 const PAGE = 10;
 
+/** The functions with a dead-letter queue (wiring/index.ts deadLetterFunctions). */
 export function asyncFunctions(): string[] {
-  return loadWiring().asyncInvocations.functions;
+  return deadLetterFunctions();
+}
+
+/** A device message the rule queue moved to its dead-letter queue after maxReceiveCount receives. */
+interface RedrivenMessage {
+  messageId: string;
+  body: string;
+}
+
+function isRuleQueueFunction(fn: string): boolean {
+  return loadWiring().ruleQueue.function === fn;
 }
 
 export function validateDlqOptions(options: { function?: string; messageId?: string; limit: number }): DlqOptions {
   const known = asyncFunctions();
   if (options.function !== undefined && !known.includes(options.function)) {
-    throw new UsageError(`--function must be one of the asynchronously invoked functions (${known.join(', ')}), got ${JSON.stringify(options.function)}`);
+    throw new UsageError(`--function must be one of the functions with a dead-letter queue (${known.join(', ')}), got ${JSON.stringify(options.function)}`);
   }
   if (options.messageId !== undefined && !/^[A-Za-z0-9-]{1,100}$/.test(options.messageId)) throw new UsageError(`--message-id ${JSON.stringify(options.messageId)} is not an SQS message id`);
   return options;
@@ -126,8 +141,39 @@ function describeEvent(payload: unknown): string {
   return `an event with ${Object.keys(event).sort().join(', ') || 'no fields'}`;
 }
 
-function toDeadLetter(fn: string, message: Message): DeadLetter & { record?: InvocationRecord; receiptHandle?: string } {
+type TakenLetter = DeadLetter & { record?: InvocationRecord; redriven?: RedrivenMessage; receiptHandle?: string };
+
+/** The rule queue's dead letters are the rule's events themselves; an invocation record is still read as one (an older deployment's). */
+function toRedriven(fn: string, message: Message): TakenLetter | undefined {
+  if (!isRuleQueueFunction(fn) || message.Body === undefined || message.MessageId === undefined) return undefined;
+  let event: unknown;
+  try {
+    event = JSON.parse(message.Body);
+  } catch {
+    return undefined;
+  }
+  if (typeof event !== 'object' || event === null || 'requestContext' in event) return undefined;
+  const sent = Number(message.Attributes?.SentTimestamp);
+  const { name, maxReceiveCount } = loadWiring().ruleQueue;
+  return {
+    function: fn,
+    messageId: message.MessageId,
+    // The receive count SQS keeps also counts every listing: the queue's limit says more.
+    sentAt: Number.isFinite(sent) && sent > 0 ? new Date(sent).toISOString() : undefined,
+    condition: 'MaxReceiveCountExceeded',
+    attempts: maxReceiveCount,
+    errorType: 'ReceivedTooOften',
+    errorMessage: `the ${name} queue handed it to ${fn} ${maxReceiveCount} times without success; the function's log says why`,
+    about: describeEvent(event),
+    redriven: { messageId: message.MessageId, body: message.Body },
+    receiptHandle: message.ReceiptHandle,
+  };
+}
+
+function toDeadLetter(fn: string, message: Message): TakenLetter {
   const messageId = message.MessageId ?? '?';
+  const redriven = toRedriven(fn, message);
+  if (redriven) return redriven;
   const record = parseRecord(message.Body);
   if (typeof record === 'string') return { function: fn, messageId, about: 'an unreadable message', unreadable: record, receiptHandle: message.ReceiptHandle };
   return {
@@ -187,7 +233,7 @@ export async function listDeadLetters(deps: DlqDeps, options: DlqOptions): Promi
     const { Attributes } = await deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
     queues.push({ function: fn, queueUrl: url, visible: Number(Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) });
     for (const message of await receive(deps, url, options.limit - letters.length, LIST_VISIBILITY_SECONDS)) {
-      const { record: _record, receiptHandle, ...letter } = toDeadLetter(fn, message);
+      const { record: _record, redriven: _redriven, receiptHandle, ...letter } = toDeadLetter(fn, message);
       if (options.messageId === undefined || letter.messageId === options.messageId) letters.push(letter);
       await release(deps, url, receiptHandle);
     }
@@ -202,7 +248,7 @@ export async function listDeadLetters(deps: DlqDeps, options: DlqOptions): Promi
  * `confirm` sees the plan first and may stop everything.
  */
 export async function replayDeadLetters(deps: DlqDeps, options: DlqOptions & { dryRun: boolean; confirm?: (planned: DeadLetter[]) => Promise<boolean> }): Promise<ReplaySummary> {
-  const taken: { url: string; letter: ReturnType<typeof toDeadLetter> }[] = [];
+  const taken: { url: string; letter: TakenLetter }[] = [];
   for (const fn of functionsOf(options)) {
     const url = await queueUrl(deps, fn);
     const visibility = options.dryRun ? LIST_VISIBILITY_SECONDS : REPLAY_VISIBILITY_SECONDS;
@@ -215,7 +261,7 @@ export async function replayDeadLetters(deps: DlqDeps, options: DlqOptions & { d
       taken.push({ url, letter });
     }
   }
-  const planned = taken.map(({ letter: { record: _record, receiptHandle: _handle, ...letter } }) => letter);
+  const planned = taken.map(({ letter: { record: _record, redriven: _redriven, receiptHandle: _handle, ...letter } }) => letter);
   const results: ReplayOutcome[] = [];
   let proceed = !options.dryRun;
   try {
@@ -248,27 +294,44 @@ async function release(deps: DlqDeps, url: string, receiptHandle: string | undef
   await deps.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: receiptHandle, VisibilityTimeout: 0 }));
 }
 
-async function replayOne(deps: DlqDeps, url: string, letter: ReturnType<typeof toDeadLetter>): Promise<ReplayOutcome> {
+/** The event the function is invoked with again: the original one, or a redriven message as a one-record queue batch. */
+function replayPayload(letter: TakenLetter): unknown {
+  if (letter.redriven) return { Records: [{ messageId: letter.redriven.messageId, body: letter.redriven.body, eventSource: 'aws:sqs', attributes: {}, messageAttributes: {} }] };
+  return letter.record?.requestPayload;
+}
+
+/** A queue batch's answer names the records that failed: a replay of one record failed if it is named. */
+function batchFailure(result: unknown): string | undefined {
+  const failures = typeof result === 'object' && result !== null ? (result as { batchItemFailures?: unknown }).batchItemFailures : undefined;
+  return Array.isArray(failures) && failures.length > 0 ? 'the function reported the record in batchItemFailures (an AWS error; its log says which)' : undefined;
+}
+
+async function replayOne(deps: DlqDeps, url: string, letter: TakenLetter): Promise<ReplayOutcome> {
   const base = { function: letter.function, messageId: letter.messageId };
-  if (!letter.record) {
+  if (!letter.record && !letter.redriven) {
     await release(deps, url, letter.receiptHandle);
     return { ...base, outcome: 'skipped', reason: letter.unreadable ?? 'unreadable' };
   }
   const functionName = `${deps.namePrefix}-${letter.function}`;
-  const recorded = letter.record.requestContext.functionArn;
+  const recorded = letter.record?.requestContext.functionArn;
   // The queue is the function's own; a record of another function is not replayed into this one.
   if (recorded && !new RegExp(`:function:${functionName}(:|$)`).test(recorded)) {
     await release(deps, url, letter.receiptHandle);
     return { ...base, outcome: 'skipped', reason: `the record is of ${recorded}, not of ${functionName}` };
   }
   try {
-    const answer = await deps.lambda.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'RequestResponse', Payload: Buffer.from(JSON.stringify(letter.record.requestPayload)) }));
+    const answer = await deps.lambda.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'RequestResponse', Payload: Buffer.from(JSON.stringify(replayPayload(letter))) }));
     const text = Buffer.from(answer.Payload ?? new Uint8Array()).toString('utf8');
     const result: unknown = text ? JSON.parse(text) : null;
     if (answer.FunctionError) {
       await release(deps, url, letter.receiptHandle);
       const error = result as { errorType?: string; errorMessage?: string } | null;
       return { ...base, outcome: 'failed', error: `${error?.errorType ?? answer.FunctionError}: ${error?.errorMessage ?? 'the function failed'}` };
+    }
+    const failedRecord = letter.redriven ? batchFailure(result) : undefined;
+    if (failedRecord) {
+      await release(deps, url, letter.receiptHandle);
+      return { ...base, outcome: 'failed', error: failedRecord };
     }
     await deps.sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: letter.receiptHandle }));
     return { ...base, outcome: 'replayed', result };
@@ -290,8 +353,9 @@ export function formatListing(listing: DlqListing): string[] {
 
 function formatLetter(letter: DeadLetter): string[] {
   if (letter.unreadable) return [`${letter.function} ${letter.messageId}  unreadable: ${letter.unreadable}`];
+  const when = letter.sentAt !== undefined ? `sent ${letter.sentAt}` : (letter.failedAt ?? '?');
   return [
-    `${letter.function} ${letter.messageId}  ${letter.failedAt ?? '?'}  ${letter.condition ?? '?'} after ${letter.attempts ?? '?'} attempts`,
+    `${letter.function} ${letter.messageId}  ${when}  ${letter.condition ?? '?'} after ${letter.attempts ?? '?'} attempts`,
     `  ${letter.about}`,
     `  ${letter.errorType ?? 'error'}: ${letter.errorMessage ?? '?'}`,
   ];
@@ -302,6 +366,7 @@ export function formatPlanned(planned: DeadLetter[]): string[] {
 }
 
 function describeResult(result: unknown): string {
+  if (typeof result === 'object' && result !== null && 'batchItemFailures' in result) return 'handled';
   if (typeof result === 'object' && result !== null && 'action' in result) return String((result as { action: unknown }).action);
   return 'ok';
 }

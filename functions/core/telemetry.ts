@@ -17,6 +17,10 @@ export const MetricName = {
   PacingRate: 'PacingRate',
   /** How long a paced step's calls waited for the budget. */
   PacingWaitMs: 'PacingWaitMs',
+  /** fleet-gauge: IN_PROGRESS records now. */
+  RotationsInFlight: 'RotationsInFlight',
+  /** fleet-gauge: seconds since the oldest in-flight rotation started (unit Count: EMF here has no Seconds). */
+  OldestInFlightAgeSeconds: 'OldestInFlightAgeSeconds',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 

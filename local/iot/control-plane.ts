@@ -93,7 +93,7 @@ function ruleJson(rule: TopicRule): JsonObject {
     sql: rule.sql,
     description: rule.description,
     createdAt: epochSeconds(rule.createdAt),
-    actions: [{ lambda: { functionArn: rule.functionArn } }],
+    actions: [rule.queueUrl ? { sqs: { queueUrl: rule.queueUrl, useBase64: false } } : { lambda: { functionArn: rule.functionArn } }],
     ruleDisabled: rule.ruleDisabled ?? false,
     awsIotSqlVersion: rule.awsIotSqlVersion ?? '2016-03-23',
   };
@@ -436,14 +436,15 @@ export class IotControlPlane implements LocalService {
           if (!Array.isArray(actions) || actions.length !== 1) {
             throw new AwsError('InvalidRequestException', 'the local rules engine supports exactly one action per rule');
           }
-          const lambda = (actions[0] as { lambda?: { functionArn?: unknown } }).lambda;
-          if (!lambda || typeof lambda.functionArn !== 'string') {
-            throw new AwsError('InvalidRequestException', 'the local rules engine supports lambda actions only');
+          const { lambda, sqs } = actions[0] as { lambda?: { functionArn?: unknown }; sqs?: { queueUrl?: unknown; useBase64?: unknown } };
+          const action = lambda && typeof lambda.functionArn === 'string' ? { functionArn: lambda.functionArn } : sqs && typeof sqs.queueUrl === 'string' && sqs.useBase64 !== true ? { queueUrl: sqs.queueUrl } : undefined;
+          if (!action) {
+            throw new AwsError('InvalidRequestException', 'the local rules engine supports lambda actions and sqs actions (useBase64 false) only');
           }
           rules.createRule({
             ruleName: params.ruleName,
             sql: requiredString(payload, 'sql'),
-            functionArn: lambda.functionArn,
+            ...action,
             description: optionalString(payload, 'description'),
             ruleDisabled: payload.ruleDisabled === true,
             awsIotSqlVersion: optionalString(payload, 'awsIotSqlVersion'),

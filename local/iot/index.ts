@@ -8,6 +8,7 @@ import { IotRegistry, type ClientIdPolicy } from './registry.js';
 import { RulesEngine, type RuleError } from './rules.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { SqsUrlSender } from '../sqs/sqs-service.js';
 
 export { LocalCa, certificateIdOf, AWS_DEFAULT_NOT_AFTER } from './ca.js';
 export { IotRegistry, CertificateStatus, defaultDevicePolicy } from './registry.js';
@@ -25,6 +26,8 @@ export { parseRuleSql, topicMatches } from './rule-sql.js';
 
 export interface LocalIotOptions {
   invoker: LambdaInvoker;
+  /** Where rules with an SQS action send (the local SQS). */
+  queues?: SqsUrlSender;
   sns: SnsPublisher;
   region?: string;
   account?: string;
@@ -99,7 +102,7 @@ export async function startLocalIot(options: LocalIotOptions): Promise<LocalIot>
   const account = options.account ?? LOCAL_ACCOUNT;
   const ca = await loadOrCreateCa(options.dataDir);
   const registry = new IotRegistry({ ca, region, account, now: options.now, dataDir: options.dataDir, issuedValidityDays: options.issuedValidityDays });
-  const rules = new RulesEngine({ invoker: options.invoker, region, account, now: options.now, onError: options.onRuleError });
+  const rules = new RulesEngine({ invoker: options.invoker, queues: options.queues, region, account, now: options.now, onError: options.onRuleError });
   const audit = new DeviceDefenderAudit({ registry, sns: options.sns, now: options.now, initialConfiguration: options.auditConfiguration });
   const serverCas = await loadServerCas(options.dataDir);
   const broker = await MqttBroker.start({ registry, rules, port: options.mqttPort, host: options.mqttHost, now: options.now, onEvent: options.onBrokerEvent, clientIdPolicy: options.clientIdPolicy, serverCa: serverCas.at(-1) });

@@ -1,11 +1,14 @@
+import type { SqsUrlSender } from '../sqs/sqs-service.js';
 import { AwsError, type LambdaInvoker } from '../types.js';
 import { evaluateSelect, parseRuleSql, topicMatches, type ParsedRuleSql, type RuleMessage } from './rule-sql.js';
 
 export interface TopicRuleInput {
   ruleName: string;
   sql: string;
-  /** The Lambda function (name or ARN) the rule's one action invokes. */
-  functionArn: string;
+  /** The Lambda function (name or ARN) the rule's one action invokes; or, instead, */
+  functionArn?: string;
+  /** the SQS queue (URL) the rule's one action sends the selected JSON to. */
+  queueUrl?: string;
   description?: string;
   ruleDisabled?: boolean;
   awsIotSqlVersion?: string;
@@ -22,6 +25,7 @@ export interface RuleError {
   ruleName: string;
   topic: string;
   clientId: string;
+  /** The action's target: a function ARN or a queue URL. */
   functionArn: string;
   error: string;
   at: Date;
@@ -29,6 +33,8 @@ export interface RuleError {
 
 export interface RulesEngineOptions {
   invoker: LambdaInvoker;
+  /** Where SQS actions send; a rule with an SQS action needs it. */
+  queues?: SqsUrlSender;
   region: string;
   account: string;
   now?: () => Date;
@@ -42,7 +48,7 @@ const MAX_KEPT_ERRORS = 500;
 /**
  * The IoT rules engine: every message that reaches the broker (from a device or from the
  * data plane) is matched against each rule's topic filter, and a match invokes the rule's
- * Lambda asynchronously with the selected JSON. Action failures are recorded, never thrown
+ * Lambda asynchronously with the selected JSON, or sends it to the rule's SQS queue. Action failures are recorded, never thrown
  * back into the broker: a device's publish does not fail because a rule's action did.
  */
 export class RulesEngine {
@@ -63,7 +69,8 @@ export class RulesEngine {
   createRule(input: TopicRuleInput): TopicRule {
     if (!RULE_NAME.test(input.ruleName)) throw new AwsError('InvalidRequestException', `ruleName ${JSON.stringify(input.ruleName)} must match [a-zA-Z0-9_]{1,128}`);
     if (this.rules.has(input.ruleName)) throw new AwsError('ResourceAlreadyExistsException', `rule ${input.ruleName} already exists`, 409);
-    if (!input.functionArn) throw new AwsError('InvalidRequestException', 'a rule needs a lambda action');
+    if (!input.functionArn === !input.queueUrl) throw new AwsError('InvalidRequestException', 'a rule needs one action: lambda or sqs');
+    if (input.queueUrl && !this.options.queues) throw new AwsError('InvalidRequestException', 'this local rules engine has no SQS to send to');
     const rule: TopicRule = { ...input, ruleArn: this.ruleArn(input.ruleName), createdAt: this.now(), parsed: parseRuleSql(input.sql) };
     this.rules.set(input.ruleName, rule);
     return rule;
@@ -105,17 +112,19 @@ export class RulesEngine {
   private async invoke(rule: TopicRule, message: RuleMessage, document: Record<string, unknown>): Promise<void> {
     this.invocations++;
     try {
-      // As in AWS: the action succeeds once Lambda has queued the event. What the function then
-      // does (errors, retries, its on-failure destination) is Lambda's business, never a rule
-      // error; only an Invoke that fails (no such function, refused) reaches the error action.
-      await this.options.invoker.invoke(rule.functionArn, document, 'Event');
+      // As in AWS: the action succeeds once Lambda (or SQS) has queued the event. What the
+      // function then does (errors, retries, its on-failure destination) is Lambda's business,
+      // never a rule error; only an Invoke or a SendMessage that fails (no such function or
+      // queue, refused) reaches the error action.
+      if (rule.queueUrl) (this.options.queues as SqsUrlSender).sendToUrl(rule.queueUrl, JSON.stringify(document));
+      else await this.options.invoker.invoke(rule.functionArn as string, document, 'Event');
     } catch (error) {
       this.record(rule, message, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
     }
   }
 
   private record(rule: TopicRule, message: RuleMessage, error: string): void {
-    const entry: RuleError = { ruleName: rule.ruleName, topic: message.topic, clientId: message.clientId, functionArn: rule.functionArn, error, at: this.now() };
+    const entry: RuleError = { ruleName: rule.ruleName, topic: message.topic, clientId: message.clientId, functionArn: rule.functionArn ?? rule.queueUrl ?? '', error, at: this.now() };
     this.errors.push(entry);
     if (this.errors.length > MAX_KEPT_ERRORS) this.errors.shift();
     this.options.onError?.(entry);

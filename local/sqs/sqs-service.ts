@@ -6,17 +6,35 @@ import type { EdgeRequest, EdgeResponse, LocalService } from '../types.js';
 import { AwsError, LOCAL_ACCOUNT, LOCAL_REGION } from '../types.js';
 
 /**
- * Local SQS: the subset Rotor's dead-letter queues need (CreateQueue, GetQueueUrl, ListQueues,
+ * Local SQS: the subset Rotor's queues need — the dead-letter queues and the device-message
+ * queue with its redrive policy (CreateQueue, GetQueueUrl, ListQueues,
  * GetQueueAttributes, SendMessage, ReceiveMessage, DeleteMessage, ChangeMessageVisibility,
  * PurgeQueue, DeleteQueue), in the AWS JSON protocol that SDK v3 and the AWS CLI v2 speak
- * (X-Amz-Target: AmazonSQS.Operation). Lambda's on-failure destinations reach it in-process
- * (SqsSender). With a data dir, the queues are written to DATA_DIR/sqs-queues.json after every
+ * (X-Amz-Target: AmazonSQS.Operation). Lambda's on-failure destinations and the IoT rules' SQS
+ * action reach it in-process (SqsSender, SqsUrlSender), and so does the event source mapping
+ * (receiveBatch, deleteReceived: local/sqs/event-source-mapping.ts). With a data dir, the queues are written to DATA_DIR/sqs-queues.json after every
  * change, so a dead letter outlives a restart of the runtime as it outlives one of AWS.
  */
 export interface SqsSender {
   /** Sends to a queue named by ARN (Lambda destinations name queues by ARN). */
   sendToArn(queueArn: string, body: string): { messageId: string };
   hasQueue(queueArn: string): boolean;
+}
+
+/** Sends to a queue named by URL, as an IoT rule's SQS action does. */
+export interface SqsUrlSender {
+  sendToUrl(queueUrl: string, body: string): { messageId: string };
+}
+
+/** One message handed to an in-process consumer (the event source mapping). */
+export interface ReceivedMessage {
+  messageId: string;
+  receiptHandle: string;
+  body: string;
+  md5: string;
+  sentAt: number;
+  receiveCount: number;
+  firstReceivedAt: number;
 }
 
 export interface SqsServiceOptions {
@@ -89,7 +107,37 @@ function integer(body: Record<string, unknown>, name: string, min: number, max: 
   return value;
 }
 
-export class SqsService implements LocalService, SqsSender {
+/** RedrivePolicy, as CreateQueue takes it (a JSON string attribute). */
+interface RedrivePolicy {
+  deadLetterTargetArn: string;
+  maxReceiveCount: number;
+}
+
+function redrivePolicyOf(queue: Queue): RedrivePolicy | undefined {
+  const text = queue.attributes.RedrivePolicy;
+  if (!text) return undefined;
+  const policy = JSON.parse(text) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
+  return { deadLetterTargetArn: String(policy.deadLetterTargetArn), maxReceiveCount: Number(policy.maxReceiveCount) };
+}
+
+/** CreateQueue's check of a RedrivePolicy: AWS refuses one it cannot act on. */
+function checkRedrivePolicy(text: string): void {
+  let policy: { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown };
+  try {
+    policy = JSON.parse(text) as typeof policy;
+  } catch {
+    throw new SqsError('InvalidParameterValue', 'Value for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map.');
+  }
+  const count = Number(policy.maxReceiveCount);
+  if (typeof policy.deadLetterTargetArn !== 'string' || !/^arn:aws:sqs:[^:]+:\d{12}:[A-Za-z0-9_-]{1,80}$/.test(policy.deadLetterTargetArn)) {
+    throw new SqsError('InvalidParameterValue', 'Value for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.');
+  }
+  if (!Number.isInteger(count) || count < 1 || count > 1000) {
+    throw new SqsError('InvalidParameterValue', 'Value for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: must be an integer from 1 to 1000.');
+  }
+}
+
+export class SqsService implements LocalService, SqsSender, SqsUrlSender {
   readonly signingNames = ['sqs'] as const;
   private readonly queues = new Map<string, Queue>();
   private readonly region: string;
@@ -97,6 +145,7 @@ export class SqsService implements LocalService, SqsSender {
   private readonly logger: LocalLogger;
   private readonly now: () => number;
   private readonly stateFile: string | undefined;
+  private readonly sendListeners = new Map<string, Set<() => void>>();
 
   constructor(private readonly options: SqsServiceOptions) {
     this.region = options.region ?? LOCAL_REGION;
@@ -123,6 +172,7 @@ export class SqsService implements LocalService, SqsSender {
   createQueue(name: string, attributes: Record<string, string> = {}): string {
     if (!QUEUE_NAME.test(name)) throw new SqsError('InvalidParameterValue', `Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length (got ${JSON.stringify(name)}).`);
     for (const key of Object.keys(attributes)) if (!SETTABLE.has(key)) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${key}.`);
+    if (attributes.RedrivePolicy !== undefined) checkRedrivePolicy(attributes.RedrivePolicy);
     const existing = this.queues.get(name);
     if (existing) {
       // As in AWS: idempotent with the same attributes, refused with different ones.
@@ -148,6 +198,59 @@ export class SqsService implements LocalService, SqsSender {
     const queue = [...this.queues.values()].find((q) => q.arn === queueArn);
     if (!queue) throw new SqsError('QueueDoesNotExist', `The specified queue does not exist: ${queueArn}`);
     return this.send(queue, body);
+  }
+
+  sendToUrl(queueUrl: string, body: string): { messageId: string } {
+    return this.send(this.byUrl(queueUrl), body);
+  }
+
+  /** Calls `listener` after every message sent to the queue (the event source mapping wakes on it). Returns the unsubscribe. */
+  onSend(queueName: string, listener: () => void): () => void {
+    const listeners = this.sendListeners.get(queueName) ?? new Set<() => void>();
+    listeners.add(listener);
+    this.sendListeners.set(queueName, listeners);
+    return () => listeners.delete(listener);
+  }
+
+  /**
+   * Receives up to `max` visible messages for an in-process consumer, hidden for `visibilityMs`,
+   * with the queue's redrive policy applied as ReceiveMessage applies it.
+   */
+  receiveBatch(queueName: string, max: number, visibilityMs: number): ReceivedMessage[] {
+    return this.take(this.byName(queueName), max, visibilityMs).map((m) => ({
+      messageId: m.messageId,
+      receiptHandle: m.receiptHandle as string,
+      body: m.body,
+      md5: m.md5,
+      sentAt: m.sentAt,
+      receiveCount: m.receiveCount,
+      firstReceivedAt: m.firstReceivedAt as number,
+    }));
+  }
+
+  /** DeleteMessage for an in-process consumer; false when the handle is stale (the message was received again). */
+  deleteReceived(queueName: string, receiptHandle: string): boolean {
+    const queue = this.byName(queueName);
+    const index = this.byReceipt(queue, receiptHandle);
+    if (index < 0) return false;
+    queue.messages.splice(index, 1);
+    this.save();
+    return true;
+  }
+
+  /** ChangeMessageVisibility for an in-process consumer, in milliseconds from now. */
+  changeVisibility(queueName: string, receiptHandle: string, visibilityMs: number): void {
+    const queue = this.byName(queueName);
+    const index = this.byReceipt(queue, receiptHandle);
+    if (index >= 0) queue.messages[index].visibleAt = this.now() + visibilityMs;
+  }
+
+  /** When the next hidden message of the queue becomes visible (epoch ms), if one is hidden. */
+  nextVisibleAt(queueName: string): number | undefined {
+    const now = this.now();
+    let next: number | undefined;
+    for (const m of this.byName(queueName).messages) if (m.visibleAt > now && (next === undefined || m.visibleAt < next)) next = m.visibleAt;
+    return next;
   }
 
   // ---- the JSON protocol ----
@@ -259,7 +362,43 @@ export class SqsService implements LocalService, SqsSender {
     queue.messages.push(message);
     this.save();
     this.logger.debug('sqs send', { queue: queue.name, messageId: message.messageId });
+    for (const listener of this.sendListeners.get(queue.name) ?? []) listener();
     return { messageId: message.messageId };
+  }
+
+  /**
+   * Hands out up to `max` visible messages. As in SQS, a message already received
+   * maxReceiveCount times is not handed out again: it moves to the redrive policy's
+   * dead-letter queue, its body and sent time kept.
+   */
+  private take(queue: Queue, max: number, visibilityMs: number): StoredMessage[] {
+    const now = this.now();
+    const redrive = redrivePolicyOf(queue);
+    const target = redrive ? [...this.queues.values()].find((q) => q.arn === redrive.deadLetterTargetArn) : undefined;
+    const taken: StoredMessage[] = [];
+    let changed = false;
+    for (let index = 0; index < queue.messages.length && taken.length < max; ) {
+      const message = queue.messages[index];
+      if (message.visibleAt > now) {
+        index++;
+        continue;
+      }
+      if (redrive && target && message.receiveCount >= redrive.maxReceiveCount) {
+        queue.messages.splice(index, 1);
+        target.messages.push({ ...message, receiptHandle: undefined, visibleAt: now });
+        this.logger.warn('sqs message moved to its dead-letter queue', { queue: queue.name, deadLetterQueue: target.name, messageId: message.messageId, receiveCount: message.receiveCount });
+        changed = true;
+        continue;
+      }
+      message.receiveCount++;
+      message.firstReceivedAt ??= now;
+      message.visibleAt = now + visibilityMs;
+      message.receiptHandle = `${queue.name}/${message.messageId}/${randomUUID()}`;
+      taken.push(message);
+      index++;
+    }
+    if (taken.length > 0 || changed) this.save();
+    return taken;
   }
 
   private receive(queue: Queue, body: Record<string, unknown>): Record<string, unknown>[] {
@@ -267,15 +406,7 @@ export class SqsService implements LocalService, SqsSender {
     const visibility = integer(body, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT, Number(queue.attributes.VisibilityTimeout ?? DEFAULT_VISIBILITY_TIMEOUT));
     // WaitTimeSeconds is accepted and not waited: a local queue has nothing in flight to wait for.
     integer(body, 'WaitTimeSeconds', 0, 20, 0);
-    const now = this.now();
-    const taken = queue.messages.filter((m) => m.visibleAt <= now).slice(0, max);
-    for (const message of taken) {
-      message.receiveCount++;
-      message.firstReceivedAt ??= now;
-      message.visibleAt = now + visibility * 1000;
-      message.receiptHandle = `${queue.name}/${message.messageId}/${randomUUID()}`;
-    }
-    if (taken.length > 0) this.save();
+    const taken = this.take(queue, max, visibility * 1000);
     return taken.map((m) => ({
       MessageId: m.messageId,
       ReceiptHandle: m.receiptHandle,

@@ -38,11 +38,11 @@ override_resource {
 run "dead_letters_and_alarms_with_defaults" {
   command = apply
 
-  # --- asynchronous invocations end in a dead-letter queue (scenario 8) ------------------
+  # --- asynchronous invocations and the rule queue end in a dead-letter queue (scenario 8) ---
 
   assert {
-    condition     = toset(keys(aws_lambda_function_event_invoke_config.async)) == toset(["device-message", "start-rotations"]) && toset(keys(aws_sqs_queue.dead_letter)) == toset(keys(aws_lambda_function_event_invoke_config.async))
-    error_message = "The functions the rules and the audit subscription invoke (and only they) need an event invoke config and a dead-letter queue."
+    condition     = toset(keys(aws_lambda_function_event_invoke_config.async)) == toset(["start-rotations"]) && toset(keys(aws_sqs_queue.dead_letter)) == toset(["device-message", "start-rotations"])
+    error_message = "The functions the audit subscription invokes (and only they) need an event invoke config; they and the rule queue's function need a dead-letter queue."
   }
 
   assert {

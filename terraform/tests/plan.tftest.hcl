@@ -72,7 +72,8 @@ run "plans_with_the_real_provider" {
 
   assert {
     condition = (
-      length(aws_lambda_function_event_invoke_config.async) == 2 && length(aws_sqs_queue.dead_letter) == 2 &&
+      length(aws_lambda_function_event_invoke_config.async) == 1 && length(aws_sqs_queue.dead_letter) == 2 &&
+      aws_lambda_event_source_mapping.rule_queue.batch_size == 10 && aws_sqs_queue.rule_queue.name == "rotor-device-messages" &&
       length(aws_cloudwatch_metric_alarm.dead_letters) == 2 && aws_cloudwatch_metric_alarm.escalation_failed.metric_name == "TriggeredRules" &&
       aws_cloudwatch_event_rule.escalation_failed.name == "rotor-escalation-failed" && aws_sns_topic.alarms.name == "rotor-alarms"
     )

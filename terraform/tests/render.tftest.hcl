@@ -264,17 +264,10 @@ run "renders_with_defaults" {
       for type, rule in aws_iot_topic_rule.device_message :
       rule.name == "rotor_${type}" && rule.sql_version == "2016-03-23" && rule.enabled &&
       length(rule.error_action[0].cloudwatch_logs) == 1 &&
-      one(rule.lambda).function_arn == aws_lambda_function.function["device-message"].arn
+      length(rule.lambda) == 0 &&
+      one(rule.sqs).queue_url == aws_sqs_queue.rule_queue.url && one(rule.sqs).role_arn == aws_iam_role.rule_queue.arn && one(rule.sqs).use_base64 == false
     ])
-    error_message = "A rule's name, SQL version, Lambda action or error action is wrong."
-  }
-
-  assert {
-    condition = alltrue([
-      for type, permission in aws_lambda_permission.iot_rule :
-      permission.principal == "iot.amazonaws.com" && permission.source_arn == aws_iot_topic_rule.device_message[type].arn
-    ])
-    error_message = "Each rule needs a Lambda permission bound to its own ARN."
+    error_message = "A rule's name, SQL version, SQS action (the rule queue, its role, no base64) or error action is wrong."
   }
 
   assert {

@@ -24,6 +24,7 @@ const FUNCTION = `
   import { existsSync } from 'node:fs';
   export const handler = async (event) => {
     if (existsSync(process.env.FAIL_MARKER)) { const e = new Error('Rate exceeded'); e.name = 'ThrottlingException'; throw e; }
+    if (event.Records) return { batchItemFailures: event.Records.filter((r) => r.body.includes('poison')).map((r) => ({ itemIdentifier: r.messageId })) };
     return { action: 'answered', topic: event.topic };
   };`;
 
@@ -132,11 +133,34 @@ describe('rotor dlq on the local runtime', () => {
     expect(replayed.out).toContain(': answered (deleted from the queue)');
     expect(waiting('device-message').map((m) => m.body)).toEqual(['not a record']);
     expect(existsSync(marker)).toBe(false);
-  });
+  }, 30_000);
+
+  it('lists the rule queue\'s redriven device messages and replays each as a one-record batch, keeping one the function still reports failed', async () => {
+    // Prepare: what the rule queue's redrive policy moves to device-message's dead-letter queue: the rule's event as it was sent.
+    const dlq = sqs.queueArn(deadLetterQueueName('device-message'));
+    for (const thing of ['dev-3', 'poison-4']) {
+      sqs.sendToArn(dlq, JSON.stringify({ topic: `management/topic/${thing}/crt_ack`, clientId: thing, payload: 'e30=', principal: 'p', receivedAt: 1 }));
+    }
+
+    // Act
+    const listed = await cli(['dlq', 'list', '--local', '--function', 'device-message']);
+    const replayed = await cli(['dlq', 'replay', '--local', '--function', 'device-message', '--yes']);
+
+    // Assess
+    expect(listed.out).toMatch(/device-message: \d+ waiting/);
+    expect(listed.out).toMatch(/device-message \S+ {2}sent \S+ {2}MaxReceiveCountExceeded after 5 attempts/);
+    expect(listed.out).toContain('management/topic/dev-3/crt_ack from dev-3');
+    expect(replayed.out).toMatch(/1 replayed, 1 failed, \d+ skipped/);
+    expect(replayed.out).toMatch(/failed +device-message .*batchItemFailures/);
+    expect(replayed.code).toBe(1);
+    const left = waiting('device-message').map((m) => m.body).join('\n');
+    expect(left).toContain('poison-4');
+    expect(left).not.toContain('dev-3');
+  }, 30_000);
 
   it('refuses an unknown --function before connecting', async () => {
     const result = await cli(['dlq', 'list', '--local', '--function', 'issue-certificate']);
     expect(result.code).toBe(2);
-    expect(result.err).toContain('--function must be one of the asynchronously invoked functions (device-message, start-rotations)');
+    expect(result.err).toContain('--function must be one of the functions with a dead-letter queue (device-message, start-rotations)');
   });
 });

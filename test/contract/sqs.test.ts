@@ -88,6 +88,34 @@ describe('local SQS through the edge', () => {
     await expect(client.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: 'other-queue/x/y' }))).rejects.toMatchObject({ name: 'ReceiptHandleIsInvalid' });
   });
 
+  it('moves a message received maxReceiveCount times to the RedrivePolicy\'s dead-letter queue, body and all', async () => {
+    // Prepare
+    const dlq = await client.send(new CreateQueueCommand({ QueueName: 'redrive-dlq' }));
+    const target = sqs.queueArn('redrive-dlq');
+    const source = await client.send(new CreateQueueCommand({ QueueName: 'redrive-source', Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: target, maxReceiveCount: 2 }) } }));
+    await client.send(new SendMessageCommand({ QueueUrl: source.QueueUrl, MessageBody: '{"clientId":"dev-1"}' }));
+
+    // Act: two receives that never delete it, then a third.
+    const receive = () => client.send(new ReceiveMessageCommand({ QueueUrl: source.QueueUrl, VisibilityTimeout: 0, MaxNumberOfMessages: 10 }));
+    const first = await receive();
+    const second = await receive();
+    const third = await receive();
+
+    // Assess
+    expect(first.Messages).toHaveLength(1);
+    expect(second.Messages).toHaveLength(1);
+    expect(third.Messages ?? []).toEqual([]);
+    const moved = await client.send(new ReceiveMessageCommand({ QueueUrl: dlq.QueueUrl, MaxNumberOfMessages: 10 }));
+    expect(moved.Messages?.map((m) => [m.MessageId, m.Body])).toEqual([[first.Messages?.[0].MessageId, '{"clientId":"dev-1"}']]);
+  });
+
+  it('refuses a RedrivePolicy it could not act on', async () => {
+    const create = (policy: string) => client.send(new CreateQueueCommand({ QueueName: 'bad-redrive', Attributes: { RedrivePolicy: policy } }));
+    await expect(create('{')).rejects.toMatchObject({ name: 'InvalidParameterValue' });
+    await expect(create(JSON.stringify({ deadLetterTargetArn: 'not-an-arn', maxReceiveCount: 3 }))).rejects.toMatchObject({ name: 'InvalidParameterValue' });
+    await expect(create(JSON.stringify({ deadLetterTargetArn: sqs.queueArn('redrive-dlq'), maxReceiveCount: 0 }))).rejects.toMatchObject({ name: 'InvalidParameterValue' });
+  });
+
   it('refuses an out-of-range parameter instead of guessing', async () => {
     const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: 'params' }));
     await expect(client.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 11 }))).rejects.toMatchObject({ name: 'InvalidParameterValue' });

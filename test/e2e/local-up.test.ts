@@ -7,7 +7,7 @@ import { DescribeStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { ListSubscriptionsByTopicCommand, ListTopicsCommand, SNSClient } from '@aws-sdk/client-sns';
 import { connectAsync } from 'mqtt';
 import { ruleNameFor, ruleSqlFor } from '../../domain/topics';
-import { loadWiring } from '../../wiring/index';
+import { loadWiring, ruleQueueName } from '../../wiring/index';
 import { localAudit, localProvision, type LocalCommandIo } from '../../cli/local';
 import { startLocalAws, type LocalAws } from '../../local/runtime';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
@@ -78,7 +78,10 @@ describeWithBundles('rotor local up', () => {
       for (const rule of wiring.rules) {
         const { rule: found } = await iot.send(new GetTopicRuleCommand({ ruleName: ruleNameFor(rule.messageType, 'rotor') }));
         expect(found?.sql).toBe(ruleSqlFor(rule.messageType));
-        expect(found?.actions?.[0]?.lambda?.functionArn).toBe(aws.deployment.functionArn(rule.function));
+        // Every rule writes to the rule queue; its event source mapping feeds the rule's function.
+        expect(found?.actions?.[0]?.sqs).toEqual({ queueUrl: aws.sqs.queueUrl(ruleQueueName()), useBase64: false });
+        expect(aws.ruleQueueMapping).toBeDefined();
+        expect(rule.function).toBe(wiring.ruleQueue.function);
       }
       const policy = await iot.send(new GetPolicyCommand({ policyName: aws.endpoints.devicePolicyName }));
       expect(policy.policyDocument).toContain('management/topic/${iot:Connection.Thing.ThingName}/*');

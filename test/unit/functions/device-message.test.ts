@@ -3,10 +3,10 @@ import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-pla
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { handleDeviceMessage, handler, type DeviceMessageDeps } from '../../../functions/device-message.js';
+import { handleDeviceMessage, handleDeviceMessageBatch, handler, type DeviceMessageDeps } from '../../../functions/device-message.js';
 import { awsErrors, clients, published } from '../../fixtures/aws.js';
 import { fakeClock } from '../../fixtures/clock.js';
-import { iotRuleEvent } from '../../fixtures/events.js';
+import { iotRuleEvent, sqsEvent } from '../../fixtures/events.js';
 import { fakeContext } from '../../fixtures/lambda-context.js';
 import { recordingTelemetry, type RecordingTelemetry } from '../../fixtures/telemetry.js';
 
@@ -346,6 +346,99 @@ describe('device-message: a rotation that already failed', () => {
   });
 });
 
+describe('device-message: batches from the device-message queue', () => {
+  const OTHER = 'sensor-2';
+
+  /** The record of each thing, and which thing's Step Functions answer is throttled. */
+  function givenThings(records: Record<string, Record<string, unknown>>, throttled: string[] = []): void {
+    db.on(GetCommand).callsFake((input: { Key: { pk: string } }) => ({ Item: records[input.Key.pk.replace('thing#', '')] }));
+    sfn.on(SendTaskSuccessCommand).callsFake((input: { taskToken: string }) => {
+      if (throttled.some((thing) => input.taskToken.endsWith(thing))) throw awsErrors.named('ThrottlingException');
+      return {};
+    });
+  }
+
+  it('answers every record and reports no failure', async () => {
+    // Prepare
+    givenThings({ [THING]: record({ waitFor: 'csr_res', taskToken: `${TOKEN}-${THING}` }), [OTHER]: record({ thingName: OTHER, waitFor: 'csr_res', taskToken: `${TOKEN}-${OTHER}` }) });
+    const event = sqsEvent([
+      { messageId: 'm-1', body: iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }) },
+      { messageId: 'm-2', body: iotRuleEvent({ thingName: OTHER, type: 'csr_res', body: { CSR }, principal: OLD }) },
+    ]);
+
+    // Act
+    const result = await handleDeviceMessageBatch(event, deps());
+
+    // Assess
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(sfn.commandCalls(SendTaskSuccessCommand).map((call) => call.args[0].input.taskToken).sort()).toEqual([`${TOKEN}-${OTHER}`, `${TOKEN}-${THING}`].sort());
+  });
+
+  it('returns only the record whose handling failed transiently; the others succeed', async () => {
+    // Prepare
+    givenThings({ [THING]: record({ waitFor: 'csr_res', taskToken: `${TOKEN}-${THING}` }), [OTHER]: record({ thingName: OTHER, waitFor: 'csr_res', taskToken: `${TOKEN}-${OTHER}` }) }, [OTHER]);
+    const d = deps();
+    const event = sqsEvent([
+      { messageId: 'm-1', body: iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }) },
+      { messageId: 'm-2', body: iotRuleEvent({ thingName: OTHER, type: 'csr_res', body: { CSR }, principal: OLD }) },
+    ]);
+
+    // Act
+    const result = await handleDeviceMessageBatch(event, d);
+
+    // Assess
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-2' }] });
+    expect(d.telemetry.text()).toContain('m-2');
+    expect(d.telemetry.text()).not.toContain(TOKEN);
+    // m-1 answered its rotation and released the token: it is deleted, never handled twice.
+    expect(db.commandCalls(UpdateCommand).some((call) => (call.args[0].input.ExpressionAttributeValues ?? {})[':token'] === `${TOKEN}-${THING}`)).toBe(true);
+  });
+
+  it('records and drops a body that is not JSON or not a rule event: it succeeds, so it is never received again', async () => {
+    // Prepare
+    given(waitingForCsr());
+    const d = deps();
+    const event = sqsEvent([
+      { messageId: 'not-json', body: '{"payload": tru' },
+      { messageId: 'not-a-rule-event', body: { clientId: THING, topic: 42 } },
+    ]);
+
+    // Act
+    const result = await handleDeviceMessageBatch(event, d);
+
+    // Assess
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(d.telemetry.metrics.filter((metric) => metric.name === 'IgnoredMessages')).toHaveLength(2);
+    expect(ignoredWrites()).toEqual([expect.objectContaining({ reason: 'MALFORMED', type: 'unknown' })]);
+    expect(sfn.calls()).toHaveLength(0);
+  });
+
+  it('handles one thing\'s records in the order they came, one at a time', async () => {
+    // Prepare: the csr_res's answer is slow; the crt_err after it must not overtake it.
+    given(waitingForCsr());
+    const order: string[] = [];
+    sfn.on(SendTaskSuccessCommand).callsFake(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      order.push('csr_res');
+      return {};
+    });
+    sfn.on(SendTaskFailureCommand).callsFake(() => {
+      order.push('crt_err');
+      return {};
+    });
+    const event = sqsEvent([
+      { messageId: 'first', body: iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }) },
+      { messageId: 'second', body: iotRuleEvent({ thingName: THING, type: 'crt_err', body: { error: 'disk full' }, principal: OLD }) },
+    ]);
+
+    // Act
+    await handleDeviceMessageBatch(event, deps());
+
+    // Assess
+    expect(order[0]).toBe('csr_res');
+  });
+});
+
 describe('device-message handler', () => {
   it('runs through middy and returns the action', async () => {
     process.env.TABLE_NAME = 'rotations';
@@ -356,5 +449,17 @@ describe('device-message handler', () => {
     const result = await handler(iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }), fakeContext());
 
     expect(result).toEqual({ action: 'answered' });
+  });
+
+  it('takes the queue\'s batch event and answers with batchItemFailures', async () => {
+    process.env.TABLE_NAME = 'rotations';
+    process.env.AWS_REGION = 'us-east-1';
+    process.env.STATE_MACHINE_ARN = STATE_MACHINE;
+    given(waitingForAck());
+
+    const result = await handler(sqsEvent([{ messageId: 'm-1', body: iotRuleEvent({ thingName: THING, type: 'crt_ack', body: { rotationId: ROTATION }, principal: NEW }) }]), fakeContext());
+
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(1);
   });
 });
