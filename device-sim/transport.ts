@@ -7,8 +7,11 @@ import type { StoredPair } from './key-store.js';
  * the local runtime, or a test double. One connection at a time: `connect` closes the old one.
  */
 export interface Transport {
-  /** Resolves once CONNACK arrived and the subscription is in place; rejects with ConnectError. */
-  connect(credentials: StoredPair): Promise<void>;
+  /**
+   * Resolves once CONNACK arrived and the subscription is in place; rejects with ConnectError.
+   * `caPem` (protocol v1.2) verifies the server with that bundle instead of the endpoint's.
+   */
+  connect(credentials: StoredPair, caPem?: string): Promise<void>;
   /** QoS 1; resolves on PUBACK. */
   publish(topic: string, payload: string): Promise<void>;
   /** Ends the connection; `abrupt` drops the socket without DISCONNECT (a crash). */
@@ -98,10 +101,11 @@ export class MqttTransport implements Transport {
 
   constructor(private readonly options: MqttTransportOptions) {}
 
-  async connect(credentials: StoredPair): Promise<void> {
+  async connect(credentials: StoredPair, bundlePem?: string): Promise<void> {
     await this.close(true);
     const generation = ++this.generation;
-    const { host, port, caPem, serverName } = this.options;
+    const { host, port, serverName } = this.options;
+    const caPem = bundlePem ?? this.options.caPem;
     const sni = serverName ?? (isIP(host) === 0 ? host : undefined);
     const clientOptions: IClientOptions = {
       protocol: 'mqtts',
