@@ -383,7 +383,9 @@ export class DeviceAgent {
           await this.transport.connect(credentials, caPem);
           if (attempt === this.connectAttempt) this.dispatchIn(life, { type: 'connected', pair: effect.pair, ...withBundle });
         } catch (error) {
-          const refused = (error as { refused?: unknown }).refused === true;
+          // With the pending bundle, a server it does not verify is that bundle's failure (rule T4), not the network's.
+          const unverified = bundle === 'pending' && (error as { serverUnverified?: unknown }).serverUnverified === true;
+          const refused = (error as { refused?: unknown }).refused === true || unverified;
           if (attempt === this.connectAttempt) {
             this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason: (error as Error).message, refused, ...withBundle });
           }

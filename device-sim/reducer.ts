@@ -749,7 +749,8 @@ function onTrustRequest(state: DeviceState, payload: string, now: Date): Transit
     state: { ...state, trust: { status: 'storingBundle', rotationId, bundleId } },
     effects: [
       log('info', `trust_req: storing bundle ${bundleId} (${checked.value.certificates.length} CA certificates) as pending`, rotationId),
-      { type: 'storeBundle', rotationId, bundleId, bundlePem: bundle },
+      // Stored as the parsed certificates' PEM, one block per line: TLS stacks refuse glued blocks.
+      { type: 'storeBundle', rotationId, bundleId, bundlePem: checked.value.certificates.map((c) => c.pem).join('') },
     ],
   };
 }

@@ -42,7 +42,10 @@ export class ConnectError extends Error {
   ) {
     super(message, options);
     this.name = 'ConnectError';
+    this.serverUnverified = isServerCheckFailure(options?.cause);
   }
+  /** The device could not verify the server with its CA bundle (protocol v1.2 rule T4 acts on it at once). */
+  readonly serverUnverified: boolean;
 }
 
 /** Parses HOST:PORT (port defaults to 8883, MQTT over TLS). */
@@ -66,6 +69,12 @@ const SERVER_CHECK_ERRORS = new Set([
   'CERT_HAS_EXPIRED',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/** The device rejected the server's certificate (the CA bundle does not vouch for it). */
+export function isServerCheckFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && SERVER_CHECK_ERRORS.has(code);
+}
 
 /** Decides whether a failed connect means "the server refused this key pair". */
 export function isRefusal(error: unknown): boolean {
