@@ -92,7 +92,11 @@ async function until<T>(find: () => T | undefined, what: string, ms = 10_000): P
   for (;;) {
     const found = find();
     if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) {
+      // The device's own log says which step it was at; a timeout alone does not.
+      const log = agent?.eventLog.map((entry) => `  ${entry.level} ${entry.message}`).join('\n') ?? '';
+      throw new Error(`timed out waiting for ${what}; device log:\n${log}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -134,7 +138,12 @@ describe('server trust-store update over mutual TLS (protocol v1.2)', () => {
     expect(ack.body).toEqual({ rotationId: 'trust-1', bundleId });
     expect(ack.socket).not.toBe(firstSocket);
     await until(() => (device.snapshot.currentBundleId === bundleId ? true : undefined), 'the bundle to become current');
-    const stored = await new FileTrustStore(stateDir).load();
+    // The promote on disk runs after the ack went out: wait for it, then read what is stored.
+    let stored = await new FileTrustStore(stateDir).load();
+    for (let i = 0; i < 200 && stored.pending; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      stored = await new FileTrustStore(stateDir).load();
+    }
     expect(stored.pending).toBeUndefined();
     expect(stored.current?.bundleId).toBe(bundleId);
 
