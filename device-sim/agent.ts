@@ -1,9 +1,10 @@
-import { CLOUD_TO_DEVICE, parseTopic, topicFor, type CloudToDeviceType } from '../domain/index.js';
+import { CLOUD_TO_DEVICE, parseTopic, parseTrustTopic, topicFor, TrustMessageType, trustTopicFor, type CloudToDeviceType } from '../domain/index.js';
 import { NO_FAULTS, type FaultHooks } from './faults.js';
 import type { KeyStore, KeyStoreSnapshot, StoredPair } from './key-store.js';
 import { certificateIdOfPem, createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem, publicKeySpkiOfPrivateKey, type KeyAlgorithm } from './keys.js';
 import { initialState, reduce, type DeviceEvent, type DeviceState, type Effect, type LogLevel, type RotationReport, type StoredSummary } from './reducer.js';
 import type { Transport, TransportHandlers } from './transport.js';
+import type { TrustSnapshot, TrustStore } from './trust-store.js';
 
 /** Time, injected so tests and the local runtime's scaled clock drive the device. */
 export interface AgentClock {
@@ -53,6 +54,11 @@ export interface AgentOptions {
   onKeysRemoved?: (thingName: string) => void;
   /** Entries kept in `eventLog`. */
   logCapacity?: number;
+  /**
+   * Protocol v1.2: where the server trust bundles are kept. A device given one takes trust_req;
+   * without one it is a v1.1 device and ignores it.
+   */
+  trustStore?: TrustStore;
 }
 
 const FINAL_REPORTS = new Set(['rotated', 'aborted', 'certificateRefused', 'notHeld']);
@@ -90,7 +96,7 @@ export class DeviceAgent {
   constructor(private readonly options: AgentOptions) {
     this.clock = options.clock ?? systemClock;
     this.faults = options.faults ?? NO_FAULTS;
-    this.state = initialState(options.thingName, options.keyAlgorithm ?? DEFAULT_KEY_ALGORITHM);
+    this.state = initialState(options.thingName, options.keyAlgorithm ?? DEFAULT_KEY_ALGORITHM, { trustUpdates: options.trustStore !== undefined });
     this.transport = options.transport({
       onMessage: (topic, payload) => this.onMessage(topic, payload),
       onConnectionLost: (reason) => {
@@ -116,8 +122,23 @@ export class DeviceAgent {
     const snapshot = await this.store(() => this.options.keyStore.load());
     for (const note of snapshot.repaired) this.log('warn', `key store: ${note}`);
     if (snapshot.repaired.length > 0) this.keysRemoved();
+    const trustStore = this.options.trustStore;
+    const trust: TrustSnapshot = trustStore
+      ? await this.store(() => trustStore.load()).catch((error: Error): TrustSnapshot => {
+          this.log('error', `trust store: ${error.message}`);
+          return {};
+        })
+      : {};
     if (life !== this.life) return;
-    this.dispatch({ type: 'started', stored: summarize(snapshot) });
+    const stored = summarize(snapshot);
+    this.dispatch({
+      type: 'started',
+      stored: {
+        ...stored,
+        ...(trust.current ? { currentBundleId: trust.current.bundleId } : {}),
+        ...(trust.pending ? { pendingBundle: { rotationId: trust.pending.rotationId, bundleId: trust.pending.bundleId } } : {}),
+      },
+    });
   }
 
   async stop(): Promise<void> {
@@ -211,7 +232,10 @@ export class DeviceAgent {
         await this.connect(effect);
         return;
       case 'publish': {
-        const topic = topicFor(this.options.thingName, effect.message.type);
+        const type = effect.message.type;
+        const topic = type === TrustMessageType.TrustAck || type === TrustMessageType.TrustError
+          ? trustTopicFor(this.options.thingName, type)
+          : topicFor(this.options.thingName, type);
         // Not awaited: a PUBACK must not hold up the next message; errors are logged.
         this.transport.publish(topic, JSON.stringify(effect.message.body)).then(
           () => this.log('debug', `published ${effect.message.type}`, effect.message.body.rotationId),
@@ -283,6 +307,27 @@ export class DeviceAgent {
         await this.storeOrLog(() => keyStore.dropPending(effect.rotationId), 'drop the pending pair', effect.rotationId);
         this.keysRemoved();
         return;
+      case 'storeBundle': {
+        const trustStore = this.options.trustStore;
+        try {
+          if (!trustStore) throw new Error('this device has no trust store');
+          await this.store(() => trustStore.storePending({ rotationId: effect.rotationId, bundleId: effect.bundleId, pem: effect.bundlePem }));
+          this.dispatchIn(life, { type: 'bundleStored', rotationId: effect.rotationId });
+        } catch (error) {
+          this.dispatchIn(life, { type: 'bundleStoreFailed', rotationId: effect.rotationId, error: (error as Error).message });
+        }
+        return;
+      }
+      case 'promoteBundle': {
+        const trustStore = this.options.trustStore;
+        if (trustStore) await this.storeOrLog(() => trustStore.promotePending(effect.rotationId), 'make the pending trust bundle current', effect.rotationId);
+        return;
+      }
+      case 'dropBundle': {
+        const trustStore = this.options.trustStore;
+        if (trustStore) await this.storeOrLog(() => trustStore.dropPending(effect.rotationId), 'drop the pending trust bundle', effect.rotationId);
+        return;
+      }
     }
   }
 
@@ -313,18 +358,36 @@ export class DeviceAgent {
         } catch (error) {
           this.log('error', `could not read the ${credentialsOf} pair: ${(error as Error).message}`);
         }
+        // Protocol v1.2: the bundle the server is verified with (none stored: the provisioned one).
+        const bundle = effect.bundle ?? 'current';
+        const withBundle = effect.bundle === undefined ? {} : { bundle: effect.bundle };
+        let caPem: string | undefined;
+        let bundleMissing = false;
+        const trustStore = this.options.trustStore;
+        if (trustStore) {
+          try {
+            const trust = await this.store(() => trustStore.load());
+            caPem = trust[bundle]?.pem;
+          } catch (error) {
+            this.log('error', `could not read the ${bundle} trust bundle: ${(error as Error).message}`);
+          }
+          bundleMissing = bundle === 'pending' && caPem === undefined;
+        }
         if (attempt !== this.connectAttempt || life !== this.life) return;
-        if (!credentials) {
-          this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason: `no ${credentialsOf} pair is stored`, refused: true });
+        if (!credentials || bundleMissing) {
+          const reason = credentials ? 'no pending trust bundle is stored' : `no ${credentialsOf} pair is stored`;
+          this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason, refused: true, ...withBundle });
           return;
         }
         try {
-          await this.transport.connect(credentials);
-          if (attempt === this.connectAttempt) this.dispatchIn(life, { type: 'connected', pair: effect.pair });
+          await this.transport.connect(credentials, caPem);
+          if (attempt === this.connectAttempt) this.dispatchIn(life, { type: 'connected', pair: effect.pair, ...withBundle });
         } catch (error) {
-          const refused = (error as { refused?: unknown }).refused === true;
+          // With the pending bundle, a server it does not verify is that bundle's failure (rule T4), not the network's.
+          const unverified = bundle === 'pending' && (error as { serverUnverified?: unknown }).serverUnverified === true;
+          const refused = (error as { refused?: unknown }).refused === true || unverified;
           if (attempt === this.connectAttempt) {
-            this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason: (error as Error).message, refused });
+            this.dispatchIn(life, { type: 'connectFailed', pair: effect.pair, reason: (error as Error).message, refused, ...withBundle });
           }
         }
       })();
@@ -341,6 +404,12 @@ export class DeviceAgent {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    const trust = parseTrustTopic(topic);
+    if (trust && trust.thingName === this.options.thingName) {
+      // Protocol v1.2; the reducer ignores it on a device that does not take trust updates.
+      if (trust.type === TrustMessageType.TrustRequest) this.dispatch({ type: 'messageReceived', messageType: trust.type, payload: payload.toString('utf8') });
+      return;
+    }
     const parsed = parseTopic(topic);
     if (!parsed || parsed.thingName !== this.options.thingName) {
       this.log('warn', `message on unexpected topic ${topic} ignored`);

@@ -43,6 +43,8 @@ export const FaultKind = {
   Duplicate: 'duplicate',
   /** The process dies right after sending its CSR; it restarts after the duration. */
   RestartMidRotation: 'restart-mid-rotation',
+  /** Protocol v1.2: the device will not take a server trust bundle: it answers trust_err and keeps the old one. */
+  RefuseBundle: 'refuse-bundle',
 } as const;
 export type FaultKind = (typeof FaultKind)[keyof typeof FaultKind];
 
@@ -257,6 +259,11 @@ export function faultHooks(fault: Fault | undefined): FaultHooks {
         case FaultKind.RestartMidRotation:
           if (effect.type === 'publish' && effect.message.type === MessageType.CsrResponse && once()) {
             return { action: 'run', effect, thenCrashForMs: fault.durationMs };
+          }
+          return { action: 'run', effect };
+        case FaultKind.RefuseBundle:
+          if (effect.type === 'storeBundle') {
+            return { action: 'fail', event: { type: 'bundleStoreFailed', rotationId: effect.rotationId, error: 'refused by fault injection' } };
           }
           return { action: 'run', effect };
         case FaultKind.Offline:

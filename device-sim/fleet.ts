@@ -3,6 +3,7 @@ import { deviceSubscriptionFilter } from '../domain/index.js';
 import { DeviceAgent, type AgentClock, type LogEntry } from './agent.js';
 import { faultHooks, type Fault } from './faults.js';
 import { FileKeyStore, type StoredPair } from './key-store.js';
+import { FileTrustStore } from './trust-store.js';
 import type { KeyAlgorithm } from './keys.js';
 import type { RotationReport } from './reducer.js';
 import { MqttTransport, type Endpoint } from './transport.js';
@@ -53,6 +54,8 @@ export class Fleet extends EventEmitter {
           ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
           ...(options.clock ? { clock: options.clock } : {}),
           keyStore: new FileKeyStore(device.stateDir),
+          // Protocol v1.2: simulated devices take server trust-store updates.
+          trustStore: new FileTrustStore(device.stateDir),
           faults: faultHooks(device.fault),
           transport: (handlers) =>
             new MqttTransport({ ...options.endpoint, clientId: device.thingName, subscription: deviceSubscriptionFilter(device.thingName), handlers }),

@@ -4,6 +4,7 @@ import { deviceSubscriptionFilter } from '../domain/index.js';
 import { DeviceAgent, type LogEntry } from './agent.js';
 import { faultHooks, FaultSpecError, parseFault, type Fault } from './faults.js';
 import { FileKeyStore, readProvisionedPair } from './key-store.js';
+import { FileTrustStore } from './trust-store.js';
 import { DEFAULT_KEY_ALGORITHM, SELECTABLE_KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 import { MqttTransport, parseEndpoint } from './transport.js';
 
@@ -96,6 +97,8 @@ export async function main(argv: string[]): Promise<number> {
       thingName: options.thing,
       keyAlgorithm: options.keyAlgorithm,
       keyStore: store,
+      // Protocol v1.2: the simulated device takes server trust-store updates.
+      trustStore: new FileTrustStore(options.stateDir),
       faults: faultHooks(options.fault),
       transport: (handlers) =>
         new MqttTransport({

@@ -6,6 +6,13 @@ import {
   type CertificateError,
   type CsrResponse,
   type DeviceMessage,
+  parseTrustBundle,
+  parseTrustRequest,
+  TrustErrorCode,
+  TrustMessageType,
+  type TrustAck,
+  type TrustError,
+  type TrustDeviceMessage,
 } from '../domain/index.js';
 import { publicKeySpkiOfCertificate, type KeyAlgorithm } from './keys.js';
 import type { PendingRotation } from './key-store.js';
@@ -21,6 +28,8 @@ import type { PendingRotation } from './key-store.js';
 
 /** Which stored key pair a connection presents. */
 export type Pair = 'current' | 'pending';
+/** Protocol v1.2: which stored server trust bundle a connection verifies the server with. */
+export type BundleSlot = 'current' | 'pending';
 
 export type ConnectionState =
   | { status: 'offline' }
@@ -30,6 +39,8 @@ export type ConnectionState =
       attempt: number;
       /** Set once the current pair was refused since boot: the pending pair is then never dropped. */
       currentRefused: boolean;
+      /** v1.2: set while the server is being verified with the pending trust bundle. */
+      bundle?: BundleSlot;
     }
   | { status: 'connected'; pair: Pair };
 
@@ -58,6 +69,20 @@ export type RotationState =
 
 export type RotationStatus = RotationState['status'];
 
+/** Protocol v1.2: the server trust-store update in flight, independent of the rotation (rule T7). */
+interface TrustBase {
+  rotationId: string;
+  bundleId: string;
+}
+export type TrustState =
+  | { status: 'idle' }
+  /** The bundle is being written beside the current one. */
+  | ({ status: 'storingBundle' } & TrustBase)
+  /** Reconnecting with the current pair, verifying the server with the pending bundle only (T3). */
+  | ({ status: 'verifying' } & TrustBase)
+  /** The pending bundle failed and was dropped; trust_err goes out once connected with the current one (T4). */
+  | ({ status: 'reportingError'; code: TrustErrorCode; error: string } & TrustBase);
+
 export interface DeviceState {
   thingName: string;
   keyAlgorithm: KeyAlgorithm;
@@ -67,6 +92,11 @@ export interface DeviceState {
   finished: readonly string[];
   /** The id of the current certificate (protocol v1.1: a csr_req naming another one is refused). Unknown: not checked. */
   currentCertificateId?: string;
+  /** Protocol v1.2: whether this device takes trust_req. A v1/v1.1 device ignores it. */
+  trustUpdates: boolean;
+  trust: TrustState;
+  /** The bundleId of the current server trust bundle, when the device knows it. */
+  currentBundleId?: string;
 }
 
 /** What the key store holds at boot, as the reducer needs it. */
@@ -75,13 +105,17 @@ export interface StoredSummary {
   /** The id (SHA-256 of the DER) of the current certificate, when one is stored. */
   currentCertificateId?: string;
   pending?: { rotation: PendingRotation; csrPem?: string; hasCertificate: boolean };
+  /** v1.2: the bundleId of the current trust bundle, if one was pushed and stored. */
+  currentBundleId?: string;
+  /** v1.2: a pending trust bundle left by a reboot (rule T6: dropped). */
+  pendingBundle?: { rotationId: string; bundleId: string };
 }
 
 export type DeviceEvent =
   | { type: 'started'; stored: StoredSummary }
-  | { type: 'connected'; pair: Pair }
-  /** `refused`: the server rejected the pair (TLS alert, CONNACK refusal); otherwise the network failed. */
-  | { type: 'connectFailed'; pair: Pair; reason: string; refused: boolean }
+  | { type: 'connected'; pair: Pair; bundle?: BundleSlot }
+  /** `refused`: the server rejected the pair (TLS alert, CONNACK refusal), or the device the server; otherwise the network failed. */
+  | { type: 'connectFailed'; pair: Pair; reason: string; refused: boolean; bundle?: BundleSlot }
   | { type: 'connectionLost'; pair: Pair; reason: string }
   /** A message on one of the device's topics; `messageType` is the last topic level. */
   | { type: 'messageReceived'; messageType: string; payload: string }
@@ -89,7 +123,9 @@ export type DeviceEvent =
   | { type: 'keyGenerationFailed'; rotationId: string; error: string }
   | { type: 'csrMade'; rotationId: string; csrPem: string }
   | { type: 'certificateStored'; rotationId: string }
-  | { type: 'certificateStoreFailed'; rotationId: string; error: string };
+  | { type: 'certificateStoreFailed'; rotationId: string; error: string }
+  | { type: 'bundleStored'; rotationId: string }
+  | { type: 'bundleStoreFailed'; rotationId: string; error: string };
 
 export type ReportKind =
   | 'rotationStarted'
@@ -101,7 +137,11 @@ export type ReportKind =
   | 'certificateRefused'
   /** Protocol v1.1: a csr_req named a certificate this device does not hold; it answered crt_err. */
   | 'notHeld'
-  | 'stranded';
+  | 'stranded'
+  /** Protocol v1.2: the new trust bundle verified the server and is current. */
+  | 'trustUpdated'
+  /** Protocol v1.2: the device answered trust_err and kept its old bundle. */
+  | 'trustRefused';
 
 /** Progress the agent turns into metrics and the fleet into counts. */
 export interface RotationReport {
@@ -119,8 +159,8 @@ export type Effect =
    * `credentialsOf` (default: `pair`). Only fault injection sets `credentialsOf`: the
    * reducer always connects with the pair it names.
    */
-  | { type: 'connect'; pair: Pair; delayMs: number; credentialsOf?: Pair }
-  | { type: 'publish'; message: DeviceMessage }
+  | { type: 'connect'; pair: Pair; delayMs: number; credentialsOf?: Pair; bundle?: BundleSlot }
+  | { type: 'publish'; message: DeviceMessage | TrustDeviceMessage }
   /** `source: 'current'` re-uses the current key (fault injection only). */
   | { type: 'generateKey'; rotationId: string; startedAt: string; algorithm: KeyAlgorithm; source: 'new' | 'current' }
   | { type: 'makeCsr'; rotationId: string; commonName: string }
@@ -128,6 +168,11 @@ export type Effect =
   | { type: 'promotePending'; rotationId: string }
   | { type: 'deleteOldKey' }
   | { type: 'dropPending'; rotationId: string }
+  /** v1.2: write the bundle beside the current one (T2). */
+  | { type: 'storeBundle'; rotationId: string; bundleId: string; bundlePem: string }
+  /** v1.2: pending bundle → current, atomically; the old one is deleted (T3). */
+  | { type: 'promoteBundle'; rotationId: string; bundleId: string }
+  | { type: 'dropBundle'; rotationId: string }
   | { type: 'log'; level: LogLevel; message: string; rotationId?: string }
   | { type: 'report'; report: RotationReport };
 
@@ -145,8 +190,16 @@ export const STRANDED_RETRY_MS = 60_000;
 export const PENDING_NETWORK_ATTEMPTS = 4;
 const FINISHED_MEMORY = 16;
 
-export function initialState(thingName: string, keyAlgorithm: KeyAlgorithm): DeviceState {
-  return { thingName, keyAlgorithm, connection: { status: 'offline' }, rotation: { status: 'idle' }, finished: [] };
+export function initialState(thingName: string, keyAlgorithm: KeyAlgorithm, options: { trustUpdates?: boolean } = {}): DeviceState {
+  return {
+    thingName,
+    keyAlgorithm,
+    connection: { status: 'offline' },
+    rotation: { status: 'idle' },
+    finished: [],
+    trustUpdates: options.trustUpdates ?? true,
+    trust: { status: 'idle' },
+  };
 }
 
 export function backoffMs(attempt: number): number {
@@ -224,7 +277,7 @@ export function reduce(state: DeviceState, event: DeviceEvent, now: Date): Trans
     case 'started':
       return onStarted(state, event.stored, now);
     case 'connected':
-      return onConnected(state, event.pair, now);
+      return onConnected(state, event.pair, now, event.bundle);
     case 'connectFailed':
       return onConnectFailed(state, event, now);
     case 'connectionLost':
@@ -241,13 +294,25 @@ export function reduce(state: DeviceState, event: DeviceEvent, now: Date): Trans
       return onCertificateStored(state, event);
     case 'certificateStoreFailed':
       return onCertificateStoreFailed(state, event, now);
+    case 'bundleStored':
+      return onBundleStored(state, event);
+    case 'bundleStoreFailed':
+      return onBundleStoreFailed(state, event, now);
   }
 }
 
 function onStarted(booted: DeviceState, stored: StoredSummary, now: Date): Transition {
-  const state: DeviceState = stored.currentCertificateId ? { ...booted, currentCertificateId: stored.currentCertificateId } : booted;
+  let state: DeviceState = stored.currentCertificateId ? { ...booted, currentCertificateId: stored.currentCertificateId } : booted;
+  if (stored.currentBundleId) state = { ...state, currentBundleId: stored.currentBundleId };
   const pending = stored.pending;
   const effects: Effect[] = [];
+  if (stored.pendingBundle) {
+    // Rule T6: a bundle never acked is dropped; the cloud asks again.
+    effects.push(
+      log('info', `dropping trust bundle ${stored.pendingBundle.bundleId} left pending by a restart`, stored.pendingBundle.rotationId),
+      { type: 'dropBundle', rotationId: stored.pendingBundle.rotationId },
+    );
+  }
   let rotation: RotationState = { status: 'idle' };
   if (pending) {
     const base = { rotationId: pending.rotation.rotationId, startedAt: pending.rotation.startedAt, publicKeySpki: pending.rotation.publicKeySpki };
@@ -279,7 +344,9 @@ function onStarted(booted: DeviceState, stored: StoredSummary, now: Date): Trans
   };
 }
 
-function onConnected(state: DeviceState, pair: Pair, now: Date): Transition {
+function onConnected(state: DeviceState, pair: Pair, now: Date, bundle: BundleSlot = 'current'): Transition {
+  const trusted = onTrustConnected(state, pair, bundle, now);
+  if (trusted) return trusted;
   const next: DeviceState = { ...state, connection: { status: 'connected', pair } };
   const effects: Effect[] = [log('info', `connected with the ${pair} pair`)];
   const rotation = state.rotation;
@@ -309,9 +376,10 @@ function onConnected(state: DeviceState, pair: Pair, now: Date): Transition {
 
 function onConnectFailed(state: DeviceState, event: Extract<DeviceEvent, { type: 'connectFailed' }>, now: Date): Transition {
   const connection = state.connection;
-  if (connection.status !== 'connecting' || connection.pair !== event.pair) {
+  if (connection.status !== 'connecting' || connection.pair !== event.pair || (connection.bundle ?? 'current') !== (event.bundle ?? 'current')) {
     return ignore(state, 'debug', `late connect failure of the ${event.pair} pair ignored: ${event.reason}`);
   }
+  if (connection.bundle === 'pending') return onPendingBundleFailed(state, connection, event);
   const refusedNow = event.refused || (event.pair === 'pending' && connection.attempt >= PENDING_NETWORK_ATTEMPTS);
   if (!refusedNow) {
     const attempt = connection.attempt + 1;
@@ -373,6 +441,7 @@ function onConnectionLost(state: DeviceState, event: Extract<DeviceEvent, { type
 }
 
 function onMessage(state: DeviceState, messageType: string, payload: string, now: Date): Transition {
+  if (messageType === TrustMessageType.TrustRequest) return onTrustRequest(state, payload, now);
   const parsed = parseCloudMessage(messageType, payload);
   if (!parsed.ok) return ignore(state, 'warn', `ignored a ${messageType} message: ${parsed.error}`);
   const message = parsed.value;
@@ -627,4 +696,140 @@ function onCertificateStoreFailed(state: DeviceState, event: Extract<DeviceEvent
       report('certificateRefused', rotation.rotationId, now, error),
     ],
   };
+}
+
+// --- Protocol v1.2: the server trust-store update (docs/protocol.md, rules T1–T7) ---
+
+function publishTrustAck(rotationId: string, bundleId: string): Effect {
+  const body: TrustAck = { rotationId, bundleId };
+  return { type: 'publish', message: { type: TrustMessageType.TrustAck, body } };
+}
+
+function publishTrustError(rotationId: string, bundleId: string, code: TrustErrorCode, error: string): Effect {
+  const body: TrustError = { rotationId, bundleId, code, error };
+  return { type: 'publish', message: { type: TrustMessageType.TrustError, body } };
+}
+
+function refuseTrust(state: DeviceState, rotationId: string, bundleId: string, code: TrustErrorCode, error: string, now: Date): Transition {
+  return {
+    state,
+    effects: [log('warn', `trust_req refused: ${code}: ${error}`, rotationId), publishTrustError(rotationId, bundleId, code, error), report('trustRefused', rotationId, now, `${code}: ${error}`)],
+  };
+}
+
+function onTrustRequest(state: DeviceState, payload: string, now: Date): Transition {
+  // A v1/v1.1 device does not know the message type: it ignores it and keeps rotating.
+  if (!state.trustUpdates) return ignore(state, 'debug', 'trust_req ignored: this device does not take trust-store updates');
+  const parsed = parseTrustRequest(payload);
+  if (!parsed.ok) return ignore(state, 'warn', `ignored a trust_req message: ${parsed.error}`);
+  const { rotationId, bundleId, bundle } = parsed.value;
+  const trust = state.trust;
+  // Rule T5: idempotent on the bundleId.
+  if (bundleId === state.currentBundleId && trust.status === 'idle') {
+    if (state.connection.status !== 'connected' || state.connection.pair !== 'current') {
+      return ignore(state, 'info', 'repeated trust_req of the current bundle: answered once connected with the current pair', rotationId);
+    }
+    return { state, effects: [log('info', 'repeated trust_req: the bundle is already current; acking again', rotationId), publishTrustAck(rotationId, bundleId)] };
+  }
+  if (trust.status !== 'idle') {
+    if (trust.bundleId === bundleId) return ignore(state, 'info', `repeated trust_req while ${trust.status}: its answer is coming`, rotationId);
+    return refuseTrust(state, rotationId, bundleId, TrustErrorCode.Busy, `trust update ${trust.rotationId} is in flight`, now);
+  }
+  if (state.rotation.status !== 'idle') {
+    return refuseTrust(state, rotationId, bundleId, TrustErrorCode.Busy, `certificate rotation ${label(state.rotation.rotationId)} is in flight`, now);
+  }
+  // Rule T1: a bundle that is not usable, or is not the one named, changes nothing.
+  const checked = parseTrustBundle(bundle, now);
+  if (!checked.ok) return refuseTrust(state, rotationId, bundleId, TrustErrorCode.BundleInvalid, checked.error, now);
+  if (checked.value.bundleId !== bundleId) {
+    return refuseTrust(state, rotationId, bundleId, TrustErrorCode.BundleInvalid, `bundleId ${bundleId} does not match the bundle (${checked.value.bundleId})`, now);
+  }
+  // Rule T2: stored beside the current bundle, never over it.
+  return {
+    state: { ...state, trust: { status: 'storingBundle', rotationId, bundleId } },
+    effects: [
+      log('info', `trust_req: storing bundle ${bundleId} (${checked.value.certificates.length} CA certificates) as pending`, rotationId),
+      // Stored as the parsed certificates' PEM, one block per line: TLS stacks refuse glued blocks.
+      { type: 'storeBundle', rotationId, bundleId, bundlePem: checked.value.certificates.map((c) => c.pem).join('') },
+    ],
+  };
+}
+
+function onBundleStored(state: DeviceState, event: Extract<DeviceEvent, { type: 'bundleStored' }>): Transition {
+  const trust = state.trust;
+  if (trust.status !== 'storingBundle' || trust.rotationId !== event.rotationId) {
+    return ignore(state, 'info', 'a trust bundle was stored after its update ended', event.rotationId);
+  }
+  // Rule T3: reconnect with the current pair, verifying the server with the pending bundle only.
+  return {
+    state: { ...state, trust: { ...trust, status: 'verifying' }, connection: { status: 'connecting', pair: 'current', attempt: 1, currentRefused: false, bundle: 'pending' } },
+    effects: [log('info', 'reconnecting to verify the server with the pending bundle', trust.rotationId), { type: 'connect', pair: 'current', delayMs: 0, bundle: 'pending' }],
+  };
+}
+
+function onBundleStoreFailed(state: DeviceState, event: Extract<DeviceEvent, { type: 'bundleStoreFailed' }>, now: Date): Transition {
+  const trust = state.trust;
+  if (trust.status !== 'storingBundle' || trust.rotationId !== event.rotationId) {
+    return ignore(state, 'warn', `storing a trust bundle of an ended update failed: ${event.error}`, event.rotationId);
+  }
+  const refused = refuseTrust(state, trust.rotationId, trust.bundleId, TrustErrorCode.StorageFailed, `the device could not store the bundle: ${event.error}`, now);
+  return { state: { ...state, trust: { status: 'idle' } }, effects: [...refused.effects, { type: 'dropBundle', rotationId: trust.rotationId }] };
+}
+
+/** The trust-update part of a successful connect; undefined when the update is not concerned. */
+function onTrustConnected(state: DeviceState, pair: Pair, bundle: BundleSlot, now: Date): Transition | undefined {
+  const trust = state.trust;
+  if (trust.status === 'verifying' && bundle === 'pending') {
+    // Rule T3: the server was verified with the new bundle: ack over this connection, then make it current.
+    return {
+      state: { ...state, connection: { status: 'connected', pair }, trust: { status: 'idle' }, currentBundleId: trust.bundleId },
+      effects: [
+        log('info', `connected verifying the server with bundle ${trust.bundleId}; acking and making it current`, trust.rotationId),
+        publishTrustAck(trust.rotationId, trust.bundleId),
+        { type: 'promoteBundle', rotationId: trust.rotationId, bundleId: trust.bundleId },
+        report('trustUpdated', trust.rotationId, now, trust.bundleId),
+      ],
+    };
+  }
+  if (trust.status === 'reportingError' && bundle === 'current') {
+    // Rule T4: back on the old bundle; the error goes over this connection.
+    return {
+      state: { ...state, connection: { status: 'connected', pair }, trust: { status: 'idle' } },
+      effects: [
+        log('info', `connected with the ${pair} pair and the current bundle`),
+        publishTrustError(trust.rotationId, trust.bundleId, trust.code, trust.error),
+        report('trustRefused', trust.rotationId, now, `${trust.code}: ${trust.error}`),
+      ],
+    };
+  }
+  return undefined;
+}
+
+function onPendingBundleFailed(
+  state: DeviceState,
+  connection: Extract<ConnectionState, { status: 'connecting' }>,
+  event: Extract<DeviceEvent, { type: 'connectFailed' }>,
+): Transition {
+  const trust = state.trust;
+  const refusedNow = event.refused || connection.attempt >= PENDING_NETWORK_ATTEMPTS;
+  if (!refusedNow) {
+    const delay = backoffMs(connection.attempt);
+    return {
+      state: { ...state, connection: { ...connection, attempt: connection.attempt + 1 } },
+      effects: [
+        log('warn', `could not reach the server with the pending bundle (${event.reason}); retrying in ${delay} ms`),
+        { type: 'connect', pair: connection.pair, delayMs: delay, bundle: 'pending' },
+      ],
+    };
+  }
+  // Rule T4: drop the pending bundle, go back to the current one, report once connected.
+  const effects: Effect[] = [log('warn', `the server could not be verified with the pending bundle (${event.reason}); going back to the current bundle`)];
+  let next: DeviceState = { ...state, connection: connecting(connection.pair) };
+  if (trust.status === 'verifying') {
+    const error = `could not connect verifying the server with bundle ${trust.bundleId}: ${event.reason}`;
+    next = { ...next, trust: { status: 'reportingError', rotationId: trust.rotationId, bundleId: trust.bundleId, code: TrustErrorCode.ConnectFailed, error } };
+    effects.push({ type: 'dropBundle', rotationId: trust.rotationId });
+  }
+  effects.push(connect(connection.pair));
+  return { state: next, effects };
 }

@@ -7,8 +7,11 @@ import type { StoredPair } from './key-store.js';
  * the local runtime, or a test double. One connection at a time: `connect` closes the old one.
  */
 export interface Transport {
-  /** Resolves once CONNACK arrived and the subscription is in place; rejects with ConnectError. */
-  connect(credentials: StoredPair): Promise<void>;
+  /**
+   * Resolves once CONNACK arrived and the subscription is in place; rejects with ConnectError.
+   * `caPem` (protocol v1.2) verifies the server with that bundle instead of the endpoint's.
+   */
+  connect(credentials: StoredPair, caPem?: string): Promise<void>;
   /** QoS 1; resolves on PUBACK. */
   publish(topic: string, payload: string): Promise<void>;
   /** Ends the connection; `abrupt` drops the socket without DISCONNECT (a crash). */
@@ -39,7 +42,10 @@ export class ConnectError extends Error {
   ) {
     super(message, options);
     this.name = 'ConnectError';
+    this.serverUnverified = isServerCheckFailure(options?.cause);
   }
+  /** The device could not verify the server with its CA bundle (protocol v1.2 rule T4 acts on it at once). */
+  readonly serverUnverified: boolean;
 }
 
 /** Parses HOST:PORT (port defaults to 8883, MQTT over TLS). */
@@ -63,6 +69,12 @@ const SERVER_CHECK_ERRORS = new Set([
   'CERT_HAS_EXPIRED',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/** The device rejected the server's certificate (the CA bundle does not vouch for it). */
+export function isServerCheckFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && SERVER_CHECK_ERRORS.has(code);
+}
 
 /** Decides whether a failed connect means "the server refused this key pair". */
 export function isRefusal(error: unknown): boolean {
@@ -98,10 +110,11 @@ export class MqttTransport implements Transport {
 
   constructor(private readonly options: MqttTransportOptions) {}
 
-  async connect(credentials: StoredPair): Promise<void> {
+  async connect(credentials: StoredPair, bundlePem?: string): Promise<void> {
     await this.close(true);
     const generation = ++this.generation;
-    const { host, port, caPem, serverName } = this.options;
+    const { host, port, serverName } = this.options;
+    const caPem = bundlePem ?? this.options.caPem;
     const sni = serverName ?? (isIP(host) === 0 ? host : undefined);
     const clientOptions: IClientOptions = {
       protocol: 'mqtts',

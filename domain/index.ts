@@ -5,3 +5,4 @@ export * from './naming.js';
 export * from './errors.js';
 export * from './records.js';
 export * from './device-rules.js';
+export * from './trust-bundle.js';

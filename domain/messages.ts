@@ -1,4 +1,5 @@
-import { MessageType, type DeviceToCloudType } from './topics.js';
+import { MessageType, TrustMessageType, type DeviceToCloudType, type TrustDeviceToCloudType } from './topics.js';
+import { isBundleId, MAX_BUNDLE_CHARS } from './trust-bundle.js';
 
 /** PROTOCOL.md: JSON payloads of the rotation topics. `rotationId` is optional from devices. */
 export interface CsrRequest {
@@ -156,4 +157,87 @@ export function parseCloudMessage(type: string, payload: Uint8Array | string): V
 /** The exact JSON the cloud publishes for a message. */
 export function encodeCloudMessage(message: CloudMessage): string {
   return JSON.stringify(message.body);
+}
+
+// --- Protocol v1.2: the server trust-store update (opt-in) ---
+
+/** cloud → device: trust this bundle of server CAs instead of the current one. */
+export interface TrustRequest {
+  rotationId: string;
+  /** PEM of one or more CA certificates (domain/trust-bundle.ts). */
+  bundle: string;
+  /** bundleIdOf the bundle's certificates: the device checks it and acks with it. */
+  bundleId: string;
+}
+/** device → cloud, only over a connection whose server was verified with the new bundle. */
+export interface TrustAck { rotationId?: string; bundleId: string }
+/** device → cloud: the new bundle was not made current; the old one is still in use. */
+export interface TrustError { rotationId?: string; bundleId?: string; code: TrustErrorCode; error: string }
+
+export const TrustErrorCode = {
+  /** Not a usable bundle: bad PEM, not CA certificates, expired, or its id does not match `bundleId`. */
+  BundleInvalid: 'BUNDLE_INVALID',
+  /** The server could not be verified with the new bundle (or not reached with it). */
+  ConnectFailed: 'CONNECT_FAILED',
+  /** The device could not store the bundle. */
+  StorageFailed: 'STORAGE_FAILED',
+  /** The device does not take server-CA updates (policy, read-only trust store). */
+  Unsupported: 'UNSUPPORTED',
+  /** A trust_req arrived while another one was in flight on the device. */
+  Busy: 'BUSY',
+} as const;
+export type TrustErrorCode = (typeof TrustErrorCode)[keyof typeof TrustErrorCode];
+const TRUST_ERROR_CODES: readonly string[] = Object.values(TrustErrorCode);
+
+export type TrustDeviceMessage =
+  | { type: typeof TrustMessageType.TrustAck; body: TrustAck }
+  | { type: typeof TrustMessageType.TrustError; body: TrustError };
+
+/** Parses a trust_req as a device receives it. The bundle itself is checked by parseTrustBundle. */
+export function parseTrustRequest(payload: Uint8Array | string): Validation<TrustRequest> {
+  const text = typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'payload is not valid JSON' };
+  }
+  const obj = asObject(parsed);
+  if (!obj.ok) return obj;
+  const rotationId = requiredString(obj.value, 'rotationId', MAX_ROTATION_ID_CHARS);
+  if (!rotationId.ok) return rotationId;
+  const bundleId = requiredString(obj.value, 'bundleId', 64);
+  if (!bundleId.ok) return bundleId;
+  if (!isBundleId(bundleId.value)) return { ok: false, error: 'bundleId must be 64 lowercase hex characters' };
+  const bundle = requiredString(obj.value, 'bundle', MAX_BUNDLE_CHARS);
+  if (!bundle.ok) return bundle;
+  return { ok: true, value: { rotationId: rotationId.value, bundle: bundle.value, bundleId: bundleId.value } };
+}
+
+/** Validates the parsed JSON body of a trust_ack / trust_err (the cloud side of v1.2). */
+export function validateTrustDeviceMessage(type: TrustDeviceToCloudType, input: unknown): Validation<TrustDeviceMessage> {
+  const obj = asObject(input);
+  if (!obj.ok) return obj;
+  const rotationId = optionalRotationId(obj.value);
+  if (!rotationId.ok) return rotationId;
+  const withId = rotationId.value === undefined ? {} : { rotationId: rotationId.value };
+  const rawBundleId = obj.value.bundleId;
+  if (rawBundleId !== undefined && (typeof rawBundleId !== 'string' || !isBundleId(rawBundleId))) {
+    return { ok: false, error: 'bundleId must be 64 lowercase hex characters' };
+  }
+  switch (type) {
+    case TrustMessageType.TrustAck:
+      if (rawBundleId === undefined) return { ok: false, error: 'bundleId is missing' };
+      return { ok: true, value: { type, body: { ...withId, bundleId: rawBundleId as string } } };
+    case TrustMessageType.TrustError: {
+      const code = obj.value.code;
+      if (typeof code !== 'string' || !TRUST_ERROR_CODES.includes(code)) {
+        return { ok: false, error: `code must be one of ${TRUST_ERROR_CODES.join(', ')}` };
+      }
+      const error = requiredString(obj.value, 'error', MAX_ERROR_CHARS);
+      if (!error.ok) return error;
+      const withBundle = rawBundleId === undefined ? {} : { bundleId: rawBundleId as string };
+      return { ok: true, value: { type, body: { ...withId, ...withBundle, code: code as TrustErrorCode, error: error.value } } };
+    }
+  }
 }

@@ -83,3 +83,37 @@ export function ruleSqlFor(type: DeviceToCloudType): string {
     `topic() AS topic, timestamp() AS receivedAt FROM '${ruleTopicFilter(type)}'`
   );
 }
+
+/**
+ * Protocol v1.2 (opt-in): the server trust-store update. Its message types live below the same
+ * topic root, so a device's subscription already covers `trust_req`; they are kept out of
+ * `MessageType` and the rotation's type lists because they are not part of a certificate
+ * rotation, and a v1/v1.1 device, which knows only those, ignores them.
+ */
+export const TrustMessageType = {
+  TrustRequest: 'trust_req',
+  TrustAck: 'trust_ack',
+  TrustError: 'trust_err',
+} as const;
+export type TrustMessageType = (typeof TrustMessageType)[keyof typeof TrustMessageType];
+
+export const TRUST_CLOUD_TO_DEVICE = [TrustMessageType.TrustRequest] as const;
+export const TRUST_DEVICE_TO_CLOUD = [TrustMessageType.TrustAck, TrustMessageType.TrustError] as const;
+export type TrustDeviceToCloudType = (typeof TRUST_DEVICE_TO_CLOUD)[number];
+
+const TRUST_TYPES: readonly string[] = Object.values(TrustMessageType);
+
+export function trustTopicFor(thingName: string, type: TrustMessageType): string {
+  return `${TOPIC_ROOT}/${thingName}/${type}`;
+}
+
+/** Splits a trust-store topic (v1.2) into thing name and message type; undefined for any other topic. */
+export function parseTrustTopic(topic: string): { thingName: string; type: TrustMessageType } | undefined {
+  const prefix = `${TOPIC_ROOT}/`;
+  if (!topic.startsWith(prefix)) return undefined;
+  const rest = topic.slice(prefix.length).split('/');
+  if (rest.length !== 2) return undefined;
+  const [thingName, type] = rest;
+  if (!thingName || !TRUST_TYPES.includes(type)) return undefined;
+  return { thingName, type: type as TrustMessageType };
+}

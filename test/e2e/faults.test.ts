@@ -28,6 +28,8 @@ const EXPECTED: Record<FaultKind, FailureReason | 'rotated'> = {
   // Back after 1 s: the csr_req re-sent after the 5 s CSR timeout waits in its persistent session.
   [FaultKind.Offline]: 'rotated',
   [FaultKind.RestartMidRotation]: 'rotated',
+  // Protocol v1.2: refuses trust bundles only; a certificate rotation is untouched.
+  [FaultKind.RefuseBundle]: 'rotated',
 };
 
 const SPEC = [

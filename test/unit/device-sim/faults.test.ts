@@ -115,6 +115,23 @@ describe('fault hooks', () => {
     expect(h.onEffect(connectPending, switching)).toEqual({ action: 'run', effect: connectPending });
   });
 
+  it('refuse-bundle (v1.2) turns storing a trust bundle into trust_err; the old bundle stays, key pairs are untouched', () => {
+    const store: Effect = { type: 'storeBundle', rotationId: 't', bundleId: 'b'.repeat(64), bundlePem: 'p' };
+    const d = hooks(FaultKind.RefuseBundle).onEffect(store, state);
+    expect(d).toEqual({ action: 'fail', event: { type: 'bundleStoreFailed', rotationId: 't', error: 'refused by fault injection' } });
+    if (d.action !== 'fail') throw new Error('unexpected');
+    const storing: DeviceState = { ...state, trust: { status: 'storingBundle', rotationId: 't', bundleId: 'b'.repeat(64) } };
+    const t = reduce(storing, d.event, NOW);
+    expect(t.effects.filter((e) => e.type === 'publish' || e.type === 'dropBundle' || e.type === 'dropPending')).toEqual([
+      { type: 'publish', message: { type: 'trust_err', body: { rotationId: 't', bundleId: 'b'.repeat(64), code: 'STORAGE_FAILED', error: 'the device could not store the bundle: refused by fault injection' } } },
+      { type: 'dropBundle', rotationId: 't' },
+    ]);
+    expect(t.state.trust).toEqual({ status: 'idle' });
+    expect(t.state.currentBundleId).toBeUndefined();
+    // A rotation is not touched by the fault.
+    expect(hooks(FaultKind.RefuseBundle).onEffect(genKey, state)).toEqual({ action: 'run', effect: genKey });
+  });
+
   it('refuse-cert turns storing the certificate into a failure the reducer answers with crt_err', () => {
     const store: Effect = { type: 'storePending', rotationId: 'r', certificateId: 'c', certificatePem: 'p' };
     const d = hooks(FaultKind.RefuseCert).onEffect(store, state);
