@@ -34,7 +34,7 @@ const EXPECTED: Record<FaultKind, FailureReason | 'rotated'> = {
 
 const SPEC = [
   'garbage-csr=1', 'wrong-cn=1', 'weak-key=1', 'reused-key=1', 'offline-for-good=1', 'refuse-cert=1', 'ack-over-old=1',
-  'crash-after-cert=1:200ms', 'duplicate=1', 'slow=1:300ms', 'offline=1:1s', 'restart-mid-rotation=1:300ms',
+  'crash-after-cert=1:200ms', 'duplicate=1', 'slow=1:300ms', 'offline=1:1s', 'restart-mid-rotation=1:300ms', 'refuse-bundle=1',
 ].join(',');
 
 describeWithBundles('rotor demo with every fault kind', () => {
