@@ -36,6 +36,9 @@ async function errorOf(promise: Promise<unknown>): Promise<string> {
 
 describe('local Step Functions through @aws-sdk/client-sfn', () => {
   let h: Harness;
+  // Each test starts its own harness (a worker-thread Lambda pool and the engine): seconds on a
+  // loaded 2-core machine, past jest's default 5 s. Nothing here asserts on time.
+  jest.setTimeout(30_000);
   afterEach(async () => h.close());
 
   it('runs a Pass → Choice → Wait flow with intrinsics, and a one-hour wait takes milliseconds', async () => {

@@ -23,6 +23,9 @@ const pass = (result: unknown) => JSON.stringify({ StartAt: 'P', States: { P: { 
 
 describe('local Step Functions: state machines, listings, timeouts and service errors', () => {
   let h: Harness;
+  // Each test starts its own harness (a worker-thread Lambda pool and the engine): seconds on a
+  // loaded 2-core machine, past jest's default 5 s. Nothing here asserts on time.
+  jest.setTimeout(30_000);
   afterEach(async () => h.close());
 
   it('creates, describes, updates, lists and deletes state machines', async () => {
