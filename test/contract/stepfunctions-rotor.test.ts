@@ -75,7 +75,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     expect(claim.ExpressionAttributeValues?.[':rid']).toEqual({ S: 'audit-t1' });
     expect(claim.ExpressionAttributeValues?.[':exec']).toEqual({ S: executionArn });
     expect(h.invoker.callsTo('rotor-issue-certificate')[0]).toMatchObject({ thingName: 't1', rotationId: 'audit-t1', csrPem: 'CSR-PEM', pacedUntil: null });
-    expect(output.issued).toEqual({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: 'CERT for CSR-PEM' });
+    expect(output.issued).toEqual({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: 'CERT for CSR-PEM', notAfter: '2049-12-31T23:59:59.000Z' });
     expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ newCertificateId: 'new'.padEnd(64, '0'), executionArn });
     expect(output.ack).toEqual({ principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' });
     expect(output.retired).toEqual({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' });
@@ -143,7 +143,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
       'rotor-issue-certificate': () => {
         issues += 1;
         if (issues === 1) return { waitUntil: new Date(Date.now() + 40_000).toISOString() };
-        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT' };
+        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
       },
       'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
       'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
@@ -166,7 +166,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     // The reservation is the Issue step's alone: Retire (and a Roll back) reserve their own.
     expect(h.invoker.callsTo('rotor-retire-certificate')[0]).toMatchObject({ pacedUntil: null });
     const output = JSON.parse(result.output!);
-    expect(output.issued).toEqual({ certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT' });
+    expect(output.issued).toEqual({ certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' });
   });
 
   it('clears a step\'s reservation when it fails after a wait, so Roll back reserves its own', async () => {
