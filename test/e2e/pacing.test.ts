@@ -18,6 +18,8 @@ import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
  * go faster than the quota's token bucket allows, nor on average faster than its budget. The edge's call counts are sampled while the fleet rotates.
  */
 const QUOTA_TPS = 2;
+/** How much the work before a paced call may move it from its reserved slot (see the average below). */
+const WORK_JITTER_MS = 500;
 const PACED = ['iot:CreateCertificateFromCsr', 'iot:DeleteCertificate'] as const;
 const DEVICES = 10;
 const SAMPLE_MS = 10;
@@ -104,8 +106,13 @@ describeWithBundles('pacing in the live workflow (local runtime, real bundles)',
       // Sampling every 10 ms can see a call up to 10 ms late: 0.02 tokens at 2 TPS.
       expect({ api, fewestTokens: fewest }).toEqual({ api, fewestTokens: expect.any(Number) });
       expect(fewest).toBeGreaterThanOrEqual(-0.05);
-      // The average rate over the run stays under the budget (quota × 0.9).
-      expect(((times.length - 1) / (times[times.length - 1] - times[0])) * 1000).toBeLessThanOrEqual(QUOTA_TPS * 0.9 + 0.01);
+      // The average rate over the run is the budget's (quota × 0.9): the calls' reserved slots span
+      // (n − 1) ÷ budget, less the variation of the work a step does before its call (the first
+      // call may land late, the last early) — at most half a second here, which keeps the
+      // average under the quota itself.
+      const span = times[times.length - 1] - times[0];
+      expect(span).toBeGreaterThanOrEqual(((times.length - 1) / (QUOTA_TPS * 0.9)) * 1000 - WORK_JITTER_MS);
+      expect(((times.length - 1) / span) * 1000).toBeLessThanOrEqual(QUOTA_TPS);
     }
     // …and it took the time the quota needs: 10 creates at 1.8/s cannot be done in under 5 s.
     const firstCreate = samples.find((s) => (s.calls['iot:CreateCertificateFromCsr'] ?? 0) > 0)?.at ?? 0;
