@@ -22,12 +22,13 @@ export interface DynamoDbLocalOptions {
   dataDir?: string;
   /** Override the java binary (tests, or a JDK outside PATH). */
   javaCommand?: string;
-  /** How long to wait for it to answer. */
+  /** How long to wait for it to answer; 120 s by default (a JVM starting on a loaded 2-core machine took over 30 s). */
   startTimeoutMs?: number;
 }
 
 export const JAVA_FIX = 'install a Java 17+ runtime, e.g. apt-get install openjdk-17-jre-headless';
 const MIN_JAVA = 17;
+const DEFAULT_START_TIMEOUT_MS = 120_000;
 
 /** The installed DynamoDB Local distribution: the jar and its native libraries. */
 export function dynamoDbLocalJar(): { jar: string; libDir: string } {
@@ -154,12 +155,13 @@ export class DynamoDbLocal {
       exitedEarly = true;
     });
 
-    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
+    const startTimeoutMs = this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const deadline = Date.now() + startTimeoutMs;
     while (!(await canConnect(this.portNumber))) {
       if (exitedEarly) throw new DynamoDbLocalError(`DynamoDB Local exited while starting (exit code ${child.exitCode}): ${this.output.trim().slice(-500)}`);
       if (Date.now() > deadline) {
         await this.stop();
-        throw new DynamoDbLocalError(`DynamoDB Local did not answer on port ${this.portNumber} within ${this.options.startTimeoutMs ?? 30_000} ms: ${this.output.trim().slice(-500)}`);
+        throw new DynamoDbLocalError(`DynamoDB Local did not answer on port ${this.portNumber} within ${startTimeoutMs} ms: ${this.output.trim().slice(-500)}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
