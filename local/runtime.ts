@@ -8,6 +8,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
 import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
+import { DynamoDbDirectPath } from './dynamodb/direct-path.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
 import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
@@ -196,6 +197,13 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     const clock = scaledClock(options.timeScale ?? 1);
     const quotas = options.quotas ? new QuotaEnforcer(options.quotas, { timeScale: clock.scale }) : undefined;
     edge.quotas = quotas;
+    // The functions' DynamoDB calls go straight to DynamoDB Local, counted with the edge's calls;
+    // through the edge while a throttle fault for DynamoDB is pending (local/dynamodb/direct-path.ts).
+    const dynamodbDirect = new DynamoDbDirectPath(dynamodb.endpoint);
+    edge.countAlso(dynamodbDirect);
+    edge.faults.onThrottleRulesChanged = (services) => {
+      dynamodbDirect.viaEdge = services.has('dynamodb');
+    };
     // The dead-letter queues: Lambda's on-failure destinations, kept with the data dir.
     const sqs = new SqsService({ endpointUrl: url, region, accountId, dataDir: dataDir ? join(dataDir, 'sqs') : undefined, logger });
     const lambda = new LambdaService({
@@ -211,6 +219,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       output: functionLog ? (_name, _stream, chunk) => appendFileSync(functionLog, chunk) : options.logger ? undefined : 'discard',
       crashes: (name) => edge.faults.takeCrash(name),
       quotas,
+      dynamodbDirect,
     });
     edge.faults.knownFunctions = () => lambda.functions().map((f) => f.name);
     stops.push(() => lambda.stop());

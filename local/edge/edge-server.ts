@@ -33,6 +33,13 @@ export interface NamesOperations {
 
 export type EdgeRoute = LocalService | ProxyRoute;
 
+/** Calls made to a service without crossing the edge (local/dynamodb/direct-path.ts), counted with the edge's own. */
+export interface CallSource {
+  /** Keyed `service:Operation`, as the edge counts. */
+  calls(): Record<string, number>;
+  reset(): void;
+}
+
 /**
  * A local-only admin operation under /_rotor/ (unsigned, JSON in and out) for what AWS has no
  * API for, e.g. issuing a device certificate with a chosen expiry. Throwing an Error answers 400.
@@ -111,6 +118,7 @@ function operationFrom(headers: Record<string, string>, body: Buffer | undefined
 export class EdgeServer {
   private readonly routes = new Map<string, EdgeRoute>();
   private readonly counts = new Map<string, number>();
+  private readonly callSources: CallSource[] = [];
   private readonly adminRoutes = new Map<string, AdminHandler>();
   private readonly mounts = new Map<string, MountedHandler>();
   /** Local-only: throttle the next N calls of an operation (faults.ts, POST /_rotor/faults). */
@@ -217,19 +225,30 @@ export class EdgeServer {
     return this.address.port;
   }
 
+  /** Counts the calls of `source` with the edge's own (calls that reach a service without crossing the edge). */
+  countAlso(source: CallSource): this {
+    this.callSources.push(source);
+    return this;
+  }
+
   /** Calls so far, keyed `service:Operation`. */
   calls(): Record<string, number> {
-    return Object.fromEntries([...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    const all = new Map(this.counts);
+    for (const source of this.callSources) {
+      for (const [key, count] of Object.entries(source.calls())) all.set(key, (all.get(key) ?? 0) + count);
+    }
+    return Object.fromEntries([...all.entries()].sort(([a], [b]) => a.localeCompare(b)));
   }
 
   totalCalls(service?: string): number {
     let total = 0;
-    for (const [key, count] of this.counts) if (!service || key.startsWith(`${service}:`)) total += count;
+    for (const [key, count] of Object.entries(this.calls())) if (!service || key.startsWith(`${service}:`)) total += count;
     return total;
   }
 
   resetCalls(): void {
     this.counts.clear();
+    for (const source of this.callSources) source.reset();
   }
 
   async stop(): Promise<void> {

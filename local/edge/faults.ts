@@ -77,6 +77,11 @@ export class FaultInjector {
   private readonly crashedCount = new Map<string, number>();
   /** The deployed function names a crash rule may name; set by the runtime once Lambda is up. */
   knownFunctions: () => readonly string[] = () => [];
+  /**
+   * Told the services with throttle rules pending whenever that may have changed: calls that
+   * usually skip the edge (local/dynamodb/direct-path.ts) must cross it while their service has one.
+   */
+  onThrottleRulesChanged: (services: ReadonlySet<string>) => void = () => undefined;
 
   /**
    * @param knownServices the signing names a rule may name; a rule for a service nobody
@@ -140,6 +145,7 @@ export class FaultInjector {
     const rule = { service, operation, remaining: count };
     if (count === 0) this.rules.delete(key(service, operation));
     else this.rules.set(key(service, operation), rule);
+    this.throttleRulesChanged();
     return { ...rule };
   }
 
@@ -150,7 +156,10 @@ export class FaultInjector {
     const rule = this.rules.get(id);
     if (!rule) return undefined;
     rule.remaining -= 1;
-    if (rule.remaining <= 0) this.rules.delete(id);
+    if (rule.remaining <= 0) {
+      this.rules.delete(id);
+      this.throttleRulesChanged();
+    }
     this.answered.set(id, (this.answered.get(id) ?? 0) + 1);
     return { code: THROTTLING_ERROR, message: THROTTLING_MESSAGE, status: THROTTLING_STATUS };
   }
@@ -170,6 +179,11 @@ export class FaultInjector {
     this.answered.clear();
     this.crashRules.clear();
     this.crashedCount.clear();
+    this.throttleRulesChanged();
+  }
+
+  private throttleRulesChanged(): void {
+    this.onThrottleRulesChanged(new Set([...this.rules.values()].map((rule) => rule.service)));
   }
 }
 

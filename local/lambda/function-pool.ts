@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { DirectPathWorkerData } from '../dynamodb/direct-path.js';
 import type { CrashPlan } from '../edge/faults.js';
 import type { FunctionErrorPayload, InvokeResult } from '../types.js';
 import { WORKER_SOURCE } from './worker-source.js';
@@ -21,6 +22,8 @@ export interface FunctionConfig {
   memoryMb: number;
   maxConcurrency: number;
   description?: string;
+  /** The workers send DynamoDB calls straight to DynamoDB Local (local/dynamodb/direct-path.ts). */
+  dynamodbDirect?: DirectPathWorkerData;
 }
 
 export interface InvocationLog {
@@ -132,7 +135,12 @@ export class FunctionPool {
       eval: true,
       // Its own copy: what the function sets in process.env stays in its sandbox.
       env: { ...this.config.environment },
-      workerData: { bundlePath: this.config.bundlePath, handlerName: this.config.handlerName, discardOutput: this.sink === undefined },
+      workerData: {
+        bundlePath: this.config.bundlePath,
+        handlerName: this.config.handlerName,
+        discardOutput: this.sink === undefined,
+        ...(this.config.dynamodbDirect ? { dynamodbDirect: this.config.dynamodbDirect } : {}),
+      },
       stdout: true,
       stderr: true,
       resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.config.memoryMb) },

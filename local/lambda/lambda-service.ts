@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
+import type { DynamoDbDirectPath } from '../dynamodb/direct-path.js';
 import { silentLogger, type LocalLogger } from '../edge/logger.js';
 import { LAMBDA_THROTTLE, type QuotaEnforcer } from '../edge/quotas.js';
 import type { SqsSender } from '../sqs/sqs-service.js';
@@ -54,6 +55,8 @@ export interface LambdaServiceOptions {
   crashes?: CrashSource;
   /** The account's concurrency quota (local/edge/quotas.ts), when the runtime enforces quotas. */
   quotas?: QuotaEnforcer;
+  /** The functions' DynamoDB calls skip the edge's hop (local/dynamodb/direct-path.ts); through the edge when absent. */
+  dynamodbDirect?: DynamoDbDirectPath;
 }
 
 /** Lambda's throttle of an invocation over the account's concurrency (its API model's TooManyRequestsException). */
@@ -176,6 +179,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
       memoryMb,
       maxConcurrency: Math.max(1, input.maxConcurrency ?? this.options.defaultConcurrency ?? DEFAULT_CONCURRENCY),
       description: input.description,
+      ...(this.options.dynamodbDirect ? { dynamodbDirect: this.options.dynamodbDirect.workerData(this.options.endpointUrl) } : {}),
     };
     const sink: OutputSink | undefined =
       this.options.output === 'discard'

@@ -9,6 +9,9 @@
  * worker counts the HTTP responses the function's SDK clients receive (every AWS call goes to
  * the edge over HTTP) and exits the moment the Nth one arrives, before the function reads it —
  * the call took effect at "AWS", the function never knew.
+ *
+ * With workerData.dynamodbDirect (local/dynamodb/direct-path.ts) the worker wraps node:http's
+ * request before the bundle loads: DynamoDB calls skip the edge's hop, counted all the same.
  */
 export const WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
@@ -23,6 +26,38 @@ if (workerData.discardOutput) {
   };
   process.stdout.write = drop;
   process.stderr.write = drop;
+}
+
+if (workerData.dynamodbDirect) {
+  // local/dynamodb/direct-path.ts: a DynamoDB call the SDK addressed to the edge goes straight to
+  // DynamoDB Local (counted in memory the main thread reads), unless the edge must see it.
+  const direct = workerData.dynamodbDirect;
+  const counts = new Int32Array(direct.counts);
+  const control = new Int32Array(direct.control);
+  const slots = new Map(direct.operations.map((operation, index) => [operation, index]));
+  const PREFIX = 'DynamoDB_20120810.';
+  const http = require('node:http');
+  const request = http.request;
+  const slotOf = (options) => {
+    if (!options || typeof options !== 'object' || options instanceof URL) return undefined;
+    if (Number(options.port) !== direct.edgePort || (options.host ?? options.hostname) !== direct.edgeHost) return undefined;
+    if (Atomics.load(control, 0) !== 0) return undefined;
+    const headers = options.headers ?? {};
+    for (const name of Object.keys(headers)) {
+      if (name.toLowerCase() !== 'x-amz-target') continue;
+      const target = String(headers[name]);
+      return target.startsWith(PREFIX) ? slots.get(target.slice(PREFIX.length)) : undefined;
+    }
+    return undefined;
+  };
+  http.request = function directRequest(options, ...rest) {
+    const slot = slotOf(options);
+    if (slot === undefined) return request.call(this, options, ...rest);
+    Atomics.add(counts, slot, 1);
+    return request.call(this, { ...options, host: direct.upstreamHost, hostname: undefined, port: direct.upstreamPort }, ...rest);
+  };
+  // The bundles import node:http as an ES module: its exports must see the wrapper too.
+  require('node:module').syncBuiltinESMExports();
 }
 
 // Crash faults: the responses still allowed to the invocation in flight (undefined: no fault).

@@ -201,3 +201,21 @@ describe('crash faults', () => {
     expect(() => parseFaultRequest({ kind: 'flood' })).toThrow(/kind must be/);
   });
 });
+
+describe('FaultInjector.onThrottleRulesChanged', () => {
+  it('tells which services have throttle rules pending as rules are added, used up, removed and cleared', () => {
+    // Prepare
+    const faults = new FaultInjector(() => ['iot', 'dynamodb']);
+    const seen: string[][] = [];
+    faults.onThrottleRulesChanged = (services) => seen.push([...services].sort());
+    // Act
+    faults.throttle('dynamodb', 'GetItem', 1);
+    faults.throttle('iot', 'UpdateCertificate', 2);
+    faults.take('dynamodb', 'GetItem');
+    faults.throttle('iot', 'UpdateCertificate', 0);
+    faults.throttle('dynamodb', 'Query', 5);
+    faults.clear();
+    // Assess
+    expect(seen).toEqual([['dynamodb'], ['dynamodb', 'iot'], ['iot'], [], ['dynamodb'], []]);
+  });
+});
