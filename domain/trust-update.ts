@@ -189,3 +189,19 @@ export function trustEscalation(input: { thingName: string; updateId: string; bu
   );
   return { subject, message };
 }
+
+/**
+ * The calls one device's trust update makes on the account's budgets (domain/pacing), for
+ * `rotor trust push` to pace its starts by: the start, the state machine's transitions, one
+ * trust_req, the device reconnecting with the new bundle, and device-message's principal
+ * check (C4) and answer. Re-sent trust_req are not counted: they come minutes later.
+ */
+export const TRUST_UPDATE_CALLS = {
+  'states:StartExecution': 1,
+  'states:StateTransition': 5,
+  'iotdata:Publish': 1,
+  'iot:Connect': 1,
+  'iot:DescribeCertificate': 1,
+  'iot:ListThingPrincipals': 1,
+  'states:SendTask': 1,
+} as const;
