@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './records.js';
 export * from './device-rules.js';
 export * from './trust-bundle.js';
+export * from './trust-update.js';

@@ -60,3 +60,11 @@ export function executionConsoleUrl(executionArn: string, localConsole?: string)
   const region = executionArn.split(':')[3] ?? 'us-east-1';
   return `https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}`;
 }
+
+/**
+ * Name of the execution that updates one thing's trust store in one push (protocol v1.2): the
+ * same push asks for the same name, so a repeated `rotor trust push` starts nothing twice.
+ */
+export function trustUpdateExecutionName(thingName: string, bundleId: string, pushId: string): string {
+  return compose(thingName, 't', digest(['trust', thingName, bundleId, pushId]));
+}

@@ -40,7 +40,7 @@ export function topicFor(thingName: string, type: MessageType): string {
 }
 
 /** The wildcard filter an IoT rule subscribes to for one device → cloud message type. */
-export function ruleTopicFilter(type: DeviceToCloudType): string {
+export function ruleTopicFilter(type: DeviceToCloudType | TrustDeviceToCloudType): string {
   return `${TOPIC_ROOT}/+/${type}`;
 }
 
@@ -66,7 +66,7 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
 }
 
 /** IoT rule name for a device → cloud message type (rule names allow only [a-zA-Z0-9_]). */
-export function ruleNameFor(type: DeviceToCloudType, prefix = 'rotor'): string {
+export function ruleNameFor(type: DeviceToCloudType | TrustDeviceToCloudType, prefix = 'rotor'): string {
   return `${prefix.replace(/[^a-zA-Z0-9_]/g, '_')}_${type}`;
 }
 
@@ -77,7 +77,7 @@ export function ruleNameFor(type: DeviceToCloudType, prefix = 'rotor'): string {
  * clientid() is the thing name (the device policy binds them) and principal() is the id of
  * the certificate the connection was authenticated with: the ack check depends on it.
  */
-export function ruleSqlFor(type: DeviceToCloudType): string {
+export function ruleSqlFor(type: DeviceToCloudType | TrustDeviceToCloudType): string {
   return (
     "SELECT encode(*, 'base64') AS payload, clientid() AS clientId, principal() AS principal, " +
     `topic() AS topic, timestamp() AS receivedAt FROM '${ruleTopicFilter(type)}'`

@@ -9,7 +9,10 @@ import {
   MessageType,
   parseDeviceMessage,
   parseTopic,
+  parseTrustTopic,
   RotationStatus,
+  TRUST_DEVICE_TO_CLOUD,
+  type TrustDeviceToCloudType,
   type CertificateState,
   type Decision,
   type DeviceMessage,
@@ -25,6 +28,7 @@ import { requiredEnv } from './core/environment.js';
 import { once, rotorHandler } from './core/handler.js';
 import { getCurrentRecord, recordAck, recordIgnored, releaseTaskToken, type TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
+import { handleTrustMessage, type TrustMessageResult } from './core/trust-messages.js';
 import { baseDeps, tracedIot, tracedIotData, tracedSfn } from './core/runtime-deps.js';
 
 /**
@@ -66,7 +70,8 @@ export type DeviceMessageResult =
   | { action: 'answered' }
   | { action: 'ignored'; reason: IgnoredReason }
   | { action: 'aborted'; reason: string }
-  | { action: 'resumed'; executionName: string };
+  | { action: 'resumed'; executionName: string }
+  | TrustMessageResult;
 
 export interface DeviceMessageDeps extends TableDeps {
   sfn: SFNClient;
@@ -134,6 +139,12 @@ class Dispatcher {
       return this.ignore(IgnoredReason.Malformed, { thingName: clientIdOf(event), detail: `not an IoT rule event: ${detail}` });
     }
     const fields = parsed.data;
+    const trustTopic = parseTrustTopic(fields.topic);
+    if (trustTopic && fields.clientId === trustTopic.thingName && (TRUST_DEVICE_TO_CLOUD as readonly string[]).includes(trustTopic.type)) {
+      // Protocol v1.2: trust_ack / trust_err answer the thing's trust update, not its rotation.
+      const type = trustTopic.type as TrustDeviceToCloudType;
+      return handleTrustMessage({ thingName: fields.clientId, type, payload: Buffer.from(fields.payload, 'base64'), principal: fields.principal }, this.deps);
+    }
     const parsedTopic = parseTopic(fields.topic);
     if (!parsedTopic || !DEVICE_TYPES.includes(parsedTopic.type)) {
       return this.ignore(IgnoredReason.Malformed, { thingName: fields.clientId, detail: `not a device → cloud rotation topic: ${JSON.stringify(fields.topic)}` });

@@ -7,7 +7,7 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, renderStateMachineSpec, ruleQueueName, trustStateMachineArn, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
 import { DynamoDbDirectPath } from './dynamodb/direct-path.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
@@ -100,6 +100,8 @@ export interface LocalEndpoints {
   devicePolicyName: string;
   /** The local Private CA's certificate authority, registered with IoT (the private-ca signer's CA). */
   privateCaArn?: string;
+  /** The trust-update state machine (protocol v1.2) that `rotor trust push` starts. */
+  trustStateMachineArn?: string;
 }
 
 export interface LocalAws {
@@ -303,6 +305,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       topics: deployment.topicArns,
       devicePolicyName: DEVICE_POLICY_NAME,
       privateCaArn: privateCa.certificateAuthorityArn,
+      trustStateMachineArn: trustStateMachineArn(deployment.stateMachineArn, PREFIX, wiring),
     };
     if (dataDir) {
       endpoints.mqtt.caFile = join(dataDir, CA_FILE);
@@ -416,6 +419,16 @@ async function deploy(input: {
         name: deployment.stateMachineArn.slice(deployment.stateMachineArn.lastIndexOf(':') + 1),
         definition: renderStateMachine(deployment, wiring),
         roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-state-machine`,
+        type: 'STANDARD',
+      }),
+    );
+    // The trust-update state machine (protocol v1.2, `rotor trust push`), from the same wiring (terraform/trust.tf).
+    const trustArn = trustStateMachineArn(deployment.stateMachineArn, PREFIX, wiring);
+    await sfn.send(
+      new CreateStateMachineCommand({
+        name: trustArn.slice(trustArn.lastIndexOf(':') + 1),
+        definition: renderStateMachineSpec(wiring.trustStateMachine, deployment),
+        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-trust-state-machine`,
         type: 'STANDARD',
       }),
     );

@@ -41,7 +41,7 @@ locals {
     auditChecks             = join(",", var.audit_checks)
     logLevel                = var.log_level
     historyRetentionDays    = var.history_retention_days
-  }, local.signer_settings)
+  }, local.signer_settings, local.trust_settings)
 
   # Every reference the wiring may use ('table', 'stateMachine', 'function:NAME',
   # 'setting:NAME', 'topic:audit', 'topic:escalation', 'iotDataEndpoint', 'region'), as

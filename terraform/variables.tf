@@ -256,3 +256,38 @@ variable "table_deletion_protection" {
   type        = bool
   default     = true
 }
+
+# --- server trust-store update (protocol v1.2, terraform/trust.tf) ----------------------
+
+variable "trust_ack_timeout_seconds" {
+  description = "How long one trust_req waits for the device's trust_ack or trust_err before it is sent again."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.trust_ack_timeout_seconds >= 60 && var.trust_ack_timeout_seconds <= 604800 && floor(var.trust_ack_timeout_seconds) == var.trust_ack_timeout_seconds
+    error_message = "trust_ack_timeout_seconds must be a whole number from 60 to 604800 (7 days)."
+  }
+}
+
+variable "trust_request_retries" {
+  description = "How many times trust_req is sent again (with exponential backoff) before the device is reported as not updated (NO_ACK)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.trust_request_retries >= 0 && var.trust_request_retries <= 10 && floor(var.trust_request_retries) == var.trust_request_retries
+    error_message = "trust_request_retries must be a whole number from 0 to 10."
+  }
+}
+
+variable "trust_retry_interval_seconds" {
+  description = "Pause before the first re-sent trust_req; doubles for each later one."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.trust_retry_interval_seconds >= 1 && var.trust_retry_interval_seconds <= 86400 && floor(var.trust_retry_interval_seconds) == var.trust_retry_interval_seconds
+    error_message = "trust_retry_interval_seconds must be a whole number from 1 to 86400."
+  }
+}

@@ -25,7 +25,7 @@ export interface FunctionSpec {
 }
 
 export interface RuleSpec {
-  messageType: 'csr_res' | 'crt_ack' | 'crt_err';
+  messageType: 'csr_res' | 'crt_ack' | 'crt_err' | 'trust_ack' | 'trust_err';
   function: string;
 }
 
@@ -56,15 +56,20 @@ export interface RuleQueueSpec {
   messageRetentionSeconds: number;
 }
 
+/** A state machine of the wiring: its ASL template, what fills its placeholders, what its role may do. */
+export interface StateMachineSpec {
+  name: string;
+  definition: string;
+  substitutions: Record<string, string>;
+  permissions: Record<string, string>;
+}
+
 export interface Wiring {
   settings: Record<string, SettingSpec>;
   functions: Record<string, FunctionSpec>;
-  stateMachine: {
-    name: string;
-    definition: string;
-    substitutions: Record<string, string>;
-    permissions: Record<string, string>;
-  };
+  stateMachine: StateMachineSpec;
+  /** The server trust-store update (protocol v1.2), started by `rotor trust push`. */
+  trustStateMachine: StateMachineSpec;
   rules: RuleSpec[];
   subscriptions: { topic: 'audit'; function: string }[];
   asyncInvocations: AsyncInvocationSpec;
@@ -181,6 +186,27 @@ export function renderStateMachine(deployment: Deployment, wiring: Wiring = load
     if (ref === undefined) throw new WiringError(`the ASL uses \${${name}}, which the wiring does not define`);
     return String(resolveReference(ref, deployment));
   });
+}
+
+/** Fills any of the wiring's state machines (renderStateMachine is the rotation's). */
+export function renderStateMachineSpec(spec: StateMachineSpec, deployment: Deployment): string {
+  const template = readFileSync(join(REPO_ROOT, spec.definition), 'utf8');
+  return template.replace(PLACEHOLDER, (_match, name: string) => {
+    const ref = spec.substitutions[name];
+    if (ref === undefined) throw new WiringError(`${spec.definition} uses \${${name}}, which the wiring does not define`);
+    return String(resolveReference(ref, deployment));
+  });
+}
+
+/** The placeholders a state machine's ASL template uses. */
+export function specPlaceholders(spec: StateMachineSpec): string[] {
+  const template = readFileSync(join(REPO_ROOT, spec.definition), 'utf8');
+  return [...new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();
+}
+
+/** The trust-update state machine's name in a deployment with this prefix, and its ARN given the rotation's. */
+export function trustStateMachineArn(rotationStateMachineArn: string, namePrefix = 'rotor', wiring: Wiring = loadWiring()): string {
+  return `${rotationStateMachineArn.slice(0, rotationStateMachineArn.lastIndexOf(':') + 1)}${namePrefix}-${wiring.trustStateMachine.name}`;
 }
 
 /** The placeholders the ASL template uses. */

@@ -183,7 +183,7 @@ describe('topics the functions publish to', () => {
 describe('message types each function may publish (issue 9, scenario 9)', () => {
   const KIND = 'deviceTopics:';
   /** MessageType.Key → 'wire_name', from the domain itself. */
-  const { MessageType, CLOUD_TO_DEVICE } = jest.requireActual<typeof import('../../domain/topics')>('../../domain/topics');
+  const { MessageType, CLOUD_TO_DEVICE, TrustMessageType, TRUST_CLOUD_TO_DEVICE } = jest.requireActual<typeof import('../../domain/topics')>('../../domain/topics');
 
   /** The message types a function's reached code hands to publishToDevice. */
   function publishedTypes(name: string): string[] {
@@ -192,6 +192,12 @@ describe('message types each function may publish (issue 9, scenario 9)', () => 
       for (const call of text.matchAll(/publishToDevice\([^;]*?type:\s*MessageType\.(\w+)/gs)) {
         const wire = (MessageType as Record<string, string>)[call[1]];
         if (!wire) throw new Error(`${name}: MessageType.${call[1]} is not in domain/topics.ts`);
+        types.add(wire);
+      }
+      // Protocol v1.2: trust-store messages go through their own publisher.
+      for (const call of text.matchAll(/publishTrustToDevice\([^;]*?type:\s*TrustMessageType\.(\w+)/gs)) {
+        const wire = (TrustMessageType as Record<string, string>)[call[1]];
+        if (!wire) throw new Error(`${name}: TrustMessageType.${call[1]} is not in domain/topics.ts`);
         types.add(wire);
       }
     }
@@ -205,6 +211,6 @@ describe('message types each function may publish (issue 9, scenario 9)', () => 
     const granted = kind === undefined ? [] : kind.startsWith(KIND) ? kind.slice(KIND.length).split(',').sort() : [`unscoped:${kind}`];
     // Assess
     expect(granted).toEqual(publishedTypes(name));
-    for (const type of granted) expect(CLOUD_TO_DEVICE as readonly string[]).toContain(type);
+    for (const type of granted) expect([...CLOUD_TO_DEVICE, ...TRUST_CLOUD_TO_DEVICE] as readonly string[]).toContain(type);
   });
 });
