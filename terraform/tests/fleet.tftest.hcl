@@ -56,6 +56,14 @@ run "rule_queue_with_defaults" {
   }
 
   assert {
+    condition = (
+      aws_lambda_function.function["device-message"].reserved_concurrent_executions == 20 &&
+      alltrue([for name, fn in aws_lambda_function.function : fn.reserved_concurrent_executions == -1 if name != "device-message"])
+    )
+    error_message = "By default device-message must have as much concurrency reserved as the mapping runs (20), and no other function any."
+  }
+
+  assert {
     condition = alltrue([
       for type, rule in aws_iot_topic_rule.device_message :
       one(rule.sqs).queue_url == aws_sqs_queue.rule_queue.url && length(rule.error_action[0].cloudwatch_logs) == 1
@@ -155,6 +163,11 @@ run "pacing_settings_reach_every_function" {
   assert {
     condition     = aws_lambda_event_source_mapping.rule_queue.scaling_config[0].maximum_concurrency == 50
     error_message = "device_message_max_concurrency must set the event source mapping's maximum concurrency."
+  }
+
+  assert {
+    condition     = aws_lambda_function.function["device-message"].reserved_concurrent_executions == 50
+    error_message = "The default reservation must follow device_message_max_concurrency."
   }
 }
 
@@ -302,6 +315,34 @@ run "rejects_safety_fraction_above_one" {
     quota_safety_fraction = 1.5
   }
   expect_failures = [var.quota_safety_fraction]
+}
+
+run "reserves_what_it_is_told_or_none" {
+  command = plan
+  variables {
+    device_message_reserved_concurrency = -1
+  }
+  assert {
+    condition     = aws_lambda_function.function["device-message"].reserved_concurrent_executions == -1
+    error_message = "device_message_reserved_concurrency = -1 must reserve nothing."
+  }
+}
+
+run "rejects_reservation_below_the_mapping" {
+  command = plan
+  variables {
+    device_message_max_concurrency      = 50
+    device_message_reserved_concurrency = 30
+  }
+  expect_failures = [aws_lambda_event_source_mapping.rule_queue]
+}
+
+run "rejects_reservation_lambda_refuses" {
+  command = plan
+  variables {
+    device_message_reserved_concurrency = 0
+  }
+  expect_failures = [var.device_message_reserved_concurrency]
 }
 
 run "rejects_mapping_concurrency_sqs_refuses" {
