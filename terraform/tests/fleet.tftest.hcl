@@ -384,3 +384,41 @@ run "rejects_zero_throttle_threshold" {
   }
   expect_failures = [var.throttled_calls_alarm_threshold]
 }
+
+run "renewal_calendar_swept_every_15_minutes" {
+  command = apply
+
+  variables {
+    renewal_window_days = 14
+    renewal_margin_days = 5
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_event_rule.calendar_sweep.schedule_expression == "rate(15 minutes)" &&
+      aws_cloudwatch_event_target.calendar_sweep.arn == aws_lambda_function.function["start-rotations"].arn &&
+      jsondecode(aws_cloudwatch_event_target.calendar_sweep.input) == { sweep = "calendar" } &&
+      aws_lambda_permission.calendar_sweep.principal == "events.amazonaws.com" &&
+      aws_lambda_permission.calendar_sweep.source_arn == aws_cloudwatch_event_rule.calendar_sweep.arn
+    )
+    error_message = "The calendar's sweep must invoke start-rotations with {\"sweep\":\"calendar\"} every 15 minutes (DEFAULT_RENEWAL.sweepS), allowed for EventBridge from that rule only."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.function["start-rotations"].environment[0].variables.ROTOR_RENEWAL_WINDOW_DAYS == "14" &&
+      aws_lambda_function.function["start-rotations"].environment[0].variables.ROTOR_RENEWAL_MARGIN_DAYS == "5" &&
+      aws_lambda_function.function["start-rotations"].environment[0].variables.ROTOR_CALENDAR_ENABLED == "true" &&
+      !contains(keys(aws_lambda_function.function["issue-certificate"].environment[0].variables), "ROTOR_RENEWAL_WINDOW_DAYS")
+    )
+    error_message = "The calendar's settings must reach start-rotations, and only it."
+  }
+}
+
+run "rejects_negative_renewal_window" {
+  command = plan
+  variables {
+    renewal_window_days = -1
+  }
+  expect_failures = [var.renewal_window_days]
+}
