@@ -27,7 +27,7 @@ variable "renewal_margin_days" {
 }
 
 variable "renewal_calendar_enabled" {
-  description = "false starts every finding of an audit at once (admitted by the pacing budget), as before the calendar; deferred starts already recorded are still swept."
+  description = "false starts every finding of an audit at once (admitted by the pacing budget), as before the calendar, and the sweep does nothing: set it false only when no deferred start is left (rotor status counts them)."
   type        = bool
   default     = true
 }
