@@ -1,5 +1,5 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { PACING_KEY, type AdmissionState } from '../../domain/pacing/index.js';
+import { CALENDAR_KEY, deferredPk, PACING_KEY, type AdmissionState } from '../../domain/pacing/index.js';
 import { RotationStatus } from '../../domain/rotation.js';
 import { loadWiring } from '../../wiring/index.js';
 
@@ -47,9 +47,11 @@ export interface FleetFigures {
   /** The shared pacing budget, per bucket it has reserved on; absent when no step has reserved yet. */
   pacing?: Record<string, BucketPacing>;
   throttledCalls?: ThrottledCalls;
+  /** Starts the renewal calendar deferred, by day (UTC), with the earliest due. */
+  deferred: { total: number; byDay: Record<string, number>; nextAt?: string };
   /** A Query stopped at maxPages: the reason counts and the oldest are over what was read. */
   truncated: boolean;
-  sources: { counts: string; reasons: string; pacing: string; throttled: string };
+  sources: { counts: string; reasons: string; pacing: string; throttled: string; deferred: string };
 }
 
 export const DEFAULT_FLEET_MAX_PAGES = 100;
@@ -104,6 +106,35 @@ async function readPacing(deps: FleetDeps, nowMs: number): Promise<Record<string
   return buckets;
 }
 
+/** The calendar item's days, and per day a COUNT Query of its partition (the first page also gives the earliest due). */
+async function readDeferred(deps: FleetDeps): Promise<FleetFigures['deferred']> {
+  const item = (await deps.ddb.send(new GetCommand({ TableName: deps.tableName, Key: { ...CALENDAR_KEY } })))?.Item;
+  const days = [...((item?.days as Set<string> | string[] | undefined) ?? [])].sort();
+  const byDay: Record<string, number> = {};
+  let total = 0;
+  let nextAt: string | undefined;
+  for (const day of days) {
+    let exclusiveStartKey: Record<string, unknown> | undefined;
+    let count = 0;
+    do {
+      const page = await deps.ddb.send(
+        new QueryCommand({ TableName: deps.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': deferredPk(day) }, Select: 'COUNT', ExclusiveStartKey: exclusiveStartKey }),
+      );
+      count += page?.Count ?? 0;
+      exclusiveStartKey = page?.LastEvaluatedKey;
+    } while (exclusiveStartKey);
+    if (count === 0) continue;
+    if (!nextAt) {
+      const first = await deps.ddb.send(new QueryCommand({ TableName: deps.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': deferredPk(day) }, Limit: 1 }));
+      const startAt = first?.Items?.[0]?.startAt;
+      if (typeof startAt === 'string') nextAt = startAt;
+    }
+    byDay[day] = count;
+    total += count;
+  }
+  return { total, byDay, ...(nextAt ? { nextAt } : {}) };
+}
+
 export async function fleetFigures(deps: FleetDeps, counts: Counts): Promise<FleetFigures> {
   const now = deps.now().getTime();
   const failuresByReason: Record<string, number> = {};
@@ -123,7 +154,7 @@ export async function fleetFigures(deps: FleetDeps, counts: Counts): Promise<Fle
       oldest = { thing: String(item.thingName ?? '?'), startedAt: new Date(at).toISOString(), ageSeconds: Math.max(0, Math.round((now - at) / 1000)) };
     });
   }
-  const [pacing, throttledCalls] = await Promise.all([readPacing(deps, now), deps.throttledCalls?.()]);
+  const [pacing, throttledCalls, deferred] = await Promise.all([readPacing(deps, now), deps.throttledCalls?.(), readDeferred(deps)]);
   return {
     started: counts.IN_PROGRESS + counts.SUCCEEDED + counts.FAILED,
     inFlight: counts.IN_PROGRESS,
@@ -133,12 +164,14 @@ export async function fleetFigures(deps: FleetDeps, counts: Counts): Promise<Fle
     ...(oldest ? { oldestInFlight: oldest } : {}),
     ...(pacing && Object.keys(pacing).length ? { pacing } : {}),
     ...(throttledCalls ? { throttledCalls } : {}),
+    deferred,
     truncated,
     sources: {
       counts: 'COUNT queries on the by-status index',
       reasons: 'the by-status index (FAILED: reason; IN_PROGRESS: startedAt)',
       pacing: `the pacing item (pk=${PACING_KEY.pk}, sk=${PACING_KEY.sk})`,
       throttled: throttledCalls ? "the local runtime's edge (/_rotor/quotas)" : 'CloudWatch metric Rotor ThrottledCalls (dimension Api), on the fleet dashboard',
+      deferred: `the calendar item (pk=${CALENDAR_KEY.pk}, sk=${CALENDAR_KEY.sk}) and a COUNT Query per day it lists`,
     },
   };
 }
@@ -166,6 +199,8 @@ export function formatFleet(fleet: FleetFigures): string[] {
     .filter(([, b]) => b.queuedAheadS > 0 || b.share < 1)
     .map(([bucket, b]) => `${bucket} ${b.queuedAheadS.toFixed(1)} s ahead${b.share < 1 ? `, ${Math.round(b.share * 100)}% of budget (cut ${b.lastCutAt ?? '?'})` : ''}`);
   lines.push(`  pacing queue        ${fleet.pacing ? (pacing.length ? pacing.join('; ') : 'idle, full budget') : 'no reservation yet'}`);
+  const days = Object.entries(fleet.deferred.byDay).map(([day, n]) => `${day} ${n}`);
+  lines.push(`  deferred starts     ${fleet.deferred.total ? `${fleet.deferred.total} (${days.slice(0, 7).join(', ')}${days.length > 7 ? ', …' : ''}); next due ${fleet.deferred.nextAt}` : '-'}`);
   lines.push(`  throttled calls     ${fleet.throttledCalls ? `${fleet.throttledCalls.total}${fleet.throttledCalls.total ? ` (${byCount(fleet.throttledCalls.byApi)})` : ''}` : `see ${fleet.sources.throttled}`}`);
   if (fleet.truncated) lines.push('  (more records than the bounded Queries read: reasons and the oldest are over what was read)');
   return lines;

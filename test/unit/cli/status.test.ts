@@ -191,7 +191,7 @@ describe('rotor status: arguments and exit codes', () => {
     expect(await runOperatorCli(['status', '--json'], operatorDeps(fakeTarget(), io))).toBe(0);
     const printed = JSON.parse(io.stdout.join('\n'));
     expect(printed).toMatchObject({ kind: 'fleet', counts: { IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0 }, total: 0, rows: [], truncated: false });
-    expect(printed.fleet).toMatchObject({ started: 0, inFlight: 0, succeeded: 0, failed: 0, failuresByReason: {}, truncated: false });
+    expect(printed.fleet).toMatchObject({ started: 0, inFlight: 0, succeeded: 0, failed: 0, failuresByReason: {}, deferred: { total: 0, byDay: {} }, truncated: false });
   });
 });
 
@@ -228,6 +228,15 @@ describe('rotor status: fleet figures', () => {
       },
     });
 
+    // The renewal calendar: two days listed, one already emptied by the sweep.
+    ddbMock.on(GetCommand, { Key: { pk: 'calendar', sk: 'days' } }).resolves({ Item: { pk: 'calendar', sk: 'days', days: new Set(['2026-12-02', '2026-12-01', '2026-11-29']) } });
+    ddbMock
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-11-29' }, Select: 'COUNT' }).resolves({ Count: 0 })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-01' }, Select: 'COUNT' }).resolves({ Count: 700, LastEvaluatedKey: { pk: 'x' } })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-01' }, Select: 'COUNT', ExclusiveStartKey: { pk: 'x' } }).resolves({ Count: 300 })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-01' }, Limit: 1 }).resolves({ Items: [{ startAt: '2026-12-01T00:03:00.000Z' }] })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-02' }, Select: 'COUNT' }).resolves({ Count: 12 });
+
     // Act
     const report = await status({ ...deps(), now: () => NOW, throttledCalls: async () => ({ total: 5, byApi: { 'iot:ListPrincipalThings': 5 } }) }, { limit: 10 });
 
@@ -245,16 +254,22 @@ describe('rotor status: fleet figures', () => {
         'iot:DeleteCertificate': { queuedAheadS: 0, share: 1 },
       },
       throttledCalls: { total: 5, byApi: { 'iot:ListPrincipalThings': 5 } },
+      deferred: { total: 1_012, byDay: { '2026-12-01': 1_000, '2026-12-02': 12 }, nextAt: '2026-12-01T00:03:00.000Z' },
       truncated: false,
       sources: expect.objectContaining({ throttled: "the local runtime's edge (/_rotor/quotas)" }),
     });
-    for (const call of ddbMock.commandCalls(QueryCommand)) expect(call.args[0].input.IndexName).toBe('by-status');
+    // Every Query is on the by-status index or one of the calendar's day partitions: never a Scan of the table.
+    for (const call of ddbMock.commandCalls(QueryCommand)) {
+      const input = call.args[0].input;
+      expect(input.IndexName === 'by-status' || String(input.ExpressionAttributeValues?.[':pk']).startsWith('deferred#')).toBe(true);
+    }
     const text = formatStatus(report).join('\n');
     expect(text).toContain('started 45   in flight 2   succeeded 40   failed 3');
     expect(text).toContain('oldest in flight    30 min (pump-1, since 2026-11-30T11:30:00.000Z)');
     expect(text).toContain('failures by reason  NO_ACK 2, NO_CSR_RESPONSE 1');
     expect(text).toContain('pacing queue        iot:ListPrincipalThings 2.5 s ahead, 70% of budget (cut 2026-11-30T11:59:56.000Z)');
     expect(text).toContain('throttled calls     5 (iot:ListPrincipalThings 5)');
+    expect(text).toContain('deferred starts     1012 (2026-12-01 1000, 2026-12-02 12); next due 2026-12-01T00:03:00.000Z');
   });
 
   it('reads no record when nothing is in flight or failed, and says where throttles are counted on AWS', async () => {
