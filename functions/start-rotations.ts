@@ -16,7 +16,7 @@ import {
   type RotationInput,
 } from '../domain/index.js';
 import { AdmissionController, DEFAULT_CALENDAR, deferredPk, deferredSk, planCohort, renewalDecision, type Cohort, type DeferredStart, type RenewalSettings } from '../domain/pacing/index.js';
-import { calendarSettings, deferStarts, dueStarts, fixCohort, leaseSweep, pruneDays, startedDeferred } from './core/pacing-calendar.js';
+import { calendarDays, calendarSettings, deferStarts, dueStarts, fixCohort, leaseSweep, pruneDays, startedDeferred } from './core/pacing-calendar.js';
 import { isNamed, RESOURCE_NOT_FOUND } from './aws/errors.js';
 import { certificateArnFor } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
@@ -565,6 +565,8 @@ async function planAuditCohort(deps: StartRotationsDeps, taskId: string, devices
  */
 async function sweepCalendar(event: SweepEvent, deps: StartRotationsDeps): Promise<StartReport> {
   if (!deps.calendar) return { taskId: null, started: 0, skipped: {}, continued: false, ignored: 'the renewal calendar is off' };
+  // Most sweeps find nothing deferred: one read, no lease taken.
+  if (!event.lease && (await calendarDays(deps)).length === 0) return { taskId: null, started: 0, skipped: {}, continued: false, ignored: 'nothing is deferred' };
   const lease = event.lease ?? randomUUID();
   const untilMs = deps.clock.now().getTime() + deps.invocation.remainingMs() + 60_000;
   if (!(await leaseSweep(deps, lease, deps.clock.now().getTime(), untilMs))) {

@@ -555,6 +555,13 @@ describe('start-rotations on the renewal calendar', () => {
     expect(new Set(sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input.name)).size).toBe(DEVICES + 1);
   });
 
+  it('sweeps with one read and no lease when nothing is deferred', async () => {
+    const report = await startRotations({ sweep: 'calendar' }, calendarDeps(fakeClock()));
+    expect(report).toMatchObject({ started: 0, ignored: 'nothing is deferred' });
+    expect(db.commandCalls(GetCommand)).toHaveLength(1);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(0);
+  });
+
   it('lets one sweep at a time hold the lease, and keeps a deferred start whose start failed', async () => {
     const clock = fakeClock();
     pages(EXPIRING, Array.from({ length: 4 }, (_, i) => finding(id(i + 1))));
