@@ -125,6 +125,8 @@ export const StartOutcome = {
   CertificateNotActive: 'CERTIFICATE_NOT_ACTIVE',
   /** The finding is suppressed in Device Defender: the operator chose not to act on it. */
   Suppressed: 'SUPPRESSED',
+  /** The renewal calendar places it later: a sweep starts it on its day (domain/pacing/calendar.ts). */
+  Deferred: 'DEFERRED',
 } as const;
 export type StartOutcome = (typeof StartOutcome)[keyof typeof StartOutcome];
 

@@ -2,6 +2,7 @@ import { ListAuditFindingsCommand, ListPrincipalThingsCommand, type AuditFinding
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod/mini';
 import {
@@ -14,6 +15,8 @@ import {
   type AuditCheck,
   type RotationInput,
 } from '../domain/index.js';
+import { AdmissionController, DEFAULT_CALENDAR, deferredPk, deferredSk, planCohort, renewalDecision, type Cohort, type DeferredStart, type RenewalSettings } from '../domain/pacing/index.js';
+import { calendarDays, calendarSettings, deferStarts, dueStarts, fixCohort, leaseSweep, pruneDays, startedDeferred } from './core/pacing-calendar.js';
 import { isNamed, RESOURCE_NOT_FOUND } from './aws/errors.js';
 import { certificateArnFor } from './core/certificates.js';
 import type { Clock } from './core/clock.js';
@@ -33,6 +36,16 @@ export interface AuditPosition {
   nextToken?: string;
   /** Findings of the page at nextToken already handled: admission stopped the invocation mid-page. */
   skip?: number;
+  /** The audit's place in the renewal calendar, fixed by its first invocation; absent: every finding starts now. */
+  cohort?: Cohort;
+  /** Flagged devices the notification counts (its nonCompliantResourcesCount), to plan the cohort. */
+  devices?: number;
+}
+
+/** The scheduled sweep of the renewal calendar (EventBridge's input), or its continuation with the lease it holds. */
+export interface SweepEvent {
+  sweep: 'calendar';
+  lease?: string;
 }
 
 export interface ContinuationEvent {
@@ -67,6 +80,12 @@ export interface StartRotationsDeps extends TableDeps {
   safetyMarginMs?: number;
   pageSize?: number;
   concurrency?: number;
+  /**
+   * The renewal calendar (docs/fleet-scale.md): a finding whose place in its audit's cohort is
+   * after the next sweep is deferred, and the sweep starts it. Undefined (or pacing off): every
+   * finding starts now.
+   */
+  calendar?: RenewalSettings;
   /**
    * The shared budget (docs/fleet-scale.md): each start is admitted first — the start pace and
    * the backpressure of the steps in flight. Undefined: pacing is off, starts go at once.
@@ -117,6 +136,7 @@ const ContinuationSchema = z.object({
   checkIndex: z.int().check(z.gte(0)),
   nextToken: z.optional(z.string().check(z.minLength(1))),
   skip: z.optional(z.int().check(z.gte(0))),
+  cohort: z.optional(z.object({ startMs: z.number().check(z.gte(0)), spreadS: z.number().check(z.gte(0)) })),
 });
 
 /** What a continuation failed on, by the first field its schema refused. */
@@ -126,6 +146,7 @@ const CONTINUATION_FIELD_REASONS: Readonly<Record<string, string>> = {
   checkIndex: 'continuation has no valid checkIndex',
   nextToken: 'continuation has an invalid nextToken',
   skip: 'continuation has an invalid skip',
+  cohort: 'continuation has an invalid cohort',
 };
 
 /**
@@ -138,7 +159,7 @@ const NotificationSchema = z.object({
   taskStatus: z.string(),
   auditDetails: z.array(z.unknown()),
 });
-const AuditDetailSchema = z.object({ checkName: z.string(), checkRunStatus: z.string() });
+const AuditDetailSchema = z.object({ checkName: z.string(), checkRunStatus: z.string(), nonCompliantResourcesCount: z.optional(z.number()) });
 
 /** The SNS event Lambda receives: one record per notification, the notification as a string. */
 const SnsEventSchema = z.object({ Records: z.array(z.unknown()).check(z.minLength(1)) });
@@ -152,10 +173,10 @@ function parseContinuation(value: unknown, configured: readonly AuditCheck[]): P
     const field = String(parsed.error.issues[0]?.path[0] ?? 'taskId');
     return { ok: false, reason: CONTINUATION_FIELD_REASONS[field] ?? `continuation is invalid at ${field}`, ...(taskId ? { taskId } : {}) };
   }
-  const { checks, checkIndex, nextToken, skip } = parsed.data;
+  const { checks, checkIndex, nextToken, skip, cohort } = parsed.data;
   if (!checks.every((check) => configured.includes(check as AuditCheck))) return { ok: false, reason: CONTINUATION_FIELD_REASONS.checks, taskId: parsed.data.taskId };
   if (checkIndex >= checks.length) return { ok: false, reason: CONTINUATION_FIELD_REASONS.checkIndex, taskId: parsed.data.taskId };
-  return { ok: true, positions: [{ taskId: parsed.data.taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}), ...(skip ? { skip } : {}) }] };
+  return { ok: true, positions: [{ taskId: parsed.data.taskId, checks: checks as AuditCheck[], checkIndex, ...(nextToken ? { nextToken } : {}), ...(skip ? { skip } : {}), ...(cohort ? { cohort } : {}) }] };
 }
 
 function parseNotification(message: string, configured: readonly AuditCheck[]): Parsed {
@@ -170,15 +191,13 @@ function parseNotification(message: string, configured: readonly AuditCheck[]): 
   if (!parsed.success) return { ok: false, reason: 'the SNS message is not a Device Defender audit notification' };
   const { taskId, taskStatus, auditDetails } = parsed.data;
   if (taskStatus !== 'COMPLETED') return { ok: false, reason: `audit task ${taskId} is ${taskStatus}, not COMPLETED`, taskId };
-  const nonCompliant = new Set(
-    auditDetails
-      .map((detail) => AuditDetailSchema.safeParse(detail).data)
-      .filter((detail) => detail?.checkRunStatus === NON_COMPLIANT)
-      .map((detail) => detail?.checkName),
-  );
+  const details = auditDetails.map((detail) => AuditDetailSchema.safeParse(detail).data).filter((detail) => detail?.checkRunStatus === NON_COMPLIANT);
+  const nonCompliant = new Set(details.map((detail) => detail?.checkName));
   const checks = configured.filter((check) => nonCompliant.has(check));
   if (checks.length === 0) return { ok: false, reason: `audit task ${taskId} has no non-compliant finding for ${configured.join(', ')}`, taskId };
-  return { ok: true, positions: [{ taskId, checks, checkIndex: 0 }] };
+  // A certificate both checks flag counts twice: the cohort is planned a little wider, never narrower.
+  const devices = details.filter((detail) => checks.includes(detail?.checkName as AuditCheck)).reduce((sum, detail) => sum + Math.max(0, detail?.nonCompliantResourcesCount ?? 0), 0);
+  return { ok: true, positions: [{ taskId, checks, checkIndex: 0, ...(devices > 0 ? { devices } : {}) }] };
 }
 
 /** Accepts the SNS event (one record per notification) or a continuation payload. */
@@ -208,7 +227,7 @@ class AuditRun {
 
   constructor(
     private readonly deps: StartRotationsDeps,
-    taskId: string,
+    taskId: string | null,
   ) {
     this.report = { taskId, started: 0, skipped: {}, continued: false };
     this.began = deps.clock.now();
@@ -234,7 +253,7 @@ class AuditRun {
         }),
       );
       const findings = page.findings ?? [];
-      const { outcomes, stoppedAt } = await this.startAll(findings, position.skip ?? 0, position.taskId, checkName);
+      const { outcomes, stoppedAt } = await this.startAll(findings, position.skip ?? 0, position.taskId, checkName, position.cohort);
       await this.tally(position.taskId, outcomes.flat(), stoppedAt === undefined);
       if (stoppedAt !== undefined) {
         // Out of time while waiting for admission: the next invocation takes this page from here.
@@ -257,15 +276,23 @@ class AuditRun {
    * Starts the page's findings from `skip` on, each admitted first (in order, so that what is
    * left when time runs out is the page's tail), at most `concurrency` in flight.
    */
-  private async startAll(findings: readonly AuditFinding[], skip: number, taskId: string, checkName: AuditCheck): Promise<{ outcomes: StartOutcome[][]; stoppedAt?: number }> {
+  private async startAll(findings: readonly AuditFinding[], skip: number, taskId: string, checkName: AuditCheck, cohort?: Cohort): Promise<{ outcomes: StartOutcome[][]; stoppedAt?: number }> {
     const limit = this.deps.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`concurrency limit must be a positive integer, got ${limit}`);
     const outcomes: StartOutcome[][] = [];
     const running = new Set<Promise<void>>();
     let stoppedAt: number | undefined;
+    // The calendar's decisions first: a deferred finding is recorded, not admitted nor started.
+    const deferred = this.deferrals(findings, skip, taskId, checkName, cohort);
+    const startsNow = (finding: AuditFinding): boolean => startsARotation(finding) && !deferred.has(finding);
     try {
+      await deferStarts(this.deps, [...deferred.values()]);
       for (let i = skip; i < findings.length; i++) {
-        if (startsARotation(findings[i]) && !(await this.admit(findings.slice(i).filter(startsARotation).length))) {
+        if (deferred.has(findings[i])) {
+          outcomes.push([StartOutcome.Deferred]);
+          continue;
+        }
+        if (startsNow(findings[i]) && !(await this.admit(findings.slice(i).filter(startsNow).length))) {
           stoppedAt = i;
           break;
         }
@@ -283,6 +310,69 @@ class AuditRun {
       throw error;
     }
     return { outcomes, ...(stoppedAt !== undefined ? { stoppedAt } : {}) };
+  }
+
+  /** The findings of a page from `skip` on that the calendar places after the next sweep, as the items that defer them. */
+  private deferrals(findings: readonly AuditFinding[], skip: number, taskId: string, checkName: AuditCheck, cohort?: Cohort): Map<AuditFinding, DeferredStart> {
+    const deferred = new Map<AuditFinding, DeferredStart>();
+    const calendar = this.deps.calendar;
+    if (!cohort || !calendar) return deferred;
+    const nowMs = this.deps.clock.now().getTime();
+    for (const finding of findings.slice(skip)) {
+      if (!startsARotation(finding)) continue;
+      const resource = finding.nonCompliantResource;
+      const certificateId = resource?.resourceIdentifier?.deviceCertificateId as string;
+      const expires = Date.parse(resource?.additionalInfo?.[EXPIRATION_INFO] ?? '');
+      const notAfterMs = Number.isNaN(expires) ? undefined : expires;
+      const decision = renewalDecision(certificateId, cohort, nowMs, calendar, notAfterMs);
+      if (decision.kind === 'now') continue;
+      const certificateArn = resource?.resourceIdentifier?.deviceCertificateArn;
+      deferred.set(finding, {
+        pk: deferredPk(new Date(decision.atMs).toISOString().slice(0, 10)),
+        sk: deferredSk(decision.atMs, certificateId, taskId),
+        certificateId,
+        ...(certificateArn ? { certificateArn } : {}),
+        auditTaskId: taskId,
+        checkName,
+        startAt: new Date(decision.atMs).toISOString(),
+        ...(notAfterMs !== undefined ? { notAfter: new Date(notAfterMs).toISOString() } : {}),
+      });
+    }
+    return deferred;
+  }
+
+  /**
+   * The calendar's sweep: starts the deferred starts due before the next sweep, earliest first,
+   * each admitted like any start, and deletes each only once its start was made or refused.
+   * Returns true when time ran out with more due (the caller continues in another invocation).
+   */
+  async sweep(): Promise<boolean> {
+    const calendar = this.deps.calendar as RenewalSettings;
+    for (;;) {
+      if (this.outOfTime) return true;
+      const nowMs = this.deps.clock.now().getTime();
+      const due = await dueStarts(this.deps, nowMs + calendar.sweepS * 1000, this.deps.pageSize ?? DEFAULT_PAGE_SIZE);
+      if (due.length === 0) {
+        await pruneDays(this.deps, nowMs);
+        return false;
+      }
+      // One audit and check at a time, in due order, so each start is tallied on its audit.
+      let stopped = false;
+      for (let i = 0; i < due.length && !stopped; ) {
+        let j = i;
+        while (j < due.length && due[j].auditTaskId === due[i].auditTaskId && due[j].checkName === due[i].checkName) j++;
+        const group = due.slice(i, j);
+        const findings = group.map((start): AuditFinding => ({ nonCompliantResource: { resourceType: 'DEVICE_CERTIFICATE', resourceIdentifier: { deviceCertificateId: start.certificateId, ...(start.certificateArn ? { deviceCertificateArn: start.certificateArn } : {}) } } }));
+        const { outcomes, stoppedAt } = await this.startAll(findings, 0, group[0].auditTaskId, group[0].checkName as AuditCheck);
+        const handled = group.slice(0, stoppedAt ?? group.length);
+        for (const start of handled) await startedDeferred(this.deps, start);
+        await this.tally(group[0].auditTaskId, outcomes.flat(), false);
+        stopped = stoppedAt !== undefined;
+        i = j;
+      }
+      this.pagesDone++;
+      if (stopped) return true;
+    }
   }
 
   /**
@@ -413,6 +503,8 @@ class AuditRun {
   }
 }
 
+const EXPIRATION_INFO = 'EXPIRATION_TIME';
+
 /** A finding that gets as far as describing its certificate: what admission is asked for. */
 function startsARotation(finding: AuditFinding): boolean {
   return !!finding.nonCompliantResource?.resourceIdentifier?.deviceCertificateId && !finding.isSuppressed;
@@ -436,12 +528,15 @@ async function continueLater(deps: StartRotationsDeps, position: AuditPosition):
  * dropped, never thrown: SNS would retry it.
  */
 export async function startRotations(event: unknown, deps: StartRotationsDeps): Promise<StartReport> {
+  if (isObject(event) && event.sweep === 'calendar') return sweepCalendar(event as unknown as SweepEvent, deps);
   const parsed = parseStartEvent(event, deps.auditChecks);
   if (!parsed.ok) {
     deps.telemetry.log.warn('nothing to start', { reason: parsed.reason, taskId: parsed.taskId });
     return { taskId: parsed.taskId ?? null, started: 0, skipped: {}, continued: false, ignored: parsed.reason };
   }
   const [first, ...rest] = parsed.positions;
+  if (!first.cohort && first.devices && deps.calendar && deps.pacing) first.cohort = await planAuditCohort(deps, first.taskId, first.devices, deps.calendar);
+  delete first.devices;
   const run = new AuditRun(deps, first.taskId);
   const stopped = await run.run(first);
   // SNS delivers one record per invocation; should there be more, each further audit gets its own invocation.
@@ -449,6 +544,53 @@ export async function startRotations(event: unknown, deps: StartRotationsDeps): 
   run.report.continued = stopped !== undefined;
   if (run.report.started) deps.telemetry.count(MetricName.RotationsStarted, run.report.started);
   deps.telemetry.log.info('audit processed', { ...run.report });
+  return run.report;
+}
+
+/**
+ * The cohort of an audit: its devices spread over the longer of the renewal window and what the
+ * budget needs at the calendar's fill of the sustainable rate; fixed once on the audit's report item.
+ */
+async function planAuditCohort(deps: StartRotationsDeps, taskId: string, devices: number, calendar: RenewalSettings): Promise<Cohort> {
+  const rate = new AdmissionController((deps.pacing as Pacing).store.settings, deps.clock.now().getTime()).sustainableRate();
+  const { spreadS } = planCohort(devices, rate, { ...DEFAULT_CALENDAR, minWindowS: calendar.windowS });
+  const cohort = await fixCohort(deps, taskId, { startMs: deps.clock.now().getTime(), spreadS, devices });
+  deps.telemetry.log.info('audit cohort on the renewal calendar', { auditTaskId: taskId, devices, spreadS: cohort.spreadS, startMs: cohort.startMs });
+  return cohort;
+}
+
+/**
+ * The scheduled sweep: holds the calendar's lease (one sweep at a time; a crashed one's lease
+ * runs out), starts what is due, and continues in another invocation while more is due.
+ */
+async function sweepCalendar(event: SweepEvent, deps: StartRotationsDeps): Promise<StartReport> {
+  if (!deps.calendar) return { taskId: null, started: 0, skipped: {}, continued: false, ignored: 'the renewal calendar is off' };
+  // Most sweeps find nothing deferred: one read, no lease taken.
+  if (!event.lease && (await calendarDays(deps)).length === 0) return { taskId: null, started: 0, skipped: {}, continued: false, ignored: 'nothing is deferred' };
+  const lease = event.lease ?? randomUUID();
+  const untilMs = deps.clock.now().getTime() + deps.invocation.remainingMs() + 60_000;
+  if (!(await leaseSweep(deps, lease, deps.clock.now().getTime(), untilMs))) {
+    deps.telemetry.log.info('another sweep of the renewal calendar holds the lease', {});
+    return { taskId: null, started: 0, skipped: {}, continued: false, ignored: 'another sweep is running' };
+  }
+  const run = new AuditRun(deps, null);
+  let more: boolean;
+  try {
+    more = await run.sweep();
+  } catch (error) {
+    // What was not started stays deferred; the lease is given back for the retry or the next sweep.
+    await leaseSweep(deps, lease, deps.clock.now().getTime(), 0).catch(() => undefined);
+    throw error;
+  }
+  if (more) {
+    const payload: SweepEvent = { sweep: 'calendar', lease };
+    await deps.lambda.send(new InvokeCommand({ FunctionName: deps.invocation.functionArn, InvocationType: 'Event', Payload: encoder.encode(JSON.stringify(payload)) }));
+  } else {
+    await leaseSweep(deps, lease, deps.clock.now().getTime(), 0);
+  }
+  run.report.continued = more;
+  if (run.report.started) deps.telemetry.count(MetricName.RotationsStarted, run.report.started);
+  deps.telemetry.log.info('renewal calendar swept', { ...run.report });
   return run.report;
 }
 
@@ -464,6 +606,7 @@ const runtime = once(() => {
     stateMachineArn: requiredEnv('STATE_MACHINE_ARN'),
     auditChecks: parseAuditChecks(optionalEnv('AUDIT_CHECKS')),
     pacing: paced.pacing,
+    calendar: calendarSettings(),
   };
 });
 

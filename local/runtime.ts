@@ -19,6 +19,8 @@ import { ensureDefaultPrivateCa, PcaService, PrivateCa } from './pca/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
 import { EventSourceMapping } from './sqs/event-source-mapping.js';
+import { startSchedule } from './events/schedule.js';
+import { DEFAULT_RENEWAL } from '../domain/pacing/calendar.js';
 import { SqsService } from './sqs/sqs-service.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
@@ -264,8 +266,8 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     };
     // The functions pace in real time against quotas at the workflow's scale (a 10 TPS quota is
     // 1,000 calls/s at 0.01), as the local runtime enforces them: the demo is not slowed.
-    // The host's own ROTOR_PACING_* (as `ROTOR_PACING_ENABLED=false rotor demo`) pass through too.
-    const fromHost = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith('ROTOR_PACING_') && typeof entry[1] === 'string'));
+    // The host's own ROTOR_PACING_*, ROTOR_CALENDAR_* and ROTOR_RENEWAL_* (as `ROTOR_PACING_ENABLED=false rotor demo`) pass through too.
+    const fromHost = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => /^ROTOR_(PACING|CALENDAR|RENEWAL)_/.test(entry[0]) && typeof entry[1] === 'string'));
     // A quotas file is what the functions are told too (unless pacingFromQuotas is false).
     const fromQuotas = options.pacingFromQuotas === false ? {} : pacingEnvironment(options.quotas);
     const environment = { ROTOR_TIME_SCALE: String(options.timeScale ?? 1), ...fromHost, ...fromQuotas, ...(options.environment ?? {}) };
@@ -286,6 +288,9 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       logger,
     }).start();
     stops.push(() => ruleQueueMapping.stop());
+    // The renewal calendar's sweep (terraform/calendar.tf: every 15 minutes, here × the time scale).
+    const calendarSweep = startSchedule({ invoker: lambda, functionName: functionName('start-rotations'), periodMs: DEFAULT_RENEWAL.sweepS * 1000 * (options.timeScale ?? 1), input: { sweep: 'calendar' }, logger });
+    stops.push(async () => calendarSweep.stop());
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
     const privateCa = await ensureDefaultPrivateCa(pca, iot.registry);
     edge.addAdminRoute('iot/server-ca/rotate', async () => {

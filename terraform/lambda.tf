@@ -24,6 +24,8 @@ resource "aws_lambda_function" "function" {
   architectures = ["arm64"]
   timeout       = each.value.timeoutSeconds
   memory_size   = each.value.memoryMb
+  # device-message has its own share of the account's concurrency (sqs.tf); -1 is Lambda's "none reserved".
+  reserved_concurrent_executions = each.key == local.rule_queue_function ? local.device_message_reserved_concurrency : -1
 
   environment {
     variables = local.function_environment[each.key]
@@ -75,7 +77,14 @@ resource "aws_lambda_event_source_mapping" "rule_queue" {
   enabled                            = true
 
   scaling_config {
-    maximum_concurrency = coalesce(var.device_message_max_concurrency, local.rule_queue.maximumConcurrency)
+    maximum_concurrency = local.device_message_mapping_concurrency
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.device_message_reserved_concurrency == -1 || local.device_message_reserved_concurrency >= local.device_message_mapping_concurrency
+      error_message = "device_message_reserved_concurrency (${local.device_message_reserved_concurrency}) is below the mapping's maximum concurrency (${local.device_message_mapping_concurrency}): Lambda would throttle the mapping's own batches. Raise it, or use -1 to reserve none."
+    }
   }
 
   # Lambda checks at once that the function's role may poll the queue.

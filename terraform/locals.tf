@@ -69,6 +69,8 @@ locals {
       },
       # Every function gets the pacing settings (pacing.tf): the pacing code runs in several.
       local.pacing_environment,
+      # start-rotations also the renewal calendar's (calendar.tf).
+      name == local.calendar_function ? local.calendar_environment : {},
     )
   }
 

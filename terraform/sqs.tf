@@ -34,6 +34,23 @@ variable "device_message_max_concurrency" {
   }
 }
 
+variable "device_message_reserved_concurrency" {
+  description = "Concurrent executions reserved for device-message. Null (default): as many as the rule queue's event source mapping runs at once (device_message_max_concurrency), so that other functions taking the account's concurrency never throttle the mapping's batches, and device-message never takes more than that. -1: reserve none (for accounts whose unreserved concurrency cannot spare it: Lambda keeps 100 unreserved). Otherwise a whole number from the mapping's maximum concurrency to 1000."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.device_message_reserved_concurrency == null || try(var.device_message_reserved_concurrency == -1 || (var.device_message_reserved_concurrency >= 2 && var.device_message_reserved_concurrency <= 1000 && floor(var.device_message_reserved_concurrency) == var.device_message_reserved_concurrency), false)
+    error_message = "device_message_reserved_concurrency must be a whole number from 2 to 1000, -1 (reserve none), or null (as many as device_message_max_concurrency)."
+  }
+}
+
+locals {
+  device_message_mapping_concurrency = coalesce(var.device_message_max_concurrency, local.rule_queue.maximumConcurrency)
+  # Reserved at least as high as the mapping runs: fewer would throttle its own batches back to the queue.
+  device_message_reserved_concurrency = var.device_message_reserved_concurrency == null ? local.device_message_mapping_concurrency : var.device_message_reserved_concurrency
+}
+
 # Every device → cloud message: the IoT rules write it here (iot.tf), and the event source
 # mapping hands it to device-message in batches (lambda.tf). At fleet scale the messages wait
 # here when Lambda's concurrency runs out, rather than being throttled away. A message the

@@ -7,6 +7,7 @@ import { DESCRIBE_WARNING, expiring, ExpiringSource, formatExpiring, type Expiri
 import { PROGRESS_THRESHOLD, terminalIo, type OperatorIo } from './operator-io.js';
 import { executeRetries, formatPlan, formatRetrySummary, planRetries, summarize, validateRetryOptions } from './retry.js';
 import { formatStatus, parsePositiveInt, parseStatus, requireThingName, status } from './status.js';
+import type { ThrottledCalls } from './fleet.js';
 import { connect, deadLetterClients, DEFAULT_NAME_PREFIX, type Target, type TargetOptions } from './target.js';
 import { formatTrace, trace, validateTraceOptions } from './trace.js';
 import { servedConsole } from '../console/index.js';
@@ -94,6 +95,19 @@ async function localConsole(target: Target): Promise<string | undefined> {
   return target.kind === 'local' && target.endpoint ? servedConsole(target.endpoint) : undefined;
 }
 
+/** The local edge's throttle counts (GET /_rotor/quotas); on AWS they are a CloudWatch metric, not read here. */
+async function localThrottledCalls(target: Target): Promise<ThrottledCalls | undefined> {
+  if (target.kind !== 'local' || !target.endpoint) return undefined;
+  try {
+    const response = await fetch(`${target.endpoint}/_rotor/quotas`, { signal: AbortSignal.timeout(2_000) });
+    if (!response.ok) return undefined;
+    const body = (await response.json()) as { throttledCalls?: ThrottledCalls };
+    return typeof body.throttledCalls?.total === 'number' ? { total: body.throttledCalls.total, byApi: body.throttledCalls.byApi ?? {} } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function print(deps: OperatorDeps, json: boolean | undefined, data: unknown, lines: () => string[]): void {
   if (json) deps.io.out(JSON.stringify(data, null, 2));
   else for (const line of lines()) deps.io.out(line);
@@ -119,7 +133,7 @@ export function registerOperatorCommands(program: Command, overrides: Partial<Op
       return usage(deps, error);
     }
     await run(deps, flags, async (target) => {
-      const report = await status({ ddb: target.clients.ddb, tableName: target.tableName, local: target.kind === 'local', consoleBase: await localConsole(target) }, options);
+      const report = await status({ ddb: target.clients.ddb, tableName: target.tableName, local: target.kind === 'local', consoleBase: await localConsole(target), now: deps.now, throttledCalls: () => localThrottledCalls(target) }, options);
       print(deps, flags.json, report, () => formatStatus(report));
       return ExitCode.Ok;
     });

@@ -5,6 +5,7 @@ import { executionConsoleUrl, isThingName } from '../../domain/naming.js';
 import { consoleExecutionPath } from '../../local/console/api.js';
 import { loadWiring } from '../../wiring/index.js';
 import { NotFoundError, UsageError } from './exit-codes.js';
+import { fleetFigures, formatFleet, type FleetFigures, type ThrottledCalls } from './fleet.js';
 import { renderTable, shortTime, type Column } from './text-table.js';
 
 /** `rotor status`: where the fleet stands, or the whole story of one thing. */
@@ -22,6 +23,9 @@ export interface StatusDeps {
   local: boolean;
   /** The local runtime's edge URL when it serves the console (/console/). */
   consoleBase?: string;
+  now?: () => Date;
+  /** Throttled calls per API, where the target counts them (the local edge). */
+  throttledCalls?: () => Promise<ThrottledCalls | undefined>;
 }
 
 export type StatusCounts = Record<RotationStatus, number>;
@@ -55,7 +59,7 @@ export interface HistoryRow {
 }
 
 export type StatusReport =
-  | { kind: 'fleet'; counts: StatusCounts; total: number; filter?: RotationStatus; rows: RotationRow[]; truncated: boolean }
+  | { kind: 'fleet'; counts: StatusCounts; total: number; fleet: FleetFigures; filter?: RotationStatus; rows: RotationRow[]; truncated: boolean }
   | { kind: 'thing'; thing: string; current?: RotationRow & { link: string; cause?: string }; history: HistoryRow[] };
 
 const STATUSES: readonly RotationStatus[] = Object.values(RotationStatus);
@@ -212,6 +216,7 @@ export async function status(deps: StatusDeps, options: StatusOptions): Promise<
     };
   }
   const counts = await countByStatus(deps);
+  const fleet = await fleetFigures({ ddb: deps.ddb, tableName: deps.tableName, now: deps.now ?? (() => new Date()), throttledCalls: deps.throttledCalls }, counts);
   const listed = options.status ? [options.status] : STATUSES;
   const perStatus = await Promise.all(listed.map((s) => listByStatus(deps, s, options.limit)));
   const rows = perStatus
@@ -224,6 +229,7 @@ export async function status(deps: StatusDeps, options: StatusOptions): Promise<
     kind: 'fleet',
     counts,
     total: STATUSES.reduce((sum, s) => sum + counts[s], 0),
+    fleet,
     filter: options.status,
     rows,
     truncated: rows.length < available,
@@ -254,6 +260,7 @@ export function formatStatus(report: StatusReport): string[] {
   if (report.kind === 'fleet') {
     const lines = [
       `${STATUSES.map((s) => `${s} ${report.counts[s]}`).join('   ')}   (total ${report.total})`,
+      ...formatFleet(report.fleet),
       '',
     ];
     if (report.rows.length === 0) {

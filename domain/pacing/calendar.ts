@@ -85,3 +85,81 @@ export function dailyLoad(certificateIds: Iterable<string>, plan: Pick<CohortPla
   for (const id of certificateIds) load[Math.min(days - 1, Math.floor(renewalOffsetS(id, plan) / DAY_S))]++;
   return load;
 }
+
+/**
+ * The live calendar (docs/fleet-scale.md, "The renewal calendar, live"): start-rotations places
+ * each flagged certificate of an audit's cohort at its renewal offset. A certificate whose place
+ * is beyond the next sweep is deferred — written to the rotation table — and a scheduled sweep of
+ * start-rotations starts it when its time comes. A certificate that expires within the safety
+ * margin is never deferred, and none is deferred past its expiry minus the margin.
+ */
+export interface RenewalSettings {
+  /** Spread a cohort over at least this long (0: as fast as the budget allows). */
+  windowS: number;
+  /** A certificate that expires sooner than this is started now, and none is deferred closer to its expiry. */
+  marginS: number;
+  /** How often the sweep runs: what is due before the next sweep is started now. */
+  sweepS: number;
+}
+
+export const DEFAULT_RENEWAL: RenewalSettings = { windowS: 0, marginS: 7 * DAY_S, sweepS: 900 };
+
+/** A cohort as start-rotations fixed it when the audit's notification first arrived. */
+export interface Cohort {
+  startMs: number;
+  spreadS: number;
+}
+
+export type RenewalDecision = { kind: 'now' } | { kind: 'defer'; atMs: number };
+
+/** When this certificate's rotation starts: now, or deferred to its place in the cohort's spread. */
+export function renewalDecision(certificateId: string, cohort: Cohort, nowMs: number, settings: RenewalSettings, notAfterMs?: number): RenewalDecision {
+  const horizonMs = nowMs + settings.sweepS * 1000;
+  let atMs = cohort.startMs + renewalOffsetS(certificateId, cohort) * 1000;
+  if (notAfterMs !== undefined) {
+    const latestMs = notAfterMs - settings.marginS * 1000;
+    // Expired, or inside the margin: never deferred.
+    if (latestMs <= horizonMs) return { kind: 'now' };
+    atMs = Math.min(atMs, latestMs);
+  }
+  return atMs <= horizonMs ? { kind: 'now' } : { kind: 'defer', atMs: Math.round(atMs) };
+}
+
+/**
+ * A deferred start in the rotation table: one item per certificate and audit, in the partition of
+ * its day (UTC), sorted by its time, so the sweep Queries what is due and no Scan is needed. The
+ * item has no `status`: the by-status index never sees it. The calendar item lists the days that
+ * may hold deferred starts.
+ */
+export const CALENDAR_KEY = { pk: 'calendar', sk: 'days' } as const;
+
+export function deferredDay(atMs: number): string {
+  return new Date(atMs).toISOString().slice(0, 10);
+}
+
+export function deferredPk(day: string): string {
+  return `deferred#${day}`;
+}
+
+/** The sort key: the start time, then the certificate and audit (the same deferral writes the same key). */
+export function deferredSk(atMs: number, certificateId: string, auditTaskId: string): string {
+  return `${new Date(atMs).toISOString()}#${certificateId}#${auditTaskId}`;
+}
+
+/** The greatest sort key of a start due by `atMs`. */
+export function deferredSkUntil(atMs: number): string {
+  return `${new Date(atMs).toISOString()}#~`;
+}
+
+export interface DeferredStart {
+  pk: string;
+  sk: string;
+  certificateId: string;
+  certificateArn?: string;
+  auditTaskId: string;
+  checkName: string;
+  /** When it is due (ISO). */
+  startAt: string;
+  /** The certificate's expiry, when the finding gave it (ISO). */
+  notAfter?: string;
+}

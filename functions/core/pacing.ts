@@ -46,6 +46,20 @@ export function pacedUntilOf(event: unknown): Date | undefined {
   return at;
 }
 
+/**
+ * How many times the state machine's Retry has run this step again (`$$.State.RetryCount`, sent
+ * as `retryCount`); 0 when absent. A Retry re-sends the step's input unchanged, `pacedUntil`
+ * included, but the reservation it names was spent by the attempt that failed: a retried attempt
+ * reserves again.
+ */
+export function retryCountOf(event: unknown): number {
+  if (typeof event !== 'object' || event === null) return 0;
+  const value = (event as Record<string, unknown>).retryCount;
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new InvalidInput(`retryCount must be a whole number or null, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /** The rate-limited buckets a site spends (the ones worth a PacingRate line). */
 function iotBuckets(site: CallSite): Bucket[] {
   return (Object.keys(bucketDemand(CALL_PROFILE[site])) as Bucket[]).filter((bucket) => bucket.startsWith('iot:'));
@@ -57,11 +71,13 @@ function iotBuckets(site: CallSite): Bucket[] {
  *   MAX_IN_LAMBDA_WAIT_MS;
  * - otherwise returns `{ waitUntil }` without calling AWS: the state machine waits (no Lambda,
  *   no budget held but the reservation) and runs the step again with `pacedUntil`, which it
- *   then does not reserve again.
+ *   then does not reserve again — unless the state machine's Retry runs it (`retryCount` > 0):
+ *   the failed attempt spent that reservation, so the retry reserves its own.
  * Only API-bound steps are paced: a device that is slow to answer holds no budget.
  */
 export async function pacedStep<T>(deps: PacedDeps, event: unknown, site: CallSite, run: () => Promise<T>): Promise<T | Deferred> {
-  const held = pacedUntilOf(event);
+  // The reservation held after a Wait is this attempt's only when no Retry has run the step since.
+  const held = pacedUntilOf(event) !== undefined && retryCountOf(event) === 0;
   if (!deps.pacing || held) return run();
   const { store, timeScale } = deps.pacing;
   let reserved: Awaited<ReturnType<PacingStore['reserve']>>;

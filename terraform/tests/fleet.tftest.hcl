@@ -56,6 +56,14 @@ run "rule_queue_with_defaults" {
   }
 
   assert {
+    condition = (
+      aws_lambda_function.function["device-message"].reserved_concurrent_executions == 20 &&
+      alltrue([for name, fn in aws_lambda_function.function : fn.reserved_concurrent_executions == -1 if name != "device-message"])
+    )
+    error_message = "By default device-message must have as much concurrency reserved as the mapping runs (20), and no other function any."
+  }
+
+  assert {
     condition = alltrue([
       for type, rule in aws_iot_topic_rule.device_message :
       one(rule.sqs).queue_url == aws_sqs_queue.rule_queue.url && length(rule.error_action[0].cloudwatch_logs) == 1
@@ -155,6 +163,11 @@ run "pacing_settings_reach_every_function" {
   assert {
     condition     = aws_lambda_event_source_mapping.rule_queue.scaling_config[0].maximum_concurrency == 50
     error_message = "device_message_max_concurrency must set the event source mapping's maximum concurrency."
+  }
+
+  assert {
+    condition     = aws_lambda_function.function["device-message"].reserved_concurrent_executions == 50
+    error_message = "The default reservation must follow device_message_max_concurrency."
   }
 }
 
@@ -304,6 +317,34 @@ run "rejects_safety_fraction_above_one" {
   expect_failures = [var.quota_safety_fraction]
 }
 
+run "reserves_what_it_is_told_or_none" {
+  command = plan
+  variables {
+    device_message_reserved_concurrency = -1
+  }
+  assert {
+    condition     = aws_lambda_function.function["device-message"].reserved_concurrent_executions == -1
+    error_message = "device_message_reserved_concurrency = -1 must reserve nothing."
+  }
+}
+
+run "rejects_reservation_below_the_mapping" {
+  command = plan
+  variables {
+    device_message_max_concurrency      = 50
+    device_message_reserved_concurrency = 30
+  }
+  expect_failures = [aws_lambda_event_source_mapping.rule_queue]
+}
+
+run "rejects_reservation_lambda_refuses" {
+  command = plan
+  variables {
+    device_message_reserved_concurrency = 0
+  }
+  expect_failures = [var.device_message_reserved_concurrency]
+}
+
 run "rejects_mapping_concurrency_sqs_refuses" {
   command = plan
   variables {
@@ -342,4 +383,42 @@ run "rejects_zero_throttle_threshold" {
     throttled_calls_alarm_threshold = 0
   }
   expect_failures = [var.throttled_calls_alarm_threshold]
+}
+
+run "renewal_calendar_swept_every_15_minutes" {
+  command = apply
+
+  variables {
+    renewal_window_days = 14
+    renewal_margin_days = 5
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_event_rule.calendar_sweep.schedule_expression == "rate(15 minutes)" &&
+      aws_cloudwatch_event_target.calendar_sweep.arn == aws_lambda_function.function["start-rotations"].arn &&
+      jsondecode(aws_cloudwatch_event_target.calendar_sweep.input) == { sweep = "calendar" } &&
+      aws_lambda_permission.calendar_sweep.principal == "events.amazonaws.com" &&
+      aws_lambda_permission.calendar_sweep.source_arn == aws_cloudwatch_event_rule.calendar_sweep.arn
+    )
+    error_message = "The calendar's sweep must invoke start-rotations with {\"sweep\":\"calendar\"} every 15 minutes (DEFAULT_RENEWAL.sweepS), allowed for EventBridge from that rule only."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.function["start-rotations"].environment[0].variables.ROTOR_RENEWAL_WINDOW_DAYS == "14" &&
+      aws_lambda_function.function["start-rotations"].environment[0].variables.ROTOR_RENEWAL_MARGIN_DAYS == "5" &&
+      aws_lambda_function.function["start-rotations"].environment[0].variables.ROTOR_CALENDAR_ENABLED == "true" &&
+      !contains(keys(aws_lambda_function.function["issue-certificate"].environment[0].variables), "ROTOR_RENEWAL_WINDOW_DAYS")
+    )
+    error_message = "The calendar's settings must reach start-rotations, and only it."
+  }
+}
+
+run "rejects_negative_renewal_window" {
+  command = plan
+  variables {
+    renewal_window_days = -1
+  }
+  expect_failures = [var.renewal_window_days]
 }

@@ -118,10 +118,10 @@ function payloadOf(state: State): Record<string, unknown> {
 /** Each Lambda state's function, its input parser, and the fields it may do without. */
 const readers: Record<string, { parse: (event: unknown) => unknown; optional: string[] }> = {
   [Step.RequestCsr]: { parse: parseRequestCsrInput, optional: ['attempt', 'execution'] },
-  [Step.IssueCertificate]: { parse: parseIssueCertificateInput, optional: ['pacedUntil'] },
+  [Step.IssueCertificate]: { parse: parseIssueCertificateInput, optional: ['pacedUntil', 'retryCount'] },
   [Step.DeliverCertificate]: { parse: parseDeliverCertificateInput, optional: [] },
-  [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: ['pacedUntil'] },
-  [Step.RollBack]: { parse: parseRollBackInput, optional: ['failedStep', 'pacedUntil'] },
+  [Step.RetireOldCertificate]: { parse: parseRetireCertificateInput, optional: ['pacedUntil', 'retryCount'] },
+  [Step.RollBack]: { parse: parseRollBackInput, optional: ['failedStep', 'pacedUntil', 'retryCount'] },
   [Step.RecordFailure]: { parse: parseRecordFailureInput, optional: ['failedStep'] },
   [Step.CheckClaimHolder]: { parse: parseReleaseClaimInput, optional: [] },
 };

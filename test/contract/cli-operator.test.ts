@@ -159,13 +159,24 @@ describe('rotor status against DynamoDB Local', () => {
     const report = JSON.parse(io.stdout.join('\n'));
     expect(report.counts).toEqual({ IN_PROGRESS: 1, SUCCEEDED: 1, FAILED: 2 });
     expect(report.rows.map((r: { thing: string }) => r.thing)).toEqual(['pump-4', 'pump-3', 'pump-2', 'pump-1']);
+    // The fleet figures come from the same index: FAILED reasons, the in-flight start (DynamoDB Local's projections).
+    expect(report.fleet).toMatchObject({
+      started: 4,
+      inFlight: 1,
+      succeeded: 1,
+      failed: 2,
+      failuresByReason: { NO_ACK: 2 },
+      oldestInFlight: { thing: 'pump-3', startedAt: '2025-05-03T10:00:00.000Z', ageSeconds: 29 * 86_400 - 36_000 },
+      truncated: false,
+    });
   });
 
   it('lists one status, newest update first', async () => {
     const io = capturedIo();
     expect(await runOperatorCli(['status', '--status', 'failed'], deps(io))).toBe(0);
     expect(io.stdout[0]).toBe('IN_PROGRESS 1   SUCCEEDED 1   FAILED 2   (total 4)');
-    expect(io.stdout.slice(3).map((line) => line.split(/\s+/)[0])).toEqual(['pump-2', 'pump-1']);
+    // The counts, the fleet figures, a blank line, the table's header, then the rows.
+    expect(io.stdout.slice(io.stdout.indexOf('') + 2).map((line) => line.split(/\s+/)[0])).toEqual(['pump-2', 'pump-1']);
   });
 
   it('shows one thing with its history newest first', async () => {

@@ -169,6 +169,32 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     expect(output.issued).toEqual({ certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' });
   });
 
+  it('tells a step the Retry ran it again after a wait (retryCount), so it reserves again', async () => {
+    // Prepare: Issue waits for its budget, then its Lambda crashes once on the held reservation.
+    let issues = 0;
+    const arn = await deploy({
+      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+      'rotor-issue-certificate': () => {
+        issues += 1;
+        if (issues === 1) return { waitUntil: new Date(Date.now() + 5_000).toISOString() };
+        if (issues === 2) failWith('Runtime.ExitError', 'the runtime exited')();
+        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
+      },
+      'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
+      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
+    }, 0.001);
+
+    // Act
+    const { result } = await run(arn, 'paced-t11');
+
+    // Assess: the attempt after the Wait and its retry carry the same pacedUntil; only the retry says it is one.
+    expect(result.status).toBe('SUCCEEDED');
+    const calls = h.invoker.callsTo('rotor-issue-certificate');
+    expect(calls.map((call) => call.retryCount)).toEqual([0, 0, 1]);
+    expect(calls[1].pacedUntil).toEqual(calls[2].pacedUntil);
+    expect(typeof calls[2].pacedUntil).toBe('string');
+  });
+
   it('clears a step\'s reservation when it fails after a wait, so Roll back reserves its own', async () => {
     let issues = 0;
     const arn = await deploy({

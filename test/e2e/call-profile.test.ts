@@ -39,13 +39,17 @@ describeWithBundles('the call profile, measured', () => {
     const io: DemoIo = { out: () => undefined, progressStream: process.stdout, tty: false };
     // The pacing item's reads and writes vary with contention (test/e2e/pacing.test.ts measures
     // pacing); this measures the workflow's own calls, so the functions run with pacing off.
-    const pacing = process.env.ROTOR_PACING_ENABLED;
+    // The renewal calendar's sweep (every 9 s at this scale) reads its item on a schedule, whatever the fleet: off too.
+    const saved = { ROTOR_PACING_ENABLED: process.env.ROTOR_PACING_ENABLED, ROTOR_CALENDAR_ENABLED: process.env.ROTOR_CALENDAR_ENABLED };
     process.env.ROTOR_PACING_ENABLED = 'false';
+    process.env.ROTOR_CALENDAR_ENABLED = 'false';
     try {
       report = await runDemo({ devices: DEVICES, timeScale: 0.01, seed: 1, dataDir: join(dir, 'state') }, io);
     } finally {
-      if (pacing === undefined) delete process.env.ROTOR_PACING_ENABLED;
-      else process.env.ROTOR_PACING_ENABLED = pacing;
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
   }, 240_000);
 

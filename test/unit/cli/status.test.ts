@@ -60,8 +60,10 @@ describe('rotor status: counts', () => {
     expect(report.truncated).toBe(false);
     const lines = formatStatus(report);
     expect(lines[0]).toBe('IN_PROGRESS 1   SUCCEEDED 0   FAILED 1   (total 2)');
-    expect(lines[2]).toMatch(/^THING\s+STATUS\s+STEP\s+REASON\s+STARTED\s+UPDATED\s+ATTEMPTS$/);
-    expect(lines[4]).toMatch(/^pump-7\s+FAILED\s+Request CSR\s+NO_CSR_RESPONSE\s+2025-05-0\d 10:00:00Z\s+2025-05-03 09:00:00Z\s+1$/);
+    // The fleet figures, a blank line, then the table.
+    const header = lines.indexOf('') + 1;
+    expect(lines[header]).toMatch(/^THING\s+STATUS\s+STEP\s+REASON\s+STARTED\s+UPDATED\s+ATTEMPTS$/);
+    expect(lines[header + 2]).toMatch(/^pump-7\s+FAILED\s+Request CSR\s+NO_CSR_RESPONSE\s+2025-05-0\d 10:00:00Z\s+2025-05-03 09:00:00Z\s+1$/);
   });
 
   it('says when the listing is cut by --limit', async () => {
@@ -187,6 +189,106 @@ describe('rotor status: arguments and exit codes', () => {
     ddbMock.on(QueryCommand, { Select: 'COUNT' }).resolves({ Count: 0 }).on(QueryCommand, { ScanIndexForward: false }).resolves({ Items: [] });
     const io = capturedIo();
     expect(await runOperatorCli(['status', '--json'], operatorDeps(fakeTarget(), io))).toBe(0);
-    expect(JSON.parse(io.stdout.join('\n'))).toEqual({ kind: 'fleet', counts: { IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0 }, total: 0, rows: [], truncated: false });
+    const printed = JSON.parse(io.stdout.join('\n'));
+    expect(printed).toMatchObject({ kind: 'fleet', counts: { IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 0 }, total: 0, rows: [], truncated: false });
+    expect(printed.fleet).toMatchObject({ started: 0, inFlight: 0, succeeded: 0, failed: 0, failuresByReason: {}, deferred: { total: 0, byDay: {} }, truncated: false });
+  });
+});
+
+describe('rotor status: fleet figures', () => {
+  const NOW = new Date('2026-11-30T12:00:00.000Z');
+
+  it('adds failures by reason, the oldest in flight and the pacing queue from the index and the budget item, with no Scan', async () => {
+    // Prepare: FAILED reasons over two pages; the oldest in-flight start is not the first listed.
+    const page2Key = { pk: 'thing#t-9', sk: 'current', status: 'FAILED', updatedAt: '2026-11-30T11:00:00Z' };
+    ddbMock
+      .on(QueryCommand, countQuery('IN_PROGRESS')).resolves({ Count: 2 })
+      .on(QueryCommand, countQuery('SUCCEEDED')).resolves({ Count: 40 })
+      .on(QueryCommand, countQuery('FAILED')).resolves({ Count: 3 })
+      .on(QueryCommand, { ScanIndexForward: false }).resolves({ Items: [] })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'FAILED' }, ProjectionExpression: '#a0' }).resolves({ Items: [{ reason: 'NO_ACK' }, { reason: 'NO_CSR_RESPONSE' }], LastEvaluatedKey: page2Key })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'FAILED' }, ExclusiveStartKey: page2Key }).resolves({ Items: [{ reason: 'NO_ACK' }] })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':status': 'IN_PROGRESS' }, ProjectionExpression: '#a0, #a1' }).resolves({
+        Items: [
+          { thingName: 'pump-2', startedAt: '2026-11-30T11:58:00.000Z' },
+          { thingName: 'pump-1', startedAt: '2026-11-30T11:30:00.000Z' },
+        ],
+      });
+    ddbMock.on(GetCommand, { Key: { pk: 'pacing', sk: 'budget' } }).resolves({
+      Item: {
+        pk: 'pacing',
+        sk: 'budget',
+        state: JSON.stringify({
+          tatMs: { 'iot:ListPrincipalThings': NOW.getTime() + 2_500, 'iot:DeleteCertificate': NOW.getTime() - 60_000 },
+          share: { 'iot:ListPrincipalThings': 0.7 },
+          lastCutMs: { 'iot:ListPrincipalThings': NOW.getTime() - 4_000 },
+          lastGrowMs: {},
+          startTatMs: NOW.getTime(),
+        }),
+      },
+    });
+
+    // The renewal calendar: two days listed, one already emptied by the sweep.
+    ddbMock.on(GetCommand, { Key: { pk: 'calendar', sk: 'days' } }).resolves({ Item: { pk: 'calendar', sk: 'days', days: new Set(['2026-12-02', '2026-12-01', '2026-11-29']) } });
+    ddbMock
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-11-29' }, Select: 'COUNT' }).resolves({ Count: 0 })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-01' }, Select: 'COUNT' }).resolves({ Count: 700, LastEvaluatedKey: { pk: 'x' } })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-01' }, Select: 'COUNT', ExclusiveStartKey: { pk: 'x' } }).resolves({ Count: 300 })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-01' }, Limit: 1 }).resolves({ Items: [{ startAt: '2026-12-01T00:03:00.000Z' }] })
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'deferred#2026-12-02' }, Select: 'COUNT' }).resolves({ Count: 12 });
+
+    // Act
+    const report = await status({ ...deps(), now: () => NOW, throttledCalls: async () => ({ total: 5, byApi: { 'iot:ListPrincipalThings': 5 } }) }, { limit: 10 });
+
+    // Assess
+    if (report.kind !== 'fleet') throw new Error('expected the fleet report');
+    expect(report.fleet).toEqual({
+      started: 45,
+      inFlight: 2,
+      succeeded: 40,
+      failed: 3,
+      failuresByReason: { NO_ACK: 2, NO_CSR_RESPONSE: 1 },
+      oldestInFlight: { thing: 'pump-1', startedAt: '2026-11-30T11:30:00.000Z', ageSeconds: 1_800 },
+      pacing: {
+        'iot:ListPrincipalThings': { queuedAheadS: 2.5, share: 0.7, lastCutAt: '2026-11-30T11:59:56.000Z' },
+        'iot:DeleteCertificate': { queuedAheadS: 0, share: 1 },
+      },
+      throttledCalls: { total: 5, byApi: { 'iot:ListPrincipalThings': 5 } },
+      deferred: { total: 1_012, byDay: { '2026-12-01': 1_000, '2026-12-02': 12 }, nextAt: '2026-12-01T00:03:00.000Z' },
+      truncated: false,
+      sources: expect.objectContaining({ throttled: "the local runtime's edge (/_rotor/quotas)" }),
+    });
+    // Every Query is on the by-status index or one of the calendar's day partitions: never a Scan of the table.
+    for (const call of ddbMock.commandCalls(QueryCommand)) {
+      const input = call.args[0].input;
+      expect(input.IndexName === 'by-status' || String(input.ExpressionAttributeValues?.[':pk']).startsWith('deferred#')).toBe(true);
+    }
+    const text = formatStatus(report).join('\n');
+    expect(text).toContain('started 45   in flight 2   succeeded 40   failed 3');
+    expect(text).toContain('oldest in flight    30 min (pump-1, since 2026-11-30T11:30:00.000Z)');
+    expect(text).toContain('failures by reason  NO_ACK 2, NO_CSR_RESPONSE 1');
+    expect(text).toContain('pacing queue        iot:ListPrincipalThings 2.5 s ahead, 70% of budget (cut 2026-11-30T11:59:56.000Z)');
+    expect(text).toContain('throttled calls     5 (iot:ListPrincipalThings 5)');
+    expect(text).toContain('deferred starts     1012 (2026-12-01 1000, 2026-12-02 12); next due 2026-12-01T00:03:00.000Z');
+  });
+
+  it('reads no record when nothing is in flight or failed, and says where throttles are counted on AWS', async () => {
+    ddbMock.on(QueryCommand, { Select: 'COUNT' }).resolves({ Count: 0 }).on(QueryCommand, { ScanIndexForward: false }).resolves({ Items: [] });
+    const report = await status({ ...deps(), now: () => NOW }, { limit: 10 });
+    if (report.kind !== 'fleet') throw new Error('expected the fleet report');
+    expect(ddbMock.commandCalls(QueryCommand).every((call) => call.args[0].input.Select === 'COUNT' || call.args[0].input.ScanIndexForward === false)).toBe(true);
+    expect(formatStatus(report).join('\n')).toContain('throttled calls     see CloudWatch metric Rotor ThrottledCalls (dimension Api), on the fleet dashboard');
+  });
+
+  it('bounds each Query and says the figures are a lower bound past it', async () => {
+    ddbMock
+      .on(QueryCommand, { Select: 'COUNT' }).resolves({ Count: 0 })
+      .on(QueryCommand, countQuery('FAILED')).resolves({ Count: 5_000 })
+      .on(QueryCommand, { ScanIndexForward: false }).resolves({ Items: [] })
+      .on(QueryCommand, { ProjectionExpression: '#a0' }).resolves({ Items: [{ reason: 'NO_ACK' }], LastEvaluatedKey: { pk: 'x' } });
+    const { fleetFigures } = await import('../../../cli/operator/fleet.js');
+    const fleet = await fleetFigures({ ddb: deps().ddb, tableName: 'rotor-rotations', now: () => NOW, maxPages: 3 }, { IN_PROGRESS: 0, SUCCEEDED: 0, FAILED: 5_000 });
+    expect(fleet).toMatchObject({ failuresByReason: { NO_ACK: 3 }, truncated: true });
+    expect(ddbMock.commandCalls(QueryCommand, { ProjectionExpression: '#a0' })).toHaveLength(3);
   });
 });

@@ -1,10 +1,10 @@
 import { DescribeCertificateCommand, IoTClient, ListAuditFindingsCommand, ListPrincipalThingsCommand, type AuditFinding } from '@aws-sdk/client-iot';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { auditExecutionName } from '../../../domain/naming.js';
-import { DEFAULT_PACING, parseQuotasFile } from '../../../domain/pacing/index.js';
+import { DAY_S, DEFAULT_PACING, jitterOf, parseQuotasFile } from '../../../domain/pacing/index.js';
 import { PacingStore } from '../../../functions/core/pacing-store.js';
 import { handler, parseAuditChecks, parseStartEvent, startRotations, type StartRotationsDeps } from '../../../functions/start-rotations.js';
 import { awsErrors, clients } from '../../fixtures/aws.js';
@@ -439,4 +439,150 @@ describe('start-rotations admission (pacing)', () => {
   it('refuses a continuation with a bad skip', () => {
     expect(parseStartEvent({ continuation: { taskId: TASK, checks: [EXPIRING], checkIndex: 0, skip: -1 } }, [EXPIRING])).toMatchObject({ ok: false, reason: 'continuation has an invalid skip' });
   });
+});
+
+describe('start-rotations on the renewal calendar', () => {
+  const SETTINGS = { ...DEFAULT_PACING, quotas: parseQuotasFile('{"quotas":{"iot:DescribeCertificate":{"rate":2}}}') };
+  /** Spread over at least 10 days; never deferred within 7 days of expiry; a sweep every 15 min. */
+  const CALENDAR = { windowS: 10 * DAY_S, marginS: 7 * DAY_S, sweepS: 900 };
+  const DEVICES = 20;
+  /** The rotation table as DynamoDB would keep the calendar's items (pk → sk → item). */
+  let table: Map<string, Map<string, Record<string, unknown>>>;
+
+  const items = (prefix: string): Record<string, unknown>[] => [...table.entries()].filter(([pk]) => pk.startsWith(prefix)).flatMap(([, rows]) => [...rows.values()]);
+
+  beforeEach(() => {
+    table = new Map();
+    const put = (item: Record<string, unknown>): void => {
+      const rows = table.get(String(item.pk)) ?? new Map();
+      rows.set(String(item.sk), item);
+      table.set(String(item.pk), rows);
+    };
+    const get = (key: { pk: string; sk: string }): Record<string, unknown> | undefined => table.get(key.pk)?.get(key.sk);
+    db.on(GetCommand).callsFake(({ Key }) => ({ Item: get(Key) }));
+    db.on(PutCommand).callsFake(({ Item }) => {
+      put(Item);
+      return {};
+    });
+    db.on(DeleteCommand).callsFake(({ Key }) => {
+      table.get(Key.pk)?.delete(Key.sk);
+      return {};
+    });
+    db.on(QueryCommand).callsFake(({ ExpressionAttributeValues: v, Limit }) => {
+      const rows = [...(table.get(v[':pk'])?.values() ?? [])].filter((row) => v[':until'] === undefined || String(row.sk) <= v[':until']);
+      return { Items: rows.sort((a, b) => String(a.sk).localeCompare(String(b.sk))).slice(0, Limit ?? rows.length) };
+    });
+    db.on(UpdateCommand).callsFake(({ Key, UpdateExpression, ExpressionAttributeValues: v, ConditionExpression }) => {
+      const item = get(Key) ?? { ...Key };
+      if (Key.pk === 'pacing') Object.assign(item, { state: v[':state'], version: v[':next'] });
+      else if (Key.pk === 'calendar' && /ADD #days/.test(UpdateExpression)) item.days = new Set([...((item.days as Set<string>) ?? []), ...(v[':days'] as Set<string>)]);
+      else if (Key.pk === 'calendar' && /DELETE #days/.test(UpdateExpression)) item.days = new Set([...((item.days as Set<string>) ?? [])].filter((day) => !(v[':days'] as Set<string>).has(day)));
+      else if (Key.pk === 'calendar') {
+        if (ConditionExpression && item.sweepUntil !== undefined && !(Number(item.sweepUntil) < v[':now']) && item.sweepLease !== v[':lease']) throw awsErrors.named('ConditionalCheckFailedException', 'The conditional request failed');
+        Object.assign(item, { sweepLease: v[':lease'], sweepUntil: v[':until'] });
+      } else if (/cohortStartMs/.test(UpdateExpression)) {
+        item.cohortStartMs ??= v[':start'];
+        item.cohortSpreadS ??= v[':spread'];
+        item.cohortDevices ??= v[':devices'];
+      }
+      put(item);
+      return { Attributes: item };
+    });
+  });
+
+  function calendarDeps(clock: FakeClock, overrides: Partial<StartRotationsDeps> = {}) {
+    // Step Functions dates each execution by the fake clock (the default stub's fixed date would read as started before).
+    sfn.on(StartExecutionCommand).callsFake(({ name }: { name: string }) => {
+      if (executions.has(name)) throw awsErrors.named('ExecutionAlreadyExists', `Execution Already Exists: '${name}'`);
+      executions.add(name);
+      return { executionArn: `arn:${name}`, startDate: clock.now() };
+    });
+    return deps({
+      clock,
+      pacing: { store: new PacingStore({ db: clients.db(), tableName: 'rotations', clock }, SETTINGS), timeScale: 1 },
+      calendar: CALENDAR,
+      invocation: { functionArn: FUNCTION_ARN, remainingMs: () => 250_000 },
+      ...overrides,
+    });
+  }
+
+  const notification = () => snsEvent(auditNotification({ auditDetails: [{ checkName: EXPIRING, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: DEVICES + 1 }] } as never));
+
+  it('defers what the calendar places after the next sweep, starts what expires within the margin now, and the sweeps start the rest on their day', async () => {
+    // Prepare: 20 certificates the audit flagged at once, and one that expires in 3 days.
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const soon = { ...finding(id(40)), nonCompliantResource: { ...finding(id(40)).nonCompliantResource, additionalInfo: { EXPIRATION_TIME: new Date(t0 + 3 * DAY_S * 1000).toISOString() } } };
+    const flagged = Array.from({ length: DEVICES }, (_, i) => finding(id(i + 1)));
+    pages(EXPIRING, [...flagged.slice(0, 10), soon], flagged.slice(10));
+
+    // Act: the notification.
+    const report = await startRotations(notification(), calendarDeps(clock));
+
+    // Assess: only the expiring one started; the rest wait on their day, in the table.
+    expect(report).toMatchObject({ started: 1, skipped: { DEFERRED: DEVICES }, continued: false });
+    expect(sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input.name)).toEqual([auditExecutionName('thing-40', id(40), TASK)]);
+    const deferred = items('deferred#');
+    expect(deferred).toHaveLength(DEVICES);
+    // Each at its deterministic place in the cohort's 10 days, and no later (no 10-TPS call was spent on them).
+    for (const start of deferred) {
+      expect(Date.parse(String(start.startAt))).toBe(Math.round(t0 + jitterOf(String(start.certificateId)) * CALENDAR.windowS * 1000));
+      expect(start).toMatchObject({ auditTaskId: TASK, checkName: EXPIRING });
+    }
+    expect(iot.commandCalls(ListPrincipalThingsCommand)).toHaveLength(1);
+    const cohort = get(`audit#${TASK}`);
+    expect(cohort).toMatchObject({ cohortStartMs: t0, cohortSpreadS: CALENDAR.windowS, cohortDevices: DEVICES + 1 });
+
+    // Act: a redelivered notification changes nothing.
+    clock.advance(60_000);
+    await startRotations(notification(), calendarDeps(clock));
+    expect(items('deferred#')).toHaveLength(DEVICES);
+    expect(get(`audit#${TASK}`)).toMatchObject({ cohortStartMs: t0 });
+
+    // Act: the sweep on day 5 starts exactly those due by then (plus the sweep's 15 min).
+    clock.advance(5 * DAY_S * 1000 - 60_000);
+    const dueByDay5 = deferred.filter((start) => Date.parse(String(start.startAt)) <= clock.now().getTime() + CALENDAR.sweepS * 1000).length;
+    const day5 = await startRotations({ sweep: 'calendar' }, calendarDeps(clock));
+    expect(day5).toMatchObject({ started: dueByDay5, continued: false });
+    expect(items('deferred#')).toHaveLength(DEVICES - dueByDay5);
+
+    // Act: the sweep after the spread starts every other one, and the calendar forgets its days.
+    clock.advance(6 * DAY_S * 1000);
+    const day11 = await startRotations({ sweep: 'calendar' }, calendarDeps(clock));
+    expect(day11).toMatchObject({ started: DEVICES - dueByDay5 });
+    expect(items('deferred#')).toEqual([]);
+    expect([...((get('calendar') ?? {}).days as Set<string>)]).toEqual([]);
+    expect(new Set(sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input.name)).size).toBe(DEVICES + 1);
+  });
+
+  it('sweeps with one read and no lease when nothing is deferred', async () => {
+    const report = await startRotations({ sweep: 'calendar' }, calendarDeps(fakeClock()));
+    expect(report).toMatchObject({ started: 0, ignored: 'nothing is deferred' });
+    expect(db.commandCalls(GetCommand)).toHaveLength(1);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(0);
+  });
+
+  it('lets one sweep at a time hold the lease, and keeps a deferred start whose start failed', async () => {
+    const clock = fakeClock();
+    pages(EXPIRING, Array.from({ length: 4 }, (_, i) => finding(id(i + 1))));
+    await startRotations(notification(), calendarDeps(clock));
+    expect(items('deferred#')).toHaveLength(4);
+    clock.advance(11 * DAY_S * 1000);
+
+    // Another sweep holds an unexpired lease: this one starts nothing.
+    table.set('calendar', new Map([['days', { ...get('calendar'), sweepLease: 'other', sweepUntil: clock.now().getTime() + 60_000 }]]));
+    expect(await startRotations({ sweep: 'calendar' }, calendarDeps(clock))).toMatchObject({ started: 0, ignored: 'another sweep is running' });
+
+    // Its lease ran out; StartExecution fails: the sweep fails, the starts stay deferred, the lease is given back.
+    clock.advance(120_000);
+    const failing = calendarDeps(clock);
+    sfn.on(StartExecutionCommand).rejects(awsErrors.named('ServiceUnavailable', 'try again'));
+    await expect(startRotations({ sweep: 'calendar' }, failing)).rejects.toThrow('try again');
+    expect(items('deferred#')).toHaveLength(4);
+    expect(get('calendar')?.sweepUntil).toBe(0);
+  });
+
+  function get(pk: string): Record<string, unknown> | undefined {
+    return table.get(pk)?.values().next().value;
+  }
 });

@@ -1,4 +1,4 @@
-import { DAY_S, dailyLoad, hash32, jitterOf, planCohort, renewalOffsetS } from '../../../../domain/pacing/calendar.js';
+import { DAY_S, dailyLoad, deferredDay, deferredPk, deferredSk, deferredSkUntil, hash32, jitterOf, planCohort, renewalDecision, renewalOffsetS } from '../../../../domain/pacing/calendar.js';
 
 /** Certificate ids as AWS makes them: 64 hex characters. */
 function certificateIds(count: number, salt = ''): string[] {
@@ -55,5 +55,32 @@ describe('the renewal calendar', () => {
   it('rejects a rate or fill that cannot make a plan', () => {
     expect(() => planCohort(10, 0)).toThrow(/rate must be above 0/);
     expect(() => planCohort(10, 1, { fill: 0, minWindowS: 0 })).toThrow(/fill/);
+  });
+});
+
+describe('the live calendar: when a flagged certificate starts', () => {
+  const SETTINGS = { windowS: 10 * DAY_S, marginS: 7 * DAY_S, sweepS: 900 };
+  const cohort = { startMs: Date.parse('2026-03-01T00:00:00Z'), spreadS: 10 * DAY_S };
+  const id = 'c'.repeat(64);
+  const place = cohort.startMs + renewalOffsetS(id, cohort) * 1000;
+
+  it('defers a certificate to its place in the spread, and starts it once its place is before the next sweep', () => {
+    expect(renewalDecision(id, cohort, cohort.startMs, SETTINGS)).toEqual({ kind: 'defer', atMs: Math.round(place) });
+    expect(renewalDecision(id, cohort, place - 899_000, SETTINGS)).toEqual({ kind: 'now' });
+  });
+
+  it('never defers one that expires within the margin, nor past its expiry minus the margin', () => {
+    expect(renewalDecision(id, cohort, cohort.startMs, SETTINGS, cohort.startMs + 7 * DAY_S * 1000)).toEqual({ kind: 'now' });
+    expect(renewalDecision(id, cohort, cohort.startMs, SETTINGS, cohort.startMs - 1)).toEqual({ kind: 'now' });
+    const expiry = cohort.startMs + 8 * DAY_S * 1000;
+    expect(renewalDecision(id, cohort, cohort.startMs, SETTINGS, expiry)).toEqual({ kind: 'defer', atMs: Math.min(Math.round(place), expiry - 7 * DAY_S * 1000) });
+  });
+
+  it('keys a deferred start by its day and time, so the sweep Queries what is due', () => {
+    const at = Date.parse('2026-03-04T05:06:07.000Z');
+    expect(deferredPk(deferredDay(at))).toBe('deferred#2026-03-04');
+    expect(deferredSk(at, id, 'task-1')).toBe(`2026-03-04T05:06:07.000Z#${id}#task-1`);
+    expect(deferredSk(at, id, 'task-1') <= deferredSkUntil(at)).toBe(true);
+    expect(deferredSk(at + 1, id, 'task-1') <= deferredSkUntil(at)).toBe(false);
   });
 });

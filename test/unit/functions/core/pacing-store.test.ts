@@ -177,6 +177,27 @@ describe('a paced step', () => {
     expect(run).toHaveBeenCalledTimes(1);
   });
 
+  it('reserves again when the state machine retries a step that held a reservation (retryCount > 0)', async () => {
+    // Prepare: the budget is queued 3 intervals ahead; the step's first attempt ran on the
+    // reservation its Wait held, failed, and the ASL's Retry sends the same input back.
+    const clock = fakeClock();
+    const deps = { pacing: pacing(clock), clock, telemetry: recordingTelemetry() };
+    for (let i = 0; i < 3; i++) await deps.pacing.store.reserve(CallSite.IssueCertificate);
+    const held = { pacedUntil: clock.now().toISOString() };
+    const run = jest.fn(async () => 'ran');
+    const reads = db.commandCalls(GetCommand).length;
+    // Act
+    const first = await pacedStep(deps, { ...held, retryCount: 0 }, CallSite.IssueCertificate, run);
+    const retried = await pacedStep(deps, { ...held, retryCount: 1 }, CallSite.IssueCertificate, run);
+    // Assess: the first attempt spent the reservation without reading the budget; the retry
+    // reserves its own and is told to wait for it.
+    expect(first).toBe('ran');
+    expect(retried).toEqual({ waitUntil: expect.any(String) });
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(db.commandCalls(GetCommand).length).toBeGreaterThan(reads);
+    await expect(pacedStep(deps, { ...held, retryCount: -1 }, CallSite.IssueCertificate, run)).rejects.toMatchObject({ name: 'InvalidInput' });
+  });
+
   it('stretches the workflow wait by the local time scale', async () => {
     const clock = fakeClock();
     const deps = { pacing: pacing(clock, 0.01), clock, telemetry: recordingTelemetry() };
