@@ -94,7 +94,7 @@ describe('device agent over MQTT with mutual TLS (aedes on node:tls)', () => {
     expect(stored.pending).toBeUndefined();
     expect(device.metrics.lastStartedAt).toBeDefined();
     expect(device.metrics.lastFinishedAt).toBeDefined();
-  });
+  }, 30_000);
 
   it('does not connect to a server its CA does not vouch for, and calls that a network problem, not a refusal', async () => {
     const otherCa = await createCa('Somebody Else');
@@ -103,7 +103,7 @@ describe('device agent over MQTT with mutual TLS (aedes on node:tls)', () => {
     const entry = await until(() => device.eventLog.find((e) => e.message.includes('could not reach the server')), 'a failed connect');
     expect(entry.level).toBe('warn');
     expect(device.snapshot.connection).toMatchObject({ status: 'connecting', pair: 'current' });
-  });
+  }, 30_000);
 
   it('a certificate from an unknown CA is refused by the broker', async () => {
     const rogue = await createCa('Rogue');
@@ -111,5 +111,5 @@ describe('device agent over MQTT with mutual TLS (aedes on node:tls)', () => {
     const device = await startDevice(await issueCertificate(rogue, key, THING), key);
     const entry = await until(() => device.eventLog.find((e) => e.message.includes('current pair was refused')), 'the refusal');
     expect(entry.level).toBe('error');
-  });
+  }, 30_000);
 });
