@@ -121,12 +121,20 @@ locals {
     })
   }
 
-  # Every Rotor queue refuses a request not made over TLS: this statement with the queue's ARN.
+  # Every Rotor queue and topic refuses a request not made over TLS: these statements with the
+  # queue's or topic's ARN (the topics' in sns.tf and monitoring.tf).
   queue_deny_insecure_transport_statement = {
     Sid       = "DenyInsecureTransport"
     Effect    = "Deny"
     Principal = { AWS = "*" }
     Action    = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    Condition = { Bool = { "aws:SecureTransport" = "false" } }
+  }
+  topic_deny_insecure_transport_statement = {
+    Sid       = "DenyInsecureTransport"
+    Effect    = "Deny"
+    Principal = { AWS = "*" }
+    Action    = ["sns:Publish", "sns:Subscribe", "sns:Receive"]
     Condition = { Bool = { "aws:SecureTransport" = "false" } }
   }
 
