@@ -66,145 +66,111 @@ locals {
 
   state_machine_metric = { for name in ["ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionThrottled"] : name => ["AWS/States", name, "StateMachineArn", local.state_machine_arn] }
 
-  dashboard_widgets = [
+  # The charts, two to a row under the title, in this order. Each is a metric widget with these
+  # properties over the defaults below; `alarm` draws that alarm's threshold as a line.
+  charts = [
     {
-      type = "text", x = 0, y = 0, width = 24, height = 2
-      properties = {
-        markdown = "## Rotor fleet — ${var.name_prefix}\nRotations of the audit's devices, paced against the account's quotas. How to read it: docs/operations.md \"The fleet dashboard\". Dead letters: `rotor dlq list`; one device: `rotor status --thing NAME`."
-      }
+      title = "Rotations started, succeeded, failed (per 5 minutes)"
+      stat  = "Sum"
+      metrics = [
+        [{ expression = local.search.rotations_started, id = "started", label = "RotationsStarted" }],
+        [{ expression = local.search.rotations_succeeded, id = "succeeded", label = "RotationsSucceeded" }],
+        [{ expression = local.search.rotations_failed, id = "failed", label = "RotationsFailed" }],
+      ]
     },
     {
-      type = "metric", x = 0, y = 2, width = 12, height = 6
-      properties = {
-        title  = "Rotations started, succeeded, failed (per 5 minutes)"
-        region = local.region
-        stat   = "Sum"
-        period = 300
-        view   = "timeSeries"
-        metrics = [
-          [{ expression = local.search.rotations_started, id = "started", label = "RotationsStarted" }],
-          [{ expression = local.search.rotations_succeeded, id = "succeeded", label = "RotationsSucceeded" }],
-          [{ expression = local.search.rotations_failed, id = "failed", label = "RotationsFailed" }],
-        ]
-      }
+      title = "Rotations in flight now"
+      stat  = "Maximum"
+      metrics = [
+        [local.metrics_namespace, "RotationsInFlight", "service", local.fleet_gauge, { label = "RotationsInFlight (IN_PROGRESS records)" }],
+      ]
     },
     {
-      type = "metric", x = 12, y = 2, width = 12, height = 6
-      properties = {
-        title  = "Rotations in flight now"
-        region = local.region
-        stat   = "Maximum"
-        period = 300
-        view   = "timeSeries"
-        metrics = [
-          [local.metrics_namespace, "RotationsInFlight", "service", local.fleet_gauge, { label = "RotationsInFlight (IN_PROGRESS records)" }],
-        ]
-      }
+      title   = "Failures by reason (per hour)"
+      period  = 3600
+      view    = "bar"
+      metrics = [[{ expression = local.search.failed_by_reason, id = "byReason", label = "" }]]
     },
     {
-      type = "metric", x = 0, y = 8, width = 12, height = 6
-      properties = {
-        title   = "Failures by reason (per hour)"
-        region  = local.region
-        period  = 3600
-        view    = "bar"
-        metrics = [[{ expression = local.search.failed_by_reason, id = "byReason", label = "" }]]
-      }
+      title = "Age of the oldest in-flight rotation (seconds)"
+      stat  = "Maximum"
+      metrics = [
+        [local.metrics_namespace, "OldestInFlightAgeSeconds", "service", local.fleet_gauge, { label = "OldestInFlightAgeSeconds" }],
+      ]
+      alarm = local.oldest_in_flight_alarm_seconds
     },
     {
-      type = "metric", x = 12, y = 8, width = 12, height = 6
-      properties = {
-        title  = "Age of the oldest in-flight rotation (seconds)"
-        region = local.region
-        stat   = "Maximum"
-        period = 300
-        view   = "timeSeries"
-        metrics = [
-          [local.metrics_namespace, "OldestInFlightAgeSeconds", "service", local.fleet_gauge, { label = "OldestInFlightAgeSeconds" }],
-        ]
-        annotations = {
-          horizontal = [{ label = "alarm", value = local.oldest_in_flight_alarm_seconds }]
-        }
-      }
+      title = "Throttled calls per API (per 5 minutes)"
+      metrics = [
+        [{ expression = local.search.throttled_by_api, id = "throttled", label = "" }],
+        concat(local.state_machine_metric["ExecutionThrottled"], [{ stat = "Sum", label = "Step Functions ExecutionThrottled" }]),
+      ]
+      alarm = var.throttled_calls_alarm_threshold
     },
     {
-      type = "metric", x = 0, y = 14, width = 12, height = 6
-      properties = {
-        title  = "Throttled calls per API (per 5 minutes)"
-        region = local.region
-        period = 300
-        view   = "timeSeries"
-        metrics = [
-          [{ expression = local.search.throttled_by_api, id = "throttled", label = "" }],
-          concat(local.state_machine_metric["ExecutionThrottled"], [{ stat = "Sum", label = "Step Functions ExecutionThrottled" }]),
-        ]
-        annotations = {
-          horizontal = [{ label = "alarm", value = var.throttled_calls_alarm_threshold }]
-        }
-      }
+      title = "Pacing: allowed rate per bucket (calls/s) and wait per paced step (ms)"
+      metrics = [
+        [{ expression = local.search.pacing_rate, id = "rate", label = "" }],
+        [{ expression = local.search.pacing_wait, id = "wait", label = "PacingWaitMs", yAxis = "right" }],
+      ]
     },
     {
-      type = "metric", x = 12, y = 14, width = 12, height = 6
-      properties = {
-        title  = "Pacing: allowed rate per bucket (calls/s) and wait per paced step (ms)"
-        region = local.region
-        period = 300
-        view   = "timeSeries"
-        metrics = [
-          [{ expression = local.search.pacing_rate, id = "rate", label = "" }],
-          [{ expression = local.search.pacing_wait, id = "wait", label = "PacingWaitMs", yAxis = "right" }],
-        ]
-      }
+      title   = "Executions (Step Functions)"
+      stat    = "Sum"
+      metrics = [for name in ["ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed"] : concat(local.state_machine_metric[name], [{ label = name }])]
     },
     {
-      type = "metric", x = 0, y = 20, width = 12, height = 6
-      properties = {
-        title  = "Executions (Step Functions)"
-        region = local.region
-        stat   = "Sum"
-        period = 300
-        view   = "timeSeries"
-        metrics = [
-          concat(local.state_machine_metric["ExecutionsStarted"], [{ label = "ExecutionsStarted" }]),
-          concat(local.state_machine_metric["ExecutionsSucceeded"], [{ label = "ExecutionsSucceeded" }]),
-          concat(local.state_machine_metric["ExecutionsFailed"], [{ label = "ExecutionsFailed" }]),
-        ]
-      }
-    },
-    {
-      type = "metric", x = 12, y = 20, width = 12, height = 6
-      properties = {
-        title  = "Device messages waiting for device-message"
-        region = local.region
-        stat   = "Maximum"
-        period = 300
-        view   = "timeSeries"
-        metrics = concat(
-          [
-            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.rule_queue_name, { label = "queued" }],
-            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.rule_queue_name, { label = "oldest (s)", yAxis = "right" }],
-          ],
-          [for name in sort(tolist(local.dead_letter_functions)) : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.dead_letter_names[name], { label = "dead letters: ${name}" }]],
-        )
-      }
-    },
-    {
-      type = "alarm", x = 0, y = 26, width = 24, height = 3
-      properties = {
-        title = "Alarms"
-        alarms = concat(
-          [
-            aws_cloudwatch_metric_alarm.throttling_sustained.arn,
-            aws_cloudwatch_metric_alarm.oldest_in_flight.arn,
-            aws_cloudwatch_metric_alarm.failure_rate.arn,
-            aws_cloudwatch_metric_alarm.device_message_backlog.arn,
-            aws_cloudwatch_metric_alarm.escalation_failed.arn,
-          ],
-          [for name in sort(tolist(local.dead_letter_functions)) : aws_cloudwatch_metric_alarm.dead_letters[name].arn],
-        )
-      }
+      title = "Device messages waiting for device-message"
+      stat  = "Maximum"
+      metrics = concat(
+        [
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.rule_queue_name, { label = "queued" }],
+          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.rule_queue_name, { label = "oldest (s)", yAxis = "right" }],
+        ],
+        [for name in sort(tolist(local.dead_letter_functions)) : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.dead_letter_names[name], { label = "dead letters: ${name}" }]],
+      )
     },
   ]
+  chart_rows = ceil(length(local.charts) / 2)
+
+  dashboard_widgets = concat(
+    [
+      {
+        type = "text", x = 0, y = 0, width = 24, height = 2
+        properties = {
+          markdown = "## Rotor fleet — ${var.name_prefix}\nRotations of the audit's devices, paced against the account's quotas. How to read it: docs/operations.md \"The fleet dashboard\". Dead letters: `rotor dlq list`; one device: `rotor status --thing NAME`."
+        }
+      },
+    ],
+    [
+      for i, chart in local.charts : {
+        type = "metric", x = 12 * (i % 2), y = 2 + 6 * floor(i / 2), width = 12, height = 6
+        properties = merge(
+          { region = local.region, period = 300, view = "timeSeries" },
+          { for key, value in chart : key => value if key != "alarm" },
+          try({ annotations = { horizontal = [{ label = "alarm", value = chart.alarm }] } }, {}),
+        )
+      }
+    ],
+    [
+      {
+        type = "alarm", x = 0, y = 2 + 6 * local.chart_rows, width = 24, height = 3
+        properties = {
+          title = "Alarms"
+          alarms = concat(
+            [
+              aws_cloudwatch_metric_alarm.throttling_sustained.arn,
+              aws_cloudwatch_metric_alarm.oldest_in_flight.arn,
+              aws_cloudwatch_metric_alarm.failure_rate.arn,
+              aws_cloudwatch_metric_alarm.device_message_backlog.arn,
+              aws_cloudwatch_metric_alarm.escalation_failed.arn,
+            ],
+            [for name in sort(tolist(local.dead_letter_functions)) : aws_cloudwatch_metric_alarm.dead_letters[name].arn],
+          )
+        }
+      },
+    ],
+  )
 }
 
 resource "aws_cloudwatch_dashboard" "fleet" {

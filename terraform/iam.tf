@@ -121,19 +121,27 @@ locals {
     })
   }
 
+  # Every Rotor queue and topic refuses a request not made over TLS: these statements with the
+  # queue's or topic's ARN (the topics' in sns.tf and monitoring.tf).
+  queue_deny_insecure_transport_statement = {
+    Sid       = "DenyInsecureTransport"
+    Effect    = "Deny"
+    Principal = { AWS = "*" }
+    Action    = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    Condition = { Bool = { "aws:SecureTransport" = "false" } }
+  }
+  topic_deny_insecure_transport_statement = {
+    Sid       = "DenyInsecureTransport"
+    Effect    = "Deny"
+    Principal = { AWS = "*" }
+    Action    = ["sns:Publish", "sns:Subscribe", "sns:Receive"]
+    Condition = { Bool = { "aws:SecureTransport" = "false" } }
+  }
+
   dead_letter_queue_policies = {
     for name in local.dead_letter_functions : name => jsonencode({
-      Version = "2012-10-17"
-      Statement = [
-        {
-          Sid       = "DenyInsecureTransport"
-          Effect    = "Deny"
-          Principal = { AWS = "*" }
-          Action    = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-          Resource  = [aws_sqs_queue.dead_letter[name].arn]
-          Condition = { Bool = { "aws:SecureTransport" = "false" } }
-        }
-      ]
+      Version   = "2012-10-17"
+      Statement = [merge(local.queue_deny_insecure_transport_statement, { Resource = [aws_sqs_queue.dead_letter[name].arn] })]
     })
   }
 
@@ -167,17 +175,34 @@ locals {
   })
 
   rule_queue_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [merge(local.queue_deny_insecure_transport_statement, { Resource = [aws_sqs_queue.rule_queue.arn] })]
+  })
+
+  # IoT assumes two kinds of role: a rule action's, and Device Defender's.
+  iot_trust_statement = {
+    Effect    = "Allow"
+    Principal = { Service = "iot.amazonaws.com" }
+    Action    = ["sts:AssumeRole"]
+  }
+
+  # The roles IoT rule actions assume (rule errors, rule queue): IoT sets the source keys for a
+  # rule action, so only this account's Rotor rules can assume them.
+  iot_rule_trust_policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-        Resource  = [aws_sqs_queue.rule_queue.arn]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    Statement = [merge(local.iot_trust_statement, {
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = local.account }
+        ArnLike      = { "aws:SourceArn" = "${local.iot_arn}:rule/${local.rule_prefix}_*" }
       }
-    ]
+    })]
+  })
+
+  # The roles Device Defender assumes (audit notifications, the audit itself): it does not
+  # document setting the source keys, so no condition on them.
+  device_defender_trust_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [local.iot_trust_statement]
   })
 
   # Every policy document this module writes, by name: the tests check each of them.
@@ -288,23 +313,10 @@ resource "aws_iam_role_policy" "state_machine_observability" {
 # --- IoT --------------------------------------------------------------------------------
 
 resource "aws_iam_role" "rule_errors" {
-  name        = "${var.name_prefix}-iot-rule-errors"
-  description = "Lets Rotor's IoT rules write the messages they could not deliver to their error log group."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect    = "Allow"
-        Principal = { Service = "iot.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account }
-          ArnLike      = { "aws:SourceArn" = "${local.iot_arn}:rule/${local.rule_prefix}_*" }
-        }
-      }
-    ]
-  })
-  tags = local.tags
+  name               = "${var.name_prefix}-iot-rule-errors"
+  description        = "Lets Rotor's IoT rules write the messages they could not deliver to their error log group."
+  assume_role_policy = local.iot_rule_trust_policy
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "rule_errors" {
@@ -314,23 +326,10 @@ resource "aws_iam_role_policy" "rule_errors" {
 }
 
 resource "aws_iam_role" "rule_queue" {
-  name        = "${var.name_prefix}-iot-rule-queue"
-  description = "Lets Rotor's IoT rules write device messages to the rule queue ${local.rule_queue_name}."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect    = "Allow"
-        Principal = { Service = "iot.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account }
-          ArnLike      = { "aws:SourceArn" = "${local.iot_arn}:rule/${local.rule_prefix}_*" }
-        }
-      }
-    ]
-  })
-  tags = local.tags
+  name               = "${var.name_prefix}-iot-rule-queue"
+  description        = "Lets Rotor's IoT rules write device messages to the rule queue ${local.rule_queue_name}."
+  assume_role_policy = local.iot_rule_trust_policy
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "rule_queue" {
@@ -342,19 +341,10 @@ resource "aws_iam_role_policy" "rule_queue" {
 # Device Defender sends audit notifications with this role. It exists even when the audit
 # configuration is managed elsewhere: that configuration can name it (audit_notifications_role_arn output).
 resource "aws_iam_role" "audit_notifications" {
-  name        = "${var.name_prefix}-audit-notifications"
-  description = "Lets Device Defender publish audit results to Rotor's audit topic."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect    = "Allow"
-        Principal = { Service = "iot.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-      }
-    ]
-  })
-  tags = local.tags
+  name               = "${var.name_prefix}-audit-notifications"
+  description        = "Lets Device Defender publish audit results to Rotor's audit topic."
+  assume_role_policy = local.device_defender_trust_policy
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "audit_notifications" {
@@ -369,19 +359,10 @@ resource "aws_iam_role_policy" "audit_notifications" {
 resource "aws_iam_role" "audit" {
   count = var.manage_audit_configuration ? 1 : 0
 
-  name        = "${var.name_prefix}-device-defender-audit"
-  description = "Lets Device Defender read the account's IoT configuration to audit it."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect    = "Allow"
-        Principal = { Service = "iot.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-      }
-    ]
-  })
-  tags = local.tags
+  name               = "${var.name_prefix}-device-defender-audit"
+  description        = "Lets Device Defender read the account's IoT configuration to audit it."
+  assume_role_policy = local.device_defender_trust_policy
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "audit" {

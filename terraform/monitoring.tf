@@ -91,14 +91,7 @@ locals {
           ArnEquals    = { "aws:SourceArn" = aws_cloudwatch_event_rule.escalation_failed.arn }
         }
       },
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = ["sns:Publish", "sns:Subscribe", "sns:Receive"]
-        Resource  = [aws_sns_topic.alarms.arn]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
+      merge(local.topic_deny_insecure_transport_statement, { Resource = [aws_sns_topic.alarms.arn] }),
     ]
   })
 }

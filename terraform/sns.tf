@@ -37,14 +37,7 @@ locals {
         Resource  = [aws_sns_topic.audit.arn]
         Condition = { StringNotEquals = { "aws:PrincipalArn" = aws_iam_role.audit_notifications.arn } }
       },
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = ["sns:Publish", "sns:Subscribe", "sns:Receive"]
-        Resource  = [aws_sns_topic.audit.arn]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
+      merge(local.topic_deny_insecure_transport_statement, { Resource = [aws_sns_topic.audit.arn] }),
     ]
   })
 }

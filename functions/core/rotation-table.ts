@@ -1,4 +1,4 @@
-import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import {
   ClaimLost,
   CURRENT_SK,
@@ -30,6 +30,20 @@ export function currentKey(thingName: string): { pk: string; sk: typeof CURRENT_
 export async function getCurrentRecord(deps: TableDeps, thingName: string): Promise<RotationRecord | undefined> {
   const out = await deps.db.send(new GetCommand({ TableName: deps.tableName, Key: currentKey(thingName), ConsistentRead: true }));
   return out.Item as RotationRecord | undefined;
+}
+
+/**
+ * A conditional update of the thing's current record: false when its condition failed (the
+ * record moved on, or is not there), which each caller answers in its own way.
+ */
+async function updateCurrentIf(deps: TableDeps, thingName: string, update: Omit<UpdateCommandInput, 'TableName' | 'Key'>): Promise<boolean> {
+  try {
+    await deps.db.send(new UpdateCommand({ TableName: deps.tableName, Key: currentKey(thingName), ...update }));
+    return true;
+  } catch (error) {
+    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) return false;
+    throw error;
+  }
 }
 
 export interface ParkTaskToken {
@@ -71,21 +85,13 @@ export async function parkTaskToken(deps: TableDeps, park: ParkTaskToken): Promi
     values[':one'] = 1;
     return `#add${i} :one`;
   });
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(park.thingName),
-        UpdateExpression: `SET ${sets.join(', ')}${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
-        ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-      }),
-    );
-  } catch (error) {
-    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) throw new ClaimLost(park.thingName, park.rotationId);
-    throw error;
-  }
+  const parked = await updateCurrentIf(deps, park.thingName, {
+    UpdateExpression: `SET ${sets.join(', ')}${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
+    ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  });
+  if (!parked) throw new ClaimLost(park.thingName, park.rotationId);
 }
 
 export interface NewCertificate {
@@ -138,21 +144,11 @@ export async function recordNewCertificate(deps: TableDeps, record: NewCertifica
  * had already been replaced.
  */
 export async function releaseTaskToken(deps: TableDeps, thingName: string, taskToken: string, now: Date): Promise<boolean> {
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(thingName),
-        UpdateExpression: 'SET updatedAt = :now REMOVE waitFor, taskToken',
-        ConditionExpression: 'taskToken = :token',
-        ExpressionAttributeValues: { ':token': taskToken, ':now': now.toISOString() },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) return false;
-    throw error;
-  }
+  return updateCurrentIf(deps, thingName, {
+    UpdateExpression: 'SET updatedAt = :now REMOVE waitFor, taskToken',
+    ConditionExpression: 'taskToken = :token',
+    ExpressionAttributeValues: { ':token': taskToken, ':now': now.toISOString() },
+  });
 }
 
 /**
@@ -161,21 +157,11 @@ export async function releaseTaskToken(deps: TableDeps, thingName: string, taskT
  * alone because it orders the by-status index by rotation progress, not by device noise.
  */
 export async function recordIgnored(deps: TableDeps, thingName: string, ignored: IgnoredMessage): Promise<boolean> {
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(thingName),
-        UpdateExpression: 'SET lastIgnored = :ignored ADD ignoredCount :one',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':ignored': ignored, ':one': 1 },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) return false;
-    throw error;
-  }
+  return updateCurrentIf(deps, thingName, {
+    UpdateExpression: 'SET lastIgnored = :ignored ADD ignoredCount :one',
+    ConditionExpression: 'attribute_exists(pk)',
+    ExpressionAttributeValues: { ':ignored': ignored, ':one': 1 },
+  });
 }
 
 export interface AckReceived {
@@ -194,22 +180,12 @@ export interface AckReceived {
  * record moved on since it was read.
  */
 export async function recordAck(deps: TableDeps, ack: AckReceived): Promise<boolean> {
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(ack.thingName),
-        UpdateExpression: 'SET ackedCertificateId = :cert',
-        ConditionExpression: 'rotationId = :rid AND #status = :status AND newCertificateId = :cert',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':cert': ack.certificateId, ':rid': ack.rotationId, ':status': ack.status },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) return false;
-    throw error;
-  }
+  return updateCurrentIf(deps, ack.thingName, {
+    UpdateExpression: 'SET ackedCertificateId = :cert',
+    ConditionExpression: 'rotationId = :rid AND #status = :status AND newCertificateId = :cert',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':cert': ack.certificateId, ':rid': ack.rotationId, ':status': ack.status },
+  });
 }
 
 const SECONDS_PER_DAY = 86_400;
@@ -229,38 +205,23 @@ export function historyItem(fields: Omit<HistoryItem, 'pk' | 'sk'>): HistoryItem
  * knows to look for a certificate carrying this key.
  */
 export async function recordIssueIntent(deps: TableDeps, intent: { thingName: string; rotationId: string; intent: IssueIntent }): Promise<void> {
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(intent.thingName),
-        UpdateExpression: 'SET issueIntent = :intent',
-        ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':intent': intent.intent, ':rid': intent.rotationId, ':inProgress': RotationStatus.InProgress },
-      }),
-    );
-  } catch (error) {
-    if (isNamed(error, CONDITIONAL_CHECK_FAILED)) throw new ClaimLost(intent.thingName, intent.rotationId);
-    throw error;
-  }
+  const recorded = await updateCurrentIf(deps, intent.thingName, {
+    UpdateExpression: 'SET issueIntent = :intent',
+    ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':intent': intent.intent, ':rid': intent.rotationId, ':inProgress': RotationStatus.InProgress },
+  });
+  if (!recorded) throw new ClaimLost(intent.thingName, intent.rotationId);
 }
 
 /** Removes an intent whose create was refused outright (nothing was made), so no retry searches for it. */
 export async function clearIssueIntent(deps: TableDeps, thingName: string, rotationId: string): Promise<void> {
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(thingName),
-        UpdateExpression: 'REMOVE issueIntent',
-        ConditionExpression: 'rotationId = :rid',
-        ExpressionAttributeValues: { ':rid': rotationId },
-      }),
-    );
-  } catch (error) {
-    if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
-  }
+  // A record that moved on to another rotation has no intent of this one to clear.
+  await updateCurrentIf(deps, thingName, {
+    UpdateExpression: 'REMOVE issueIntent',
+    ConditionExpression: 'rotationId = :rid',
+    ExpressionAttributeValues: { ':rid': rotationId },
+  });
 }
 
 interface FinishCommon {
@@ -392,17 +353,10 @@ export async function finishRotation(deps: TableDeps, finish: Finish): Promise<F
 
 /** Forgets a leftover certificate once it is taken down (Issue) or retired (Retire does it in finishRotation). */
 export async function clearLeftover(deps: TableDeps, thingName: string, rotationId: string): Promise<void> {
-  try {
-    await deps.db.send(
-      new UpdateCommand({
-        TableName: deps.tableName,
-        Key: currentKey(thingName),
-        UpdateExpression: 'REMOVE leftoverCertificateId',
-        ConditionExpression: 'rotationId = :rid',
-        ExpressionAttributeValues: { ':rid': rotationId },
-      }),
-    );
-  } catch (error) {
-    if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
-  }
+  // A record that moved on to another rotation has no leftover of this one to forget.
+  await updateCurrentIf(deps, thingName, {
+    UpdateExpression: 'REMOVE leftoverCertificateId',
+    ConditionExpression: 'rotationId = :rid',
+    ExpressionAttributeValues: { ':rid': rotationId },
+  });
 }

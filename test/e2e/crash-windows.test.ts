@@ -1,16 +1,11 @@
 import 'reflect-metadata';
-import { webcrypto, X509Certificate } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeCertificateCommand, IoTClient, ListPrincipalThingsCommand, ListThingPrincipalsCommand } from '@aws-sdk/client-iot';
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { ListPrincipalThingsCommand } from '@aws-sdk/client-iot';
 import { auditExecutionName } from '../../domain/naming';
-import { CURRENT_SK, thingPk, type RotationRecord } from '../../domain/records';
-import { FailureReason, RotationStatus, type RotationInput } from '../../domain/rotation';
+import { FailureReason, RotationStatus } from '../../domain/rotation';
 import { MessageType } from '../../domain/topics';
-import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime';
-import { identityOf, newPendingKey, ScriptedDevice, tryConnect, type BrokerAddress, type DeviceIdentity, type PendingKey } from '../fixtures/scripted-device';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
+import { useRotationRig, type ExecutionOutcome } from '../fixtures/rotation-rig';
+import { identityOf, newPendingKey, tryConnect, type DeviceIdentity, type PendingKey, type ScriptedDevice } from '../fixtures/scripted-device';
 
 /**
  * Issue 9 scenario 6: no crash window. Each case kills one function of the rotation right
@@ -31,9 +26,6 @@ import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
  * (issue-certificate, retire-certificate, roll-back) first reserve their calls on the pacing item
  * (get, conditional update: docs/fleet-scale.md): two more windows each, at the front.
  */
-const TIME_SCALE = 0.001;
-const PATIENT = { csrTimeoutSeconds: 60_000, csrRetryIntervalSeconds: 100, csrRequestRetries: 2, ackTimeoutSeconds: 60_000 };
-const EXECUTION_WAIT_MS = 45_000;
 const AUDIT_TASK = 'crash-audit-task';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
@@ -55,81 +47,7 @@ const CASES = RAW_CASES.map(([fn, n, path, surface]): [string, number, Surface, 
 const describeWithBundles = bundlesDescribe('test/e2e/crash-windows.test.ts');
 
 describeWithBundles('crash windows: a function killed after its Nth AWS call', () => {
-  let aws: LocalAws;
-  let sfn: SFNClient;
-  let iot: IoTClient;
-  let ddb: DynamoDBDocumentClient;
-  let broker: BrokerAddress;
-  const devices: ScriptedDevice[] = [];
-
-  beforeAll(async () => {
-    aws = await startLocalAws({ port: 0, mqttPort: 0, timeScale: TIME_SCALE, settings: PATIENT, functionConcurrency: 2 });
-    const config = { endpoint: aws.endpoints.awsEndpoint, region: aws.endpoints.region, credentials: { accessKeyId: 'crash', secretAccessKey: 'crash' } };
-    sfn = new SFNClient(config);
-    iot = new IoTClient(config);
-    ddb = DynamoDBDocumentClient.from(new DynamoDBClient(config));
-    broker = { host: aws.endpoints.mqtt.host, port: aws.endpoints.mqtt.port, caPem: aws.caPem };
-  }, 60_000);
-
-  afterAll(async () => {
-    await Promise.all(devices.splice(0).map((device) => device.close()));
-    sfn?.destroy();
-    iot?.destroy();
-    ddb?.destroy();
-    await aws?.stop();
-  }, 60_000);
-
-  async function certificateStatus(certificateId: string): Promise<string> {
-    try {
-      const { certificateDescription } = await iot.send(new DescribeCertificateCommand({ certificateId }));
-      return certificateDescription?.status as string;
-    } catch (error) {
-      if ((error as Error).name === 'ResourceNotFoundException') return 'GONE';
-      throw error;
-    }
-  }
-
-  async function thingCertificates(thing: string): Promise<string[]> {
-    const { principals } = await iot.send(new ListThingPrincipalsCommand({ thingName: thing }));
-    return (principals ?? []).map((arn) => arn.slice(arn.lastIndexOf('/') + 1)).sort();
-  }
-
-  /** Every certificate in the registry that carries one of these keys. */
-  async function certificatesWithKeys(keys: PendingKey[]): Promise<string[]> {
-    const spkis = await Promise.all(keys.map(async (k) => Buffer.from(await webcrypto.subtle.exportKey('spki', k.key.keys.publicKey))));
-    return aws.iot.registry
-      .listCertificates()
-      .filter((c) => {
-        const spki = new X509Certificate(c.certificatePem).publicKey.export({ type: 'spki', format: 'der' });
-        return spkis.some((s) => s.equals(spki));
-      })
-      .map((c) => c.certificateId)
-      .sort();
-  }
-
-  async function record(thing: string): Promise<RotationRecord> {
-    const { Item } = await ddb.send(new GetCommand({ TableName: aws.endpoints.tableName, Key: { pk: thingPk(thing), sk: CURRENT_SK }, ConsistentRead: true }));
-    if (!Item) throw new Error(`no current record for ${thing}`);
-    return Item as RotationRecord;
-  }
-
-  async function history(executionArn: string): Promise<HistoryEvent[]> {
-    const events: HistoryEvent[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }));
-      events.push(...(page.events ?? []));
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return events;
-  }
-
-  function escalations(thing: string): unknown[] {
-    return aws.sns
-      .messages(aws.endpoints.topics.escalation)
-      .map((m) => JSON.parse(m.message) as { thingName?: string })
-      .filter((m) => m.thingName === thing);
-  }
+  const rig = useRotationRig({ name: 'crash', executionWaitMs: 45_000 });
 
   /**
    * A device that follows the protocol and answers every request again (a retried step re-sends
@@ -177,51 +95,32 @@ describeWithBundles('crash windows: a function killed after its Nth AWS call', (
     };
   }
 
-  async function waitFor(executionArn: string): Promise<{ status: string; error?: string; cause?: string }> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${executionArn}: not finished within ${EXECUTION_WAIT_MS} ms`)), EXECUTION_WAIT_MS);
-    });
-    try {
-      await Promise.race([aws.stepFunctions.waitForExecution(executionArn), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
-    const described = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-    return { status: described.status as string, error: described.error, cause: described.cause };
-  }
-
   it.each(CASES)('%s dies after AWS call %i (%s) → %s, invariants hold', async (fn, afterAwsCalls, surface, path) => {
     // Prepare: a provisioned, connected device, and the crash armed for one invocation.
     const thing = `crash-${fn}-${afterAwsCalls}-${surface.replace('.', '_')}`;
     const first = await newPendingKey(thing);
-    const provisioned = await aws.iot.registry.provisionDevice({ thingName: thing, policyName: DEVICE_POLICY_NAME, csrPem: first.csrPem, expiresInDays: 5 });
-    const old = identityOf(first, provisioned.certificatePem);
-    const device = await ScriptedDevice.connect(thing, broker, old);
-    devices.push(device);
+    const old = await rig.provision(thing, first);
+    const device = await rig.connect(thing, old);
     const pending = await newPendingKey(thing);
-    aws.edge.faults.crash(fn, afterAwsCalls, 1, surface);
+    rig.aws.edge.faults.crash(fn, afterAwsCalls, 1, surface);
 
     // Act
     const rotationId = auditExecutionName(thing, old.certificateId, AUDIT_TASK);
-    const input: RotationInput = { thingName: thing, certificateId: old.certificateId, trigger: 'audit', auditTaskId: AUDIT_TASK };
     const served = serve(device, rotationId, pending, path);
-    const { executionArn } = await sfn.send(
-      new StartExecutionCommand({ stateMachineArn: aws.endpoints.stateMachineArn, name: rotationId, input: JSON.stringify(input) }),
-    );
-    let execution: { status: string; error?: string; cause?: string };
+    const { executionArn } = await rig.start(thing, old.certificateId, { auditTaskId: AUDIT_TASK });
+    let execution: ExecutionOutcome;
     try {
-      execution = await waitFor(executionArn as string);
+      execution = await rig.finished(executionArn);
     } finally {
       served.stop();
     }
 
     // Assess: the crash happened mid-function, and the step was run again.
-    expect(aws.edge.faults.pendingCrashes()).toEqual([]);
-    const events = await history(executionArn as string);
+    expect(rig.aws.edge.faults.pendingCrashes()).toEqual([]);
+    const events = await rig.history(executionArn);
     expect(events.filter((e) => e.type === 'TaskFailed' && e.taskFailedEventDetails?.error === surface)).toHaveLength(1);
 
-    const current = await record(thing);
+    const current = await rig.record(thing);
     expect(current.issueIntent).toBeUndefined();
     expect(current.taskToken).toBeUndefined();
     const keys = [first, pending];
@@ -232,32 +131,32 @@ describeWithBundles('crash windows: a function killed after its Nth AWS call', (
       expect(execution).toEqual({ status: 'SUCCEEDED', error: undefined, cause: undefined });
       expect(current).toMatchObject({ status: RotationStatus.Succeeded, rotationId, newCertificateId: fresh?.certificateId });
       // One certificate for the device's keys: the new one, ACTIVE, the thing's only one.
-      expect(await certificatesWithKeys(keys)).toEqual([fresh?.certificateId]);
-      expect(await certificateStatus(fresh?.certificateId as string)).toBe('ACTIVE');
-      expect(await thingCertificates(thing)).toEqual([fresh?.certificateId]);
+      expect(await rig.certificatesWithKeys(keys)).toEqual([fresh?.certificateId]);
+      expect(await rig.certificateStatus(fresh?.certificateId as string)).toBe('ACTIVE');
+      expect(await rig.thingCertificates(thing)).toEqual([fresh?.certificateId]);
       expect(device.received(MessageType.RotationDone).length).toBeGreaterThanOrEqual(1);
       expect(device.received(MessageType.Abort)).toEqual([]);
-      expect(escalations(thing)).toEqual([]);
+      expect(rig.escalations(thing)).toEqual([]);
       await device.disconnect();
-      expect(await tryConnect(thing, broker, fresh as DeviceIdentity)).toEqual({ connected: true });
+      expect(await tryConnect(thing, rig.broker, fresh as DeviceIdentity)).toEqual({ connected: true });
     } else {
       expect(execution).toMatchObject({ status: 'FAILED', error: FailureReason.DeviceError });
       expect(current).toMatchObject({ status: RotationStatus.Failed, rotationId, reason: FailureReason.DeviceError });
       // Rolled back: the old certificate alone, ACTIVE; nothing left of the pending key.
-      expect(await certificatesWithKeys(keys)).toEqual([old.certificateId]);
-      expect(await certificateStatus(old.certificateId)).toBe('ACTIVE');
-      expect(await thingCertificates(thing)).toEqual([old.certificateId]);
-      expect(escalations(thing)).toHaveLength(1);
+      expect(await rig.certificatesWithKeys(keys)).toEqual([old.certificateId]);
+      expect(await rig.certificateStatus(old.certificateId)).toBe('ACTIVE');
+      expect(await rig.thingCertificates(thing)).toEqual([old.certificateId]);
+      expect(rig.escalations(thing)).toHaveLength(1);
       await device.disconnect();
-      expect(await tryConnect(thing, broker, old)).toEqual({ connected: true });
+      expect(await tryConnect(thing, rig.broker, old)).toEqual({ connected: true });
     }
     expect(device.malformed).toEqual([]);
   }, 90_000);
 
   it('leaves no certificate in the registry that no thing uses', async () => {
     const orphans: string[] = [];
-    for (const certificate of aws.iot.registry.listCertificates()) {
-      const { things } = await iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn }));
+    for (const certificate of rig.aws.iot.registry.listCertificates()) {
+      const { things } = await rig.iot.send(new ListPrincipalThingsCommand({ principal: certificate.certificateArn }));
       if ((things ?? []).length === 0) orphans.push(certificate.certificateId);
     }
     expect(orphans).toEqual([]);

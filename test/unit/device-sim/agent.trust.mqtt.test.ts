@@ -1,14 +1,13 @@
 import 'reflect-metadata';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deviceSubscriptionFilter, parseTrustBundle, trustTopicFor } from '../../../domain/index.js';
+import { parseTrustBundle, trustTopicFor } from '../../../domain/index.js';
 import { DeviceAgent } from '../../../device-sim/agent.js';
 import { FileKeyStore } from '../../../device-sim/key-store.js';
 import { FileTrustStore } from '../../../device-sim/trust-store.js';
-import { MqttTransport } from '../../../device-sim/transport.js';
+import { MtlsBroker } from '../../fixtures/mtls-broker.js';
 import { createCa, issueCertificate, newEcKeyPem, type TestCa } from './pki.js';
 
 /**
@@ -16,15 +15,7 @@ import { createCa, issueCertificate, newEcKeyPem, type TestCa } from './pki.js';
  * file key store and trust store. The server's certificate comes from server CA 1 (what the
  * device was provisioned with); CA 2 is the next server CA; a bundle of only CA 3 cannot verify it.
  */
-type AedesBroker = Awaited<ReturnType<(typeof import('aedes'))['Aedes']['createBroker']>>;
-
 const THING = 'sensor-trust-1';
-
-interface Received {
-  topic: string;
-  body: Record<string, unknown>;
-  socket: TLSSocket;
-}
 
 let deviceCa: TestCa;
 let serverCa1: TestCa;
@@ -34,14 +25,9 @@ let serverKey1: string;
 let serverCert1: string;
 let serverKey2: string;
 let serverCert2: string;
-let broker: AedesBroker;
-let server: Server;
-let port: number;
+let broker: MtlsBroker;
 let stateDir: string;
 let agent: DeviceAgent | undefined;
-const received: Received[] = [];
-const sockets = new Set<TLSSocket>();
-let subscribedOn: TLSSocket[] = [];
 
 beforeAll(async () => {
   deviceCa = await createCa('Device CA');
@@ -52,33 +38,16 @@ beforeAll(async () => {
   serverCert1 = await issueCertificate(serverCa1, serverKey1, 'localhost', { server: true });
   serverKey2 = newEcKeyPem();
   serverCert2 = await issueCertificate(serverCa2, serverKey2, 'localhost', { server: true });
-  const { Aedes } = await import('aedes');
-  broker = await Aedes.createBroker();
-  broker.on('publish', (packet, client) => {
-    if (!client || !packet.topic.startsWith('management/')) return;
-    received.push({ topic: packet.topic, body: JSON.parse(packet.payload.toString()), socket: client.conn as unknown as TLSSocket });
-  });
-  broker.on('subscribe', (_subs, client) => {
-    if (client) subscribedOn.push(client.conn as unknown as TLSSocket);
-  });
-  server = createServer({ key: serverKey1, cert: serverCert1, ca: deviceCa.certPem, requestCert: true, rejectUnauthorized: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    broker.handle(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  broker = await MtlsBroker.start({ key: serverKey1, cert: serverCert1, clientCaPem: deviceCa.certPem });
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => broker.close(() => resolve()));
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await broker.close();
 });
 
 beforeEach(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'rotor-trust-'));
-  received.length = 0;
-  subscribedOn = [];
+  broker.reset();
 });
 
 afterEach(async () => {
@@ -87,45 +56,32 @@ afterEach(async () => {
   await rm(stateDir, { recursive: true, force: true });
 });
 
-async function until<T>(find: () => T | undefined, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) {
-      // The device's own log says which step it was at; a timeout alone does not.
-      const log = agent?.eventLog.map((entry) => `  ${entry.level} ${entry.message}`).join('\n') ?? '';
-      throw new Error(`timed out waiting for ${what}; device log:\n${log}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+/** The connections the device subscribed on, in order. */
+function subscribedOn(): TLSSocket[] {
+  return broker.subscriptions.map((sub) => sub.socket);
 }
 
-function pushBundle(rotationId: string, bundle: string): Promise<string> {
+function until<T>(find: () => T | undefined, what: string): Promise<T> {
+  // The device's own log says which step it was at; a timeout alone does not.
+  const context = (): string => `device log:\n${agent?.eventLog.map((entry) => `  ${entry.level} ${entry.message}`).join('\n') ?? ''}`;
+  return broker.until(find, what, { timeoutMs: 10_000, context });
+}
+
+async function pushBundle(rotationId: string, bundle: string): Promise<string> {
   const parsed = parseTrustBundle(bundle, new Date());
   if (!parsed.ok) throw new Error(parsed.error);
-  const body = { rotationId, bundle, bundleId: parsed.value.bundleId };
-  return new Promise((resolve, reject) =>
-    broker.publish({ cmd: 'publish', topic: trustTopicFor(THING, 'trust_req'), payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (e) =>
-      e ? reject(e) : resolve(parsed.value.bundleId),
-    ),
-  );
+  await broker.publish(trustTopicFor(THING, 'trust_req'), { rotationId, bundle, bundleId: parsed.value.bundleId });
+  return parsed.value.bundleId;
 }
 
 async function startDevice(): Promise<{ device: DeviceAgent; firstSocket: TLSSocket }> {
   const keyPem = newEcKeyPem();
   const store = new FileKeyStore(stateDir);
   await store.importCurrent({ keyPem, certPem: await issueCertificate(deviceCa, keyPem, THING) });
-  const device = new DeviceAgent({
-    thingName: THING,
-    keyStore: store,
-    trustStore: new FileTrustStore(stateDir),
-    transport: (handlers) =>
-      new MqttTransport({ host: '127.0.0.1', port, caPem: serverCa1.certPem, clientId: THING, subscription: deviceSubscriptionFilter(THING), handlers, connectTimeoutMs: 3000 }),
-  });
+  const device = new DeviceAgent({ thingName: THING, keyStore: store, trustStore: new FileTrustStore(stateDir), transport: broker.deviceTransport(THING, serverCa1.certPem) });
   agent = device;
   await device.start();
-  const firstSocket = await until(() => (device.snapshot.connection.status === 'connected' ? subscribedOn[0] : undefined), 'the device to connect');
+  const firstSocket = await until(() => (device.snapshot.connection.status === 'connected' ? subscribedOn()[0] : undefined), 'the device to connect');
   return { device, firstSocket };
 }
 
@@ -134,7 +90,7 @@ describe('server trust-store update over mutual TLS (protocol v1.2)', () => {
     const { device, firstSocket } = await startDevice();
     const bundleId = await pushBundle('trust-1', serverCa1.certPem + serverCa2.certPem);
 
-    const ack = await until(() => received.find((r) => r.topic === trustTopicFor(THING, 'trust_ack')), 'trust_ack');
+    const ack = await until(() => broker.received.find((r) => r.topic === trustTopicFor(THING, 'trust_ack')), 'trust_ack');
     expect(ack.body).toEqual({ rotationId: 'trust-1', bundleId });
     expect(ack.socket).not.toBe(firstSocket);
     await until(() => (device.snapshot.currentBundleId === bundleId ? true : undefined), 'the bundle to become current');
@@ -148,13 +104,13 @@ describe('server trust-store update over mutual TLS (protocol v1.2)', () => {
     expect(stored.current?.bundleId).toBe(bundleId);
 
     // The server moves to a certificate from server CA 2; only a device holding CA 2 reconnects.
-    server.setSecureContext({ key: serverKey2, cert: serverCert2, ca: deviceCa.certPem });
-    const before = subscribedOn.length;
-    for (const socket of sockets) socket.destroy();
+    broker.server.setSecureContext({ key: serverKey2, cert: serverCert2, ca: deviceCa.certPem });
+    const before = subscribedOn().length;
+    for (const socket of broker.sockets) socket.destroy();
     try {
-      await until(() => (subscribedOn.length > before && device.snapshot.connection.status === 'connected' ? true : undefined), 'a reconnect to the switched server');
+      await until(() => (subscribedOn().length > before && device.snapshot.connection.status === 'connected' ? true : undefined), 'a reconnect to the switched server');
     } finally {
-      server.setSecureContext({ key: serverKey1, cert: serverCert1, ca: deviceCa.certPem });
+      broker.server.setSecureContext({ key: serverKey1, cert: serverCert1, ca: deviceCa.certPem });
     }
   }, 30_000);
 
@@ -162,10 +118,10 @@ describe('server trust-store update over mutual TLS (protocol v1.2)', () => {
     const { device, firstSocket } = await startDevice();
     const bundleId = await pushBundle('trust-2', serverCa3.certPem);
 
-    const err = await until(() => received.find((r) => r.topic === trustTopicFor(THING, 'trust_err')), 'trust_err');
+    const err = await until(() => broker.received.find((r) => r.topic === trustTopicFor(THING, 'trust_err')), 'trust_err');
     expect(err.body).toMatchObject({ rotationId: 'trust-2', bundleId, code: 'CONNECT_FAILED' });
     expect(err.socket).not.toBe(firstSocket);
-    expect(received.some((r) => r.topic === trustTopicFor(THING, 'trust_ack'))).toBe(false);
+    expect(broker.received.some((r) => r.topic === trustTopicFor(THING, 'trust_ack'))).toBe(false);
     expect(device.snapshot.connection).toEqual({ status: 'connected', pair: 'current' });
     expect(device.snapshot.currentBundleId).toBeUndefined();
     const stored = await new FileTrustStore(stateDir).load();
