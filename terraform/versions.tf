@@ -1,6 +1,7 @@
 terraform {
-  # 1.6 brought `terraform test`; 1.7 mock providers are only needed by the tests, not by users.
-  required_version = ">= 1.6"
+  # 1.9: a variable's validation may refer to other variables (private_ca_arn checks var.signer).
+  # (1.6 brought `terraform test`, 1.7 its mock providers.)
+  required_version = ">= 1.9"
 
   required_providers {
     aws = {
