@@ -21,10 +21,18 @@ export function validityDaysOption(value: string): number {
   return days;
 }
 
+/** Two flags that do not go together. Not a commander error: main() prints only its own, and this one must be read. */
+export class SignerOptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SignerOptionError';
+  }
+}
+
 /** The runtime's signer option from the two flags; a validity without the private-ca signer is a mistake worth saying. */
 export function localSigner(kind: SignerKind, validityDays: number | undefined): LocalSignerOptions {
   if (kind !== SignerKind.PrivateCa) {
-    if (validityDays !== undefined) throw new InvalidArgumentError('--pca-validity-days needs --signer private-ca (IoT signs until 2049)');
+    if (validityDays !== undefined) throw new SignerOptionError('--pca-validity-days needs --signer private-ca (IoT signs until 2049)');
     return { kind };
   }
   return { kind, validityDays: validityDays ?? DEFAULT_VALIDITY_DAYS };
