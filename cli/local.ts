@@ -9,6 +9,8 @@ import { QuotasFileError } from '../domain/pacing/index.js';
 import { isLogLevel, streamLogger } from '../local/edge/logger.js';
 import { loadLocalQuotas, type LocalQuotas } from '../local/edge/quotas.js';
 import { ENDPOINTS_FILE, startLocalAws, type LocalAws, type ProvisionAnswer } from '../local/runtime.js';
+import type { LocalSignerOptions } from '../local/pca/index.js';
+import { describeSigner, localSigner, signerOption, validityDaysOption } from './signer-options.js';
 import { mountConsole } from './console/index.js';
 import { DEFAULT_DATA_DIR, localClientConfig, runningEndpoints } from './endpoints.js';
 
@@ -67,7 +69,7 @@ function days(value: string): number {
 }
 
 export async function localUp(
-  options: { port?: number; mqttPort?: number; dataDir: string; timeScale?: number; issuedValidityDays?: number; logLevel?: string; quotas?: LocalQuotas },
+  options: { port?: number; mqttPort?: number; dataDir: string; timeScale?: number; issuedValidityDays?: number; logLevel?: string; quotas?: LocalQuotas; signer?: LocalSignerOptions },
   io: LocalCommandIo,
 ): Promise<number> {
   const level = options.logLevel ?? 'info';
@@ -81,6 +83,7 @@ export async function localUp(
     logger: streamLogger(level),
     console: true,
     ...(options.quotas ? { quotas: options.quotas } : {}),
+    ...(options.signer ? { signer: options.signer } : {}),
   });
   const e = aws.endpoints;
   const web = mountConsole(aws);
@@ -90,6 +93,7 @@ export async function localUp(
   io.out(`  MQTT over TLS    mqtts://${e.mqtt.host}:${e.mqtt.port}   CA ${e.mqtt.caFile ?? '(in memory)'}`);
   io.out(`  state machine    ${e.stateMachineArn}`);
   if (e.privateCaArn) io.out(`  private CA       ${e.privateCaArn}   (AWS Private CA, registered with IoT)`);
+  io.out(`  signer           ${describeSigner(aws.deployment.settings)}`);
   io.out(`  table            ${e.tableName}`);
   io.out(`  topics           audit ${e.topics.audit}`);
   io.out(`                   escalation ${e.topics.escalation}`);
@@ -207,7 +211,12 @@ export function registerLocalCommands(program: Command, io: LocalCommandIo = def
     .option('--issued-validity-days <n>', 'validity of certificates issued by rotations (default: AWS\'s 2049-12-31)', positiveNumber)
     .option('--log-level <level>', 'debug | info | warn | error | silent', 'info')
     .option('--quotas <aws-default|file>', "enforce AWS's default quotas or a quotas file's as the account's, in AWS's throttling shapes (scaled by the time scale)", quotasOption)
-    .action(async (opts: { port: number; mqttPort: number; dataDir: string; timeScale: number; issuedValidityDays?: number; logLevel: string; quotas?: LocalQuotas }) => done(await localUp(opts, io)));
+    .option('--signer <aws-iot|private-ca>', "who signs the rotations' new certificates: IoT (they expire in 2049) or the local Private CA (with --pca-validity-days)", signerOption, 'aws-iot')
+    .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30)', validityDaysOption)
+    .action(async (opts: { port: number; mqttPort: number; dataDir: string; timeScale: number; issuedValidityDays?: number; logLevel: string; quotas?: LocalQuotas; signer: LocalSignerOptions['kind']; pcaValidityDays?: number }) => {
+      const { signer, pcaValidityDays, ...rest } = opts;
+      done(await localUp({ ...rest, signer: localSigner(signer, pcaValidityDays) }, io));
+    });
 
   local
     .command('provision')

@@ -28,6 +28,8 @@ import { createdNothing, notAfterOf, type Signer } from './core/signer.js';
 import { createSigner } from './core/signer-from-settings.js';
 import { awsIotSigner, REFUSED_BEFORE_CREATE } from './core/signer-aws-iot.js';
 import { pacedRuntime, pacedStep } from './core/pacing.js';
+import { pacingConfig } from './core/pacing-settings.js';
+import { signerPacing } from './core/signer-pacing.js';
 import { CallSite } from '../domain/pacing/index.js';
 
 /** What the 'Issue certificate' state sends. */
@@ -221,7 +223,8 @@ const runtime = once(() => {
   // Bad signer settings fail the cold start with a message naming the variable.
   const settings = parseSignerSettings(process.env);
   const base = baseDeps(obs);
-  const paced = pacedRuntime(base);
+  // With private-ca the step reserves Private CA's calls and RegisterCertificate (signer-pacing.ts).
+  const paced = pacedRuntime(base, signerPacing(pacingConfig(), settings));
   const iot = paced.observe(tracedIot(obs), 'iot');
   const iotCreate = paced.observe(obs.tracer.captureClient(iotClient({ maxAttempts: 1 })), 'iot');
   const pca = settings.kind === SignerKind.PrivateCa ? privateCaClient() : undefined;

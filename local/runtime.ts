@@ -15,7 +15,7 @@ import { DEFAULT_EDGE_PORT, EdgeServer } from './edge/edge-server.js';
 import { silentLogger, type LocalLogger } from './edge/logger.js';
 import { AWS_DEFAULT_QUOTAS_NAME, QuotaEnforcer, type LocalQuotas } from './edge/quotas.js';
 import { defaultDevicePolicy, startLocalIot, type ClientIdPolicy, type LocalIot } from './iot/index.js';
-import { ensureDefaultPrivateCa, PcaService, PrivateCa } from './pca/index.js';
+import { ensureDefaultPrivateCa, PcaService, PrivateCa, signerSettings, type LocalSignerOptions } from './pca/index.js';
 import { LambdaService } from './lambda/lambda-service.js';
 import { SnsService } from './sns/sns-service.js';
 import { EventSourceMapping } from './sqs/event-source-mapping.js';
@@ -24,6 +24,7 @@ import { DEFAULT_RENEWAL } from '../domain/pacing/calendar.js';
 import { SqsService } from './sqs/sqs-service.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
+
 
 /**
  * Starts the whole local AWS and deploys Rotor on it the way Terraform does: every resource
@@ -52,6 +53,12 @@ export interface LocalAwsOptions {
   ruleQueue?: Partial<Pick<RuleQueueSpec, 'maxReceiveCount' | 'maximumConcurrency' | 'batchSize'>>;
   /** Validity in days of certificates issued through the IoT API (rotations); AWS's 2049 date when absent. */
   issuedValidityDays?: number;
+  /**
+   * Who signs the rotations' new certificates (domain/signer.ts): 'aws-iot' (default) or
+   * 'private-ca', with the local Private CA `rotor local up` makes, through the wiring's signer
+   * settings as Terraform sets them (local/pca/signer-settings.ts).
+   */
+  signer?: LocalSignerOptions;
   /** Worker threads per function. */
   functionConcurrency?: number;
   /**
@@ -254,6 +261,8 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     edge.register(dynamodb.route()).register(sns).register(sqs).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
     const pca = new PrivateCa({ region, account: accountId, dataDir: dataDir ? join(dataDir, 'pca') : undefined });
     edge.register(new PcaService(pca));
+    // Before the functions are deployed: with the private-ca signer, its ARN is one of their settings.
+    const privateCa = await ensureDefaultPrivateCa(pca, iot.registry);
 
     const deployment: Deployment = {
       tableName: `${PREFIX}-rotations`,
@@ -262,7 +271,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       topicArns: { audit: `arn:aws:sns:${region}:${accountId}:${PREFIX}-audit`, escalation: `arn:aws:sns:${region}:${accountId}:${PREFIX}-escalations` },
       iotDataEndpoint: url,
       region,
-      settings: { ...defaultSettings(wiring), ...(options.settings as Settings | undefined) },
+      settings: { ...defaultSettings(wiring), ...signerSettings(options.signer, privateCa.certificateAuthorityArn), ...(options.settings as Settings | undefined) },
     };
     // The functions pace in real time against quotas at the workflow's scale (a 10 TPS quota is
     // 1,000 calls/s at 0.01), as the local runtime enforces them: the demo is not slowed.
@@ -292,7 +301,6 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     const calendarSweep = startSchedule({ invoker: lambda, functionName: functionName('start-rotations'), periodMs: DEFAULT_RENEWAL.sweepS * 1000 * (options.timeScale ?? 1), input: { sweep: 'calendar' }, logger });
     stops.push(async () => calendarSweep.stop());
     edge.addAdminRoute('iot/provision', (body) => provisionThroughRegistry({ iot }, body));
-    const privateCa = await ensureDefaultPrivateCa(pca, iot.registry);
     edge.addAdminRoute('iot/server-ca/rotate', async () => {
       const rotation = await iot.rotateServerCa();
       // ca.pem is what devices verify the broker with: from now on, the new server CA.

@@ -1,7 +1,8 @@
 import type { CheckFailure } from './fleet-checks.js';
+import { formatSignerSummary, type SignerFigures } from './signer.js';
 
-/** What `rotor demo --report FILE` writes, and what the summary prints. */
-export interface DemoReport {
+/** What `rotor demo --report FILE` writes, and what the summary prints (signer fields: cli/demo/signer.ts; absent from older reports). */
+export interface DemoReport extends Partial<SignerFigures> {
   devices: number;
   seed: number;
   faults: string;
@@ -106,6 +107,7 @@ export function formatSummary(report: DemoReport): string[] {
       `  throttled calls        ${throttled.total}${byApi ? `  (${byApi})` : ''}; rotations failed by throttling: ${report.throttlingFailures ?? 0}`,
     );
   }
+  lines.push(...formatSignerSummary(report));
   lines.push(
     `  escalations sent       ${report.escalations}`,
     `  wall time              ${seconds(report.wallMs)} rotating (+ ${seconds(report.setupMs)} setup)`,

@@ -1,6 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { formatSummary, type DemoReport } from './figures.js';
 import { DEFAULT_TIME_SCALE, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
+import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
+import type { SignerKind } from '../../domain/signer.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
 export { formatSummary, percentile, type DemoReport } from './figures.js';
@@ -40,7 +42,10 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--fleet-threads <n>', 'run the simulated devices on this many worker threads (0: on the main thread)', wholeNumber(0, 16), 0)
     .option('--quotas <aws-default|file>', "enforce AWS's default quotas or a quotas file's as the account's (scaled by the time scale; see docs/fleet-scale.md)")
     .option('--keep', 'at the end, leave the local AWS, the console and the fleet up until Ctrl-C')
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string }) => {
+    .option('--signer <aws-iot|private-ca>', "who signs the new certificates: IoT (they expire in 2049) or the local Private CA (with --pca-validity-days)", signerOption, 'aws-iot')
+    .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30; 365 by default)', validityDaysOption)
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }) => {
+      const signer = localSigner(opts.signer, opts.pcaValidityDays);
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
       // `on`, not `once`: Ctrl-C reaches both tsx and this process, and tsx relays it again.
@@ -61,7 +66,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
       };
       try {
         const report = await runDemo(
-          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
+          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,
         );
         if (!opts.keep) summarize(report);

@@ -17,6 +17,8 @@ import { checkOutcome, escalationsByThing } from './phases/check-outcome.js';
 import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigures } from './phases/collect-figures.js';
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
 import { DemoError } from './phases/waiting.js';
+import { signerFigures } from './signer.js';
+import type { LocalSignerOptions } from '../../local/pca/index.js';
 
 /**
  * `rotor demo`: the whole system on one machine. Starts the local AWS with Rotor deployed,
@@ -47,6 +49,8 @@ export interface DemoOptions {
   quotas?: string;
   /** false: Rotor's functions are not told the quotas file (they pace to AWS's defaults); see LocalAwsOptions. */
   pacingFromQuotas?: boolean;
+  /** Who signs the new certificates (`--signer`, `--pca-validity-days`); aws-iot when absent. */
+  signer?: LocalSignerOptions;
   /** Worker threads per Lambda function in the local runtime. */
   functionConcurrency?: number;
   /** Pause between two slices of the invariant watcher's background sweep. */
@@ -155,6 +159,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       functionConcurrency: options.functionConcurrency,
       console: true,
       ...(quotas ? { quotas, pacingFromQuotas: options.pacingFromQuotas } : {}),
+      ...(options.signer ? { signer: options.signer } : {}),
     });
     const runtime = aws;
     web = mountConsole(runtime);
@@ -193,6 +198,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const traces = await readTraces(runtime, [...awaited.executions.keys()].map((thing) => audit.executionArns.get(thing) as string));
     const figures = rotationFigures({ devices, executionArns: audit.executionArns, executions: awaited.executions, traces, counters, auditStartedAt: audit.startedAt });
     const throttling = throttlingFigures(runtime, baseline, awaited.executions);
+    const signer = await signerFigures(runtime, Object.entries(figures.outcomes).flatMap(([thing, o]) => (o.outcome === 'rotated' ? [thing] : [])));
 
     // The end checks probe with the devices' client ids: the devices must be gone first.
     await connected.stop();
@@ -211,6 +217,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       ...figures,
       escalations: escalations.total,
       ...throttling,
+      ...signer,
       invariantViolations: violations,
       cloudFaults: {
         revokeOld: cloud.revokeOld.size,

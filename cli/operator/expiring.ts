@@ -66,11 +66,25 @@ export interface RotationState {
   inFlight: boolean;
 }
 
+/**
+ * Where a certificate's notAfter was read: the audit's finding (EXPIRATION_TIME), the rotation
+ * record Rotor wrote when it issued the certificate (newCertificateNotAfter, read off the
+ * certificate itself), or DescribeCertificate (--describe).
+ */
+export const NotAfterSource = {
+  AuditFinding: 'audit-finding',
+  RotorRecord: 'rotor-record',
+  DescribeCertificate: 'describe-certificate',
+} as const;
+export type NotAfterSource = (typeof NotAfterSource)[keyof typeof NotAfterSource];
+
 export interface ExpiringCertificate {
   certificateId: string;
   certificateArn?: string;
-  /** Absent for a certificate only the age check flagged (its finding carries no expiry). */
+  /** Absent for a certificate only the age check flagged (its finding carries no expiry) and that Rotor did not issue. */
   notAfter?: string;
+  /** Where notAfter comes from; absent with notAfter. */
+  notAfterFrom?: NotAfterSource;
   daysLeft?: number;
   expired: boolean;
   /** The audit checks that flagged it (none with --describe). */
@@ -93,9 +107,11 @@ export interface ExpiringReport {
   scanned: number;
   /** Flagged certificates that a rotation succeeding since the audit already replaced (not listed). */
   rotatedSinceAudit?: number;
+  /** Listed certificates the audit did not flag: Rotor issued them, and its records say they expire within the horizon. */
+  issuedByRotor?: number;
   certificates: ExpiringCertificate[];
   /** Where the figures come from, and the calls made to get them. */
-  sources: { certificates: string; things: string; calls: CallCount };
+  sources: { certificates: string; things: string; dates?: string; calls: CallCount };
 }
 
 const DAY_MS = 86_400_000;
@@ -113,13 +129,18 @@ interface RecordIndex {
   byNew: Map<string, RotationRecord>;
 }
 
-async function readRecords(deps: ExpiringDeps, since: Date | undefined, calls: CallCount): Promise<RecordIndex> {
-  const ddb = {
+/** The document client, with each Query counted in `calls`. */
+function countingDdb(deps: ExpiringDeps, calls: CallCount): DynamoDBDocumentClient {
+  return {
     send: (command: Parameters<DynamoDBDocumentClient['send']>[0]) => {
       calls['dynamodb:Query'] = (calls['dynamodb:Query'] ?? 0) + 1;
       return deps.ddb.send(command);
     },
   } as DynamoDBDocumentClient;
+}
+
+async function readRecords(deps: ExpiringDeps, since: Date | undefined, calls: CallCount): Promise<RecordIndex> {
+  const ddb = countingDdb(deps, calls);
   const statusDeps = { ddb, tableName: deps.tableName, local: false };
   const [inProgress, failed, succeeded] = await Promise.all([
     listByStatus(statusDeps, RotationStatus.InProgress),
@@ -165,10 +186,40 @@ function rotationState(record: RotationRecord, certificateId: string): RotationS
   };
 }
 
-function timing(notAfter: Date | undefined, now: Date): Pick<ExpiringCertificate, 'notAfter' | 'daysLeft' | 'expired'> {
+function timing(notAfter: Date | undefined, now: Date, from: NotAfterSource): Pick<ExpiringCertificate, 'notAfter' | 'notAfterFrom' | 'daysLeft' | 'expired'> {
   if (!notAfter) return { expired: false };
   const msLeft = notAfter.getTime() - now.getTime();
-  return { notAfter: notAfter.toISOString(), daysLeft: Math.floor(msLeft / DAY_MS), expired: msLeft <= 0 };
+  return { notAfter: notAfter.toISOString(), notAfterFrom: from, daysLeft: Math.floor(msLeft / DAY_MS), expired: msLeft <= 0 };
+}
+
+/**
+ * The certificates Rotor issued that are the things' current ones (their rotation SUCCEEDED)
+ * and expire within the horizon, by the date recorded when they were issued. The audit flags a
+ * certificate only within its own threshold (30 days by default); with the private-ca signer
+ * these dates are what the next cycles' rotations follow. A FAILED or IN_PROGRESS record's
+ * newCertificateNotAfter is not the thing's current certificate, so only SUCCEEDED ones count.
+ */
+async function issuedWithin(ddb: DynamoDBDocumentClient, tableName: string, horizon: number): Promise<RotationRecord[]> {
+  const records: RotationRecord[] = [];
+  let exclusiveStartKey: Record<string, unknown> | undefined;
+  const until = new Date(horizon).toISOString();
+  do {
+    const page = await ddb.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: loadWiring().table.statusIndex.name,
+        KeyConditionExpression: '#status = :status',
+        FilterExpression: 'newCertificateNotAfter <= :until',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':status': RotationStatus.Succeeded, ':until': until },
+        ExclusiveStartKey: exclusiveStartKey,
+      }),
+    );
+    records.push(...((page.Items ?? []) as RotationRecord[]));
+    exclusiveStartKey = page.LastEvaluatedKey;
+  } while (exclusiveStartKey);
+  // ISO 8601 in UTC sorts as time: the filter's comparison is the date's.
+  return records.filter((r) => r.newCertificateId && r.newCertificateNotAfter && r.newCertificateNotAfter <= until);
 }
 
 async function expiringFromFindings(deps: ExpiringDeps, options: ExpiringOptions): Promise<ExpiringReport> {
@@ -178,6 +229,8 @@ async function expiringFromFindings(deps: ExpiringDeps, options: ExpiringOptions
   const audit = await latestCompletedAudit(deps, { auditTaskId: options.auditTaskId, lookbackDays: options.lookbackDays ?? DEFAULT_LOOKBACK_DAYS }, calls);
   const { certificates: flagged } = await readFindings(deps, audit, AUDIT_CHECKS, calls);
   const records = await readRecords(deps, audit.startedAt, calls);
+  const issued = await issuedWithin(countingDdb(deps, calls), deps.tableName, horizon);
+  const issuedById = new Map(issued.map((r) => [r.newCertificateId as string, r]));
 
   let rotatedSinceAudit = 0;
   const due: ExpiringCertificate[] = [];
@@ -188,16 +241,36 @@ async function expiringFromFindings(deps: ExpiringDeps, options: ExpiringOptions
       continue;
     }
     if (!isDue(certificate, horizon)) continue;
-    const record = replacedBy ?? records.byNew.get(certificate.certificateId);
+    const issuedRecord = issuedById.get(certificate.certificateId);
+    const record = replacedBy ?? records.byNew.get(certificate.certificateId) ?? issuedRecord;
+    // Flagged by age alone, the finding has no date; Rotor's record has one if Rotor issued it.
+    const recorded = !certificate.notAfter && issuedRecord?.newCertificateNotAfter ? new Date(issuedRecord.newCertificateNotAfter) : undefined;
     due.push({
       certificateId: certificate.certificateId,
       ...(certificate.certificateArn ? { certificateArn: certificate.certificateArn } : {}),
-      ...timing(certificate.notAfter, now),
+      ...(recorded ? timing(recorded, now, NotAfterSource.RotorRecord) : timing(certificate.notAfter, now, NotAfterSource.AuditFinding)),
       checks: certificate.checks,
       ...(certificate.ageDays !== undefined ? { ageDays: certificate.ageDays } : {}),
       things: record ? [record.thingName] : [],
       thingsKnown: !!record,
       rotations: record ? { [record.thingName]: rotationState(record, certificate.certificateId) } : {},
+    });
+  }
+  // What Rotor issued and the audit did not flag (yet): due by the date Rotor recorded.
+  const listed = new Set(due.map((c) => c.certificateId));
+  let issuedByRotor = 0;
+  for (const record of issued) {
+    const certificateId = record.newCertificateId as string;
+    if (listed.has(certificateId)) continue;
+    listed.add(certificateId);
+    issuedByRotor++;
+    due.push({
+      certificateId,
+      ...timing(new Date(record.newCertificateNotAfter as string), now, NotAfterSource.RotorRecord),
+      checks: [],
+      things: [record.thingName],
+      thingsKnown: true,
+      rotations: { [record.thingName]: rotationState(record, certificateId) },
     });
   }
   return {
@@ -207,10 +280,14 @@ async function expiringFromFindings(deps: ExpiringDeps, options: ExpiringOptions
     audit: { taskId: audit.taskId, startedAt: audit.startedAt?.toISOString() },
     scanned: flagged.size,
     rotatedSinceAudit,
+    issuedByRotor,
     certificates: due.sort(soonestFirst),
     sources: {
-      certificates: `ListAuditFindings of audit ${audit.taskId}${audit.startedAt ? ` (${audit.startedAt.toISOString()})` : ''}: ${AUDIT_CHECKS.join(', ')}`,
+      certificates:
+        `ListAuditFindings of audit ${audit.taskId}${audit.startedAt ? ` (${audit.startedAt.toISOString()})` : ''}: ${AUDIT_CHECKS.join(', ')}; ` +
+        `and the certificates Rotor issued (SUCCEEDED records) whose recorded notAfter is within ${options.days} day(s)`,
       things: `rotation table ${deps.tableName}, by-status index: IN_PROGRESS and FAILED records, SUCCEEDED since the audit`,
+      dates: 'DATE FROM: "audit" = the finding\'s EXPIRATION_TIME; "rotor" = newCertificateNotAfter, recorded off the certificate when Rotor issued it',
       calls,
     },
   };
@@ -289,7 +366,7 @@ async function expiringByDescribe(deps: ExpiringDeps, options: ExpiringOptions):
       const record = await getCurrentRecord(deps, thing);
       if (record) rotations[thing] = rotationState(record, certificateId);
     }
-    return { certificateId, certificateArn: certificate.certificateArn as string, ...timing(notAfter, now), checks: [], things, thingsKnown: true, rotations };
+    return { certificateId, certificateArn: certificate.certificateArn as string, ...timing(notAfter, now, NotAfterSource.DescribeCertificate), checks: [], things, thingsKnown: true, rotations };
   });
   return {
     days: options.days,
@@ -326,10 +403,12 @@ const CHECK_NAMES: Readonly<Record<AuditCheck, string>> = { [AuditCheck.Expiring
 
 const CERTIFICATE: Column<ExpiringCertificate> = { header: 'CERTIFICATE', value: (c) => c.certificateId.slice(0, 12) };
 const NOT_AFTER: Column<ExpiringCertificate> = { header: 'NOT AFTER', value: (c) => (c.notAfter ? shortTime(c.notAfter) : '-') };
+const DATE_FROM_TEXT: Readonly<Record<NotAfterSource, string>> = { [NotAfterSource.AuditFinding]: 'audit', [NotAfterSource.RotorRecord]: 'rotor', [NotAfterSource.DescribeCertificate]: 'describe' };
+const DATE_FROM: Column<ExpiringCertificate> = { header: 'DATE FROM', value: (c) => (c.notAfterFrom ? DATE_FROM_TEXT[c.notAfterFrom] : '-') };
 const DAYS_LEFT: Column<ExpiringCertificate> = { header: 'DAYS LEFT', value: (c) => (c.expired ? 'EXPIRED' : c.daysLeft === undefined ? '-' : String(c.daysLeft)) };
 const FLAGGED_BY: Column<ExpiringCertificate> = {
   header: 'FLAGGED BY',
-  value: (c) => c.checks.map((check) => (check === AuditCheck.Age && c.ageDays !== undefined ? `age (${c.ageDays} d)` : CHECK_NAMES[check])).join(', '),
+  value: (c) => c.checks.map((check) => (check === AuditCheck.Age && c.ageDays !== undefined ? `age (${c.ageDays} d)` : CHECK_NAMES[check])).join(', ') || '-',
 };
 const THING: Column<ExpiringCertificate> = {
   header: 'THING',
@@ -346,9 +425,10 @@ function callsText(calls: CallCount): string {
 export function formatExpiring(report: ExpiringReport): string[] {
   const fromFindings = report.source === ExpiringSource.AuditFindings;
   const header = fromFindings
-    ? `${report.certificates.length} of ${report.scanned} certificate(s) the audit flagged are due: expiring within ${report.days} day(s) or past the age threshold${report.rotatedSinceAudit ? ` (${report.rotatedSinceAudit} rotated since the audit)` : ''}`
+    ? `${report.certificates.length - (report.issuedByRotor ?? 0)} of ${report.scanned} certificate(s) the audit flagged are due: expiring within ${report.days} day(s) or past the age threshold${report.rotatedSinceAudit ? ` (${report.rotatedSinceAudit} rotated since the audit)` : ''}` +
+      (report.issuedByRotor ? `; and ${report.issuedByRotor} certificate(s) Rotor issued expire within ${report.days} day(s), by its records` : '')
     : `${report.certificates.length} of ${report.scanned} ACTIVE certificate(s) expire within ${report.days} day(s)`;
-  const columns = fromFindings ? [CERTIFICATE, NOT_AFTER, DAYS_LEFT, FLAGGED_BY, THING, ROTATION] : [CERTIFICATE, NOT_AFTER, DAYS_LEFT, THING, ROTATION];
+  const columns = fromFindings ? [CERTIFICATE, NOT_AFTER, DATE_FROM, DAYS_LEFT, FLAGGED_BY, THING, ROTATION] : [CERTIFICATE, NOT_AFTER, DAYS_LEFT, THING, ROTATION];
   const lines = [header];
   if (report.certificates.length) lines.push('', ...renderTable(columns, report.certificates));
   lines.push(
@@ -356,6 +436,7 @@ export function formatExpiring(report: ExpiringReport): string[] {
     'Source:',
     `  certificates           ${report.sources.certificates}`,
     `  things, rotations      ${report.sources.things}`,
+    ...(report.sources.dates ? [`  dates                  ${report.sources.dates}`] : []),
     `  calls made             ${callsText(report.sources.calls)}`,
   );
   return lines;

@@ -1,4 +1,4 @@
-import { CALL_PROFILE, CallSite, HAPPY_PATH, bucketDemand, pathDemand, type PathDemand } from './call-profile.js';
+import { CALL_PROFILE, CallSite, HAPPY_PATH, bucketDemand, pathDemand, type PathDemand, type SiteProfile } from './call-profile.js';
 import { Bucket, BUCKETS, DEFAULT_QUOTA_SETTINGS, type QuotaSettings } from './quotas.js';
 import { RateBudget, compileDemand, type Demand } from './rate-budget.js';
 
@@ -36,6 +36,12 @@ export interface PacingSettings {
   /** Start pace ÷ the sustainable rotation rate. */
   startHeadroom: number;
   aimd: AimdSettings;
+  /**
+   * Sites whose calls differ from CALL_PROFILE in this deployment: with the private-ca signer,
+   * Issue certificate reserves Private CA's IssueCertificate and GetCertificate and IoT's
+   * RegisterCertificate instead of CreateCertificateFromCsr (privateCaIssueProfile).
+   */
+  siteProfiles?: Partial<Record<CallSite, SiteProfile>>;
 }
 
 export const DEFAULT_AIMD: AimdSettings = { decrease: 0.7, increase: 0.05, intervalMs: 10_000, cooldownMs: 5_000, floor: 0.05 };
@@ -155,7 +161,7 @@ export class AdmissionController {
   private demandOf(site: CallSite): Demand {
     let demand = this.demands.get(site);
     if (!demand) {
-      demand = compileDemand(bucketDemand(CALL_PROFILE[site]));
+      demand = compileDemand(bucketDemand(this.settings.siteProfiles?.[site] ?? CALL_PROFILE[site]));
       this.demands.set(site, demand);
     }
     return demand;

@@ -215,7 +215,7 @@ describe('rotor expiring (from the latest audit\'s findings and Rotor\'s records
     expect(iotMock.commandCalls(DescribeCertificateCommand)).toEqual([]);
     expect(iotMock.commandCalls(ListPrincipalThingsCommand)).toEqual([]);
     expect(iotMock.commandCalls(ListCertificatesCommand)).toEqual([]);
-    expect(report.sources.calls).toEqual({ 'iot:ListAuditTasks': 1, 'iot:DescribeAuditTask': 2, 'iot:ListAuditFindings': 3, 'dynamodb:Query': 3 });
+    expect(report.sources.calls).toEqual({ 'iot:ListAuditTasks': 1, 'iot:DescribeAuditTask': 2, 'iot:ListAuditFindings': 3, 'dynamodb:Query': 4 });
     // Only rotations that succeeded since the audit began can have replaced a flagged certificate.
     const succeeded = ddbMock.commandCalls(QueryCommand).map((c) => c.args[0].input).find((i) => i.ExpressionAttributeValues?.[':status'] === 'SUCCEEDED');
     expect(succeeded).toMatchObject({ KeyConditionExpression: '#status = :status AND updatedAt >= :since', ExpressionAttributeValues: { ':since': AUDIT_START.toISOString() } });
@@ -225,16 +225,51 @@ describe('rotor expiring (from the latest audit\'s findings and Rotor\'s records
     audited();
     const lines = formatExpiring(await expiring(deps(), { days: 30, concurrency: 8 }));
     expect(lines[0]).toBe('3 of 5 certificate(s) the audit flagged are due: expiring within 30 day(s) or past the age threshold (1 rotated since the audit)');
-    expect(lines[2]).toMatch(/^CERTIFICATE\s+NOT AFTER\s+DAYS LEFT\s+FLAGGED BY\s+THING\s+ROTATION$/);
-    expect(lines[3]).toMatch(/^333333333333\s+2025-05-30 00:00:00Z\s+EXPIRED\s+expiring\s+pump-3\s+no rotation in flight \(last failed\)$/);
-    expect(lines[4]).toMatch(/^111111111111\s+2025-06-11 00:00:00Z\s+10\s+expiring, age \(380 d\)\s+pump-1\s+in flight \(Request CSR\)$/);
-    expect(lines[5]).toMatch(/^444444444444\s+-\s+-\s+age \(400 d\)\s+\?\s+unknown \(no record in Rotor\)$/);
-    expect(lines.slice(-4)).toEqual([
+    expect(lines[2]).toMatch(/^CERTIFICATE\s+NOT AFTER\s+DATE FROM\s+DAYS LEFT\s+FLAGGED BY\s+THING\s+ROTATION$/);
+    expect(lines[3]).toMatch(/^333333333333\s+2025-05-30 00:00:00Z\s+audit\s+EXPIRED\s+expiring\s+pump-3\s+no rotation in flight \(last failed\)$/);
+    expect(lines[4]).toMatch(/^111111111111\s+2025-06-11 00:00:00Z\s+audit\s+10\s+expiring, age \(380 d\)\s+pump-1\s+in flight \(Request CSR\)$/);
+    expect(lines[5]).toMatch(/^444444444444\s+-\s+-\s+-\s+age \(400 d\)\s+\?\s+unknown \(no record in Rotor\)$/);
+    expect(lines.slice(-5)).toEqual([
       'Source:',
-      `  certificates           ListAuditFindings of audit new-task (${AUDIT_START.toISOString()}): DEVICE_CERTIFICATE_EXPIRING_CHECK, DEVICE_CERTIFICATE_AGE_CHECK`,
+      `  certificates           ListAuditFindings of audit new-task (${AUDIT_START.toISOString()}): DEVICE_CERTIFICATE_EXPIRING_CHECK, DEVICE_CERTIFICATE_AGE_CHECK; and the certificates Rotor issued (SUCCEEDED records) whose recorded notAfter is within 30 day(s)`,
       '  things, rotations      rotation table rotor-rotations, by-status index: IN_PROGRESS and FAILED records, SUCCEEDED since the audit',
-      '  calls made             iot:ListAuditTasks 1, iot:DescribeAuditTask 2, iot:ListAuditFindings 3, dynamodb:Query 3 (no DescribeCertificate)',
+      '  dates                  DATE FROM: "audit" = the finding\'s EXPIRATION_TIME; "rotor" = newCertificateNotAfter, recorded off the certificate when Rotor issued it',
+      '  calls made             iot:ListAuditTasks 1, iot:DescribeAuditTask 2, iot:ListAuditFindings 3, dynamodb:Query 4 (no DescribeCertificate)',
     ]);
+  });
+
+  it('adds, by the date its records hold, what Rotor issued that expires within the horizon, and dates an age-only finding Rotor issued', async () => {
+    // Prepare: pump-5's rotation since the audit gave it certificate 8 (private-ca, 20 days);
+    // pump-6 got 6 long ago, due in 25 days (beyond the audit's own window); 4, flagged by age
+    // alone, is one Rotor issued to pump-4, due in 28 days.
+    audited();
+    const issued = [
+      record('pump-5', 'SUCCEEDED', { oldCertificateId: id(5), newCertificateId: id(8), newCertificateNotAfter: new Date(NOW.getTime() + 20 * DAY).toISOString() }),
+      record('pump-6', 'SUCCEEDED', { oldCertificateId: id(2), newCertificateId: id(6), newCertificateNotAfter: new Date(NOW.getTime() + 25 * DAY).toISOString() }),
+      record('pump-4', 'SUCCEEDED', { oldCertificateId: id(9), newCertificateId: id(4), newCertificateNotAfter: new Date(NOW.getTime() + 28 * DAY).toISOString() }),
+      // A far date (aws-iot's 2049) that the filter would have dropped: checked again here.
+      record('pump-7', 'SUCCEEDED', { oldCertificateId: id(3), newCertificateId: id(7), newCertificateNotAfter: '2049-12-31T23:59:59.000Z' }),
+    ];
+    ddbMock.on(QueryCommand).callsFake((input: { FilterExpression?: string; ExpressionAttributeValues: Record<string, string> }) =>
+      input.FilterExpression ? { Items: issued } : { Items: input.ExpressionAttributeValues[':status'] === 'SUCCEEDED' ? issued.slice(0, 1) : [] },
+    );
+    // Act
+    const report = await expiring(deps(), { days: 30, concurrency: 8 });
+    const lines = formatExpiring(report);
+    // Assess
+    expect(report.issuedByRotor).toBe(2);
+    expect(report.certificates.map((c) => [c.certificateId, c.daysLeft, c.notAfterFrom, c.things])).toEqual([
+      [id(3), -2, 'audit-finding', []],
+      [id(1), 10, 'audit-finding', []],
+      [id(8), 20, 'rotor-record', ['pump-5']],
+      [id(6), 25, 'rotor-record', ['pump-6']],
+      [id(4), 28, 'rotor-record', ['pump-4']],
+    ]);
+    const filtered = ddbMock.commandCalls(QueryCommand).map((c) => c.args[0].input).find((i) => i.FilterExpression);
+    expect(filtered).toMatchObject({ KeyConditionExpression: '#status = :status', FilterExpression: 'newCertificateNotAfter <= :until', ExpressionAttributeValues: { ':status': 'SUCCEEDED', ':until': new Date(NOW.getTime() + 30 * DAY).toISOString() } });
+    expect(lines[0]).toBe('3 of 5 certificate(s) the audit flagged are due: expiring within 30 day(s) or past the age threshold (1 rotated since the audit); and 2 certificate(s) Rotor issued expire within 30 day(s), by its records');
+    expect(lines.find((line) => line.startsWith('888888888888'))).toMatch(/^888888888888\s+2025-06-21 00:00:00Z\s+rotor\s+20\s+-\s+pump-5\s+no rotation in flight \(last succeeded\)$/);
+    expect(lines.find((line) => line.startsWith('444444444444'))).toMatch(/^444444444444\s+2025-06-29 00:00:00Z\s+rotor\s+28\s+age \(400 d\)\s+pump-4\s+no rotation in flight \(last succeeded\)$/);
   });
 
   it('reads the audit task it is given', async () => {
