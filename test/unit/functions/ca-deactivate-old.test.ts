@@ -1,4 +1,4 @@
-import { IoTClient, ListCertificatesByCACommand, UpdateCACertificateCommand } from '@aws-sdk/client-iot';
+import { IoTClient, ListCertificatesByCACommand, UpdateCACertificateCommand, type CertificateStatus } from '@aws-sdk/client-iot';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CaRolloverStatus, rolloverPk } from '../../../domain/ca-rollover.js';
@@ -19,7 +19,7 @@ const deps = (): DeactivateOldCaDeps => ({ db: clients.db(), tableName: 'rotatio
 function pages(...statuses: string[][]): void {
   statuses.forEach((page, i) => {
     iot.on(ListCertificatesByCACommand, { caCertificateId: OLD, marker: i === 0 ? undefined : `m-${i}` }).resolves({
-      certificates: page.map((status, j) => ({ certificateId: id(i * 100 + j), status })),
+      certificates: page.map((status, j) => ({ certificateId: id(i * 100 + j), status: status as CertificateStatus })),
       nextMarker: i < statuses.length - 1 ? `m-${i + 1}` : undefined,
     });
   });

@@ -1,4 +1,4 @@
-import { IoTClient, ListCertificatesByCACommand, ListPrincipalThingsCommand } from '@aws-sdk/client-iot';
+import { IoTClient, ListCertificatesByCACommand, ListPrincipalThingsCommand, type CertificateStatus } from '@aws-sdk/client-iot';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -41,7 +41,7 @@ function deps(overrides: Partial<MoveDevicesDeps> = {}): MoveDevicesDeps {
 function pages(...contents: { n: number; status?: string }[][]): void {
   contents.forEach((page, i) => {
     iot.on(ListCertificatesByCACommand, { caCertificateId: OLD, marker: i === 0 ? undefined : `m-${i}` }).resolves({
-      certificates: page.map(({ n, status }) => ({ certificateId: id(n), certificateArn: arn(id(n)), status: status ?? 'ACTIVE' })),
+      certificates: page.map(({ n, status }) => ({ certificateId: id(n), certificateArn: arn(id(n)), status: (status ?? 'ACTIVE') as CertificateStatus })),
       nextMarker: i < contents.length - 1 ? `m-${i + 1}` : undefined,
     });
     for (const { n } of page) iot.on(ListPrincipalThingsCommand, { principal: arn(id(n)) }).resolves({ things: [`thing-${n}`] });
