@@ -5,6 +5,7 @@ import { registerOperatorCommands } from './operator/index.js';
 import { registerPlanCommand } from './plan/index.js';
 import { registerSimulateCommand } from './simulate/index.js';
 import { registerReportCommand } from './report/index.js';
+import { registerCaCommands } from './ca/index.js';
 
 /**
  * `rotor`: a thin registry of command groups, each in its own file (cli/local.ts,
@@ -25,6 +26,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerSimulateCommand(program);
   registerPlanCommand(program);
   registerReportCommand(program);
+  registerCaCommands(program);
   process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -99,6 +99,8 @@ export interface LocalEndpoints {
   devicePolicyName: string;
   /** The local Private CA's certificate authority, registered with IoT (the private-ca signer's CA). */
   privateCaArn?: string;
+  /** The CA rollover state machine (`rotor ca rollover --local`). */
+  caRolloverStateMachineArn?: string;
 }
 
 export interface LocalAws {
@@ -294,6 +296,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       topics: deployment.topicArns,
       devicePolicyName: DEVICE_POLICY_NAME,
       privateCaArn: privateCa.certificateAuthorityArn,
+      caRolloverStateMachineArn: `arn:aws:states:${region}:${accountId}:stateMachine:${PREFIX}-${wiring.caRollover.name}`,
     };
     if (dataDir) {
       endpoints.mqtt.caFile = join(dataDir, CA_FILE);
@@ -407,6 +410,15 @@ async function deploy(input: {
         name: deployment.stateMachineArn.slice(deployment.stateMachineArn.lastIndexOf(':') + 1),
         definition: renderStateMachine(deployment, wiring),
         roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-state-machine`,
+        type: 'STANDARD',
+      }),
+    );
+    // The CA rollover's own state machine (wiring caRollover), beside it.
+    await sfn.send(
+      new CreateStateMachineCommand({
+        name: `${PREFIX}-${wiring.caRollover.name}`,
+        definition: renderStateMachine(deployment, wiring, wiring.caRollover),
+        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-ca-rollover`,
         type: 'STANDARD',
       }),
     );
