@@ -228,7 +228,7 @@ export function parseCaReference(value: string, what: 'OLD' | 'NEW'): CaReferenc
 
 /** SNS subjects: at most 100 printable ASCII characters. */
 export function rolloverEscalationSubject(oldCaCertificateId: string, reason: CaRolloverReason): string {
-  return `Rotor: CA rollover of ${oldCaCertificateId.slice(0, 12)}… stopped (${reason})`.replace(/[^\x20-\x7e]/g, '.').slice(0, 100);
+  return `Rotor: CA rollover of ${oldCaCertificateId.slice(0, 12)}... stopped (${reason})`.replace(/[^\x20-\x7e]/g, '.').slice(0, 100);
 }
 
 /** The one escalation of a rollover that left devices under the old CA. */
