@@ -6,6 +6,7 @@ import { registerPlanCommand } from './plan/index.js';
 import { registerSimulateCommand } from './simulate/index.js';
 import { registerReportCommand } from './report/index.js';
 import { registerTrustCommands } from './trust/index.js';
+import { registerCaCommands } from './ca/index.js';
 
 /**
  * `rotor`: a thin registry of command groups, each in its own file (cli/local.ts,
@@ -27,6 +28,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerPlanCommand(program);
   registerReportCommand(program);
   registerTrustCommands(program);
+  registerCaCommands(program);
   process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -144,6 +144,8 @@ export const Trigger = {
   Retry: 'retry',
   /** A late crt_ack over the new certificate of a failed rotation: finish it (docs/protocol.md cloud rule 10). */
   Resume: 'resume',
+  /** A CA rollover moving the device off the old CA (domain/ca-rollover.ts). */
+  CaRollover: 'ca-rollover',
 } as const;
 export type Trigger = (typeof Trigger)[keyof typeof Trigger];
 

@@ -26,6 +26,7 @@ import { observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot } from './core/runtime-deps.js';
 import { createdNothing, notAfterOf, type Signer } from './core/signer.js';
 import { createSigner } from './core/signer-from-settings.js';
+import { readIssuingCa } from './core/issuing-ca.js';
 import { awsIotSigner, REFUSED_BEFORE_CREATE } from './core/signer-aws-iot.js';
 import { pacedRuntime, pacedStep } from './core/pacing.js';
 import { pacingConfig } from './core/pacing-settings.js';
@@ -228,7 +229,7 @@ const runtime = once(() => {
   const iot = paced.observe(tracedIot(obs), 'iot');
   const iotCreate = paced.observe(obs.tracer.captureClient(iotClient({ maxAttempts: 1 })), 'iot');
   const pca = settings.kind === SignerKind.PrivateCa ? privateCaClient() : undefined;
-  const deps: IssueCertificateDeps = { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock }) };
+  const deps: IssueCertificateDeps = { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock, issuingCaArn: async () => (await readIssuingCa(base))?.caArn }) };
   return { ...deps, pacing: paced.pacing };
 });
 

@@ -111,6 +111,8 @@ export interface LocalEndpoints {
   privateCaArn?: string;
   /** The trust-update state machine (protocol v1.2) that `rotor trust push` starts. */
   trustStateMachineArn?: string;
+  /** The CA rollover state machine (`rotor ca rollover --local`). */
+  caRolloverStateMachineArn?: string;
 }
 
 export interface LocalAws {
@@ -319,6 +321,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       devicePolicyName: DEVICE_POLICY_NAME,
       privateCaArn: privateCa.certificateAuthorityArn,
       trustStateMachineArn: trustStateMachineArn(deployment.stateMachineArn, PREFIX, wiring),
+      caRolloverStateMachineArn: `arn:aws:states:${region}:${accountId}:stateMachine:${PREFIX}-${wiring.caRollover.name}`,
     };
     if (dataDir) {
       endpoints.mqtt.caFile = join(dataDir, CA_FILE);
@@ -442,6 +445,15 @@ async function deploy(input: {
         name: trustArn.slice(trustArn.lastIndexOf(':') + 1),
         definition: renderStateMachineSpec(wiring.trustStateMachine, deployment),
         roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-trust-state-machine`,
+        type: 'STANDARD',
+      }),
+    );
+    // The CA rollover's own state machine (wiring caRollover), beside it.
+    await sfn.send(
+      new CreateStateMachineCommand({
+        name: `${PREFIX}-${wiring.caRollover.name}`,
+        definition: renderStateMachine(deployment, wiring, wiring.caRollover),
+        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-ca-rollover`,
         type: 'STANDARD',
       }),
     );

@@ -41,7 +41,7 @@ locals {
     auditChecks             = join(",", var.audit_checks)
     logLevel                = var.log_level
     historyRetentionDays    = var.history_retention_days
-  }, local.signer_settings, local.trust_settings)
+  }, local.signer_settings, local.trust_settings, local.ca_rollover_settings)
 
   # Every reference the wiring may use ('table', 'stateMachine', 'function:NAME',
   # 'setting:NAME', 'topic:audit', 'topic:escalation', 'iotDataEndpoint', 'region'), as
@@ -83,7 +83,7 @@ locals {
   # resource-level permissions in IAM (iot:ListAuditFindings, iot:ListPrincipalThings,
   # iot:CreateCertificateFromCsr, states:SendTaskSuccess/SendTaskFailure: a task token, not
   # an ARN, names what they act on), so nothing narrower can be written for them.
-  resource_kinds = merge(local.device_topic_kinds, local.signer_resource_kinds, {
+  resource_kinds = merge(local.device_topic_kinds, local.signer_resource_kinds, local.ca_rollover_resource_kinds, {
     "*" = {
       sid       = "NoResourceLevelPermissions"
       resources = ["*"]

@@ -86,6 +86,8 @@ export interface Wiring {
     };
     ttlAttribute: string;
   };
+  /** The CA rollover's state machine (statemachines/ca-rollover.asl.json). */
+  caRollover: StateMachineSpec;
 }
 
 let cached: Wiring | undefined;
@@ -179,10 +181,10 @@ const PLACEHOLDER = /\$\{(\w+)\}/g;
  * Fills the ASL template's ${placeholders} the way Terraform's templatefile does: string
  * placeholders sit inside quotes, numeric settings stand bare so that the result has numbers.
  */
-export function renderStateMachine(deployment: Deployment, wiring: Wiring = loadWiring()): string {
-  const template = readFileSync(join(REPO_ROOT, wiring.stateMachine.definition), 'utf8');
+export function renderStateMachine(deployment: Deployment, wiring: Wiring = loadWiring(), machine: StateMachineSpec = wiring.stateMachine): string {
+  const template = readFileSync(join(REPO_ROOT, machine.definition), 'utf8');
   return template.replace(PLACEHOLDER, (_match, name: string) => {
-    const ref = wiring.stateMachine.substitutions[name];
+    const ref = machine.substitutions[name];
     if (ref === undefined) throw new WiringError(`the ASL uses \${${name}}, which the wiring does not define`);
     return String(resolveReference(ref, deployment));
   });
@@ -210,8 +212,8 @@ export function trustStateMachineArn(rotationStateMachineArn: string, namePrefix
 }
 
 /** The placeholders the ASL template uses. */
-export function templatePlaceholders(wiring: Wiring = loadWiring()): string[] {
-  const template = readFileSync(join(REPO_ROOT, wiring.stateMachine.definition), 'utf8');
+export function templatePlaceholders(wiring: Wiring = loadWiring(), machine: StateMachineSpec = wiring.stateMachine): string[] {
+  const template = readFileSync(join(REPO_ROOT, machine.definition), 'utf8');
   return [...new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();
 }
 

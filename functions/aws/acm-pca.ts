@@ -72,6 +72,19 @@ export class DescribeCertificateAuthorityCommand extends PrivateCaCommand<Descri
   readonly operation = 'DescribeCertificateAuthority';
 }
 
+export interface GetCertificateAuthorityCertificateInput {
+  CertificateAuthorityArn: string;
+}
+export interface GetCertificateAuthorityCertificateOutput {
+  /** The CA's own certificate, PEM. */
+  Certificate?: string;
+  CertificateChain?: string;
+}
+/** The CA rollover maps a Private CA to its IoT CA certificate by this certificate (functions/ca-verify-new.ts). */
+export class GetCertificateAuthorityCertificateCommand extends PrivateCaCommand<GetCertificateAuthorityCertificateInput, GetCertificateAuthorityCertificateOutput> {
+  readonly operation = 'GetCertificateAuthorityCertificate';
+}
+
 /** An error answer from Private CA, shaped like the SDK's service exceptions. */
 export class PrivateCaServiceError extends Error {
   readonly $fault: 'client' | 'server';

@@ -10,6 +10,6 @@ export function createSigner(settings: SignerSettings, deps: SignerDeps): Signer
       return awsIotSigner(deps);
     case SignerKind.PrivateCa:
       if (!deps.pca) throw new Error('the private-ca signer needs a Private CA client');
-      return privateCaSigner(settings, { iot: deps.iot, pca: deps.pca, clock: deps.clock });
+      return privateCaSigner(settings, { iot: deps.iot, pca: deps.pca, clock: deps.clock, issuingCaArn: deps.issuingCaArn });
   }
 }

@@ -11,6 +11,11 @@ export interface PrivateCaSignerDeps {
   iot: IoTClient;
   pca: PrivateCaClient;
   clock: Clock;
+  /**
+   * The CA a CA rollover switched issuing to (functions/core/issuing-ca.ts), read at every
+   * signature; undefined or no answer: settings.caArn. Absent: always settings.caArn.
+   */
+  issuingCaArn?: () => Promise<string | undefined>;
 }
 
 /**
@@ -58,30 +63,35 @@ function iotCertificateId(certificatePem: string): string {
  * nowhere in IoT and simply expires (docs/design.md, "Signers").
  */
 export function privateCaSigner(settings: PrivateCaSettings, deps: PrivateCaSignerDeps, wait: IssueWait = DEFAULT_ISSUE_WAIT): Signer {
-  let algorithm: Promise<SigningAlgorithm> | undefined;
+  /** Per CA: a rollover changes the CA, and the new one's key may differ. */
+  const algorithms = new Map<string, Promise<SigningAlgorithm>>();
 
-  /** Set, or the CA's own key decides (one DescribeCertificateAuthority per execution environment). */
-  const signingAlgorithm = (): Promise<SigningAlgorithm> => {
+  /** Set, or the CA's own key decides (one DescribeCertificateAuthority per CA per execution environment). */
+  const signingAlgorithm = (caArn: string): Promise<SigningAlgorithm> => {
     if (settings.signingAlgorithm) return Promise.resolve(settings.signingAlgorithm);
-    algorithm ??= (async () => {
-      const out = await deps.pca.send(new DescribeCertificateAuthorityCommand({ CertificateAuthorityArn: settings.caArn }));
-      const ca = out.CertificateAuthority;
-      if (ca?.Status && ca.Status !== 'ACTIVE') throw new PrivateCaNotActive(settings.caArn, ca.Status);
-      const key = ca?.CertificateAuthorityConfiguration?.KeyAlgorithm;
-      if (!key) throw new Error(`DescribeCertificateAuthority returned no key algorithm for ${settings.caArn}`);
-      return signingAlgorithmFor(key);
-    })();
-    // A failed look-up is not cached: the next rotation asks again.
-    algorithm.catch(() => (algorithm = undefined));
+    let algorithm = algorithms.get(caArn);
+    if (!algorithm) {
+      algorithm = (async () => {
+        const out = await deps.pca.send(new DescribeCertificateAuthorityCommand({ CertificateAuthorityArn: caArn }));
+        const ca = out.CertificateAuthority;
+        if (ca?.Status && ca.Status !== 'ACTIVE') throw new PrivateCaNotActive(caArn, ca.Status);
+        const key = ca?.CertificateAuthorityConfiguration?.KeyAlgorithm;
+        if (!key) throw new Error(`DescribeCertificateAuthority returned no key algorithm for ${caArn}`);
+        return signingAlgorithmFor(key);
+      })();
+      algorithms.set(caArn, algorithm);
+      // A failed look-up is not cached: the next rotation asks again.
+      algorithm.catch(() => algorithms.delete(caArn));
+    }
     return algorithm;
   };
 
-  const issuedCertificate = async (certificateArn: string): Promise<{ certificatePem: string; chainPem: string }> => {
+  const issuedCertificate = async (caArn: string, certificateArn: string): Promise<{ certificatePem: string; chainPem: string }> => {
     let delay = wait.initialDelayMs;
     let waited = 0;
     for (;;) {
       try {
-        const out = await deps.pca.send(new GetCertificateCommand({ CertificateAuthorityArn: settings.caArn, CertificateArn: certificateArn }));
+        const out = await deps.pca.send(new GetCertificateCommand({ CertificateAuthorityArn: caArn, CertificateArn: certificateArn }));
         if (!out.Certificate) throw new Error(`GetCertificate returned no certificate for ${certificateArn}`);
         return { certificatePem: out.Certificate, chainPem: out.CertificateChain ?? '' };
       } catch (error) {
@@ -119,18 +129,19 @@ export function privateCaSigner(settings: PrivateCaSettings, deps: PrivateCaSign
     async sign({ csrPem, rotationId, keyFingerprint }): Promise<SignedCertificate> {
       let signed: { certificatePem: string; chainPem: string };
       try {
+        const caArn = (await deps.issuingCaArn?.()) ?? settings.caArn;
         const issued = await deps.pca.send(
           new IssueCertificateCommand({
-            CertificateAuthorityArn: settings.caArn,
+            CertificateAuthorityArn: caArn,
             Csr: Buffer.from(csrPem, 'utf8'),
-            SigningAlgorithm: await signingAlgorithm(),
+            SigningAlgorithm: await signingAlgorithm(caArn),
             Validity: { Value: settings.validity.value, Type: settings.validity.type },
             TemplateArn: settings.templateArn,
             IdempotencyToken: issueIdempotencyToken(rotationId, keyFingerprint),
           }),
         );
         if (!issued.CertificateArn) throw new Error('IssueCertificate returned no certificate ARN');
-        signed = await issuedCertificate(issued.CertificateArn);
+        signed = await issuedCertificate(caArn, issued.CertificateArn);
       } catch (error) {
         throw markCreatedNothing(error);
       }

@@ -38,6 +38,8 @@ export interface SignerDeps {
   /** Only needed for private-ca. */
   pca?: PrivateCaClient;
   clock: Clock;
+  /** With private-ca: the CA a CA rollover made the issuing one (functions/core/issuing-ca.ts). */
+  issuingCaArn?: () => Promise<string | undefined>;
 }
 
 export function notAfterOf(certificatePem: string): string {

@@ -218,3 +218,24 @@ describe('the private-ca signer', () => {
     expect(createdNothing(second)).toBe(false);
   });
 });
+
+describe('the private-ca signer after a CA rollover switched issuing', () => {
+  const NEXT = 'arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/1a2b3c4d-5b7d-4e2a-9c61-2d8f4b7a6e10';
+
+  it('signs with the issuing CA read at each signature, falling back to the settings, and asks each CA for its own key', async () => {
+    // Prepare
+    const pca = signingCa();
+    iot.on(RegisterCertificateCommand).resolves({ certificateId: device.id, certificateArn: arn(device.id) });
+    let issuing: string | undefined;
+    const signer = createSigner(settings(), { iot: clients.iot(), iotCreate: clients.iot(), pca: pca.client, clock: fakeClock(), issuingCaArn: async () => issuing });
+    // Act
+    await signer.sign({ csrPem: csr, ...REQUEST });
+    issuing = NEXT;
+    await signer.sign({ csrPem: csr, ...REQUEST });
+    // Assess
+    const byOperation = (operation: string): unknown[] => pca.calls.filter((c) => c.operation === operation).map((c) => c.input.CertificateAuthorityArn);
+    expect(byOperation('IssueCertificate')).toEqual([CA, NEXT]);
+    expect(byOperation('GetCertificate')).toEqual([CA, NEXT]);
+    expect(byOperation('DescribeCertificateAuthority')).toEqual([CA, NEXT]);
+  });
+});
