@@ -7,7 +7,7 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, renderStateMachineSpec, ruleQueueName, trustStateMachineArn, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, trustStateMachineArn, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
 import { DynamoDbDirectPath } from './dynamodb/direct-path.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
@@ -443,7 +443,7 @@ async function deploy(input: {
     await sfn.send(
       new CreateStateMachineCommand({
         name: trustArn.slice(trustArn.lastIndexOf(':') + 1),
-        definition: renderStateMachineSpec(wiring.trustStateMachine, deployment),
+        definition: renderStateMachine(deployment, wiring, wiring.trustStateMachine),
         roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-trust-state-machine`,
         type: 'STANDARD',
       }),

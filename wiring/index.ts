@@ -185,25 +185,9 @@ export function renderStateMachine(deployment: Deployment, wiring: Wiring = load
   const template = readFileSync(join(REPO_ROOT, machine.definition), 'utf8');
   return template.replace(PLACEHOLDER, (_match, name: string) => {
     const ref = machine.substitutions[name];
-    if (ref === undefined) throw new WiringError(`the ASL uses \${${name}}, which the wiring does not define`);
+    if (ref === undefined) throw new WiringError(`${machine.definition} uses \${${name}}, which the wiring does not define`);
     return String(resolveReference(ref, deployment));
   });
-}
-
-/** Fills any of the wiring's state machines (renderStateMachine is the rotation's). */
-export function renderStateMachineSpec(spec: StateMachineSpec, deployment: Deployment): string {
-  const template = readFileSync(join(REPO_ROOT, spec.definition), 'utf8');
-  return template.replace(PLACEHOLDER, (_match, name: string) => {
-    const ref = spec.substitutions[name];
-    if (ref === undefined) throw new WiringError(`${spec.definition} uses \${${name}}, which the wiring does not define`);
-    return String(resolveReference(ref, deployment));
-  });
-}
-
-/** The placeholders a state machine's ASL template uses. */
-export function specPlaceholders(spec: StateMachineSpec): string[] {
-  const template = readFileSync(join(REPO_ROOT, spec.definition), 'utf8');
-  return [...new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();
 }
 
 /** The trust-update state machine's name in a deployment with this prefix, and its ARN given the rotation's. */
@@ -211,7 +195,7 @@ export function trustStateMachineArn(rotationStateMachineArn: string, namePrefix
   return `${rotationStateMachineArn.slice(0, rotationStateMachineArn.lastIndexOf(':') + 1)}${namePrefix}-${wiring.trustStateMachine.name}`;
 }
 
-/** The placeholders the ASL template uses. */
+/** The placeholders a state machine's ASL template uses (the rotation's by default). */
 export function templatePlaceholders(wiring: Wiring = loadWiring(), machine: StateMachineSpec = wiring.stateMachine): string[] {
   const template = readFileSync(join(REPO_ROOT, machine.definition), 'utf8');
   return [...new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();

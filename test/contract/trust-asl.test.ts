@@ -10,7 +10,7 @@ import {
 } from '../../domain/index.js';
 import { parseTrustRecordInput } from '../../functions/trust-record.js';
 import { parseTrustRequestInput } from '../../functions/trust-request.js';
-import { exampleDeployment, loadWiring, renderStateMachineSpec, specPlaceholders } from '../../wiring/index.js';
+import { exampleDeployment, loadWiring, renderStateMachine, templatePlaceholders } from '../../wiring/index.js';
 
 // asl-validator ships CommonJS without types.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -30,7 +30,7 @@ interface State {
 
 const wiring = loadWiring();
 const spec = wiring.trustStateMachine;
-const definition = JSON.parse(renderStateMachineSpec(spec, exampleDeployment())) as { States: Record<string, State> };
+const definition = JSON.parse(renderStateMachine(exampleDeployment(), wiring, spec)) as { States: Record<string, State> };
 const states = Object.entries(definition.States);
 const BUNDLE_ID = 'c'.repeat(64);
 
@@ -72,7 +72,7 @@ describe('the trust-update state machine', () => {
   });
 
   it('uses every wiring substitution as a placeholder, and no other', () => {
-    expect(specPlaceholders(spec)).toEqual(Object.keys(spec.substitutions).sort());
+    expect(templatePlaceholders(wiring, spec)).toEqual(Object.keys(spec.substitutions).sort());
   });
 
   it('invokes only functions the wiring defines', () => {
