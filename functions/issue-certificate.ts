@@ -228,7 +228,7 @@ const runtime = once(() => {
   const paced = pacedRuntime(base, signerPacing(pacingConfig(), settings));
   const iot = paced.observe(tracedIot(obs), 'iot');
   const iotCreate = paced.observe(obs.tracer.captureClient(iotClient({ maxAttempts: 1 })), 'iot');
-  const pca = settings.kind === SignerKind.PrivateCa ? privateCaClient() : undefined;
+  const pca = settings.kind === SignerKind.PrivateCa ? privateCaClient({ onThrottle: paced.onThrottle }) : undefined;
   const deps: IssueCertificateDeps = { ...base, iot, iotCreate, signer: createSigner(settings, { iot, iotCreate, pca, clock: base.clock, issuingCaArn: async () => (await readIssuingCa(base))?.caArn }) };
   return { ...deps, pacing: paced.pacing };
 });

@@ -3,6 +3,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HttpRequest } from '@smithy/types';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { DEFAULT_MAX_ATTEMPTS, type ClientOptions } from './retry.js';
+import type { OnThrottle } from './throttling.js';
 
 /**
  * AWS Private CA (service `acm-pca`, JSON 1.1 protocol, target prefix ACMPrivateCA): the three
@@ -129,6 +130,11 @@ export interface PrivateCaClientOptions extends ClientOptions {
   fetch?: typeof fetch;
   /** Pause between attempts; injected in tests. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Told of every throttled attempt as `acm-pca:Operation`, as observeThrottles tells of the SDK
+   * clients' (functions/core/pacing.ts PacedRuntime.onThrottle: the AIMD cut of that bucket).
+   */
+  onThrottle?: OnThrottle;
 }
 
 function regionalEndpoint(region: string): string {
@@ -148,6 +154,7 @@ export class PrivateCaClient {
   private readonly signer: SignatureV4;
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly onThrottle?: OnThrottle;
 
   constructor(options: PrivateCaClientOptions = {}) {
     this.region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
@@ -156,6 +163,7 @@ export class PrivateCaClient {
     this.signer = new SignatureV4({ service: 'acm-pca', region: this.region, credentials: options.credentials ?? defaultProvider(), sha256: NodeSha256 });
     this.fetch = options.fetch ?? fetch;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.onThrottle = options.onThrottle;
   }
 
   async send<Input extends object, Output>(command: PrivateCaCommand<Input, Output>): Promise<Output> {
@@ -167,9 +175,18 @@ export class PrivateCaClient {
       } catch (caught) {
         error = caught as Error;
       }
+      if (throttled(error)) await this.observe(command.operation);
       if (attempt >= this.maxAttempts || !retryable(error)) throw error;
       // Full jitter over an exponential ceiling (100 ms × 2^n, at most 20 s), as the SDK's standard mode.
       await this.sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
+    }
+  }
+
+  private async observe(operation: string): Promise<void> {
+    try {
+      await this.onThrottle?.(`acm-pca:${operation}`);
+    } catch {
+      // Observing must never replace the error the caller is owed.
     }
   }
 
@@ -212,9 +229,17 @@ function toWire(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Over the rate quota. Not LimitExceededException, which Private CA answers for a count quota
+ * (certificates per CA): no retry and no pacing cut would help that.
+ */
+function throttled(error: Error): boolean {
+  return error instanceof PrivateCaServiceError && (error.$metadata.httpStatusCode === 429 || THROTTLING.includes(error.name));
+}
+
 /** Throttling, a 5xx answer, or no answer at all (network): worth another attempt. */
 function retryable(error: Error): boolean {
-  if (error instanceof PrivateCaServiceError) return error.$fault === 'server' || error.$metadata.httpStatusCode === 429 || THROTTLING.includes(error.name);
+  if (error instanceof PrivateCaServiceError) return error.$fault === 'server' || throttled(error);
   return error.name === 'TypeError' || /ECONNRESET|ECONNREFUSED|ETIMEDOUT|socket hang up|fetch failed/i.test(error.message);
 }
 

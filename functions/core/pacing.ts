@@ -137,10 +137,12 @@ export { observeThrottles };
 export interface PacedRuntime {
   pacing?: Pacing;
   observe<C extends Parameters<typeof observeThrottles>[0]>(client: C, service: string): C;
+  /** The same observer, for a client without an SDK middleware stack (the Private CA client's onThrottle). */
+  onThrottle: OnThrottle;
 }
 
 export function pacedRuntime(deps: TableDeps & { clock: Clock; telemetry: Telemetry }, config: PacingConfig = pacingConfig()): PacedRuntime {
   const pacing = livePacing(deps, config);
   const onThrottle = throttleObserver({ pacing, clock: deps.clock, telemetry: deps.telemetry });
-  return { pacing, observe: (client, service) => observeThrottles(client, service, onThrottle) };
+  return { pacing, onThrottle, observe: (client, service) => observeThrottles(client, service, onThrottle) };
 }

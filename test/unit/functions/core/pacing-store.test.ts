@@ -1,13 +1,19 @@
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
+import { Readable } from 'node:stream';
+import { DescribeCertificateCommand, IoTClient } from '@aws-sdk/client-iot';
+import { IssueCertificateCommand, PrivateCaClient } from '../../../../functions/aws/acm-pca.js';
 import { AdmissionController, Bucket, CallSite, DEFAULT_PACING, PACING_KEY, parseQuotasFile, type PacingSettings } from '../../../../domain/pacing/index.js';
 import { PacingContention, PacingStore } from '../../../../functions/core/pacing-store.js';
-import { pacedStep, throttleObserver, type Pacing } from '../../../../functions/core/pacing.js';
+import { observeThrottles, pacedStep, throttleObserver, type Pacing } from '../../../../functions/core/pacing.js';
 import { awsErrors, clients } from '../../../fixtures/aws.js';
 import { fakeClock, type FakeClock } from '../../../fixtures/clock.js';
 import { recordingTelemetry } from '../../../fixtures/telemetry.js';
 
 const db = mockClient(DynamoDBDocumentClient);
+
+const CA = 'arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/0f3a8c1e-5b7d-4e2a-9c61-2d8f4b7a6e10';
+const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' };
 
 /** Two DescribeCertificate-bound sites at 2 TPS × 0.9: one Issue certificate every 555.6 ms. */
 const SETTINGS: PacingSettings = { ...DEFAULT_PACING, quotas: parseQuotasFile('{"quotas":{"iot:DescribeCertificate":{"rate":2}}}') };
@@ -246,6 +252,57 @@ describe('the throttle observer', () => {
     expect(state.share[Bucket.DescribeCertificate]).toBeCloseTo(0.49);
     expect(state.share[Bucket.SendTask]).toBeCloseTo(0.7);
   });
+
+  it('cuts a Private CA bucket from the hand-written client exactly as an SDK client\'s throttle cuts an IoT bucket', async () => {
+    // Prepare: one observer, as issue-certificate's pacedRuntime builds it, behind both clients;
+    // each answers one throttle (HTTP 400 ThrottlingException, as AWS does) and then succeeds.
+    const clock = fakeClock();
+    const telemetry = recordingTelemetry();
+    const onThrottle = throttleObserver({ pacing: { store: store(clock), timeScale: 1 }, clock, telemetry });
+    const throttleThen = (ok: unknown): { count: () => number; answer: () => { status: number; body: unknown } } => {
+      let calls = 0;
+      return { count: () => calls, answer: () => (calls++ === 0 ? { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } } : { status: 200, body: ok }) };
+    };
+    const pcaAnswers = throttleThen({ CertificateArn: `${CA}/certificate/1` });
+    const pca = new PrivateCaClient({
+      endpoint: 'http://127.0.0.1:1',
+      region: 'eu-west-1',
+      credentials: CREDENTIALS,
+      sleep: async () => undefined,
+      onThrottle,
+      fetch: async () => {
+        const { status, body } = pcaAnswers.answer();
+        return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/x-amz-json-1.1' } });
+      },
+    });
+    const iotAnswers = throttleThen({ certificateDescription: { certificateId: 'a'.repeat(64), status: 'ACTIVE' } });
+    const iot = observeThrottles(
+      new IoTClient({
+        region: 'eu-west-1',
+        credentials: CREDENTIALS,
+        maxAttempts: 2,
+        requestHandler: {
+          handle: async () => {
+            const { status, body } = iotAnswers.answer();
+            const headers: Record<string, string> = { 'content-type': 'application/json' };
+            if (status !== 200) headers['x-amzn-errortype'] = 'ThrottlingException';
+            return { response: { statusCode: status, headers, body: Readable.from([Buffer.from(JSON.stringify(body))]) } };
+          },
+        } as never,
+      }),
+      'iot',
+      onThrottle,
+    );
+    // Act
+    await pca.send(new IssueCertificateCommand({ CertificateAuthorityArn: CA, Csr: Buffer.from('csr'), SigningAlgorithm: 'SHA256WITHRSA', Validity: { Value: 1, Type: 'DAYS' } }));
+    await iot.send(new DescribeCertificateCommand({ certificateId: 'a'.repeat(64) }));
+    // Assess
+    expect([pcaAnswers.count(), iotAnswers.count()]).toEqual([2, 2]);
+    expect(telemetry.metrics.filter((m) => m.name === 'ThrottledCalls').map((m) => m.dimensions?.Api)).toEqual([Bucket.PcaIssueCertificate, Bucket.DescribeCertificate]);
+    const state = JSON.parse(String(stored?.state));
+    expect(state.share[Bucket.PcaIssueCertificate]).toBeCloseTo(0.7);
+    expect(state.share[Bucket.PcaIssueCertificate]).toBe(state.share[Bucket.DescribeCertificate]);
+  }, 20_000);
 
   it('never throws: a store failure is logged', async () => {
     db.on(GetCommand).rejects(new Error('table unreachable'));
