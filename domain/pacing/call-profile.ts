@@ -246,8 +246,10 @@ export function pathDemand(path: readonly CallSite[] = HAPPY_PATH): PathDemand {
  * replaced by Private CA's IssueCertificate, GetCertificate (once when the certificate is
  * ready at the first ask; each RequestInProgressException adds one) and IoT's
  * RegisterCertificate (a CA registered in DEFAULT mode) or RegisterCertificateWithoutCA
- * (SNI_ONLY). DescribeCertificateAuthority, when the algorithm is not set, is once per
- * execution environment, not per rotation. The rest of the site is unchanged.
+ * (SNI_ONLY). It also reads the issuing-CA item (one more GetItem, strongly consistent, at every
+ * signature: functions/core/issuing-ca.ts), so that a rotation in flight across a CA rollover's
+ * switch signs with the new CA. DescribeCertificateAuthority, when the algorithm is not set, is
+ * once per execution environment, not per rotation. The rest of the site is unchanged.
  */
 export function privateCaIssueProfile(registration: 'DEFAULT' | 'SNI_ONLY' = 'DEFAULT'): SiteProfile {
   const { 'iot:CreateCertificateFromCsr': _created, ...rest } = CALL_PROFILE[CallSite.IssueCertificate].calls;
@@ -255,6 +257,7 @@ export function privateCaIssueProfile(registration: 'DEFAULT' | 'SNI_ONLY' = 'DE
     ...CALL_PROFILE[CallSite.IssueCertificate],
     calls: {
       ...rest,
+      'dynamodb:GetItem': (rest['dynamodb:GetItem'] ?? 0) + 1,
       'acm-pca:IssueCertificate': 1,
       'acm-pca:GetCertificate': 1,
       [registration === 'DEFAULT' ? 'iot:RegisterCertificate' : 'iot:RegisterCertificateWithoutCA']: 1,

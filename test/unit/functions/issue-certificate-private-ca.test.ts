@@ -6,8 +6,11 @@ import * as x509 from '@peculiar/x509';
 import { AttachPolicyCommand, AttachThingPrincipalCommand, CreateCertificateFromCsrCommand, DescribeCertificateCommand, IoTClient, ListAttachedPoliciesCommand, RegisterCertificateCommand } from '@aws-sdk/client-iot';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
+import { ISSUING_CA_PK } from '../../../domain/ca-rollover.js';
+import { privateCaIssueProfile } from '../../../domain/pacing/call-profile.js';
 import { parseSignerSettings } from '../../../domain/signer.js';
 import { PrivateCaClient } from '../../../functions/aws/acm-pca.js';
+import { readIssuingCa } from '../../../functions/core/issuing-ca.js';
 import { createSigner } from '../../../functions/core/signer-from-settings.js';
 import { issueCertificate } from '../../../functions/issue-certificate.js';
 import { clients } from '../../fixtures/aws.js';
@@ -124,7 +127,8 @@ beforeEach(() => {
   iot.reset();
   pcaCalls = [];
   record = { pk: `thing#${THING}`, sk: 'current', thingName: THING, rotationId: ROTATION, status: 'IN_PROGRESS', oldCertificateId: old.id };
-  db.on(GetCommand).callsFake(() => ({ Item: { ...record } }));
+  // No CA rollover has switched issuing: the issuing-CA item is absent.
+  db.on(GetCommand).callsFake((input: { Key: { pk: string } }) => (input.Key.pk === ISSUING_CA_PK ? {} : { Item: { ...record } }));
   db.on(UpdateCommand).callsFake((command: { UpdateExpression: string; ExpressionAttributeValues: Record<string, unknown> }) => {
     if (command.UpdateExpression.startsWith('SET issueIntent')) record.issueIntent = command.ExpressionAttributeValues[':intent'];
     else if (command.UpdateExpression === 'REMOVE issueIntent') delete record.issueIntent;
@@ -148,20 +152,21 @@ beforeEach(() => {
   iot.on(AttachThingPrincipalCommand).resolves({});
 });
 
+/** As the handler builds them: the signer reads the issuing-CA item at every signature. */
 function deps() {
   const clock = fakeClock(NOW.toISOString());
   const settings = parseSignerSettings({ ROTOR_SIGNER: 'private-ca', ROTOR_PCA_ARN: CA_ARN, ROTOR_PCA_VALIDITY_DAYS: '90' });
   const pca = new PrivateCaClient({ endpoint, region: 'eu-west-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' }, sleep: async () => undefined });
   const iotClient = clients.iot();
   const iotCreate = clients.iot();
+  const table = { db: clients.db(), tableName: 'rotations' };
   return {
-    db: clients.db(),
-    tableName: 'rotations',
+    ...table,
     iot: iotClient,
     iotCreate,
     clock,
     telemetry: recordingTelemetry(),
-    signer: createSigner(settings, { iot: iotClient, iotCreate, pca, clock }),
+    signer: createSigner(settings, { iot: iotClient, iotCreate, pca, clock, issuingCaArn: async () => (await readIssuingCa(table))?.caArn }),
   };
 }
 
@@ -195,5 +200,22 @@ describe('Issue certificate with the private-ca signer', () => {
     expect(new X509Certificate(registered[0].caCertificatePem as string).fingerprint256).toBe(new X509Certificate(caCertificate.toString('pem')).fingerprint256);
     expect(iot.commandCalls(AttachPolicyCommand).map((c) => c.args[0].input)).toEqual([{ policyName: 'device-policy', target: arn(issued.certificateId) }]);
     expect(iot.commandCalls(AttachThingPrincipalCommand).map((c) => c.args[0].input)).toEqual([{ thingName: THING, principal: arn(issued.certificateId) }]);
+  });
+
+  it('makes the DynamoDB and IoT calls the call profile counts for it, the issuing-CA read included', async () => {
+    // Act
+    await issueCertificate({ thingName: THING, rotationId: ROTATION, oldCertificateId: old.id, csrPem: csr }, deps());
+
+    // Assess: DescribeCertificateAuthority is once per execution environment, and the second
+    // GetCertificate is this CA's scripted "in progress", so Private CA is checked by its IssueCertificate.
+    const measured: Record<string, number> = {};
+    const count = (operation: string): void => void (measured[operation] = (measured[operation] ?? 0) + 1);
+    const names: Record<string, string> = { GetCommand: 'dynamodb:GetItem', UpdateCommand: 'dynamodb:UpdateItem' };
+    for (const call of db.calls()) count(names[call.args[0].constructor.name] ?? call.args[0].constructor.name);
+    for (const call of iot.calls()) count(`iot:${call.args[0].constructor.name.replace(/Command$/, '')}`);
+    const profile = privateCaIssueProfile('DEFAULT').calls;
+    expect(measured).toEqual(Object.fromEntries(Object.entries(profile).filter(([operation]) => !operation.startsWith('acm-pca:'))));
+    expect(measured['dynamodb:GetItem']).toBe(2);
+    expect(pcaCalls.filter((c) => c.target === 'ACMPrivateCA.IssueCertificate')).toHaveLength(profile['acm-pca:IssueCertificate']);
   });
 });
