@@ -1,6 +1,7 @@
-# The CA rollover (issue 11 part 2; docs/design.md "CA rollover"): its own state machine, whose
-# four functions are in wiring.json's functions like every other (lambda.tf, iam.tf build them),
-# and the settings and IAM only it needs.
+# The CA rollover (issue 11 part 2; docs/design.md "CA rollover"): its own state machine, set up
+# with the others from wiring.json's caRollover (stepfunctions.tf), whose four functions are in
+# wiring.json's functions like every other (lambda.tf, iam.tf build them), and the settings and
+# IAM only it needs.
 
 variable "ca_rollover_poll_seconds" {
   description = "CA rollover: seconds between two passes over the old CA's certificates while the device rotations run."
@@ -37,8 +38,8 @@ variable "next_private_ca_arn" {
 }
 
 locals {
-  ca_rollover_state_machine_name = "${var.name_prefix}-${local.wiring.caRollover.name}"
-  ca_rollover_state_machine_arn  = "${local.arn_prefix}:states:${local.region}:${local.account}:stateMachine:${local.ca_rollover_state_machine_name}"
+  # Its state machine is set up with the others (stepfunctions.tf).
+  ca_rollover_state_machine_arn = local.state_machine_arns[local.wiring.caRollover.name]
 
   # The wiring settings of the rollover (settings of locals.tf).
   ca_rollover_settings = {
@@ -46,34 +47,15 @@ locals {
     caRolloverMaxWaitSeconds = var.ca_rollover_max_wait_seconds
   }
 
-  # The wiring's IAM resource kinds the rollover adds: the IoT CA certificates (Describe and
-  # UpdateCACertificate act on cacert/ARNs), and the rollover state machine's own functions.
+  # The wiring's IAM resource kind the rollover adds: the IoT CA certificates (Describe and
+  # UpdateCACertificate act on cacert/ARNs). Its state machine's own functions are
+  # stepfunctions.tf's state_machine_function_kinds.
   ca_rollover_resource_kinds = {
     "caCertificates" = {
       sid       = "CaCertificates"
       resources = ["${local.iot_arn}:cacert/*"]
     }
-    "caRolloverFunctions" = {
-      sid = "CaRolloverFunctions"
-      resources = sort([
-        for name, ref in local.wiring.caRollover.substitutions : local.references[ref] if startswith(ref, "function:")
-      ])
-    }
   }
-
-  ca_rollover_definition = templatefile("${path.module}/../${local.wiring.caRollover.definition}", { for name, ref in local.wiring.caRollover.substitutions : name => local.references[ref] })
-
-  ca_rollover_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      for kind in sort(distinct(values(local.wiring.caRollover.permissions))) : {
-        Sid      = local.resource_kinds[kind].sid
-        Effect   = "Allow"
-        Action   = sort([for action, k in local.wiring.caRollover.permissions : action if k == kind])
-        Resource = local.resource_kinds[kind].resources
-      }
-    ]
-  })
 
   # The successor CA, for the functions that sign with whichever CA issues now: the same
   # Private CA actions their wiring grants on private_ca_arn, on next_private_ca_arn.
@@ -93,44 +75,6 @@ locals {
   }
 }
 
-resource "aws_cloudwatch_log_group" "ca_rollover" {
-  name              = "/aws/vendedlogs/states/${local.ca_rollover_state_machine_name}"
-  retention_in_days = var.log_retention_days
-  tags              = local.tags
-}
-
-resource "aws_iam_role" "ca_rollover" {
-  name        = "${local.ca_rollover_state_machine_name}-sfn"
-  description = "Rotor CA rollover state machine: invokes its functions, publishes its escalation."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect    = "Allow"
-        Principal = { Service = "states.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account }
-          ArnLike      = { "aws:SourceArn" = local.ca_rollover_state_machine_arn }
-        }
-      }
-    ]
-  })
-  tags = local.tags
-}
-
-resource "aws_iam_role_policy" "ca_rollover" {
-  name   = "rotor"
-  role   = aws_iam_role.ca_rollover.id
-  policy = local.ca_rollover_policy
-}
-
-resource "aws_iam_role_policy" "ca_rollover_observability" {
-  name   = "observability"
-  role   = aws_iam_role.ca_rollover.id
-  policy = local.state_machine_observability_policy
-}
-
 resource "aws_iam_role_policy" "next_private_ca" {
   for_each = local.next_ca_policies
 
@@ -139,28 +83,7 @@ resource "aws_iam_role_policy" "next_private_ca" {
   policy = each.value
 }
 
-resource "aws_sfn_state_machine" "ca_rollover" {
-  name       = local.ca_rollover_state_machine_name
-  type       = "STANDARD" # waits of hours to days for the fleet's rotations
-  role_arn   = aws_iam_role.ca_rollover.arn
-  definition = local.ca_rollover_definition
-
-  logging_configuration {
-    log_destination        = "${aws_cloudwatch_log_group.ca_rollover.arn}:*"
-    include_execution_data = var.sfn_log_include_execution_data
-    level                  = var.sfn_log_level
-  }
-
-  tracing_configuration {
-    enabled = true
-  }
-
-  tags = local.tags
-
-  depends_on = [aws_lambda_function.function, aws_iam_role_policy.ca_rollover, aws_iam_role_policy.ca_rollover_observability]
-}
-
 output "ca_rollover_state_machine_arn" {
   description = "The CA rollover state machine: `rotor ca rollover` starts it."
-  value       = aws_sfn_state_machine.ca_rollover.arn
+  value       = aws_sfn_state_machine.state_machine[local.wiring.caRollover.name].arn
 }

@@ -212,7 +212,7 @@ locals {
     { for name, doc in local.function_dead_letter_policies : "function-dead-letter:${name}" => doc },
     { for name, doc in local.dead_letter_queue_policies : "dead-letter-queue:${name}" => doc },
     {
-      "state-machine"               = local.state_machine_policy
+      "state-machine"               = local.state_machine_policies[local.wiring.stateMachine.name]
       "state-machine-observability" = local.state_machine_observability_policy
       "rule-errors"                 = local.rule_errors_policy
       "rule-queue-send"             = local.rule_queue_send_policy
@@ -274,40 +274,6 @@ resource "aws_iam_role_policy" "function_observability" {
   name   = "observability"
   role   = aws_iam_role.function[each.key].id
   policy = local.function_observability_policies[each.key]
-}
-
-# --- state machine ----------------------------------------------------------------------
-
-resource "aws_iam_role" "state_machine" {
-  name        = "${local.state_machine_name}-sfn"
-  description = "Rotor state machine: invokes its functions, claims the device record, publishes escalations."
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect    = "Allow"
-        Principal = { Service = "states.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account }
-          ArnLike      = { "aws:SourceArn" = local.state_machine_arn }
-        }
-      }
-    ]
-  })
-  tags = local.tags
-}
-
-resource "aws_iam_role_policy" "state_machine" {
-  name   = "rotor"
-  role   = aws_iam_role.state_machine.id
-  policy = local.state_machine_policy
-}
-
-resource "aws_iam_role_policy" "state_machine_observability" {
-  name   = "observability"
-  role   = aws_iam_role.state_machine.id
-  policy = local.state_machine_observability_policy
 }
 
 # --- IoT --------------------------------------------------------------------------------

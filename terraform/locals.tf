@@ -19,15 +19,15 @@ locals {
 
   tags = merge(var.tags, { "rotor:component" = "rotor" })
 
-  function_names     = { for name, _ in local.wiring.functions : name => "${var.name_prefix}-${name}" }
-  state_machine_name = "${var.name_prefix}-${local.wiring.stateMachine.name}"
-  table_name         = "${var.name_prefix}-rotations"
+  function_names = { for name, _ in local.wiring.functions : name => "${var.name_prefix}-${name}" }
+  table_name     = "${var.name_prefix}-rotations"
 
   # ARNs computed from names, not read from the resources: the functions need the state
   # machine's ARN and the state machine needs the functions' ARNs, which would be a cycle.
+  # The state machines' are stepfunctions.tf's state_machine_arns.
   arn_prefix        = "arn:${local.partition}"
   function_arns     = { for name, full in local.function_names : name => "${local.arn_prefix}:lambda:${local.region}:${local.account}:function:${full}" }
-  state_machine_arn = "${local.arn_prefix}:states:${local.region}:${local.account}:stateMachine:${local.state_machine_name}"
+  state_machine_arn = local.state_machine_arns[local.wiring.stateMachine.name]
   iot_arn           = "${local.arn_prefix}:iot:${local.region}:${local.account}"
 
   # Settings by their wiring name. Every wiring setting must appear here (a missing one
@@ -74,16 +74,11 @@ locals {
     )
   }
 
-  # The ASL's placeholders, filled from the wiring's substitutions. Numbers stay numbers:
-  # templatefile() writes them bare where the template has a bare ${Name}.
-  state_machine_substitutions = { for name, ref in local.wiring.stateMachine.substitutions : name => local.references[ref] }
-  state_machine_definition    = templatefile("${path.module}/../${local.wiring.stateMachine.definition}", local.state_machine_substitutions)
-
   # What each IAM resource kind of the wiring stands for. '*' only for actions that have no
   # resource-level permissions in IAM (iot:ListAuditFindings, iot:ListPrincipalThings,
   # iot:CreateCertificateFromCsr, states:SendTaskSuccess/SendTaskFailure: a task token, not
   # an ARN, names what they act on), so nothing narrower can be written for them.
-  resource_kinds = merge(local.device_topic_kinds, local.signer_resource_kinds, local.ca_rollover_resource_kinds, {
+  resource_kinds = merge(local.device_topic_kinds, local.signer_resource_kinds, local.ca_rollover_resource_kinds, local.state_machine_function_kinds, {
     "*" = {
       sid       = "NoResourceLevelPermissions"
       resources = ["*"]
@@ -103,12 +98,6 @@ locals {
     "things" = {
       sid       = "Things"
       resources = ["${local.iot_arn}:thing/*"]
-    }
-    "stateMachineFunctions" = {
-      sid = "StateMachineFunctions"
-      resources = sort([
-        for name, ref in local.wiring.stateMachine.substitutions : local.references[ref] if startswith(ref, "function:")
-      ])
     }
     "topic:escalation" = {
       sid       = "EscalationTopic"
@@ -148,18 +137,6 @@ locals {
       ]
     })
   }
-
-  state_machine_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      for kind in sort(distinct(values(local.wiring.stateMachine.permissions))) : {
-        Sid      = local.resource_kinds[kind].sid
-        Effect   = "Allow"
-        Action   = sort([for action, k in local.wiring.stateMachine.permissions : action if k == kind])
-        Resource = local.resource_kinds[kind].resources
-      }
-    ]
-  })
 
   rules = { for rule in local.wiring.rules : rule.messageType => rule }
 

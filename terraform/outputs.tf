@@ -1,11 +1,11 @@
 output "state_machine_arn" {
   description = "ARN of the rotate-device state machine (one execution per device rotation; the execution name is the rotation id)."
-  value       = aws_sfn_state_machine.rotate_device.arn
+  value       = aws_sfn_state_machine.state_machine[local.wiring.stateMachine.name].arn
 }
 
 output "state_machine_console_url" {
   description = "Where to watch rotations: the state machine's executions in the Step Functions console."
-  value       = "https://${local.region}.console.aws.amazon.com/states/home?region=${local.region}#/statemachines/view/${urlencode(aws_sfn_state_machine.rotate_device.arn)}"
+  value       = "https://${local.region}.console.aws.amazon.com/states/home?region=${local.region}#/statemachines/view/${urlencode(aws_sfn_state_machine.state_machine[local.wiring.stateMachine.name].arn)}"
 }
 
 output "table_name" {

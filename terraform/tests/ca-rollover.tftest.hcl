@@ -16,18 +16,18 @@ run "rollover_state_machine" {
 
   assert {
     condition = (
-      jsondecode(aws_sfn_state_machine.ca_rollover.definition).StartAt == "Verify new CA" &&
-      jsondecode(aws_sfn_state_machine.ca_rollover.definition).States["Wait for rotations"].Seconds == 300 &&
-      jsondecode(aws_sfn_state_machine.ca_rollover.definition).States["Move devices"].Parameters.Payload.maxWaitSeconds == 172800 &&
-      jsondecode(aws_sfn_state_machine.ca_rollover.definition).States["Move devices"].Parameters.FunctionName == local.function_arns["ca-move-devices"]
+      jsondecode(aws_sfn_state_machine.state_machine["ca-rollover"].definition).StartAt == "Verify new CA" &&
+      jsondecode(aws_sfn_state_machine.state_machine["ca-rollover"].definition).States["Wait for rotations"].Seconds == 300 &&
+      jsondecode(aws_sfn_state_machine.state_machine["ca-rollover"].definition).States["Move devices"].Parameters.Payload.maxWaitSeconds == 172800 &&
+      jsondecode(aws_sfn_state_machine.state_machine["ca-rollover"].definition).States["Move devices"].Parameters.FunctionName == local.function_arns["ca-move-devices"]
     )
     error_message = "The rollover state machine must be rendered from the wiring, numbers as numbers, functions by ARN."
   }
 
   assert {
     condition = (
-      length(jsondecode(local.ca_rollover_policy).Statement) == 2 &&
-      alltrue([for s in jsondecode(local.ca_rollover_policy).Statement : s.Action == ["lambda:InvokeFunction"] ? toset(s.Resource) == toset([for n in ["ca-verify-new", "ca-switch-issuing", "ca-move-devices", "ca-deactivate-old"] : local.function_arns[n]]) : s.Action == ["sns:Publish"] && s.Resource == [aws_sns_topic.escalation.arn]])
+      length(jsondecode(local.state_machine_policies["ca-rollover"]).Statement) == 2 &&
+      alltrue([for s in jsondecode(local.state_machine_policies["ca-rollover"]).Statement : s.Action == ["lambda:InvokeFunction"] ? toset(s.Resource) == toset([for n in ["ca-verify-new", "ca-switch-issuing", "ca-move-devices", "ca-deactivate-old"] : local.function_arns[n]]) : s.Action == ["sns:Publish"] && s.Resource == [aws_sns_topic.escalation.arn]])
     )
     error_message = "The rollover's role may invoke only its four functions and publish only to the escalation topic."
   }
@@ -68,8 +68,8 @@ run "successor_ca_granted_when_set" {
 
   assert {
     condition = (
-      jsondecode(aws_sfn_state_machine.ca_rollover.definition).States["Wait for rotations"].Seconds == 60 &&
-      jsondecode(aws_sfn_state_machine.ca_rollover.definition).States["Move devices"].Parameters.Payload.maxWaitSeconds == 3600 &&
+      jsondecode(aws_sfn_state_machine.state_machine["ca-rollover"].definition).States["Wait for rotations"].Seconds == 60 &&
+      jsondecode(aws_sfn_state_machine.state_machine["ca-rollover"].definition).States["Move devices"].Parameters.Payload.maxWaitSeconds == 3600 &&
       aws_lambda_function.function["ca-switch-issuing"].environment[0].variables.ROTOR_SIGNER == "private-ca"
     )
     error_message = "The rollover settings must reach its state machine, and the signer its switch."

@@ -179,7 +179,7 @@ run "dead_letters_and_alarms_with_defaults" {
   # --- secrets and blast radius (scenario 9) --------------------------------------------
 
   assert {
-    condition     = !aws_sfn_state_machine.rotate_device.logging_configuration[0].include_execution_data
+    condition     = !aws_sfn_state_machine.state_machine["rotate-device"].logging_configuration[0].include_execution_data
     error_message = "The state machine must not log execution data (task tokens, CSRs) by default."
   }
 
@@ -223,8 +223,8 @@ run "operator_tunes_logging_and_async" {
 
   assert {
     condition = (
-      aws_sfn_state_machine.rotate_device.logging_configuration[0].include_execution_data &&
-      aws_sfn_state_machine.rotate_device.logging_configuration[0].level == "ERROR"
+      aws_sfn_state_machine.state_machine["rotate-device"].logging_configuration[0].include_execution_data &&
+      aws_sfn_state_machine.state_machine["rotate-device"].logging_configuration[0].level == "ERROR"
     )
     error_message = "sfn_log_include_execution_data and sfn_log_level must reach the state machine."
   }

@@ -61,7 +61,7 @@ run "plans_with_the_real_provider" {
   }
 
   assert {
-    condition     = aws_sfn_state_machine.rotate_device.name == "rotor-rotate-device" && aws_sfn_state_machine.rotate_device.type == "STANDARD"
+    condition     = aws_sfn_state_machine.state_machine["rotate-device"].name == "rotor-rotate-device" && aws_sfn_state_machine.state_machine["rotate-device"].type == "STANDARD"
     error_message = "The state machine must be planned as STANDARD rotor-rotate-device."
   }
 

@@ -26,19 +26,19 @@ run "renders_with_defaults" {
   # --- the state machine ---------------------------------------------------------------
 
   assert {
-    condition     = !strcontains(aws_sfn_state_machine.rotate_device.definition, "$${")
+    condition     = !strcontains(aws_sfn_state_machine.state_machine["rotate-device"].definition, "$${")
     error_message = "The state machine definition still holds a $${placeholder}."
   }
 
   assert {
-    condition     = can(jsondecode(aws_sfn_state_machine.rotate_device.definition).StartAt)
+    condition     = can(jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).StartAt)
     error_message = "The state machine definition is not JSON with a StartAt."
   }
 
   assert {
     condition = contains(
-      keys(jsondecode(aws_sfn_state_machine.rotate_device.definition).States),
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).StartAt,
+      keys(jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States),
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).StartAt,
     )
     error_message = "StartAt does not name a state."
   }
@@ -46,34 +46,34 @@ run "renders_with_defaults" {
   assert {
     # Numeric placeholders must come out as JSON numbers, string ones as strings.
     condition = (
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].TimeoutSeconds == 1800 &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].Retry[0].MaxAttempts == 3 &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].Retry[0].IntervalSeconds == 300 &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Deliver certificate"].TimeoutSeconds == 900
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].TimeoutSeconds == 1800 &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].Retry[0].MaxAttempts == 3 &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].Retry[0].IntervalSeconds == 300 &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Deliver certificate"].TimeoutSeconds == 900
     )
     error_message = "The numeric settings did not reach the ASL as numbers."
   }
 
   assert {
     condition = (
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Claim device"].Parameters.TableName == "rotor-rotations" &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Escalate"].Parameters.TopicArn == "arn:aws:sns:eu-west-1:123456789012:rotor-escalations" &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:rotor-request-csr" &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Record failure"].Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:rotor-record-failure"
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Claim device"].Parameters.TableName == "rotor-rotations" &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Escalate"].Parameters.TopicArn == "arn:aws:sns:eu-west-1:123456789012:rotor-escalations" &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:rotor-request-csr" &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Record failure"].Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:rotor-record-failure"
     )
     error_message = "The ASL's table, topic or function placeholders were filled with the wrong values."
   }
 
   assert {
-    condition     = aws_sfn_state_machine.rotate_device.type == "STANDARD" && aws_sfn_state_machine.rotate_device.name == "rotor-rotate-device"
+    condition     = aws_sfn_state_machine.state_machine["rotate-device"].type == "STANDARD" && aws_sfn_state_machine.state_machine["rotate-device"].name == "rotor-rotate-device"
     error_message = "The state machine must be STANDARD and named rotor-rotate-device."
   }
 
   assert {
     condition = (
-      aws_sfn_state_machine.rotate_device.logging_configuration[0].level == "ALL" &&
-      !aws_sfn_state_machine.rotate_device.logging_configuration[0].include_execution_data &&
-      aws_sfn_state_machine.rotate_device.tracing_configuration[0].enabled
+      aws_sfn_state_machine.state_machine["rotate-device"].logging_configuration[0].level == "ALL" &&
+      !aws_sfn_state_machine.state_machine["rotate-device"].logging_configuration[0].include_execution_data &&
+      aws_sfn_state_machine.state_machine["rotate-device"].tracing_configuration[0].enabled
     )
     error_message = "By default the state machine must log ALL without execution data (task tokens, CSRs) and be traced."
   }
@@ -98,7 +98,7 @@ run "renders_with_defaults" {
 
   assert {
     condition = alltrue(flatten([
-      for role in concat(values(aws_iam_role.function), [aws_iam_role.state_machine, aws_iam_role.rule_errors, aws_iam_role.audit_notifications], aws_iam_role.audit) : [
+      for role in concat(values(aws_iam_role.function), [aws_iam_role.state_machine["rotate-device"], aws_iam_role.rule_errors, aws_iam_role.audit_notifications], aws_iam_role.audit) : [
         for statement in jsondecode(role.assume_role_policy).Statement :
         statement.Effect == "Allow" && statement.Action == ["sts:AssumeRole"] && length(keys(statement.Principal)) == 1 && can(tostring(statement.Principal.Service))
       ]
@@ -108,7 +108,7 @@ run "renders_with_defaults" {
 
   assert {
     condition = (
-      jsondecode(aws_iam_role.state_machine.assume_role_policy).Statement[0].Condition.ArnLike["aws:SourceArn"] == "arn:aws:states:eu-west-1:123456789012:stateMachine:rotor-rotate-device" &&
+      jsondecode(aws_iam_role.state_machine["rotate-device"].assume_role_policy).Statement[0].Condition.ArnLike["aws:SourceArn"] == "arn:aws:states:eu-west-1:123456789012:stateMachine:rotor-rotate-device" &&
       jsondecode(aws_iam_role.rule_errors.assume_role_policy).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
     )
     error_message = "The state machine and rule error roles must be bound to their callers (confused deputy)."
@@ -184,13 +184,13 @@ run "renders_with_defaults" {
   }
 
   assert {
-    condition     = toset(flatten([for statement in jsondecode(aws_iam_role_policy.state_machine.policy).Statement : statement.Action])) == toset(keys(local.wiring.stateMachine.permissions))
+    condition     = toset(flatten([for statement in jsondecode(aws_iam_role_policy.state_machine["rotate-device"].policy).Statement : statement.Action])) == toset(keys(local.wiring.stateMachine.permissions))
     error_message = "The state machine's policy does not allow exactly the actions the wiring lists for it."
   }
 
   assert {
     condition = toset(flatten([
-      for statement in jsondecode(aws_iam_role_policy.state_machine.policy).Statement : statement.Resource if contains(statement.Action, "lambda:InvokeFunction")
+      for statement in jsondecode(aws_iam_role_policy.state_machine["rotate-device"].policy).Statement : statement.Resource if contains(statement.Action, "lambda:InvokeFunction")
       ])) == toset([
       for name in ["request-csr", "issue-certificate", "deliver-certificate", "retire-certificate", "roll-back", "record-failure", "release-claim"] :
       "arn:aws:lambda:eu-west-1:123456789012:function:rotor-${name}"
@@ -395,10 +395,10 @@ run "renders_tuned_settings" {
 
   assert {
     condition = (
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].TimeoutSeconds == 600 &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].Retry[0].MaxAttempts == 5 &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Deliver certificate"].TimeoutSeconds == 120 &&
-      jsondecode(aws_sfn_state_machine.rotate_device.definition).States["Request CSR"].Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:fleet-a-request-csr"
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].TimeoutSeconds == 600 &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].Retry[0].MaxAttempts == 5 &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Deliver certificate"].TimeoutSeconds == 120 &&
+      jsondecode(aws_sfn_state_machine.state_machine["rotate-device"].definition).States["Request CSR"].Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:fleet-a-request-csr"
     )
     error_message = "Tuned settings or the name prefix did not reach the ASL."
   }
@@ -435,14 +435,14 @@ run "renders_tuned_settings" {
   assert {
     condition = (
       aws_sns_topic.audit.kms_master_key_id == var.sns_kms_key_arn &&
-      anytrue([for s in jsondecode(aws_iam_role_policy.state_machine_observability.policy).Statement : contains(s.Resource, var.sns_kms_key_arn)]) &&
+      anytrue([for s in jsondecode(aws_iam_role_policy.state_machine_observability["rotate-device"].policy).Statement : contains(s.Resource, var.sns_kms_key_arn)]) &&
       anytrue([for s in jsondecode(aws_iam_role_policy.audit_notifications.policy).Statement : contains(s.Resource, var.sns_kms_key_arn)])
     )
     error_message = "A customer managed key must encrypt the topics and be usable by their publishers."
   }
 
   assert {
-    condition     = !aws_dynamodb_table.rotations.deletion_protection_enabled && aws_sfn_state_machine.rotate_device.logging_configuration[0].level == "ERROR"
+    condition     = !aws_dynamodb_table.rotations.deletion_protection_enabled && aws_sfn_state_machine.state_machine["rotate-device"].logging_configuration[0].level == "ERROR"
     error_message = "table_deletion_protection and sfn_log_level must reach their resources."
   }
 

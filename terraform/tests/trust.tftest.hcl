@@ -17,17 +17,17 @@ run "trust_update_state_machine" {
 
   assert {
     condition = (
-      jsondecode(aws_sfn_state_machine.trust_update.definition).States["Send trust request"].TimeoutSeconds == 600 &&
-      jsondecode(aws_sfn_state_machine.trust_update.definition).States["Send trust request"].Retry[0].MaxAttempts == 2 &&
-      jsondecode(aws_sfn_state_machine.trust_update.definition).States["Send trust request"].Retry[0].IntervalSeconds == 120 &&
-      jsondecode(aws_sfn_state_machine.trust_update.definition).States["Send trust request"].Parameters.FunctionName == local.function_arns["trust-request"]
+      jsondecode(aws_sfn_state_machine.state_machine["trust-update"].definition).States["Send trust request"].TimeoutSeconds == 600 &&
+      jsondecode(aws_sfn_state_machine.state_machine["trust-update"].definition).States["Send trust request"].Retry[0].MaxAttempts == 2 &&
+      jsondecode(aws_sfn_state_machine.state_machine["trust-update"].definition).States["Send trust request"].Retry[0].IntervalSeconds == 120 &&
+      jsondecode(aws_sfn_state_machine.state_machine["trust-update"].definition).States["Send trust request"].Parameters.FunctionName == local.function_arns["trust-request"]
     )
     error_message = "The trust-update definition must carry the trust settings and invoke trust-request by its ARN."
   }
 
   assert {
     condition = alltrue([
-      for statement in jsondecode(local.trust_state_machine_policy).Statement :
+      for statement in jsondecode(local.state_machine_policies["trust-update"]).Statement :
       !contains(statement.Action, "lambda:InvokeFunction") || jsonencode(statement.Resource) == jsonencode(sort([local.function_arns["trust-record"], local.function_arns["trust-request"]]))
     ])
     error_message = "The trust-update role may invoke trust-request and trust-record only."
