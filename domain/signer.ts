@@ -84,7 +84,7 @@ export class SignerSettingsError extends Error {
   }
 }
 
-const CA_ARN = /^arn:(aws[a-z-]*):acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]{36}$/;
+const CA_ARN = /^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]{36}$/;
 const TEMPLATE_ARN = /^arn:aws[a-z-]*:acm-pca:::template\/[A-Za-z0-9_]+\/V\d+$/;
 
 /** The end-entity template Private CA applies when none is named, in the CA's partition. */
@@ -94,15 +94,29 @@ export function endEntityTemplateArn(partition: string): string {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function read(env: Env, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value ? value : undefined;
+/** What a variable may hold, as a list of values or a pattern, and how an error names that. */
+interface Rule<T extends string> {
+  allowed: readonly T[] | RegExp;
+  expected: string;
 }
 
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const value = read(env, name);
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value)) throw new SignerSettingsError(`${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
+const oneOf = <T extends string>(allowed: readonly T[]): Rule<T> => ({ allowed, expected: `one of ${allowed.join(', ')}` });
+
+const RULES = {
+  [SignerEnv.Signer]: oneOf(SIGNER_KINDS),
+  [SignerEnv.CaArn]: { allowed: CA_ARN, expected: 'a Private CA ARN (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/UUID)' },
+  [SignerEnv.TemplateArn]: { allowed: TEMPLATE_ARN, expected: 'a Private CA template ARN (arn:aws:acm-pca:::template/NAME/VN)' },
+  [SignerEnv.SigningAlgorithm]: oneOf(SIGNING_ALGORITHMS),
+  [SignerEnv.Registration]: oneOf(IOT_CA_REGISTRATIONS),
+} as const;
+
+/** A variable as set (trimmed), undefined when unset or empty, or an error naming it when it breaks its rule. */
+function setting<T extends string>(env: Env, name: string, rule?: Rule<T>): T | undefined {
+  const value = env[name]?.trim();
+  if (!value) return undefined;
+  if (rule && !(rule.allowed instanceof RegExp ? rule.allowed.test(value) : (rule.allowed as readonly string[]).includes(value))) {
+    throw new SignerSettingsError(`${name} must be ${rule.expected}; got ${JSON.stringify(value)}`);
+  }
   return value as T;
 }
 
@@ -113,16 +127,14 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
  * all, empty or not, whichever signer it picks.
  */
 export function parseSignerSettings(env: Env): SignerSettings {
-  const kind = oneOf(env, SignerEnv.Signer, SIGNER_KINDS, SignerKind.AwsIot);
+  const kind = setting(env, SignerEnv.Signer, RULES[SignerEnv.Signer]) ?? SignerKind.AwsIot;
   if (kind === SignerKind.AwsIot) return { kind };
 
-  const caArn = read(env, SignerEnv.CaArn);
+  const caArn = setting(env, SignerEnv.CaArn, RULES[SignerEnv.CaArn]);
   if (!caArn) throw new SignerSettingsError(`${SignerEnv.Signer}=private-ca needs ${SignerEnv.CaArn}, the ARN of the Private CA that signs the device certificates`);
-  const arn = CA_ARN.exec(caArn);
-  if (!arn) throw new SignerSettingsError(`${SignerEnv.CaArn} must be a Private CA ARN (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/UUID); got ${JSON.stringify(caArn)}`);
-  const partition = arn[1];
+  const partition = caArn.split(':')[1];
 
-  const rawDays = read(env, SignerEnv.ValidityDays);
+  const rawDays = setting(env, SignerEnv.ValidityDays);
   const days = rawDays === undefined ? DEFAULT_VALIDITY_DAYS : Number(rawDays);
   if (!Number.isInteger(days) || days <= 0) throw new SignerSettingsError(`${SignerEnv.ValidityDays} must be a whole number of days; got ${JSON.stringify(rawDays)}`);
   if (days <= EXPIRING_CHECK_DAYS) {
@@ -131,21 +143,14 @@ export function parseSignerSettings(env: Env): SignerSettings {
     );
   }
 
-  const templateArn = read(env, SignerEnv.TemplateArn) ?? endEntityTemplateArn(partition);
-  if (!TEMPLATE_ARN.test(templateArn)) throw new SignerSettingsError(`${SignerEnv.TemplateArn} must be a Private CA template ARN (arn:aws:acm-pca:::template/NAME/VN); got ${JSON.stringify(templateArn)}`);
-
-  const algorithm = read(env, SignerEnv.SigningAlgorithm);
-  if (algorithm !== undefined && !(SIGNING_ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new SignerSettingsError(`${SignerEnv.SigningAlgorithm} must be one of ${SIGNING_ALGORITHMS.join(', ')}; got ${JSON.stringify(algorithm)}`);
-  }
-
+  const signingAlgorithm = setting(env, SignerEnv.SigningAlgorithm, RULES[SignerEnv.SigningAlgorithm]);
   return {
     kind,
     caArn,
     validity: { value: days, type: 'DAYS' },
-    templateArn,
-    ...(algorithm ? { signingAlgorithm: algorithm as SigningAlgorithm } : {}),
-    registration: oneOf(env, SignerEnv.Registration, IOT_CA_REGISTRATIONS, IotCaRegistration.Default),
+    templateArn: setting(env, SignerEnv.TemplateArn, RULES[SignerEnv.TemplateArn]) ?? endEntityTemplateArn(partition),
+    ...(signingAlgorithm ? { signingAlgorithm } : {}),
+    registration: setting(env, SignerEnv.Registration, RULES[SignerEnv.Registration]) ?? IotCaRegistration.Default,
   };
 }
 
