@@ -44,14 +44,35 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     return { published: true };
   };
 
+  const OLD = 'old'.padEnd(64, '0');
+  const NEW = 'new'.padEnd(64, '0');
+  const ISSUED = { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
+
+  /**
+   * The fake functions of a rotation that succeeds: the device answers csr_req and acks over the
+   * new certificate. A test replaces the functions it exercises.
+   */
+  const rotating = (replaced: Record<string, FakeFunction> = {}): Record<string, FakeFunction> => ({
+    'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+    'rotor-issue-certificate': () => ISSUED,
+    'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
+    'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' }),
+    ...replaced,
+  });
+
+  /** Roll back before anything was issued: it aborts, and the old certificate stays ACTIVE. */
+  const rolledBackNothing: FakeFunction = () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' });
+
+  /** A device that never answers csr_req, and the roll back that follows. */
+  const silent = (replaced: Record<string, FakeFunction> = {}): Record<string, FakeFunction> => ({
+    'rotor-request-csr': () => ({ published: true }),
+    'rotor-roll-back': rolledBackNothing,
+    ...replaced,
+  });
+
   it('rotates on the happy path in eleven states (three Choices, two Passes that file the paced steps\' results)', async () => {
     // Prepare
-    const arn = await deploy({
-      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
-      'rotor-issue-certificate': (p) => ({ certificateId: 'new'.padEnd(64, '0'), certificateArn: 'arn:cert/new', certificatePem: `CERT for ${String(p.csrPem)}`, notAfter: '2049-12-31T23:59:59.000Z' }),
-      'rotor-deliver-certificate': answerLater(() => h, { principal: 'new'.padEnd(64, '0'), ackedAt: '2026-01-01T00:00:01Z' }),
-      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'DELETED' }),
-    }, 0.001); // the CSR timeout is 1.8 s of real time: ample for answers over HTTP on a busy machine
+    const arn = await deploy(rotating({ 'rotor-issue-certificate': (p) => ({ ...ISSUED, certificatePem: `CERT for ${String(p.csrPem)}` }) }), 0.001); // the CSR timeout is 1.8 s of real time: ample for answers over HTTP on a busy machine
 
     // Act
     const { executionArn } = await h.sfn.send(
@@ -85,11 +106,9 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
   it('rolls back, records and escalates when the device never sends its CSR', async () => {
     // Prepare
-    const arn = await deploy({
-      'rotor-request-csr': () => ({ published: true }),
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
+    const arn = await deploy(silent({
       'rotor-record-failure': (p) => ({ subject: 'Rotor: t1 failed', message: `failed at ${String(p.failedStep)}`, error: 'NO_CSR_RESPONSE', cause: 'no csr_res after 3 requests' }),
-    }, 0.00001); // three 30-minute CSR timeouts and the backoff between them pass in well under a second
+    }), 0.00001); // three 30-minute CSR timeouts and the backoff between them pass in well under a second
 
     // Act
     const { executionArn } = await h.sfn.send(
@@ -110,8 +129,6 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     expect(h.sns.published).toEqual([{ topicArn: 'arn:aws:sns:us-east-1:123456789012:rotor-escalations', subject: 'Rotor: t1 failed', message: 'failed at Request CSR', messageAttributes: undefined }]);
   });
 
-  const OLD = 'old'.padEnd(64, '0');
-  const NEW = 'new'.padEnd(64, '0');
   const failWith = (name: string, message = name) => () => {
     throw Object.assign(new Error(message), { name });
   };
@@ -125,7 +142,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   }
 
   it('takes a resumed rotation (a late ack over the new certificate) straight to Retire', async () => {
-    const arn = await deploy({ 'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }) }, 0.001);
+    const arn = await deploy(rotating(), 0.001);
 
     const { result, states } = await run(arn, 'resume-t3', { trigger: 'resume', resume: { newCertificateId: NEW } });
 
@@ -138,16 +155,13 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   it('waits in the workflow when a paced step returns waitUntil, then runs it again with its reservation', async () => {
     // Prepare: Issue's calls are due 40 s on (0.04 s at this scale); Retire's at once.
     let issues = 0;
-    const arn = await deploy({
-      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+    const arn = await deploy(rotating({
       'rotor-issue-certificate': () => {
         issues += 1;
         if (issues === 1) return { waitUntil: new Date(Date.now() + 40_000).toISOString() };
-        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
+        return ISSUED;
       },
-      'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
-      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
-    }, 0.001);
+    }), 0.001);
 
     // Act
     const { result, states } = await run(arn, 'paced-t9');
@@ -172,17 +186,14 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   it('tells a step the Retry ran it again after a wait (retryCount), so it reserves again', async () => {
     // Prepare: Issue waits for its budget, then its Lambda crashes once on the held reservation.
     let issues = 0;
-    const arn = await deploy({
-      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+    const arn = await deploy(rotating({
       'rotor-issue-certificate': () => {
         issues += 1;
         if (issues === 1) return { waitUntil: new Date(Date.now() + 5_000).toISOString() };
         if (issues === 2) failWith('Runtime.ExitError', 'the runtime exited')();
-        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
+        return ISSUED;
       },
-      'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
-      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
-    }, 0.001);
+    }), 0.001);
 
     // Act
     const { result } = await run(arn, 'paced-t11');
@@ -197,16 +208,15 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
   it('clears a step\'s reservation when it fails after a wait, so Roll back reserves its own', async () => {
     let issues = 0;
-    const arn = await deploy({
-      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+    const arn = await deploy(rotating({
       'rotor-issue-certificate': () => {
         issues += 1;
         if (issues === 1) return { waitUntil: new Date(Date.now() + 5_000).toISOString() };
         throw Object.assign(new Error('CSR rejected: weak key'), { name: 'CsrRejected' });
       },
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
+      'rotor-roll-back': rolledBackNothing,
       'rotor-record-failure': () => ({ ...recorded(), error: 'CSR_REJECTED' }),
-    }, 0.001);
+    }), 0.001);
 
     const { result } = await run(arn, 'paced-t10');
 
@@ -216,17 +226,14 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
 
   it('retries a step whose Lambda timed out or crashed (Sandbox.Timedout, Runtime.ExitError)', async () => {
     let issues = 0;
-    const arn = await deploy({
-      'rotor-request-csr': answerLater(() => h, { pem: 'CSR-PEM', receivedAt: '2026-01-01T00:00:00Z' }),
+    const arn = await deploy(rotating({
       'rotor-issue-certificate': () => {
         issues += 1;
         if (issues === 1) failWith('Sandbox.Timedout', 'Task timed out after 60.00 seconds')();
         if (issues === 2) failWith('Runtime.ExitError', 'the runtime exited')();
-        return { certificateId: NEW, certificateArn: 'arn:cert/new', certificatePem: 'CERT', notAfter: '2049-12-31T23:59:59.000Z' };
+        return ISSUED;
       },
-      'rotor-deliver-certificate': answerLater(() => h, { principal: NEW, ackedAt: '2026-01-01T00:00:01Z' }),
-      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
-    }, 0.0001);
+    }), 0.0001);
 
     const { result } = await run(arn, 'crash-t4');
 
@@ -262,11 +269,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   });
 
   it('retries Record failure on conflicts, and still escalates — saying so — when it cannot record', async () => {
-    const arn = await deploy({
-      'rotor-request-csr': () => ({ published: true }),
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
-      'rotor-record-failure': failWith('TransactionCanceledException', 'Transaction cancelled [TransactionConflict]'),
-    }, 0.00001);
+    const arn = await deploy(silent({ 'rotor-record-failure': failWith('TransactionCanceledException', 'Transaction cancelled [TransactionConflict]') }), 0.00001);
 
     const { result, states } = await run(arn, 'unrecorded-t7');
 
@@ -284,11 +287,7 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
   });
 
   it('retries Escalate on any error, then ends with EscalationFailed, never looking like an ordinary failure', async () => {
-    const arn = await deploy({
-      'rotor-request-csr': () => ({ published: true }),
-      'rotor-roll-back': () => ({ newCertificateId: null, deleted: false, aborted: true, oldCertificateStatus: 'ACTIVE' }),
-      'rotor-record-failure': recorded,
-    }, 0.00001);
+    const arn = await deploy(silent({ 'rotor-record-failure': recorded }), 0.00001);
     let attempts = 0;
     h.sns.publish = async () => {
       attempts += 1;
@@ -306,10 +305,9 @@ describe("Rotor's rotate-device state machine on the local Step Functions", () =
     const { ConditionalCheckFailedException } = await import('@aws-sdk/client-dynamodb');
     const held = () => new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
     ddb.on(UpdateItemCommand).rejectsOnce(held()).resolves({});
-    const arn = await deploy({
+    const arn = await deploy(rotating({
       'rotor-release-claim': () => ({ released: true, holder: 'crashed-one', holderStatus: 'FAILED', subject: 'Rotor: certificate rotation of stale-t9 failed (EXECUTION_ABANDONED)', message: '{"reason":"EXECUTION_ABANDONED"}' }),
-      'rotor-retire-certificate': () => ({ retiredAt: '2026-01-01T00:00:02Z', oldCertificate: 'deleted' }),
-    }, 0.001);
+    }), 0.001);
 
     const released = await run(arn, 'stale-t9', { trigger: 'resume', resume: { newCertificateId: NEW } });
     expect(released.result.status).toBe('SUCCEEDED');
