@@ -38,7 +38,8 @@ variable "next_private_ca_arn" {
 }
 
 locals {
-  # Its state machine is set up with the others (stepfunctions.tf).
+  # Its state machine is set up with the others (stepfunctions.tf); its ARN keeps the name
+  # other files and branches refer to it by.
   ca_rollover_state_machine_arn = local.state_machine_arns[local.wiring.caRollover.name]
 
   # The wiring settings of the rollover (settings of locals.tf).

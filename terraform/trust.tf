@@ -13,7 +13,8 @@ locals {
     trustRetryIntervalSeconds = var.trust_retry_interval_seconds
   }
 
-  # Its state machine is set up with the others (stepfunctions.tf).
+  # Its state machine is set up with the others (stepfunctions.tf); its ARN keeps the name
+  # other files and branches refer to it by.
   trust_state_machine_arn = local.state_machine_arns[local.wiring.trustStateMachine.name]
 }
 
