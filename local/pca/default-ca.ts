@@ -5,7 +5,7 @@ import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { certificateIdOf } from '../iot/ca.js';
 import type { IotRegistry } from '../iot/registry.js';
 import { AwsError } from '../types.js';
-import { createActiveRootCa } from './root-ca.js';
+import { createActiveRootCa, type RootCaInput } from './root-ca.js';
 import type { PrivateCa } from './private-ca.js';
 
 /** The idempotency token of the private CA `rotor local up` makes: a restart with the data dir finds the same CA. */
@@ -42,7 +42,7 @@ export async function ensureDefaultPrivateCa(pca: PrivateCa, registry: IotRegist
  * Any ACTIVE local Private CA registered with IoT as above: the default one, or a successor such
  * as the CA-2 of `rotor demo --scenario ca-rollover`. The same token finds the same CA again.
  */
-export async function ensureRegisteredPrivateCa(pca: PrivateCa, registry: IotRegistry, input: { commonName: string; idempotencyToken: string }): Promise<DefaultPrivateCa> {
+export async function ensureRegisteredPrivateCa(pca: PrivateCa, registry: IotRegistry, input: RootCaInput & { idempotencyToken: string }): Promise<DefaultPrivateCa> {
   const arn = await createActiveRootCa(pca, input);
   const { certificatePem } = pca.caCertificate(arn);
   const caCertificateId = certificateIdOf(certificatePem);
