@@ -81,7 +81,9 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
           io,
         );
         if (!opts.keep) summarize(report);
-        if (report.invariantViolations.length > 0 || report.unfinished > 0 || (abort.signal.aborted && !opts.keep)) process.exitCode = 1;
+        // A ca-rollover run without faults must end with CA-1 INACTIVE: anything else is a failed run.
+        const rolloverFailed = report.caRollover !== undefined && !opts.faults && report.caRollover.oldCaStatus !== 'INACTIVE';
+        if (report.invariantViolations.length > 0 || report.unfinished > 0 || rolloverFailed || (abort.signal.aborted && !opts.keep)) process.exitCode = 1;
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
