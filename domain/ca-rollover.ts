@@ -46,6 +46,8 @@ export const CaRolloverErrorName = {
   SignerNotPrivateCa: 'SignerNotPrivateCa',
   /** Deactivate found an ACTIVE certificate under the old CA after all: back to waiting. */
   OldCaStillInUse: 'OldCaStillInUse',
+  /** An audit flagged the CA as expiring, and no successor CA is configured (next_private_ca_arn). */
+  NoSuccessor: 'NoSuccessor',
 } as const;
 export type CaRolloverErrorName = (typeof CaRolloverErrorName)[keyof typeof CaRolloverErrorName];
 
@@ -76,7 +78,8 @@ export type CaRolloverTrigger = (typeof CaRolloverTrigger)[keyof typeof CaRollov
  */
 export interface CaRolloverInput {
   oldCa: string;
-  newCa: string;
+  /** Absent only when an audit started it and no successor is configured: Verify new CA escalates that. */
+  newCa?: string;
   trigger: CaRolloverTrigger;
   auditTaskId?: string;
 }
@@ -226,6 +229,29 @@ export function parseCaReference(value: string, what: 'OLD' | 'NEW'): CaReferenc
   return { error: `${what} must be an IoT CA certificate id (64 hex characters) or a Private CA ARN (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/UUID); got ${JSON.stringify(value)}` };
 }
 
+/**
+ * The rollover an audit's CA_CERTIFICATE_EXPIRING_CHECK finding starts (issue 11 part 2): from
+ * the flagged CA to the configured successor, named by the CA, the successor and the audit task,
+ * so a redelivered notification starts nothing twice. Without a successor the same execution
+ * starts with no NEW, and Verify new CA sends the one escalation that says so.
+ */
+export function auditRollover(caCertificateId: string, auditTaskId: string, successor: string | undefined): { name: string; input: CaRolloverInput } {
+  const newCa = successor?.trim() || undefined;
+  return {
+    name: caRolloverName(caCertificateId, newCa ?? '', auditTaskId),
+    input: { oldCa: caCertificateId, ...(newCa ? { newCa } : {}), trigger: CaRolloverTrigger.Audit, auditTaskId },
+  };
+}
+
+/** What Verify new CA says when an audit flagged OLD and there is no successor to move to. */
+export function noSuccessorMessage(oldCa: string, auditTaskId: string | undefined): string {
+  return [
+    `The CA ${oldCa} is expiring or has expired${auditTaskId ? ` (Device Defender audit ${auditTaskId}, CA_CERTIFICATE_EXPIRING_CHECK)` : ''}, and no successor CA is configured: nothing was changed.`,
+    'Create the successor Private CA, register its certificate with AWS IoT (RegisterCACertificate, ACTIVE), set Terraform next_private_ca_arn to it and apply;',
+    `the next audit then starts the rollover, or start it now with: rotor ca rollover --from ${oldCa} --to <successor Private CA ARN>`,
+  ].join('\n');
+}
+
 /** SNS subjects: at most 100 printable ASCII characters. */
 export function rolloverEscalationSubject(oldCaCertificateId: string, reason: CaRolloverReason): string {
   return `Rotor: CA rollover of ${oldCaCertificateId.slice(0, 12)}... stopped (${reason})`.replace(/[^\x20-\x7e]/g, '.').slice(0, 100);
@@ -262,4 +288,5 @@ export const newCaNotReady = (message: string, cause?: unknown): CaRolloverError
 export const oldCaNotFound = (message: string): CaRolloverError => new CaRolloverError(CaRolloverErrorName.OldCaNotFound, CaRolloverReason.OldCaNotFound, message);
 export const issuingCaConflict = (message: string): CaRolloverError => new CaRolloverError(CaRolloverErrorName.IssuingCaConflict, CaRolloverReason.IssuingCaConflict, message);
 export const signerNotPrivateCa = (message: string): CaRolloverError => new CaRolloverError(CaRolloverErrorName.SignerNotPrivateCa, CaRolloverReason.SignerNotPrivateCa, message);
+export const noSuccessor = (message: string): CaRolloverError => new CaRolloverError(CaRolloverErrorName.NoSuccessor, CaRolloverReason.NoSuccessor, message);
 export const oldCaStillInUse = (message: string): CaRolloverError => new CaRolloverError(CaRolloverErrorName.OldCaStillInUse, CaRolloverReason.DevicesLeft, message);

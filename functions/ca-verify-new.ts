@@ -5,6 +5,8 @@ import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import {
   CaRolloverTrigger,
   newCaNotReady,
+  noSuccessor,
+  noSuccessorMessage,
   oldCaNotFound,
   parseCaReference,
   type CaRolloverInput,
@@ -47,7 +49,13 @@ export function parseVerifyNewCaEvent(event: unknown): VerifyNewCaEvent {
   if (!TRIGGERS.includes(trigger)) throw new InvalidInput(`rollover.trigger must be one of ${TRIGGERS.join(', ')}`);
   const auditTaskId = optionalStringField(rollover, 'auditTaskId', 40);
   return {
-    rollover: { oldCa: stringField(rollover, 'oldCa', 200), newCa: stringField(rollover, 'newCa', 200), trigger: trigger as CaRolloverTrigger, ...(auditTaskId ? { auditTaskId } : {}) },
+    rollover: {
+      oldCa: stringField(rollover, 'oldCa', 200),
+      // Only an audit's start may come without NEW (no successor configured): Verify escalates it.
+      ...(trigger === CaRolloverTrigger.Audit && rollover.newCa === undefined ? {} : { newCa: stringField(rollover, 'newCa', 200) }),
+      trigger: trigger as CaRolloverTrigger,
+      ...(auditTaskId ? { auditTaskId } : {}),
+    },
     rolloverId: rolloverIdField(input),
   };
 }
@@ -111,6 +119,7 @@ async function testCsr(commonName: string): Promise<{ csrPem: string; keyFingerp
  */
 export async function verifyNewCa(event: unknown, deps: VerifyNewCaDeps): Promise<ResolvedCas> {
   const { rollover, rolloverId } = parseVerifyNewCaEvent(event);
+  if (rollover.newCa === undefined) throw noSuccessor(noSuccessorMessage(rollover.oldCa, rollover.auditTaskId));
   const newRef = parseCaReference(rollover.newCa, 'NEW');
   const oldRef = parseCaReference(rollover.oldCa, 'OLD');
   if ('error' in oldRef) throw oldCaNotFound(oldRef.error);

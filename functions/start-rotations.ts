@@ -26,6 +26,7 @@ import type { TableDeps } from './core/rotation-table.js';
 import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { baseDeps, tracedIot, tracedSfn, tracedLambda } from './core/runtime-deps.js';
 import { pacedRuntime, type Pacing } from './core/pacing.js';
+import { startCaRollovers, type CaRolloverStarts } from './core/ca-expiry-rollover.js';
 
 /** Where one audit's processing stands; the payload of a continuation invocation. */
 export interface AuditPosition {
@@ -64,6 +65,8 @@ export interface StartReport {
   admissionWaitMs?: number;
   /** Why nothing was done, for input that is not an actionable audit notification. */
   ignored?: string;
+  /** CA rollovers the audit's CA_CERTIFICATE_EXPIRING_CHECK findings started (core/ca-expiry-rollover.ts). */
+  caRollovers?: CaRolloverStarts;
 }
 
 export interface StartRotationsDeps extends TableDeps {
@@ -91,6 +94,10 @@ export interface StartRotationsDeps extends TableDeps {
    * the backpressure of the steps in flight. Undefined: pacing is off, starts go at once.
    */
   pacing?: Pacing;
+  /** The ca-rollover state machine a CA_CERTIFICATE_EXPIRING_CHECK finding starts; undefined: such findings are ignored. */
+  caRolloverStateMachineArn?: string;
+  /** The successor CA those rollovers move to (setting nextPrivateCaArn); empty: they escalate "no successor configured". */
+  nextPrivateCaArn?: string;
 }
 
 export const DEFAULT_SAFETY_MARGIN_MS = 60_000;
@@ -529,10 +536,11 @@ async function continueLater(deps: StartRotationsDeps, position: AuditPosition):
  */
 export async function startRotations(event: unknown, deps: StartRotationsDeps): Promise<StartReport> {
   if (isObject(event) && event.sweep === 'calendar') return sweepCalendar(event as unknown as SweepEvent, deps);
+  const caRollovers = await startCaRollovers(event, deps);
   const parsed = parseStartEvent(event, deps.auditChecks);
   if (!parsed.ok) {
     deps.telemetry.log.warn('nothing to start', { reason: parsed.reason, taskId: parsed.taskId });
-    return { taskId: parsed.taskId ?? null, started: 0, skipped: {}, continued: false, ignored: parsed.reason };
+    return { taskId: parsed.taskId ?? null, started: 0, skipped: {}, continued: false, ignored: parsed.reason, ...(caRollovers ? { caRollovers } : {}) };
   }
   const [first, ...rest] = parsed.positions;
   if (!first.cohort && first.devices && deps.calendar && deps.pacing) first.cohort = await planAuditCohort(deps, first.taskId, first.devices, deps.calendar);
@@ -542,6 +550,7 @@ export async function startRotations(event: unknown, deps: StartRotationsDeps): 
   // SNS delivers one record per invocation; should there be more, each further audit gets its own invocation.
   for (const position of stopped ? [stopped, ...rest] : rest) await continueLater(deps, position);
   run.report.continued = stopped !== undefined;
+  if (caRollovers) run.report.caRollovers = caRollovers;
   if (run.report.started) deps.telemetry.count(MetricName.RotationsStarted, run.report.started);
   deps.telemetry.log.info('audit processed', { ...run.report });
   return run.report;
@@ -607,6 +616,8 @@ const runtime = once(() => {
     auditChecks: parseAuditChecks(optionalEnv('AUDIT_CHECKS')),
     pacing: paced.pacing,
     calendar: calendarSettings(),
+    caRolloverStateMachineArn: optionalEnv('CA_ROLLOVER_STATE_MACHINE_ARN'),
+    nextPrivateCaArn: optionalEnv('NEXT_PRIVATE_CA_ARN'),
   };
 });
 

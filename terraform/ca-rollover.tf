@@ -46,6 +46,8 @@ locals {
   ca_rollover_settings = {
     caRolloverPollSeconds    = var.ca_rollover_poll_seconds
     caRolloverMaxWaitSeconds = var.ca_rollover_max_wait_seconds
+    # What an audit's CA_CERTIFICATE_EXPIRING_CHECK finding rolls over to; "" escalates "no successor configured".
+    nextPrivateCaArn = var.next_private_ca_arn == null ? "" : var.next_private_ca_arn
   }
 
   # The wiring's IAM resource kind the rollover adds: the IoT CA certificates (Describe and
@@ -82,6 +84,24 @@ resource "aws_iam_role_policy" "next_private_ca" {
   name   = "next-private-ca"
   role   = aws_iam_role.function[each.key].id
   policy = each.value
+}
+
+# start-rotations starts the rollover of a CA an audit flags as expiring. Its wiring grants
+# states:StartExecution on the rotation state machine; this adds the rollover's, and nothing else.
+resource "aws_iam_role_policy" "start_rotations_ca_rollover" {
+  name = "ca-rollover-start"
+  role = aws_iam_role.function["start-rotations"].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "CaRolloverStateMachine"
+        Effect   = "Allow"
+        Action   = ["states:StartExecution"]
+        Resource = [local.ca_rollover_state_machine_arn]
+      }
+    ]
+  })
 }
 
 output "ca_rollover_state_machine_arn" {

@@ -55,6 +55,8 @@ locals {
       "statusIndex"      = local.wiring.table.statusIndex.name
       "topic:audit"      = aws_sns_topic.audit.arn
       "topic:escalation" = aws_sns_topic.escalation.arn
+      # The CA rollover's state machine (ca-rollover.tf): start-rotations starts it on a CA finding.
+      "caRolloverStateMachine" = local.ca_rollover_state_machine_arn
     },
     { for name, value in local.settings : "setting:${name}" => value },
     { for name, arn in local.function_arns : "function:${name}" => arn },

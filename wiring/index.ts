@@ -145,6 +145,8 @@ export function resolveReference(ref: string, deployment: Deployment): string | 
       return deployment.tableName;
     case 'stateMachine':
       return deployment.stateMachineArn;
+    case 'caRolloverStateMachine':
+      return siblingStateMachineArn(deployment.stateMachineArn, loadWiring().caRollover.name);
     case 'iotDataEndpoint':
       return deployment.iotDataEndpoint;
     case 'region':
@@ -164,6 +166,18 @@ export function resolveReference(ref: string, deployment: Deployment): string | 
     default:
       throw new WiringError(`unknown reference ${ref}`);
   }
+}
+
+/**
+ * Another state machine of the deployment, given the rotation's ARN: the same prefix, as
+ * Terraform names them (`<name_prefix>-<wiring name>`).
+ */
+export function siblingStateMachineArn(rotationStateMachineArn: string, name: string, wiring: Wiring = loadWiring()): string {
+  const colon = rotationStateMachineArn.lastIndexOf(':');
+  const rotationName = rotationStateMachineArn.slice(colon + 1);
+  if (!rotationName.endsWith(wiring.stateMachine.name)) throw new WiringError(`${rotationStateMachineArn} is not named <prefix>${wiring.stateMachine.name}`);
+  const prefix = rotationName.slice(0, rotationName.length - wiring.stateMachine.name.length);
+  return `${rotationStateMachineArn.slice(0, colon + 1)}${prefix}${name}`;
 }
 
 /** A function's environment for one deployment. */

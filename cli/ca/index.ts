@@ -14,7 +14,7 @@ import { caStatus, formatCaStatus } from './status.js';
  */
 const ROTATE_DEVICE = /rotate-device$/;
 
-export function rolloverInput(from: string, to: string): CaRolloverInput {
+export function rolloverInput(from: string, to: string): CaRolloverInput & { newCa: string } {
   const old = parseCaReference(from, 'OLD');
   if ('error' in old) throw new UsageError(`--from: ${old.error}`);
   const next = parseCaReference(to, 'NEW');
@@ -35,7 +35,7 @@ export function registerCaCommands(program: Command, overrides: Partial<Operator
       .requiredOption('--to <new>', 'the new CA: its Private CA ARN (registered with IoT, ACTIVE)')
       .option('--json', 'print JSON'),
   ).action(async (flags: CommonFlags & { from: string; to: string }) => {
-    let input: CaRolloverInput;
+    let input: ReturnType<typeof rolloverInput>;
     try {
       input = rolloverInput(flags.from, flags.to);
     } catch (error) {

@@ -1,5 +1,6 @@
 import type { CheckFailure } from './fleet-checks.js';
 import { formatSignerSummary, type SignerFigures } from './signer.js';
+import { formatCaRolloverSummary, type CaRolloverFigures } from './ca-rollover.js';
 
 /** What `rotor demo --report FILE` writes, and what the summary prints (signer fields: cli/demo/signer.ts; absent from older reports). */
 export interface DemoReport extends Partial<SignerFigures> {
@@ -58,6 +59,8 @@ export interface DemoReport extends Partial<SignerFigures> {
    * Absent from reports written before it existed.
    */
   executions?: { startMs: number; stopMs?: number; status: string }[];
+  /** `--scenario ca-rollover`: the rollover's execution and where it ended (cli/demo/ca-rollover.ts). */
+  caRollover?: CaRolloverFigures;
   /** Outcome and failure reason per device (for tests and for reading a report). */
   outcomes: Record<string, { outcome: 'rotated' | 'failed' | 'unfinished'; reason?: string; fault?: string }>;
 }
@@ -108,6 +111,7 @@ export function formatSummary(report: DemoReport): string[] {
     );
   }
   lines.push(...formatSignerSummary(report));
+  lines.push(...formatCaRolloverSummary(report.caRollover));
   lines.push(
     `  escalations sent       ${report.escalations}`,
     `  wall time              ${seconds(report.wallMs)} rotating (+ ${seconds(report.setupMs)} setup)`,

@@ -3,6 +3,7 @@ import { formatSummary, type DemoReport } from './figures.js';
 import { DEFAULT_TIME_SCALE, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
 import type { SignerKind } from '../../domain/signer.js';
+import { DemoScenario } from './ca-rollover.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
 export { formatSummary, percentile, type DemoReport } from './figures.js';
@@ -21,6 +22,13 @@ function scale(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError('a number above 0 and at most 1 is expected (0.01: a 900 s wait lasts 9 s)');
   return n;
+}
+
+const SCENARIOS: readonly string[] = Object.values(DemoScenario);
+
+function scenarioOption(value: string): DemoScenario {
+  if (!SCENARIOS.includes(value)) throw new InvalidArgumentError(`unknown scenario ${JSON.stringify(value)}: one of ${SCENARIOS.join(', ')} is expected`);
+  return value as DemoScenario;
 }
 
 function defaultDemoIo(): DemoIo {
@@ -43,9 +51,12 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--quotas <aws-default|file>', "enforce AWS's default quotas or a quotas file's as the account's (scaled by the time scale; see docs/fleet-scale.md)")
     .option('--keep', 'at the end, leave the local AWS, the console and the fleet up until Ctrl-C')
     .option('--signer <aws-iot|private-ca>', "who signs the new certificates: IoT (they expire in 2049) or the local Private CA (with --pca-validity-days)", signerOption, 'aws-iot')
+    .option('--scenario <name>', `${SCENARIOS.join(' | ')}: rotation (the audit rotates the fleet), ca-rollover (the fleet starts under CA-1 and a CA rollover moves it to CA-2; signs with the local Private CA)`, scenarioOption, DemoScenario.Rotation)
     .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30; 365 by default)', validityDaysOption)
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }) => {
-      const signer = localSigner(opts.signer, opts.pcaValidityDays);
+    .action(async (opts: { scenario: DemoScenario; devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }, command: Command) => {
+      // ca-rollover signs with the local Private CA: the default aws-iot is not asked for, so it does not apply.
+      const signerGiven = command.getOptionValueSource('signer') === 'cli';
+      const signer = localSigner(opts.scenario === DemoScenario.CaRollover && !signerGiven ? 'private-ca' : opts.signer, opts.pcaValidityDays);
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
       // `on`, not `once`: Ctrl-C reaches both tsx and this process, and tsx relays it again.
@@ -66,11 +77,13 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
       };
       try {
         const report = await runDemo(
-          { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
+          { scenario: opts.scenario, devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,
         );
         if (!opts.keep) summarize(report);
-        if (report.invariantViolations.length > 0 || report.unfinished > 0 || (abort.signal.aborted && !opts.keep)) process.exitCode = 1;
+        // A ca-rollover run without faults must end with CA-1 INACTIVE: anything else is a failed run.
+        const rolloverFailed = report.caRollover !== undefined && !opts.faults && report.caRollover.oldCaStatus !== 'INACTIVE';
+        if (report.invariantViolations.length > 0 || report.unfinished > 0 || rolloverFailed || (abort.signal.aborted && !opts.keep)) process.exitCode = 1;
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -18,6 +18,7 @@ import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigu
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
 import { DemoError } from './phases/waiting.js';
 import { signerFigures } from './signer.js';
+import { caRolloverScenario, caRolloverSigner, DemoScenario } from './ca-rollover.js';
 import type { LocalSignerOptions } from '../../local/pca/index.js';
 
 /**
@@ -62,6 +63,8 @@ export interface DemoOptions {
   fleetThreads?: number;
   /** Stops the run early (Ctrl-C); everything started is still stopped. */
   signal?: AbortSignal;
+  /** `rotation` (default): the audit starts the rotations; `ca-rollover`: a CA rollover moves the fleet from CA-1 to CA-2 (cli/demo/ca-rollover.ts). */
+  scenario?: DemoScenario;
   /** Called with the report while the runtime, the console and the fleet are still up (`--keep` waits here). */
   beforeStop?: (report: DemoReport, consoleUrl: string) => Promise<void>;
 }
@@ -103,6 +106,7 @@ export function validateDemoOptions(options: DemoOptions): { faults: Map<string,
   if (options.reportFile && existsSync(options.reportFile) && !existsSync(dirname(resolve(options.reportFile)))) {
     throw new DemoError(`--report ${options.reportFile}: its directory does not exist`);
   }
+  if (options.scenario === DemoScenario.CaRollover) caRolloverSigner(options.signer);
   const names = thingNames(options.devices);
   // Cloud-side kinds (revoke-old, shared-cert, lambda-crash) are split off; the devices' own go to the simulator.
   const split = splitFaultSpec(options.faults ?? '');
@@ -148,6 +152,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
   let watcher: InvariantWatcher | undefined;
   let revoker: Revoker | undefined;
   try {
+    const signerOptions = options.scenario === DemoScenario.CaRollover ? caRolloverSigner(options.signer) : options.signer;
     // The runtime keeps its state in memory unless asked to persist it: the registry rewrites
     // its whole JSON file on every change, which dominates a large run (see docs/demo.md).
     aws = await startLocalAws({
@@ -159,7 +164,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       functionConcurrency: options.functionConcurrency,
       console: true,
       ...(quotas ? { quotas, pacingFromQuotas: options.pacingFromQuotas } : {}),
-      ...(options.signer ? { signer: options.signer } : {}),
+      ...(signerOptions ? { signer: signerOptions } : {}),
     });
     const runtime = aws;
     web = mountConsole(runtime);
@@ -167,12 +172,14 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     io.out(`console: ${web.url}`);
     if (quotas) io.out(`quotas: ${quotas.source}, enforced as the account's (rates ÷ time scale ${timeScale})`);
 
-    const devices = await provisionDevices(runtime, { names, faults, cloud, workDir, expiresInDays: options.expiresInDays ?? DEFAULT_EXPIRES_IN_DAYS });
+    const rollover = options.scenario === DemoScenario.CaRollover ? await caRolloverScenario(runtime) : undefined;
+    const provisionInput = { names, faults, cloud, workDir, expiresInDays: options.expiresInDays ?? DEFAULT_EXPIRES_IN_DAYS };
+    const devices = rollover ? await rollover.provision(provisionInput) : await provisionDevices(runtime, provisionInput);
     const certificateOf = (thingName: string): string => devices.find((d) => d.thingName === thingName)?.certificateId ?? '';
     armCloudFaults(cloud, runtime.iot.registry, runtime.edge.faults, certificateOf);
     const connected = await connectFleet(runtime, devices, { threads: options.fleetThreads ?? 0, signal: options.signal });
     fleet = connected;
-    io.out(`${names.length} devices connected over mutual TLS${faults.size ? `, ${faults.size} with faults` : ''}; running the Device Defender audit`);
+    io.out(`${names.length} devices connected over mutual TLS${faults.size ? `, ${faults.size} with faults` : ''}; ${rollover ? `rolling the fleet over from CA-1 ${rollover.ca1.caCertificateId} to CA-2 ${rollover.ca2.caCertificateId}` : 'running the Device Defender audit'}`);
 
     const watching = new InvariantWatcher({ registry: runtime.iot.registry, devices, intervalMs: options.watchIntervalMs });
     watcher = watching;
@@ -184,11 +191,13 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     revoker = new Revoker(cloud, runtime.iot.registry, certificateOf, (thingName) => watching.cutOff(thingName));
     revoker.start();
     const baseline = takeBaseline(runtime);
-    const audit = await startAudit(runtime, devices);
+    const started = rollover ? await rollover.start(devices) : undefined;
+    const audit = started ?? (await startAudit(runtime, devices));
     // Bounded: the slowest legal rotation, scaled, plus room for the fleet's size.
     const settings = runtime.deployment.settings;
     const timeoutMs = (options.timeoutSeconds ?? 60 + worstCaseWorkflowSeconds(settings) * timeScale * 1.5 + names.length * 0.2) * 1000;
     const awaited = await awaitExecutions(runtime, { executionArns: audit.executionArns, auditStartedAt: audit.startedAt, deadline: audit.startedAt + timeoutMs, signal: options.signal }, io);
+    const rolledOver = rollover && started ? await rollover.finish(started, audit.startedAt + timeoutMs + 60_000, options.signal) : {};
 
     revoker.stop();
     await watching.stop();
@@ -218,6 +227,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       escalations: escalations.total,
       ...throttling,
       ...signer,
+      ...rolledOver,
       invariantViolations: violations,
       cloudFaults: {
         revokeOld: cloud.revokeOld.size,

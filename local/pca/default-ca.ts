@@ -5,7 +5,7 @@ import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
 import { certificateIdOf } from '../iot/ca.js';
 import type { IotRegistry } from '../iot/registry.js';
 import { AwsError } from '../types.js';
-import { createActiveRootCa } from './root-ca.js';
+import { createActiveRootCa, type RootCaInput } from './root-ca.js';
 import type { PrivateCa } from './private-ca.js';
 
 /** The idempotency token of the private CA `rotor local up` makes: a restart with the data dir finds the same CA. */
@@ -17,7 +17,8 @@ export interface DefaultPrivateCa {
   caCertificateId: string;
 }
 
-async function certificateWhenIssued(pca: PrivateCa, caArn: string, certificateArn: string): Promise<string> {
+/** The certificate once the local Private CA has issued it (IssueCertificate is asynchronous, as on AWS). */
+export async function certificateWhenIssued(pca: PrivateCa, caArn: string, certificateArn: string): Promise<string> {
   for (;;) {
     try {
       return pca.getCertificate(caArn, certificateArn).certificatePem;
@@ -34,7 +35,15 @@ async function certificateWhenIssued(pca: PrivateCa, caArn: string, certificateA
  * the CA for a key made here, whose common name is IoT's registration code — and ACTIVE there.
  */
 export async function ensureDefaultPrivateCa(pca: PrivateCa, registry: IotRegistry): Promise<DefaultPrivateCa> {
-  const arn = await createActiveRootCa(pca, { commonName: 'Rotor Local Private CA 1', idempotencyToken: DEFAULT_PRIVATE_CA_TOKEN });
+  return ensureRegisteredPrivateCa(pca, registry, { commonName: 'Rotor Local Private CA 1', idempotencyToken: DEFAULT_PRIVATE_CA_TOKEN });
+}
+
+/**
+ * Any ACTIVE local Private CA registered with IoT as above: the default one, or a successor such
+ * as the CA-2 of `rotor demo --scenario ca-rollover`. The same token finds the same CA again.
+ */
+export async function ensureRegisteredPrivateCa(pca: PrivateCa, registry: IotRegistry, input: RootCaInput & { idempotencyToken: string }): Promise<DefaultPrivateCa> {
+  const arn = await createActiveRootCa(pca, input);
   const { certificatePem } = pca.caCertificate(arn);
   const caCertificateId = certificateIdOf(certificatePem);
   if (registry.listCaCertificates().some((c) => c.certificateId === caCertificateId)) return { certificateAuthorityArn: arn, caCertificateId };

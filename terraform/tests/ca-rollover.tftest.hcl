@@ -76,6 +76,43 @@ run "successor_ca_granted_when_set" {
   }
 }
 
+run "audit_finding_starts_the_rollover" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_iam_role_policy.start_rotations_ca_rollover.role == aws_iam_role.function["start-rotations"].id &&
+      jsondecode(aws_iam_role_policy.start_rotations_ca_rollover.policy).Statement[0].Action == ["states:StartExecution"] &&
+      jsondecode(aws_iam_role_policy.start_rotations_ca_rollover.policy).Statement[0].Resource == [local.ca_rollover_state_machine_arn] &&
+      length(jsondecode(aws_iam_role_policy.start_rotations_ca_rollover.policy).Statement) == 1
+    )
+    error_message = "start-rotations may start the CA rollover state machine, and nothing else is added to its role."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.function["start-rotations"].environment[0].variables.CA_ROLLOVER_STATE_MACHINE_ARN == local.ca_rollover_state_machine_arn &&
+      aws_lambda_function.function["start-rotations"].environment[0].variables.NEXT_PRIVATE_CA_ARN == ""
+    )
+    error_message = "start-rotations must know the rollover state machine, and without next_private_ca_arn no successor."
+  }
+}
+
+run "audit_finding_rolls_over_to_the_successor" {
+  command = apply
+
+  variables {
+    signer              = "private-ca"
+    private_ca_arn      = var.ca_arn
+    next_private_ca_arn = var.next_ca_arn
+  }
+
+  assert {
+    condition     = aws_lambda_function.function["start-rotations"].environment[0].variables.NEXT_PRIVATE_CA_ARN == var.next_ca_arn
+    error_message = "next_private_ca_arn must reach start-rotations as the successor of an expiring CA."
+  }
+}
+
 run "rejects_bad_next_private_ca_arn" {
   command = plan
 

@@ -1,4 +1,4 @@
-import { caRolloverExecutionName, caRolloverName, devicesMoved, emptyTally, MAX_LISTED, parseCaReference, passVerdict, rolloverEscalationSubject, tallyDevice, CaRolloverReason } from '../../../domain/ca-rollover.js';
+import { auditRollover, caRolloverExecutionName, caRolloverName, devicesMoved, emptyTally, MAX_LISTED, parseCaReference, passVerdict, rolloverEscalationSubject, tallyDevice, CaRolloverReason, noSuccessorMessage } from '../../../domain/ca-rollover.js';
 
 const device = (n: number) => ({ thingName: `thing-${n}`, certificateId: n.toString(16).padStart(64, '0') });
 
@@ -52,5 +52,29 @@ describe('CA references', () => {
     const arn = 'arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555';
     expect(parseCaReference(arn, 'NEW')).toEqual({ kind: 'private-ca', arn });
     expect(parseCaReference('CA-1', 'OLD')).toEqual({ error: expect.stringContaining('OLD must be an IoT CA certificate id') });
+  });
+});
+
+describe('auditRollover', () => {
+  const CA = 'a'.repeat(64);
+  const NEXT = 'arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/1a2b3c4d-5b7d-4e2a-9c61-2d8f4b7a6e10';
+
+  it('rolls the flagged CA over to the successor, under a name fixed by CA, successor and audit', () => {
+    // Act
+    const first = auditRollover(CA, 'task-1', NEXT);
+    // Assess
+    expect(first.input).toEqual({ oldCa: CA, newCa: NEXT, trigger: 'audit', auditTaskId: 'task-1' });
+    expect(auditRollover(CA, 'task-1', ` ${NEXT} `).name).toBe(first.name);
+    expect(auditRollover(CA, 'task-2', NEXT).name).not.toBe(first.name);
+    expect(auditRollover('b'.repeat(64), 'task-1', NEXT).name).not.toBe(first.name);
+  });
+
+  it('has no NEW when no successor is configured, and says what to do in its escalation', () => {
+    // Act
+    const none = auditRollover(CA, 'task-1', '');
+    // Assess
+    expect(none.input).toEqual({ oldCa: CA, trigger: 'audit', auditTaskId: 'task-1' });
+    expect(auditRollover(CA, 'task-1', undefined).name).toBe(none.name);
+    expect(noSuccessorMessage(CA, 'task-1')).toMatch(/no successor CA is configured[\s\S]*next_private_ca_arn[\s\S]*rotor ca rollover --from a{64}/);
   });
 });

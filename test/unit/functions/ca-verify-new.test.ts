@@ -102,6 +102,22 @@ describe('Verify new CA', () => {
     expect(iot.commandCalls(DeleteCertificateCommand)[0].args[0].input).toEqual({ certificateId: testId });
   });
 
+  it('stops with NoSuccessor, naming the CA and the audit, when an audit started it with no successor configured, before any call', async () => {
+    // Prepare
+    const noNew = { rollover: { oldCa: oldCa.id, trigger: 'audit', auditTaskId: 'task-1' }, rolloverId: 'ca-rollover-0123' };
+    // Act
+    const stopped = verifyNewCa(noNew, deps());
+    // Assess
+    await expect(stopped).rejects.toMatchObject({ name: 'NoSuccessor', reason: 'CA_NO_SUCCESSOR', message: expect.stringContaining(`The CA ${oldCa.id} is expiring or has expired (Device Defender audit task-1`) });
+    await expect(verifyNewCa(noNew, deps())).rejects.toThrow(/next_private_ca_arn/);
+    expect(iot.calls()).toHaveLength(0);
+    expect(pcaCalls).toEqual([]);
+  });
+
+  it('still requires NEW from the CLI', async () => {
+    await expect(verifyNewCa({ rollover: { oldCa: oldCa.id, trigger: 'cli' }, rolloverId: 'ca-rollover-0123' }, deps())).rejects.toMatchObject({ name: 'InvalidInput' });
+  });
+
   it('takes OLD as an IoT CA certificate id too', async () => {
     await expect(verifyNewCa(event(oldCa.id), deps())).resolves.toMatchObject({ oldCaCertificateId: oldCa.id, newCaCertificateId: newCa.id });
     expect(await verifyNewCa(event(oldCa.id), deps())).not.toHaveProperty('oldPrivateCaArn');

@@ -4,6 +4,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { auditExecutionName } from '../../../domain/naming.js';
+import { caRolloverName } from '../../../domain/ca-rollover.js';
 import { DAY_S, DEFAULT_PACING, jitterOf, parseQuotasFile } from '../../../domain/pacing/index.js';
 import { PacingStore } from '../../../functions/core/pacing-store.js';
 import { handler, parseAuditChecks, parseStartEvent, startRotations, type StartRotationsDeps } from '../../../functions/start-rotations.js';
@@ -215,15 +216,76 @@ describe('start-rotations', () => {
     expect(iot.calls()).toHaveLength(0);
   });
 
-  it('starts nothing for a CA_CERTIFICATE_EXPIRING_CHECK finding, which the scheduled audit now also runs', async () => {
-    const notification = auditNotification({
-      auditDetails: [{ checkName: 'CA_CERTIFICATE_EXPIRING_CHECK', checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 2 }],
+  describe('a CA_CERTIFICATE_EXPIRING_CHECK finding', () => {
+    const CA_CHECK = 'CA_CERTIFICATE_EXPIRING_CHECK';
+    const ROLLOVER = 'arn:aws:states:us-east-1:123456789012:stateMachine:rotor-ca-rollover';
+    const SUCCESSOR = 'arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/1a2b3c4d-5b7d-4e2a-9c61-2d8f4b7a6e10';
+    const CA = 'c'.repeat(64);
+    const caFinding = (caCertificateId: string, isSuppressed = false): AuditFinding => ({ taskId: TASK, checkName: CA_CHECK, isSuppressed, nonCompliantResource: { resourceType: 'CA_CERTIFICATE', resourceIdentifier: { caCertificateId } } });
+    const caOnly = (): ReturnType<typeof auditNotification> =>
+      auditNotification({ auditDetails: [{ checkName: CA_CHECK, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 2 }] });
+
+    it('starts the rollover of the flagged CA to the configured successor, named by CA, successor and audit', async () => {
+      // Prepare
+      pages(CA_CHECK, [caFinding(CA)]);
+      // Act
+      const report = await startRotations(snsEvent(caOnly()), deps({ caRolloverStateMachineArn: ROLLOVER, nextPrivateCaArn: SUCCESSOR }));
+      // Assess
+      expect(report).toMatchObject({ started: 0, ignored: expect.stringContaining('no non-compliant finding'), caRollovers: { started: 1, withoutSuccessor: 0, alreadyStarted: 0, suppressed: 0 } });
+      const starts = sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
+      expect(starts).toEqual([{ stateMachineArn: ROLLOVER, name: caRolloverName(CA, SUCCESSOR, TASK), input: JSON.stringify({ oldCa: CA, newCa: SUCCESSOR, trigger: 'audit', auditTaskId: TASK }) }]);
+      // Only the CA check's findings are read; no device is looked at.
+      expect(iot.commandCalls(ListAuditFindingsCommand).map((c) => c.args[0].input.checkName)).toEqual([CA_CHECK]);
+      expect(iot.commandCalls(ListPrincipalThingsCommand)).toHaveLength(0);
     });
 
-    const report = await startRotations(snsEvent(notification), deps());
+    it('with no successor configured, starts the rollover without NEW, which escalates "no successor configured"', async () => {
+      // Prepare
+      pages(CA_CHECK, [caFinding(CA)]);
+      // Act
+      const report = await startRotations(snsEvent(caOnly()), deps({ caRolloverStateMachineArn: ROLLOVER, nextPrivateCaArn: undefined }));
+      // Assess
+      expect(report.caRollovers).toEqual({ started: 1, withoutSuccessor: 1, alreadyStarted: 0, suppressed: 0 });
+      const start = sfn.commandCalls(StartExecutionCommand)[0].args[0].input;
+      expect(JSON.parse(start.input as string)).toEqual({ oldCa: CA, trigger: 'audit', auditTaskId: TASK });
+      expect(start.name).toBe(caRolloverName(CA, '', TASK));
+    });
 
-    expect(report).toMatchObject({ started: 0, ignored: expect.stringContaining('no non-compliant finding') });
-    expect(iot.calls()).toHaveLength(0);
+    it('starts nothing twice when the notification is delivered again', async () => {
+      // Prepare: the first delivery's execution has ended under that name.
+      pages(CA_CHECK, [caFinding(CA)]);
+      sfn.on(StartExecutionCommand, { stateMachineArn: ROLLOVER }).rejects(Object.assign(new Error('exists'), { name: 'ExecutionAlreadyExists' }));
+      // Act
+      const report = await startRotations(snsEvent(caOnly()), deps({ caRolloverStateMachineArn: ROLLOVER, nextPrivateCaArn: SUCCESSOR }));
+      // Assess
+      expect(report.caRollovers).toEqual({ started: 0, withoutSuccessor: 0, alreadyStarted: 1, suppressed: 0 });
+    });
+
+    it('leaves a suppressed finding alone, and still rotates the devices the same audit flags', async () => {
+      // Prepare
+      pages(CA_CHECK, [caFinding(CA, true)]);
+      pages(EXPIRING, [finding(id(1))]);
+      const both = auditNotification({
+        auditDetails: [
+          { checkName: CA_CHECK, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 2 },
+          { checkName: EXPIRING, checkRunStatus: 'COMPLETED_NON_COMPLIANT', nonCompliantResourcesCount: 1, totalResourcesCount: 40 },
+        ],
+      });
+      // Act
+      const report = await startRotations(snsEvent(both), deps({ caRolloverStateMachineArn: ROLLOVER, nextPrivateCaArn: SUCCESSOR }));
+      // Assess
+      expect(report).toMatchObject({ started: 1, caRollovers: { started: 0, suppressed: 1 } });
+      expect(sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input.stateMachineArn)).toEqual([STATE_MACHINE]);
+    });
+
+    it('is ignored by a deployment without the rollover state machine', async () => {
+      // Act
+      const report = await startRotations(snsEvent(caOnly()), deps());
+      // Assess
+      expect(report).toMatchObject({ started: 0, ignored: expect.stringContaining('no non-compliant finding') });
+      expect(report).not.toHaveProperty('caRollovers');
+      expect(iot.calls()).toHaveLength(0);
+    });
   });
 
   it('keeps at most the configured number of per-finding calls in flight', async () => {
