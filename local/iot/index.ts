@@ -1,7 +1,7 @@
 import { LOCAL_ACCOUNT, LOCAL_REGION, type LambdaInvoker, type SnsPublisher } from '../types.js';
 import { DeviceDefenderAudit, type AccountAuditConfiguration } from './audit.js';
 import { MqttBroker, type BrokerEvent } from './broker.js';
-import { LocalCa, type CaMaterial } from './ca.js';
+import { CROSS_SIGNABLE_PATH_LENGTH, LocalCa, type CaMaterial } from './ca.js';
 import { IotControlPlane } from './control-plane.js';
 import { IotDataPlane } from './data-plane.js';
 import { IotRegistry, type ClientIdPolicy } from './registry.js';
@@ -86,11 +86,20 @@ function loadServerCas(dataDir: string | undefined): Promise<LocalCa[]> {
   return Promise.all(materials.map((m) => LocalCa.load(m)));
 }
 
+/**
+ * The device CA also signs the first server certificate, so it must be able to cross-sign the
+ * server CA that succeeds it (`server-ca rotate`). A data dir made before that keeps its CA
+ * (pathLenConstraint 0): its devices keep working, but its server-CA switch cannot be cross-signed.
+ */
+function createDeviceCa(): Promise<LocalCa> {
+  return LocalCa.create(undefined, { pathLength: CROSS_SIGNABLE_PATH_LENGTH });
+}
+
 async function loadOrCreateCa(dataDir: string | undefined): Promise<LocalCa> {
-  if (!dataDir) return LocalCa.create();
+  if (!dataDir) return createDeviceCa();
   const file = join(dataDir, CA_FILE);
   if (existsSync(file)) return LocalCa.load(JSON.parse(readFileSync(file, 'utf8')));
-  const ca = await LocalCa.create();
+  const ca = await createDeviceCa();
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(ca.material(), null, 2), { mode: 0o600 });
   return ca;
