@@ -1,8 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { formatSummary, type DemoReport } from './figures.js';
-import { DEFAULT_TIME_SCALE, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
+import { DEFAULT_TIME_SCALE, DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
 import type { SignerKind } from '../../domain/signer.js';
+import { formatTrustStoreSummary, runTrustStoreDemo, TRUST_STORE_SCENARIO } from './trust-store.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
 export { formatSummary, percentile, type DemoReport } from './figures.js';
@@ -44,7 +45,14 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--keep', 'at the end, leave the local AWS, the console and the fleet up until Ctrl-C')
     .option('--signer <aws-iot|private-ca>', "who signs the new certificates: IoT (they expire in 2049) or the local Private CA (with --pca-validity-days)", signerOption, 'aws-iot')
     .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30; 365 by default)', validityDaysOption)
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }) => {
+    .option('--scenario <name>', `${TRUST_STORE_SCENARIO}: switch the broker's server CA and push the new one to every device (faults: refuse-bundle=K)`, (value: string) => {
+      if (value !== TRUST_STORE_SCENARIO) throw new InvalidArgumentError(`unknown scenario ${JSON.stringify(value)} (known: ${TRUST_STORE_SCENARIO})`);
+      return value;
+    })
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number; scenario?: string }) => {
+      if (opts.scenario && (opts.quotas || opts.signer !== 'aws-iot' || opts.keep || opts.fleetThreads > 0)) {
+        throw new DemoError(`--scenario ${opts.scenario} takes --devices, --faults, --seed, --report, --time-scale, --data-dir and --timeout only`);
+      }
       const signer = localSigner(opts.signer, opts.pcaValidityDays);
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
@@ -65,6 +73,13 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
         io.out('stopping');
       };
       try {
+        if (opts.scenario === TRUST_STORE_SCENARIO) {
+          const report = await runTrustStoreDemo({ devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal }, io);
+          for (const line of formatTrustStoreSummary(report)) io.out(line);
+          if (opts.report) io.out(`  report                 ${opts.report}`);
+          if (report.checkFailures.length > 0 || abort.signal.aborted) process.exitCode = 1;
+          return;
+        }
         const report = await runDemo(
           { devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,
