@@ -3,7 +3,7 @@ import { formatSummary, type DemoReport } from './figures.js';
 import { DEFAULT_TIME_SCALE, DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
 import type { SignerKind } from '../../domain/signer.js';
-import { formatTrustStoreSummary, runTrustStoreDemo, TRUST_STORE_SCENARIO } from './trust-store.js';
+import { formatTrustStoreSummary, runTrustStoreDemo, TRUST_STORE_SCENARIO, TRUST_STORE_TIME_SCALE } from './trust-store.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
 export { formatSummary, percentile, type DemoReport } from './figures.js';
@@ -49,7 +49,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
       if (value !== TRUST_STORE_SCENARIO) throw new InvalidArgumentError(`unknown scenario ${JSON.stringify(value)} (known: ${TRUST_STORE_SCENARIO})`);
       return value;
     })
-    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number; scenario?: string }) => {
+    .action(async (opts: { devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number; scenario?: string }, command: Command) => {
       if (opts.scenario && (opts.quotas || opts.signer !== 'aws-iot' || opts.keep || opts.fleetThreads > 0)) {
         throw new DemoError(`--scenario ${opts.scenario} takes --devices, --faults, --seed, --report, --time-scale, --data-dir and --timeout only`);
       }
@@ -74,7 +74,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
       };
       try {
         if (opts.scenario === TRUST_STORE_SCENARIO) {
-          const report = await runTrustStoreDemo({ devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal }, io);
+          const report = await runTrustStoreDemo({ devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: command.getOptionValueSource('timeScale') === 'cli' ? opts.timeScale : TRUST_STORE_TIME_SCALE, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal }, io);
           for (const line of formatTrustStoreSummary(report)) io.out(line);
           if (opts.report) io.out(`  report                 ${opts.report}`);
           if (report.checkFailures.length > 0 || abort.signal.aborted) process.exitCode = 1;

@@ -27,6 +27,15 @@ import { MAX_DEVICES, thingNames, type DemoIo } from './run-demo.js';
  */
 export const TRUST_STORE_SCENARIO = 'trust-store';
 
+/**
+ * The scenario's time scale unless --time-scale is given. One trust_req waits 900 s × the scale
+ * for its answer, and an answer crosses two queued Lambdas and a TLS reconnect: on a loaded
+ * machine (load 30) that took 4–10 s, so at the rotation demo's 0.01 (a 9 s wait) 1 of 40 devices
+ * and all of 100 were reported NO_ACK while acking late. At 0.1 no well-behaved device waits out a
+ * timeout, so the scale does not lengthen the run; only a device that never answers would.
+ */
+export const TRUST_STORE_TIME_SCALE = 0.1;
+
 export interface TrustStoreDemoOptions {
   devices: number;
   /** Device fault spec (device-sim/faults.ts grammar), e.g. `refuse-bundle=2`. */
