@@ -243,15 +243,19 @@ async function collect(input: {
 
 export function formatTrustStoreSummary(report: TrustStoreDemoReport): string[] {
   const t = report.trustStore;
-  const reasons = Object.entries(t.reasons).sort(([a], [b]) => a.localeCompare(b)).map(([reason, n]) => `${reason} ${n}`).join(', ');
+  // A refusal's reason is TRUST_<code>; the others (NO_ACK, INTERNAL_ERROR) are devices not updated.
+  const reasonsWhere = (refusal: boolean): string =>
+    Object.entries(t.reasons).filter(([reason]) => reason.startsWith('TRUST_') === refusal).sort(([a], [b]) => a.localeCompare(b)).map(([reason, n]) => `${reason} ${n}`).join(', ');
+  const refusals = reasonsWhere(true);
+  const silences = reasonsWhere(false);
   const lines = [
     '',
     `Rotor demo, scenario trust-store: ${report.devices} devices${report.faults ? `, faults ${report.faults} (seed ${report.seed})` : ', no faults'}, time scale ${report.timeScale}`,
     `  server CA              ${t.serverCa.old} → ${t.serverCa.new}${t.serverCa.crossSigned ? ' (served cross-signed by the old one)' : ' (not cross-signed)'}`,
     `  bundle                 ${report.bundleId}`,
     `  updated                ${t.updated}`,
-    `  refused                ${t.refused}${reasons ? `  (${reasons})` : ''}`,
-    `  not updated            ${t.notUpdated}`,
+    `  refused                ${t.refused}${refusals ? `  (${refusals})` : ''}`,
+    `  not updated            ${t.notUpdated}${silences ? `  (${silences})` : ''}`,
     `  escalations sent       ${t.escalations}`,
     `  reconnected            ${report.reconnected} of ${report.devices} (fleet restarted from its stores: new CA, or the old one through the cross-signed chain)`,
     `  wall time              ${(report.wallMs / 1000).toFixed(1)} s switch → settled (push paced ${(report.pushPacedMs / 1000).toFixed(1)} s; + ${(report.setupMs / 1000).toFixed(1)} s setup)`,
