@@ -174,13 +174,14 @@ export const SERVER_CA_BUNDLE_FILE = 'server-ca-bundle.pem';
 
 /**
  * `rotor local server-ca rotate`: the broker switches to a server certificate from a new server
- * CA. Devices that trust only the old CA stop verifying the broker on their next connection;
- * the bundle (old CAs + new) is what a device's trust store holds during a switch.
+ * CA, served with the new CA cross-signed by the old one (docs/protocol.md C5), so devices that
+ * trust only the old CA keep verifying it until `server-ca retire-old`. The bundle (old CAs +
+ * new) is what a device's trust store holds during a switch.
  */
 export async function localServerCaRotate(options: { dataDir: string }, io: LocalCommandIo): Promise<number> {
   const endpoints = await runningEndpoints(options.dataDir);
   const answer = await fetch(`${endpoints.awsEndpoint}/_rotor/iot/server-ca/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-  const body = (await answer.json()) as { caPem: string; previousCaPems: string[]; message?: string };
+  const body = (await answer.json()) as { caPem: string; previousCaPems: string[]; crossCertificatePem?: string; notCrossSigned?: string; message?: string };
   if (!answer.ok) throw new Error(`the server-CA switch failed: ${body.message ?? `HTTP ${answer.status}`}`);
   const dir = resolve(options.dataDir);
   writeFileSync(join(dir, SERVER_CA_FILE), body.caPem);
@@ -189,7 +190,35 @@ export async function localServerCaRotate(options: { dataDir: string }, io: Loca
   io.out(`the broker now serves a certificate from a new server CA (${subject})`);
   io.out(`  new server CA     ${join(dir, SERVER_CA_FILE)} (also ${endpoints.mqtt.caFile ?? 'ca.pem'}, for devices provisioned from now on)`);
   io.out(`  trust bundle      ${join(dir, SERVER_CA_BUNDLE_FILE)} (${body.previousCaPems.length} earlier CA${body.previousCaPems.length === 1 ? '' : 's'} + the new one)`);
-  io.out(`  devices that trust only an earlier CA cannot verify the broker on their next connection`);
+  if (body.crossCertificatePem) {
+    const previous = new X509Certificate(body.previousCaPems.at(-1) as string).subject.replace(/\n/g, ', ');
+    io.out(`  cross-signed      the broker serves the new CA cross-signed by ${previous}: devices that trust only it keep connecting`);
+    io.out(`  once every device trusts the new CA (rotor trust status): rotor local server-ca retire-old`);
+  } else {
+    io.out(`  not cross-signed  ${body.notCrossSigned ?? 'the previous server CA cannot cross-sign'}`);
+    io.out(`  devices that trust only an earlier CA cannot verify the broker on their next connection`);
+  }
+  return 0;
+}
+
+/**
+ * `rotor local server-ca retire-old`: the broker stops serving the cross-certificate of the last
+ * switch. Devices that trust only the old CA stop verifying it on their next connection, so run it
+ * once `rotor trust status` shows every device updated.
+ */
+export async function localServerCaRetireOld(options: { dataDir: string }, io: LocalCommandIo): Promise<number> {
+  const endpoints = await runningEndpoints(options.dataDir);
+  const answer = await fetch(`${endpoints.awsEndpoint}/_rotor/iot/server-ca/retire-old`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const body = (await answer.json()) as { caPem: string; retiredCrossCertificatePem?: string; message?: string };
+  if (!answer.ok) throw new Error(`retiring the old server CA failed: ${body.message ?? `HTTP ${answer.status}`}`);
+  const subject = new X509Certificate(body.caPem).subject.replace(/\n/g, ', ');
+  if (!body.retiredCrossCertificatePem) {
+    io.out(`no cross-certificate is served: only ${subject} verifies the broker already`);
+    return 0;
+  }
+  const cross = new X509Certificate(body.retiredCrossCertificatePem);
+  io.out(`the broker no longer serves ${subject} cross-signed by ${cross.issuer.replace(/\n/g, ', ')}`);
+  io.out(`  devices that trust only the old CA cannot verify the broker on their next connection`);
   return 0;
 }
 
@@ -236,13 +265,17 @@ export function registerLocalCommands(program: Command, io: LocalCommandIo = def
     .option('--timeout <seconds>', 'how long to wait for the task', positiveNumber, 60)
     .action(async (opts: { dataDir: string; wait: boolean; timeout: number }) => done(await localAudit({ dataDir: opts.dataDir, wait: opts.wait, timeoutSeconds: opts.timeout }, io)));
 
-  local
-    .command('server-ca')
-    .description('the broker\'s server certificate authority')
+  const serverCa = local.command('server-ca').description('the broker\'s server certificate authority');
+  serverCa
     .command('rotate')
-    .description('switch the broker to a server certificate from a new server CA (writes server-ca.pem and server-ca-bundle.pem)')
+    .description('switch the broker to a server certificate from a new server CA, cross-signed by the old one (writes server-ca.pem and server-ca-bundle.pem)')
     .option(...dataDir())
     .action(async (opts: { dataDir: string }) => done(await localServerCaRotate(opts, io)));
+  serverCa
+    .command('retire-old')
+    .description('stop serving the cross-signed chain of the last switch: from then on only the new server CA verifies the broker')
+    .option(...dataDir())
+    .action(async (opts: { dataDir: string }) => done(await localServerCaRetireOld(opts, io)));
 
   return program;
 }

@@ -15,7 +15,7 @@ import type { Clock } from './core/clock.js';
 import { once, rotorHandler } from './core/handler.js';
 import { certificateIdField, objectInput, rotationIdField, stringField, thingNameField, type Fields } from './core/input.js';
 import type { TableDeps } from './core/rotation-table.js';
-import { observability, type Telemetry } from './core/telemetry.js';
+import { MetricName, observability, type Telemetry } from './core/telemetry.js';
 import { finishTrustUpdate, type TrustOutcome } from './core/trust-table.js';
 import { baseDeps } from './core/runtime-deps.js';
 
@@ -79,11 +79,13 @@ export async function recordTrust(event: unknown, deps: TrustRecordDeps): Promis
     const outcome: TrustOutcome = { status: TrustStatus.Updated, bundleId: input.bundleId, certificateId: input.answer.certificateId };
     const recorded = await finishTrustUpdate(deps, { thingName: input.thingName, updateId: input.updateId, step: TrustStep.TrustUpdated, now, outcome });
     deps.telemetry.log.info('trust update recorded', { outcome: outcome.status, bundleId: input.bundleId, recorded });
+    deps.telemetry.count(MetricName.TrustUpdatesUpdated);
     return { outcome: TrustStatus.Updated };
   }
   const failure = failureOf(input.error);
   const recorded = await finishTrustUpdate(deps, { thingName: input.thingName, updateId: input.updateId, step: TrustStep.RecordTrustFailure, now, outcome: failure });
   deps.telemetry.log.warn('trust update failed', { reason: failure.reason, recorded });
+  deps.telemetry.count(failure.status === TrustStatus.Refused ? MetricName.TrustUpdatesRefused : MetricName.TrustUpdatesNotUpdated, 1, { reason: failure.reason });
   const escalation = trustEscalation({ thingName: input.thingName, updateId: input.updateId, bundleId: input.bundleId, reason: failure.reason, cause: failure.cause, executionArn: input.executionArn });
   return { outcome: failure.status, escalation };
 }

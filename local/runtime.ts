@@ -309,6 +309,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       if (dataDir) writeFileSync(join(dataDir, CA_FILE), rotation.caPem);
       return rotation;
     });
+    edge.addAdminRoute('iot/server-ca/retire-old', async () => iot.retireOldServerCa());
 
     const caPem = iot.ca.certificatePem;
     const endpoints: LocalEndpoints = {

@@ -27,6 +27,7 @@ import { DemoError, mapLimited, until } from './phases/waiting.js';
 export const DemoScenario = {
   Rotation: 'rotation',
   CaRollover: 'ca-rollover',
+  TrustStore: 'trust-store',
 } as const;
 export type DemoScenario = (typeof DemoScenario)[keyof typeof DemoScenario];
 

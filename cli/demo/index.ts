@@ -1,9 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { formatSummary, type DemoReport } from './figures.js';
-import { DEFAULT_TIME_SCALE, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
+import { DEFAULT_TIME_SCALE, DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
 import type { SignerKind } from '../../domain/signer.js';
 import { DemoScenario } from './ca-rollover.js';
+import { formatTrustStoreSummary, runTrustStoreDemo, TRUST_STORE_SCENARIO, TRUST_STORE_TIME_SCALE } from './trust-store.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
 export { formatSummary, percentile, type DemoReport } from './figures.js';
@@ -51,9 +52,12 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--quotas <aws-default|file>', "enforce AWS's default quotas or a quotas file's as the account's (scaled by the time scale; see docs/fleet-scale.md)")
     .option('--keep', 'at the end, leave the local AWS, the console and the fleet up until Ctrl-C')
     .option('--signer <aws-iot|private-ca>', "who signs the new certificates: IoT (they expire in 2049) or the local Private CA (with --pca-validity-days)", signerOption, 'aws-iot')
-    .option('--scenario <name>', `${SCENARIOS.join(' | ')}: rotation (the audit rotates the fleet), ca-rollover (the fleet starts under CA-1 and a CA rollover moves it to CA-2; signs with the local Private CA)`, scenarioOption, DemoScenario.Rotation)
+    .option('--scenario <name>', `${SCENARIOS.join(' | ')}: rotation (the audit rotates the fleet), ca-rollover (the fleet starts under CA-1 and a CA rollover moves it to CA-2; signs with the local Private CA), trust-store (switch the broker's server CA and push the new one to every device; faults: refuse-bundle=K)`, scenarioOption, DemoScenario.Rotation)
     .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30; 365 by default)', validityDaysOption)
     .action(async (opts: { scenario: DemoScenario; devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }, command: Command) => {
+      if (opts.scenario === TRUST_STORE_SCENARIO && (opts.quotas || opts.signer !== 'aws-iot' || opts.keep || opts.fleetThreads > 0)) {
+        throw new DemoError(`--scenario ${opts.scenario} takes --devices, --faults, --seed, --report, --time-scale, --data-dir and --timeout only`);
+      }
       // ca-rollover signs with the local Private CA: the default aws-iot is not asked for, so it does not apply.
       const signerGiven = command.getOptionValueSource('signer') === 'cli';
       const signer = localSigner(opts.scenario === DemoScenario.CaRollover && !signerGiven ? 'private-ca' : opts.signer, opts.pcaValidityDays);
@@ -76,6 +80,13 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
         io.out('stopping');
       };
       try {
+        if (opts.scenario === TRUST_STORE_SCENARIO) {
+          const report = await runTrustStoreDemo({ devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: command.getOptionValueSource('timeScale') === 'cli' ? opts.timeScale : TRUST_STORE_TIME_SCALE, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal }, io);
+          for (const line of formatTrustStoreSummary(report)) io.out(line);
+          if (opts.report) io.out(`  report                 ${opts.report}`);
+          if (report.checkFailures.length > 0 || abort.signal.aborted) process.exitCode = 1;
+          return;
+        }
         const report = await runDemo(
           { scenario: opts.scenario, devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,

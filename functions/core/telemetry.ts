@@ -21,6 +21,14 @@ export const MetricName = {
   RotationsInFlight: 'RotationsInFlight',
   /** fleet-gauge: seconds since the oldest in-flight rotation started (unit Count: EMF here has no Seconds). */
   OldestInFlightAgeSeconds: 'OldestInFlightAgeSeconds',
+  /** Trust-store updates (protocol v1.2) the device acked: its bundle is the pushed one. */
+  TrustUpdatesUpdated: 'TrustUpdatesUpdated',
+  /** Trust-store updates the device refused with trust_err, dimension `reason` = TRUST_<code>. */
+  TrustUpdatesRefused: 'TrustUpdatesRefused',
+  /** Trust-store updates with no answer (NO_ACK) or an internal failure, dimension `reason`. */
+  TrustUpdatesNotUpdated: 'TrustUpdatesNotUpdated',
+  /** trust_ack / trust_err messages device-message could not act on, dimension `reason` (the rotation's are IgnoredMessages). */
+  TrustMessagesIgnored: 'TrustMessagesIgnored',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 

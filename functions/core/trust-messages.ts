@@ -53,7 +53,7 @@ export async function handleTrustMessage(received: ReceivedTrustMessage, deps: T
   const { thingName, type } = received;
   const ignore = async (reason: string, detail: string): Promise<TrustMessageResult> => {
     deps.telemetry.log.warn('trust message ignored', { thingName, type, reason, detail });
-    deps.telemetry.count(MetricName.IgnoredMessages, 1, { reason });
+    deps.telemetry.count(MetricName.TrustMessagesIgnored, 1, { reason });
     await recordTrustIgnored(deps, thingName, { type, reason, at: deps.clock.now().toISOString() });
     return { action: 'trust-ignored', reason };
   };

@@ -20,6 +20,8 @@ export interface BrokerOptions {
   clientIdPolicy?: ClientIdPolicy;
   /** The CA that signs the broker's TLS server certificate; the registry's CA by default. */
   serverCa?: LocalCa;
+  /** During a server-CA switch: serverCa cross-signed by the CA before it, served after the leaf. */
+  serverCrossCertificatePem?: string;
 }
 
 export type BrokerEvent =
@@ -68,6 +70,7 @@ export class MqttBroker {
   private unsubscribeRetired?: () => void;
   private unsubscribeCaChange?: () => void;
   private serverCa: LocalCa;
+  private crossCertificatePem: string | undefined;
 
   private constructor(
     private readonly options: BrokerOptions,
@@ -77,6 +80,12 @@ export class MqttBroker {
   ) {
     this.now = options.now ?? (() => new Date());
     this.serverCa = options.serverCa ?? options.registry.ca;
+    this.crossCertificatePem = options.serverCrossCertificatePem;
+  }
+
+  /** What the TLS server presents: the leaf, then the cross-certificate while one is served (C5). */
+  private static chain(leafPem: string, crossPem: string | undefined): string {
+    return crossPem ? `${leafPem.trim()}\n${crossPem.trim()}\n` : leafPem;
   }
 
   /** What the TLS layer chains client certificates to: the local CA and every registered CA. */
@@ -111,7 +120,7 @@ export class MqttBroker {
     const tlsServer = createServer(
       {
         key: server.privateKeyPem,
-        cert: server.certificatePem,
+        cert: MqttBroker.chain(server.certificatePem, options.serverCrossCertificatePem),
         ca: MqttBroker.trust(registry),
         requestCert: true,
         // Checked right after the handshake (admit()): a certificate registered without a CA has no chain to verify.
@@ -161,7 +170,7 @@ export class MqttBroker {
   private refreshTls(): void {
     this.server.setSecureContext({
       key: this.serverCredentials.privateKeyPem,
-      cert: this.serverCredentials.certificatePem,
+      cert: MqttBroker.chain(this.serverCredentials.certificatePem, this.crossCertificatePem),
       ca: MqttBroker.trust(this.options.registry),
       minVersion: 'TLSv1.2',
     });
@@ -188,18 +197,32 @@ export class MqttBroker {
   }
 
   /**
-   * Switches the broker to a server certificate from another CA (`rotor local server-ca rotate`).
-   * Live sessions keep the connection they have; new handshakes get the new certificate.
+   * Switches the broker to a server certificate from another CA (`rotor local server-ca rotate`),
+   * served with `crossCertificatePem` (the new CA cross-signed by the old one) when given, so
+   * devices that trust only the old CA still verify the broker. Live sessions keep the connection
+   * they have; new handshakes get the new chain.
    */
-  async useServerCa(ca: LocalCa): Promise<void> {
+  async useServerCa(ca: LocalCa, crossCertificatePem?: string): Promise<void> {
     this.serverCredentials = await ca.createServerCertificate(['localhost'], ['127.0.0.1']);
     this.serverCa = ca;
+    this.crossCertificatePem = crossCertificatePem;
+    this.refreshTls();
+  }
+
+  /** Stops serving the cross-certificate (`server-ca retire-old`): from the next handshake, only the current CA verifies the broker. */
+  retireCrossCertificate(): void {
+    this.crossCertificatePem = undefined;
     this.refreshTls();
   }
 
   /** The broker's current TLS server certificate (PEM). */
   get serverCertificatePem(): string {
     return this.serverCredentials.certificatePem;
+  }
+
+  /** The cross-certificate served after the leaf, while a server-CA switch keeps the old CA working. */
+  get serverCrossCertificatePem(): string | undefined {
+    return this.crossCertificatePem;
   }
 
   private authenticate(client: Client): string | undefined {

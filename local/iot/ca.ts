@@ -55,6 +55,18 @@ export interface CaMaterial {
   privateKeyPem: string;
 }
 
+/**
+ * basicConstraints pathLenConstraint of a CA that may cross-sign its successor: a chain
+ * leaf → successor (cross-signed by this CA) → this CA puts one CA below this one, which
+ * OpenSSL refuses under pathLenConstraint 0 ("path length constraint exceeded").
+ */
+export const CROSS_SIGNABLE_PATH_LENGTH = 1;
+
+export interface LocalCaOptions {
+  /** basicConstraints pathLenConstraint; 0 (no CA below this one) unless the CA will cross-sign a successor. */
+  pathLength?: number;
+}
+
 /** AWS IoT's certificate id: SHA-256 of the certificate's DER, lowercase hex. */
 export function certificateIdOf(certificate: string | Uint8Array): string {
   const der = typeof certificate === 'string' ? pemToDer(certificate, 'CERTIFICATE') : certificate;
@@ -95,7 +107,7 @@ export class LocalCa {
     private readonly privateKeyPem: string,
   ) {}
 
-  static async create(commonName = 'Rotor Local IoT CA'): Promise<LocalCa> {
+  static async create(commonName = 'Rotor Local IoT CA', options: LocalCaOptions = {}): Promise<LocalCa> {
     const keys = await generateKeyPair();
     const now = new Date();
     const certificate = await X509CertificateGenerator.createSelfSigned({
@@ -107,7 +119,7 @@ export class LocalCa {
       signingAlgorithm: SIGNING,
       keys,
       extensions: [
-        new BasicConstraintsExtension(true, 0, true),
+        new BasicConstraintsExtension(true, options.pathLength ?? 0, true),
         new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature, true),
         await SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
@@ -129,6 +141,41 @@ export class LocalCa {
 
   get certificateId(): string {
     return certificateIdOf(this.certificatePem);
+  }
+
+  /** The CA certificate's basicConstraints pathLenConstraint; undefined when it sets none. */
+  get pathLength(): number | undefined {
+    return new X509Certificate(this.certificatePem).getExtension(BasicConstraintsExtension)?.pathLength;
+  }
+
+  /**
+   * Whether a successor this CA cross-signs can verify under it: CAs made before
+   * CROSS_SIGNABLE_PATH_LENGTH (pathLenConstraint 0) cannot, and TLS clients that hold this
+   * certificate as their trust anchor read the constraint from it, so re-signing cannot help.
+   */
+  get canCrossSign(): boolean {
+    const pathLength = this.pathLength;
+    return pathLength === undefined || pathLength >= 1;
+  }
+
+  /**
+   * A cross-certificate for `successor`: its subject, key and key identifier, signed by this CA,
+   * so a TLS client that trusts only this CA verifies certificates the successor signs through it.
+   * It is restricted to serverAuth: a client certificate cannot chain through it to this CA.
+   */
+  async crossSign(successor: LocalCa): Promise<IssuedCertificate> {
+    if (!this.canCrossSign) {
+      throw new Error(`${new NodeX509Certificate(this.certificatePem).subject.replace(/\n/g, ', ')} has pathLenConstraint 0: a CA it cross-signs cannot verify under it`);
+    }
+    const successorCertificate = new X509Certificate(successor.certificatePem);
+    const own = new X509Certificate(this.certificatePem);
+    const notAfter = Math.min(successorCertificate.notAfter.getTime(), own.notAfter.getTime());
+    return this.issue(successorCertificate.subjectName, successorCertificate.publicKey, { notBefore: successorCertificate.notBefore, notAfter: new Date(notAfter) }, [
+      // The successor signs only leaves below this chain.
+      new BasicConstraintsExtension(true, 0, true),
+      new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature, true),
+      new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth]),
+    ]);
   }
 
   /**
@@ -200,7 +247,7 @@ export class LocalCa {
   }
 
   private async issue(
-    subject: string,
+    subject: string | X509Certificate['subjectName'],
     publicKey: PublicKey | CryptoKey,
     validity: Validity,
     extensions: Extension[],

@@ -34,7 +34,7 @@ async function demo(args: string[], lines: string[]): Promise<number> {
 describe('rotor demo --scenario input', () => {
   it('refuses an unknown scenario, naming the known ones', async () => {
     // Act / Assess
-    await expect(demo(['--devices', '1', '--scenario', 'ca-rolover'], [])).rejects.toThrow(/unknown scenario "ca-rolover": one of rotation, ca-rollover is expected/);
+    await expect(demo(['--devices', '1', '--scenario', 'ca-rolover'], [])).rejects.toThrow(/unknown scenario "ca-rolover": one of rotation, ca-rollover, trust-store is expected/);
   });
 
   it('refuses ca-rollover with the aws-iot signer, before starting anything', async () => {

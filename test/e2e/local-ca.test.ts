@@ -23,7 +23,7 @@ import {
   UpdateCACertificateCommand,
 } from '@aws-sdk/client-iot';
 import { connectAsync } from 'mqtt';
-import { localProvision, localServerCaRotate, SERVER_CA_BUNDLE_FILE, SERVER_CA_FILE, type LocalCommandIo } from '../../cli/local';
+import { localProvision, localServerCaRetireOld, localServerCaRotate, SERVER_CA_BUNDLE_FILE, SERVER_CA_FILE, type LocalCommandIo } from '../../cli/local';
 import { certificateIdOf } from '../../local/iot/index';
 import { CA_FILE, DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime';
 import { REPO_ROOT } from '../../wiring/index';
@@ -111,7 +111,7 @@ describeWithBundles('the local runtime\'s certificate authorities', () => {
     expect(byCa.certificates?.map((c) => c.certificateId)).toEqual([certificateId]);
   });
 
-  it('`rotor local server-ca rotate` switches the broker: ca.pem and a new device follow, the old CA alone no longer verifies it', async () => {
+  it('`rotor local server-ca rotate` switches the broker cross-signed: ca.pem and a new device follow, the old CA alone verifies it until `retire-old`', async () => {
     // Prepare
     const oldCa = readFileSync(join(dir, CA_FILE), 'utf8');
     // Act
@@ -124,14 +124,20 @@ describeWithBundles('the local runtime\'s certificate authorities', () => {
     await withNew.endAsync();
     const withBundle = await connectAsync(url, { ...credentials, ca: readFileSync(join(dir, SERVER_CA_BUNDLE_FILE)) });
     await withBundle.endAsync();
-    const withOld = connectAsync(url, { ...credentials, ca: oldCa });
+    const withOld = await connectAsync(url, { ...credentials, ca: oldCa });
+    await withOld.endAsync();
+    const retired = await localServerCaRetireOld({ dataDir: dir }, io);
+    const withOldAfterRetire = connectAsync(url, { ...credentials, ca: oldCa });
     // Assess
-    await expect(withOld).rejects.toThrow(/self.signed|unable to (get|verify)/i);
+    await expect(withOldAfterRetire).rejects.toThrow(/self.signed|unable to (get|verify)/i);
     expect(code).toBe(0);
+    expect(retired).toBe(0);
     expect(newCa).not.toBe(oldCa);
     expect(readFileSync(join(dir, CA_FILE), 'utf8')).toBe(newCa);
     expect(readFileSync(join(dir, 'after-switch', 'ca.pem'), 'utf8')).toBe(newCa);
     expect(lines.join('\n')).toContain('the broker now serves a certificate from a new server CA (CN=Rotor Local Server CA 2, O=Rotor local)');
+    expect(lines.join('\n')).toContain('cross-signed      the broker serves the new CA cross-signed by CN=Rotor Local IoT CA, O=Rotor local');
+    expect(lines.join('\n')).toContain('the broker no longer serves CN=Rotor Local Server CA 2, O=Rotor local cross-signed by CN=Rotor Local IoT CA, O=Rotor local');
   });
 
   const cli = findAwsCli();

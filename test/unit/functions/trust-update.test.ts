@@ -62,18 +62,22 @@ describe('trust-record', () => {
 
   it('records UPDATED with the acked bundle as the device current one', async () => {
     db.on(UpdateCommand).resolves({});
-    await expect(recordTrust({ ...base, answer: { bundleId: BUNDLE_ID, certificateId: CERT } }, table())).resolves.toEqual({ outcome: 'UPDATED' });
+    const deps = table();
+    await expect(recordTrust({ ...base, answer: { bundleId: BUNDLE_ID, certificateId: CERT } }, deps)).resolves.toEqual({ outcome: 'UPDATED' });
     const values = db.commandCalls(UpdateCommand)[0].args[0].input.ExpressionAttributeValues;
     expect(values).toEqual(expect.objectContaining({ ':status': 'UPDATED', ':bundle': BUNDLE_ID, ':cert': CERT }));
+    expect(deps.telemetry.metrics).toEqual([{ name: 'TrustUpdatesUpdated', value: 1 }]);
   });
 
   it.each([
-    ['a trust_err', { Error: 'TrustRefused', Cause: JSON.stringify({ reason: 'TRUST_CONNECT_FAILED', error: 'verify failed' }) }, 'REFUSED', 'TRUST_CONNECT_FAILED'],
-    ['no answer', { Error: 'States.Timeout', Cause: '' }, 'NOT_UPDATED', 'NO_ACK'],
-    ['a failed function', { Error: 'ClaimLost', Cause: 'lost' }, 'NOT_UPDATED', 'INTERNAL_ERROR'],
-  ])('records %s with its reason and composes one escalation', async (_what, error, outcome, reason) => {
+    ['a trust_err', { Error: 'TrustRefused', Cause: JSON.stringify({ reason: 'TRUST_CONNECT_FAILED', error: 'verify failed' }) }, 'REFUSED', 'TRUST_CONNECT_FAILED', 'TrustUpdatesRefused'],
+    ['no answer', { Error: 'States.Timeout', Cause: '' }, 'NOT_UPDATED', 'NO_ACK', 'TrustUpdatesNotUpdated'],
+    ['a failed function', { Error: 'ClaimLost', Cause: 'lost' }, 'NOT_UPDATED', 'INTERNAL_ERROR', 'TrustUpdatesNotUpdated'],
+  ])('records %s with its reason, counts it and composes one escalation', async (_what, error, outcome, reason, metric) => {
     db.on(UpdateCommand).resolves({});
-    const result = await recordTrust({ ...base, error }, table());
+    const deps = table();
+    const result = await recordTrust({ ...base, error }, deps);
+    expect(deps.telemetry.metrics).toEqual([{ name: metric, value: 1, dimensions: { reason } }]);
     expect(result).toEqual(expect.objectContaining({ outcome }));
     expect(db.commandCalls(UpdateCommand)[0].args[0].input.ExpressionAttributeValues).toEqual(expect.objectContaining({ ':status': outcome, ':reason': reason }));
     expect((result as { escalation: { subject: string } }).escalation.subject).toContain(reason);
@@ -114,9 +118,12 @@ describe('device-message with trust_ack / trust_err (C4, C5)', () => {
   it('ignores and records an ack over a certificate that is not the thing own ACTIVE one', async () => {
     waiting();
     principal('ACTIVE', false);
-    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_ack', body: { rotationId: UPDATE, bundleId: BUNDLE_ID }, principal: CERT }), deps());
+    const d = deps();
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_ack', body: { rotationId: UPDATE, bundleId: BUNDLE_ID }, principal: CERT }), d);
     expect(result).toEqual({ action: 'trust-ignored', reason: 'NOT_OVER_ACTIVE_CERTIFICATE' });
     expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+    // Counted as a trust message, not among the rotation's IgnoredMessages.
+    expect((d.telemetry as ReturnType<typeof recordingTelemetry>).metrics).toEqual([{ name: 'TrustMessagesIgnored', value: 1, dimensions: { reason: 'NOT_OVER_ACTIVE_CERTIFICATE' } }]);
     expect(db.commandCalls(UpdateCommand)[0].args[0].input.UpdateExpression).toContain('ignoredCount');
   });
 
