@@ -11,6 +11,7 @@ import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../d
 import { LocalCa } from '../local/iot/ca.js';
 import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
+import { MemoryWatch, type MemoryBreakdown } from './bench-memory.js';
 
 /**
  * `npm run bench [-- --devices N --time-scale X --quotas aws-default|FILE --report FILE]`: rotates 1,000 devices with
@@ -37,6 +38,8 @@ export interface BenchReport {
    */
   quotaFloorMs: number | null;
   peakRssMiB: number;
+  /** Where the memory went, thread by thread (scripts/bench-memory.ts); DynamoDB Local's JVM is a child, in neither figure. */
+  memory: MemoryBreakdown;
   /** CPU time of this process (main thread, Lambda workers, device I/O callbacks) over the whole run. */
   cpuUserMs: number;
   cpuSystemMs: number;
@@ -129,6 +132,8 @@ async function main(): Promise<void> {
   if (!opts.quotas && process.env.ROTOR_PACING_ENABLED === undefined) process.env.ROTOR_PACING_ENABLED = 'false';
   try {
     const cpuBefore = process.cpuUsage();
+    const memoryWatch = new MemoryWatch();
+    memoryWatch.start();
     const demo = await runDemo(
       {
         devices: opts.devices,
@@ -142,6 +147,7 @@ async function main(): Promise<void> {
       { out, progressStream: process.stdout, tty: false },
     );
     const cpu = process.cpuUsage(cpuBefore);
+    const memory = await memoryWatch.stop();
     const floorMs = await cryptoFloorMs(opts.devices);
     const quotaFloor = pacingQuotaFloorMs(opts.devices, opts.timeScale, opts.quotas);
     // The kernel's high-water mark (KiB): exact, where sampling every 50 ms cost the main thread ~1 %.
@@ -160,6 +166,7 @@ async function main(): Promise<void> {
       wallOverFloor: demo.wallMs / floorMs,
       quotaFloorMs: quotaFloor === null ? null : Math.round(quotaFloor),
       peakRssMiB: Math.round(peakRss / 2 ** 20),
+      memory,
       cpuUserMs: Math.round(cpu.user / 1000),
       cpuSystemMs: Math.round(cpu.system / 1000),
       stateTransitionsPerRotation: demo.stateTransitionsPerRotation,
@@ -183,6 +190,9 @@ async function main(): Promise<void> {
         : `  quota floor            ${(quotaFloor / 1000).toFixed(2)} s (the functions pace to ${opts.quotas ?? "AWS's default"} quotas at time scale ${opts.timeScale}; ROTOR_PACING_ENABLED=false turns it off)`,
     );
     out(`  peak RSS               ${report.peakRssMiB} MiB (this process; Lambda workers are threads in it)`);
+    out(
+      `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB`,
+    );
     out(`  CPU                    ${(report.cpuUserMs / 1000).toFixed(1)} s user + ${(report.cpuSystemMs / 1000).toFixed(1)} s system (setup, rotations and end checks)`);
     out(`  per rotation           ${report.stateTransitionsPerRotation.toFixed(1)} state transitions, ${report.apiCallsPerRotation.toFixed(1)} AWS API calls`);
     if (opts.report) {
