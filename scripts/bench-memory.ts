@@ -37,19 +37,20 @@ export class MemoryWatch {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.ask(), this.everyMs);
+    this.timer = setInterval(() => void this.sample(), this.everyMs);
     this.timer.unref();
   }
 
   /** Asks once more, stops asking, and returns the breakdown. */
   async stop(): Promise<MemoryBreakdown> {
     clearInterval(this.timer);
-    await this.ask();
+    await this.sample();
     this.stopMain();
     return this.breakdown();
   }
 
-  private ask(): Promise<void> {
+  /** Asks every thread now (the bench does so just before the runtime stops). */
+  sample(): Promise<void> {
     this.asking ??= askThreadMemory(300)
       .then((answers) => {
         for (const answer of answers) this.seen.set(answer.threadId, answer);

@@ -9,6 +9,7 @@ import { AWS_DEFAULT_QUOTAS_NAME } from '../local/edge/quotas.js';
 import { pacingConfig } from '../functions/core/pacing-settings.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../device-sim/keys.js';
 import { LocalCa } from '../local/iot/ca.js';
+import { DynamoDbLocal } from '../local/dynamodb/dynamodb-local.js';
 import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
 import { MemoryWatch, type MemoryBreakdown } from './bench-memory.js';
@@ -39,7 +40,10 @@ export interface BenchReport {
   quotaFloorMs: number | null;
   peakRssMiB: number;
   /** Where the memory went, thread by thread (scripts/bench-memory.ts); DynamoDB Local's JVM is a child, in neither figure. */
-  memory: MemoryBreakdown;
+  memory: MemoryBreakdown & {
+    /** DynamoDB Local's JVM, a child process: its own peak RSS (VmHWM), read before the runtime stops; null where unknown. */
+    dynamodbLocalPeakRssMiB: number | null;
+  };
   /** CPU time of this process (main thread, Lambda workers, device I/O callbacks) over the whole run. */
   cpuUserMs: number;
   cpuSystemMs: number;
@@ -132,6 +136,7 @@ async function main(): Promise<void> {
   if (!opts.quotas && process.env.ROTOR_PACING_ENABLED === undefined) process.env.ROTOR_PACING_ENABLED = 'false';
   try {
     const cpuBefore = process.cpuUsage();
+    let jvmPeakRss: number | undefined;
     const memoryWatch = new MemoryWatch();
     memoryWatch.start();
     const demo = await runDemo(
@@ -143,11 +148,16 @@ async function main(): Promise<void> {
         ...(opts.watchMs ? { watchIntervalMs: Number(opts.watchMs) } : {}),
         ...(opts.quotas ? { quotas: opts.quotas } : {}),
         signal: abort.signal,
+        beforeStop: async () => {
+          await memoryWatch.sample();
+          const peaks = DynamoDbLocal.runningNow().map((db) => db.peakRssBytes());
+          jvmPeakRss = peaks.every((peak) => peak !== undefined) && peaks.length > 0 ? peaks.reduce((a, b) => (a as number) + (b as number), 0) as number : undefined;
+        },
       },
       { out, progressStream: process.stdout, tty: false },
     );
     const cpu = process.cpuUsage(cpuBefore);
-    const memory = await memoryWatch.stop();
+    const memory = { ...(await memoryWatch.stop()), dynamodbLocalPeakRssMiB: jvmPeakRss === undefined ? null : Math.round(jvmPeakRss / 2 ** 20) };
     const floorMs = await cryptoFloorMs(opts.devices);
     const quotaFloor = pacingQuotaFloorMs(opts.devices, opts.timeScale, opts.quotas);
     // The kernel's high-water mark (KiB): exact, where sampling every 50 ms cost the main thread ~1 %.
@@ -191,7 +201,7 @@ async function main(): Promise<void> {
     );
     out(`  peak RSS               ${report.peakRssMiB} MiB (this process; Lambda workers are threads in it)`);
     out(
-      `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB`,
+      `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB; DynamoDB Local's JVM (a child, not in the RSS) ${memory.dynamodbLocalPeakRssMiB ?? '?'} MiB`,
     );
     out(`  CPU                    ${(report.cpuUserMs / 1000).toFixed(1)} s user + ${(report.cpuSystemMs / 1000).toFixed(1)} s system (setup, rotations and end checks)`);
     out(`  per rotation           ${report.stateTransitionsPerRotation.toFixed(1)} state transitions, ${report.apiCallsPerRotation.toFixed(1)} AWS API calls`);

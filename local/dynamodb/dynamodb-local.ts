@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { ProxyRoute } from '../edge/edge-server.js';
@@ -174,6 +174,27 @@ export class DynamoDbLocal {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /**
+   * The high-water mark of this JVM's resident memory (Linux's VmHWM), in bytes; undefined when
+   * it is not running or the system does not say. The JVM is a child process: the runtime's
+   * own peak RSS (ru_maxrss of RUSAGE_SELF) never includes it.
+   */
+  peakRssBytes(): number | undefined {
+    const pid = this.child?.pid;
+    if (pid === undefined || this.child?.exitCode !== null) return undefined;
+    try {
+      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return match ? Number(match[1]) * 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The DynamoDB Local processes this process runs now (one per local runtime). */
+  static runningNow(): DynamoDbLocal[] {
+    return [...running];
   }
 
   /** Synchronous kill of the process group, for exit hooks. */
