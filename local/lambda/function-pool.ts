@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { DirectPathWorkerData } from '../dynamodb/direct-path.js';
 import type { CrashPlan } from '../edge/faults.js';
 import type { FunctionErrorPayload, InvokeResult } from '../types.js';
-import { WORKER_SOURCE, workerResourceLimits } from './worker-source.js';
+import { WORKER_SOURCE } from './worker-source.js';
 
 /**
  * The execution environments of one function: up to `maxConcurrency` worker threads, each
@@ -143,7 +143,7 @@ export class FunctionPool {
       },
       stdout: true,
       stderr: true,
-      resourceLimits: workerResourceLimits(this.config.memoryMb),
+      resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.config.memoryMb) },
     });
     const sink = this.sink;
     if (sink) {

@@ -13,20 +13,6 @@
  * With workerData.dynamodbDirect (local/dynamodb/direct-path.ts) the worker wraps node:http's
  * request before the bundle loads: DynamoDB calls skip the edge's hop, counted all the same.
  */
-/**
- * The heap limits of one function's worker, from its memory setting. The old generation gets
- * the memory setting, as Lambda's own runtime gives it most of the sandbox. The young
- * generation is where the local runtime must part from Lambda: there every function has a
- * sandbox to itself, here a dozen workers share one process, and V8's default young
- * generation (up to 16 MiB per semi-space) let each worker's heap reach ~30 MiB after a few
- * invocations, most of it empty nursery. 1/64 of the memory setting (4 MiB at 256 MB) keeps a
- * worker at ~19 MiB; the price is more frequent scavenges of a heap that small (each well under
- * a millisecond), against invocations that each spend 50-300 ms waiting on I/O.
- */
-export function workerResourceLimits(memoryMb: number): { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb: number } {
-  return { maxOldGenerationSizeMb: Math.max(64, memoryMb), maxYoungGenerationSizeMb: Math.max(2, Math.round(memoryMb / 64)) };
-}
-
 export const WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const { pathToFileURL } = require('node:url');
