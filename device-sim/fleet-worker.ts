@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Fleet, type FleetOptions } from './fleet.js';
 import type { FleetCommand, FleetEvent } from './fleet-thread.js';
+import { answerMemoryProbes } from './memory-probe.js';
 
 /**
  * The body of one fleet thread (device-sim/fleet-thread.ts starts it from an esbuild bundle of
@@ -10,6 +11,7 @@ import type { FleetCommand, FleetEvent } from './fleet-thread.js';
  */
 const port = parentPort;
 if (!port) throw new Error('device-sim/fleet-worker runs only as a worker thread');
+answerMemoryProbes('fleet');
 const fleet = new Fleet(workerData as FleetOptions);
 const post = (event: FleetEvent): void => port.postMessage(event);
 

@@ -23,6 +23,8 @@ export interface FleetOptions {
   clock?: AgentClock;
   /** Devices booted at once; a thousand simultaneous TLS handshakes gain nothing. */
   startConcurrency?: number;
+  /** Log entries each device keeps in its `eventLog` (the agent's default when absent); 'log' events still carry every one. */
+  logCapacity?: number;
 }
 
 export type FleetReport = RotationReport & { thingName: string };
@@ -53,6 +55,7 @@ export class Fleet extends EventEmitter {
           thingName: device.thingName,
           ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
           ...(options.clock ? { clock: options.clock } : {}),
+          ...(options.logCapacity !== undefined ? { logCapacity: options.logCapacity } : {}),
           keyStore: new FileKeyStore(device.stateDir),
           // Protocol v1.2: simulated devices take server trust-store updates.
           trustStore: new FileTrustStore(device.stateDir),

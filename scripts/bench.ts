@@ -9,8 +9,10 @@ import { AWS_DEFAULT_QUOTAS_NAME } from '../local/edge/quotas.js';
 import { pacingConfig } from '../functions/core/pacing-settings.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../device-sim/keys.js';
 import { LocalCa } from '../local/iot/ca.js';
+import { DynamoDbLocal } from '../local/dynamodb/dynamodb-local.js';
 import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
+import { MemoryWatch, type MemoryBreakdown } from './bench-memory.js';
 
 /**
  * `npm run bench [-- --devices N --time-scale X --quotas aws-default|FILE --report FILE]`: rotates 1,000 devices with
@@ -37,6 +39,11 @@ export interface BenchReport {
    */
   quotaFloorMs: number | null;
   peakRssMiB: number;
+  /** Where the memory went, thread by thread (scripts/bench-memory.ts); DynamoDB Local's JVM is a child, in neither figure. */
+  memory: MemoryBreakdown & {
+    /** DynamoDB Local's JVM, a child process: its own peak RSS (VmHWM), read before the runtime stops; null where unknown. */
+    dynamodbLocalPeakRssMiB: number | null;
+  };
   /** CPU time of this process (main thread, Lambda workers, device I/O callbacks) over the whole run. */
   cpuUserMs: number;
   cpuSystemMs: number;
@@ -129,6 +136,9 @@ async function main(): Promise<void> {
   if (!opts.quotas && process.env.ROTOR_PACING_ENABLED === undefined) process.env.ROTOR_PACING_ENABLED = 'false';
   try {
     const cpuBefore = process.cpuUsage();
+    let jvmPeakRss: number | undefined;
+    const memoryWatch = new MemoryWatch();
+    memoryWatch.start();
     const demo = await runDemo(
       {
         devices: opts.devices,
@@ -138,10 +148,16 @@ async function main(): Promise<void> {
         ...(opts.watchMs ? { watchIntervalMs: Number(opts.watchMs) } : {}),
         ...(opts.quotas ? { quotas: opts.quotas } : {}),
         signal: abort.signal,
+        beforeStop: async () => {
+          await memoryWatch.sample();
+          const peaks = DynamoDbLocal.runningNow().map((db) => db.peakRssBytes());
+          jvmPeakRss = peaks.every((peak) => peak !== undefined) && peaks.length > 0 ? peaks.reduce((a, b) => (a as number) + (b as number), 0) as number : undefined;
+        },
       },
       { out, progressStream: process.stdout, tty: false },
     );
     const cpu = process.cpuUsage(cpuBefore);
+    const memory = { ...(await memoryWatch.stop()), dynamodbLocalPeakRssMiB: jvmPeakRss === undefined ? null : Math.round(jvmPeakRss / 2 ** 20) };
     const floorMs = await cryptoFloorMs(opts.devices);
     const quotaFloor = pacingQuotaFloorMs(opts.devices, opts.timeScale, opts.quotas);
     // The kernel's high-water mark (KiB): exact, where sampling every 50 ms cost the main thread ~1 %.
@@ -160,6 +176,7 @@ async function main(): Promise<void> {
       wallOverFloor: demo.wallMs / floorMs,
       quotaFloorMs: quotaFloor === null ? null : Math.round(quotaFloor),
       peakRssMiB: Math.round(peakRss / 2 ** 20),
+      memory,
       cpuUserMs: Math.round(cpu.user / 1000),
       cpuSystemMs: Math.round(cpu.system / 1000),
       stateTransitionsPerRotation: demo.stateTransitionsPerRotation,
@@ -183,6 +200,9 @@ async function main(): Promise<void> {
         : `  quota floor            ${(quotaFloor / 1000).toFixed(2)} s (the functions pace to ${opts.quotas ?? "AWS's default"} quotas at time scale ${opts.timeScale}; ROTOR_PACING_ENABLED=false turns it off)`,
     );
     out(`  peak RSS               ${report.peakRssMiB} MiB (this process; Lambda workers are threads in it)`);
+    out(
+      `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB; DynamoDB Local's JVM (a child, not in the RSS) ${memory.dynamodbLocalPeakRssMiB ?? '?'} MiB`,
+    );
     out(`  CPU                    ${(report.cpuUserMs / 1000).toFixed(1)} s user + ${(report.cpuSystemMs / 1000).toFixed(1)} s system (setup, rotations and end checks)`);
     out(`  per rotation           ${report.stateTransitionsPerRotation.toFixed(1)} state transitions, ${report.apiCallsPerRotation.toFixed(1)} AWS API calls`);
     if (opts.report) {

