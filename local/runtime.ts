@@ -22,6 +22,7 @@ import { EventSourceMapping } from './sqs/event-source-mapping.js';
 import { startSchedule } from './events/schedule.js';
 import { DEFAULT_RENEWAL } from '../domain/pacing/calendar.js';
 import { SqsService } from './sqs/sqs-service.js';
+import { DirectDynamoDb } from './stepfunctions/direct-dynamodb.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
 
@@ -274,9 +275,11 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     });
     stops.push(() => iot.stop());
 
-    const dynamoClient = new DynamoDBClient({ endpoint: url, region, credentials: LOCAL_CREDENTIALS });
-    stops.push(async () => dynamoClient.destroy());
-    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock, region, accountId, ...(quotas ? { transition: (signal: AbortSignal) => quotas.transition(signal) } : {}) });
+    // The engine's own DynamoDB tasks go straight to DynamoDB Local too, counted with the edge's calls.
+    const engineDynamoDb = new DirectDynamoDb({ upstream: dynamodb.endpoint, edge: url, region, credentials: LOCAL_CREDENTIALS, viaEdge: () => dynamodbDirect.viaEdge });
+    edge.countAlso(engineDynamoDb);
+    stops.push(async () => engineDynamoDb.destroy());
+    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: engineDynamoDb.client, sns, clock, region, accountId, ...(quotas ? { transition: (signal: AbortSignal) => quotas.transition(signal) } : {}) });
     stops.push(() => stepFunctions.stop());
 
     edge.register(dynamodb.route()).register(sns).register(sqs).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
