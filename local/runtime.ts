@@ -7,7 +7,7 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ruleNameFor, ruleSqlFor } from '../domain/topics.js';
-import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, trustStateMachineArn, type Deployment, type RuleQueueSpec, type Settings } from '../wiring/index.js';
+import { deadLetterQueueName, defaultSettings, functionEnvironment, loadWiring, REPO_ROOT, renderStateMachine, ruleQueueName, type Deployment, type RuleQueueSpec, type Settings, type StateMachineSpec, type Wiring } from '../wiring/index.js';
 import { DynamoDbDirectPath } from './dynamodb/direct-path.js';
 import { DynamoDbLocal } from './dynamodb/dynamodb-local.js';
 import { rotationTableInput } from './dynamodb/rotation-table.js';
@@ -22,6 +22,7 @@ import { EventSourceMapping } from './sqs/event-source-mapping.js';
 import { startSchedule } from './events/schedule.js';
 import { DEFAULT_RENEWAL } from '../domain/pacing/calendar.js';
 import { SqsService } from './sqs/sqs-service.js';
+import { DirectDynamoDb } from './stepfunctions/direct-dynamodb.js';
 import { StepFunctionsService } from './stepfunctions/service.js';
 import { LOCAL_ACCOUNT, LOCAL_REGION, scaledClock } from './types.js';
 
@@ -166,6 +167,25 @@ export function functionBundles(functionsDir = join(REPO_ROOT, 'dist', 'function
   return bundles;
 }
 
+/** A state machine's name, as terraform/ names it with its default prefix. */
+function stateMachineName(machine: StateMachineSpec): string {
+  return `${PREFIX}-${machine.name}`;
+}
+
+/** The one ARN builder of the local state machines. */
+export function stateMachineArn(machine: StateMachineSpec, region = LOCAL_REGION, accountId = LOCAL_ACCOUNT): string {
+  return `arn:aws:states:${region}:${accountId}:stateMachine:${stateMachineName(machine)}`;
+}
+
+/** The wiring's state machines with the role each runs as (terraform/iam.tf, trust.tf, ca-rollover.tf). */
+function stateMachines(wiring: Wiring): { machine: StateMachineSpec; role: string }[] {
+  return [
+    { machine: wiring.stateMachine, role: 'state-machine' },
+    { machine: wiring.trustStateMachine, role: 'trust-state-machine' },
+    { machine: wiring.caRollover, role: 'ca-rollover' },
+  ];
+}
+
 async function ignoreExisting(action: Promise<unknown>): Promise<void> {
   try {
     await action;
@@ -255,9 +275,11 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     });
     stops.push(() => iot.stop());
 
-    const dynamoClient = new DynamoDBClient({ endpoint: url, region, credentials: LOCAL_CREDENTIALS });
-    stops.push(async () => dynamoClient.destroy());
-    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: dynamoClient, sns, clock, region, accountId, ...(quotas ? { transition: (signal: AbortSignal) => quotas.transition(signal) } : {}) });
+    // The engine's own DynamoDB tasks go straight to DynamoDB Local too, counted with the edge's calls.
+    const engineDynamoDb = new DirectDynamoDb({ upstream: dynamodb.endpoint, edge: url, region, credentials: LOCAL_CREDENTIALS, viaEdge: () => dynamodbDirect.viaEdge });
+    edge.countAlso(engineDynamoDb);
+    stops.push(async () => engineDynamoDb.destroy());
+    const stepFunctions = new StepFunctionsService({ invoker: lambda, dynamodb: engineDynamoDb.client, sns, clock, region, accountId, ...(quotas ? { transition: (signal: AbortSignal) => quotas.transition(signal) } : {}) });
     stops.push(() => stepFunctions.stop());
 
     edge.register(dynamodb.route()).register(sns).register(sqs).register(lambda).register(iot.controlPlane).register(iot.dataPlane).register(stepFunctions);
@@ -268,7 +290,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
 
     const deployment: Deployment = {
       tableName: `${PREFIX}-rotations`,
-      stateMachineArn: `arn:aws:states:${region}:${accountId}:stateMachine:${PREFIX}-${wiring.stateMachine.name}`,
+      stateMachineArn: stateMachineArn(wiring.stateMachine, region, accountId),
       functionArn: (name) => lambda.functionArn(functionName(name)),
       topicArns: { audit: `arn:aws:sns:${region}:${accountId}:${PREFIX}-audit`, escalation: `arn:aws:sns:${region}:${accountId}:${PREFIX}-escalations` },
       iotDataEndpoint: url,
@@ -321,8 +343,8 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
       topics: deployment.topicArns,
       devicePolicyName: DEVICE_POLICY_NAME,
       privateCaArn: privateCa.certificateAuthorityArn,
-      trustStateMachineArn: trustStateMachineArn(deployment.stateMachineArn, PREFIX, wiring),
-      caRolloverStateMachineArn: `arn:aws:states:${region}:${accountId}:stateMachine:${PREFIX}-${wiring.caRollover.name}`,
+      trustStateMachineArn: stateMachineArn(wiring.trustStateMachine, region, accountId),
+      caRolloverStateMachineArn: stateMachineArn(wiring.caRollover, region, accountId),
     };
     if (dataDir) {
       endpoints.mqtt.caFile = join(dataDir, CA_FILE);
@@ -430,34 +452,18 @@ async function deploy(input: {
       await sns.send(new SubscribeCommand({ TopicArn: deployment.topicArns[subscription.topic], Protocol: 'lambda', Endpoint: deployment.functionArn(subscription.function) }));
     }
 
-    // The state machine, rendered from the same wiring (settings included).
-    await sfn.send(
-      new CreateStateMachineCommand({
-        name: deployment.stateMachineArn.slice(deployment.stateMachineArn.lastIndexOf(':') + 1),
-        definition: renderStateMachine(deployment, wiring),
-        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-state-machine`,
-        type: 'STANDARD',
-      }),
-    );
-    // The trust-update state machine (protocol v1.2, `rotor trust push`), from the same wiring (terraform/trust.tf).
-    const trustArn = trustStateMachineArn(deployment.stateMachineArn, PREFIX, wiring);
-    await sfn.send(
-      new CreateStateMachineCommand({
-        name: trustArn.slice(trustArn.lastIndexOf(':') + 1),
-        definition: renderStateMachine(deployment, wiring, wiring.trustStateMachine),
-        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-trust-state-machine`,
-        type: 'STANDARD',
-      }),
-    );
-    // The CA rollover's own state machine (wiring caRollover), beside it.
-    await sfn.send(
-      new CreateStateMachineCommand({
-        name: `${PREFIX}-${wiring.caRollover.name}`,
-        definition: renderStateMachine(deployment, wiring, wiring.caRollover),
-        roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-ca-rollover`,
-        type: 'STANDARD',
-      }),
-    );
+    // The state machines, each rendered from the same wiring (settings included), as terraform/
+    // deploys them: the rotation, the trust update (`rotor trust push`) and the CA rollover.
+    for (const { machine, role } of stateMachines(wiring)) {
+      await sfn.send(
+        new CreateStateMachineCommand({
+          name: stateMachineName(machine),
+          definition: renderStateMachine(deployment, wiring, machine),
+          roleArn: `arn:aws:iam::${LOCAL_ACCOUNT}:role/${PREFIX}-${role}`,
+          type: 'STANDARD',
+        }),
+      );
+    }
 
     // IoT: the rules that carry device messages to Lambda, the device policy, the audit.
     for (const rule of wiring.rules) {
