@@ -59,17 +59,24 @@ describeWithBundles('rotor plan against the local runtime', () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  it('plans the audit\'s expiring certificates from its findings, at the quota floor, without DescribeCertificate', async () => {
-    // Act
+  /** `rotor plan --local` on the runtime, with the calls the edge counted while it ran. */
+  async function planLocal(...flags: string[]): Promise<{ code?: number; stderr: string[]; stdout: string; delta: Record<string, number> }> {
     const io = capturedIo();
     let code: number | undefined;
     const before = aws.edge.calls();
     const program = registerPlanCommand(new Command('rotor').exitOverride(), { io, setExitCode: (c) => (code = c) });
-    await program.parseAsync(['plan', '--local', '--data-dir', join(workDir, 'aws'), '--json'], { from: 'user' });
+    await program.parseAsync(['plan', '--local', '--data-dir', join(workDir, 'aws'), ...flags], { from: 'user' });
     const after = aws.edge.calls();
+    const delta = Object.fromEntries(Object.entries(after).map(([op, n]) => [op, n - (before[op] ?? 0)]).filter(([, n]) => (n as number) > 0));
+    return { code, stderr: io.stderr, stdout: io.stdout.join('\n'), delta };
+  }
+
+  it('plans the audit\'s expiring certificates from its findings, at the quota floor, without DescribeCertificate', async () => {
+    // Act
+    const { code, stderr, stdout, delta } = await planLocal('--json');
     // Assess
-    expect({ code, stderr: io.stderr }).toEqual({ code: 0, stderr: [] });
-    const report = JSON.parse(io.stdout.join('\n')) as PlanReport;
+    expect({ code, stderr }).toEqual({ code: 0, stderr: [] });
+    const report = JSON.parse(stdout) as PlanReport;
     expect(report.audit.findingsByCheck[AuditCheck.Expiring]).toBe(DEVICES);
     expect(report.flagged).toBe(DEVICES);
     expect(report.inFlight).toBe(0);
@@ -78,7 +85,6 @@ describeWithBundles('rotor plan against the local runtime', () => {
     const daysToExpiry = (Date.parse(report.earliestExpiry ?? '') - Date.parse(report.generatedAt)) / 86_400_000;
     expect(daysToExpiry).toBeGreaterThan(9);
     expect(daysToExpiry).toBeLessThanOrEqual(10);
-    const delta = Object.fromEntries(Object.entries(after).map(([op, n]) => [op, n - (before[op] ?? 0)]).filter(([, n]) => (n as number) > 0));
     expect(delta['iot:DescribeCertificate']).toBeUndefined();
     expect(delta['iot:ListAuditFindings']).toBe(report.sources.calls['iot:ListAuditFindings']);
     expect(delta['dynamodb:Query']).toBe(report.sources.calls['dynamodb:Query']);
@@ -112,15 +118,10 @@ describeWithBundles('rotor plan against the local runtime', () => {
     await deferStarts({ db: ddb, tableName: aws.endpoints.tableName }, starts);
     ddb.destroy();
     // Act
-    const io = capturedIo();
-    let code: number | undefined;
-    const before = aws.edge.calls();
-    const program = registerPlanCommand(new Command('rotor').exitOverride(), { io, setExitCode: (c) => (code = c) });
-    await program.parseAsync(['plan', '--local', '--data-dir', join(workDir, 'aws'), '--json'], { from: 'user' });
-    const after = aws.edge.calls();
+    const { code, stderr, stdout, delta } = await planLocal('--json');
     // Assess
-    expect({ code, stderr: io.stderr }).toEqual({ code: 0, stderr: [] });
-    const report = JSON.parse(io.stdout.join('\n')) as PlanReport;
+    expect({ code, stderr }).toEqual({ code: 0, stderr: [] });
+    const report = JSON.parse(stdout) as PlanReport;
     expect(report.flagged).toBe(DEVICES);
     expect(report.alreadyDeferred).toBe(5);
     expect(report.devices).toBe(DEVICES - 5);
@@ -134,15 +135,12 @@ describeWithBundles('rotor plan against the local runtime', () => {
       ],
     });
     // Cheap: the calendar item and one Query per listed day, no Scan, no DescribeCertificate.
-    const delta = Object.fromEntries(Object.entries(after).map(([op, n]) => [op, n - (before[op] ?? 0)]).filter(([, n]) => (n as number) > 0));
     expect(delta['dynamodb:GetItem']).toBe(1);
     expect(delta['dynamodb:Query']).toBe(1 + 2);
     expect(delta['dynamodb:Scan']).toBeUndefined();
     expect(delta['iot:DescribeCertificate']).toBeUndefined();
     // The text says the same.
-    const text = capturedIo();
-    await registerPlanCommand(new Command('rotor').exitOverride(), { io: text, setExitCode: () => undefined }).parseAsync(['plan', '--local', '--data-dir', join(workDir, 'aws')], { from: 'user' });
-    const printed = text.stdout.join('\n');
+    const printed = (await planLocal()).stdout;
     expect(printed).toMatch(new RegExp(`already deferred +5 .*\\n  would rotate +${DEVICES - 5}\\n`));
     expect(printed).toContain(`Deferred starts (renewal calendar): 7, next due ${new Date(base + 3_600_000).toISOString()}\n  DATE        STARTS\n  ${deferredDay(base)}       3\n  ${deferredDay(base + day)}       4`);
   });
