@@ -34,7 +34,7 @@ export const StatesError = {
 } as const;
 
 /**
- * Errors worth retrying with backoff: throttling and 5xx from AWS, as the SDK names them
+ * Errors worth retrying with backoff: throttling, 5xx and network failures from AWS, as the SDK names them
  * (a Lambda that lets one escape reports it as its errorType), and the Lambda service's own
  * transient failures as the lambda:invoke integration names them.
  */
@@ -50,6 +50,9 @@ export const TRANSIENT_ERRORS = [
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
+  // The SDK's name for a network failure it retried and gave up on (ECONNRESET, EPIPE, ETIMEDOUT,
+  // a socket timeout): transient like a 5xx, and as safe to run again.
+  'TimeoutError',
 ] as const;
 
 export const DYNAMODB_TRANSIENT_ERRORS = [

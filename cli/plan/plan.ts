@@ -1,5 +1,5 @@
 import type { IoTClient } from '@aws-sdk/client-iot';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   AdmissionController,
   bottleneck,
@@ -15,6 +15,7 @@ import {
 } from '../../domain/pacing/index.js';
 import { AUDIT_CHECKS, RotationStatus, type AuditCheck } from '../../domain/rotation.js';
 import { listByStatus } from '../operator/status.js';
+import { readDeferredStarts, type DeferredDay } from './deferred.js';
 import { latestCompletedAudit, readFindings } from './findings.js';
 
 /**
@@ -23,7 +24,9 @@ import { latestCompletedAudit, readFindings } from './findings.js';
  * page per 250 certificates) and Rotor's own records (the by-status index) — never a
  * DescribeCertificate per certificate, which at a million certificates would spend 28 hours of
  * the 10-TPS quota the rotations need. The figures come from the product's pacing code: the
- * sustainable rate and floor from AdmissionController, the schedule from the calendar.
+ * sustainable rate and floor from AdmissionController, the schedule from the calendar. The
+ * starts the renewal calendar already holds (deferred by earlier audits) are shown by day from
+ * the calendar's own records, and their certificates are not planned again.
  */
 export interface PlanDeps {
   iot: IoTClient;
@@ -57,6 +60,10 @@ export interface PlanReport {
   flagged: number;
   /** Flagged certificates that a rotation in flight already replaces (skipped at start). */
   inFlight: number;
+  /** Flagged certificates (not in flight) whose start the renewal calendar already holds. */
+  alreadyDeferred: number;
+  /** Every start the renewal calendar holds (any audit's), by day, with the next one due. */
+  deferredStarts: { total: number; nextAt?: string; byDay: DeferredDay[] };
   /** What the next run would rotate. */
   devices: number;
   /** The scarcest budget and the rotations per second it sustains. */
@@ -69,7 +76,7 @@ export interface PlanReport {
   lateForDeadline: number;
   schedule: PlanDay[];
   expectedCompletion: string;
-  sources: { findings: string; inFlight: string; quotas: string; calls: Record<string, number> };
+  sources: { findings: string; inFlight: string; deferred: string; quotas: string; calls: Record<string, number> };
 }
 
 export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanReport> {
@@ -87,12 +94,16 @@ export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanRe
 
   // Rotations in flight already replace some of these certificates: the start would skip them.
   const ddb = { send: (command: Parameters<DynamoDBDocumentClient['send']>[0]) => {
-    calls['dynamodb:Query'] = (calls['dynamodb:Query'] ?? 0) + 1;
+    const operation = command instanceof GetCommand ? 'dynamodb:GetItem' : command instanceof QueryCommand ? 'dynamodb:Query' : 'dynamodb:other';
+    calls[operation] = (calls[operation] ?? 0) + 1;
     return deps.ddb.send(command);
   } } as DynamoDBDocumentClient;
   const inFlightRecords = await listByStatus({ ddb, tableName: deps.tableName, local: false }, RotationStatus.InProgress);
   const replacing = new Set(inFlightRecords.map((record) => record.oldCertificateId));
-  const due = [...certificates].filter((id) => !replacing.has(id));
+  // Certificates the renewal calendar already holds a start for start on their day: not planned twice.
+  const deferred = await readDeferredStarts({ ddb, tableName: deps.tableName });
+  const notInFlight = [...certificates].filter((id) => !replacing.has(id));
+  const due = notInFlight.filter((id) => !deferred.certificates.has(id));
 
   const admission = new AdmissionController(pacing, now.getTime());
   const rate = admission.sustainableRate();
@@ -110,7 +121,9 @@ export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanRe
     generatedAt: now.toISOString(),
     audit: { taskId: audit.taskId, startedAt: audit.startedAt?.toISOString(), findingsByCheck },
     flagged: certificates.size,
-    inFlight: certificates.size - due.length,
+    inFlight: certificates.size - notInFlight.length,
+    alreadyDeferred: notInFlight.length - due.length,
+    deferredStarts: { total: deferred.total, ...(deferred.nextAt ? { nextAt: deferred.nextAt } : {}), byDay: deferred.byDay },
     devices: due.length,
     bottleneck: { bucket: limit.bucket, rotationsPerSecond: limit.rate },
     quotaFloorS: quotaFloorSeconds(due.length, pacing.quotas),
@@ -124,6 +137,7 @@ export async function plan(deps: PlanDeps, options: PlanOptions): Promise<PlanRe
     sources: {
       findings: `ListAuditFindings of audit ${audit.taskId} (${checks.join(', ')})`,
       inFlight: `rotation table ${deps.tableName}, IN_PROGRESS records on the by-status index`,
+      deferred: `rotation table ${deps.tableName}, the calendar item (pk=calendar, sk=days) and a Query per day it lists (sort keys only)`,
       quotas: deps.quotasSource ?? `AWS defaults × safety fraction ${pacing.quotas.safetyFraction}`,
       calls,
     },
@@ -139,6 +153,7 @@ export function formatPlan(report: PlanReport): string[] {
     `Next audit (from audit ${report.audit.taskId}${report.audit.startedAt ? `, ${report.audit.startedAt}` : ''}):`,
     `  flagged certificates   ${report.flagged}  (${Object.entries(report.audit.findingsByCheck).map(([check, n]) => `${check} ${n}`).join(', ')})`,
     `  already in flight      ${report.inFlight}`,
+    `  already deferred       ${report.alreadyDeferred}  (on the renewal calendar; they start on their day)`,
     `  would rotate           ${report.devices}`,
     `  bottleneck             ${report.bottleneck.bucket}: ${report.bottleneck.rotationsPerSecond.toFixed(2)} rotations/s within the budget`,
     `  quota floor            ${hours(report.quotaFloorS)}`,
@@ -147,11 +162,16 @@ export function formatPlan(report: PlanReport): string[] {
   if (report.earliestExpiry) lines.push(`  earliest expiry        ${report.earliestExpiry}${report.lateForDeadline ? `: ${report.lateForDeadline} certificates cannot be rotated before it at this budget` : ''}`);
   lines.push(`  expected completion    ${report.expectedCompletion}`, '', '  DATE        ROTATIONS  CUMULATIVE');
   for (const day of report.schedule) lines.push(`  ${day.date}  ${String(day.rotations).padStart(9)}  ${String(day.cumulative).padStart(10)}`);
+  const { deferredStarts } = report;
+  lines.push('', `Deferred starts (renewal calendar): ${deferredStarts.total}${deferredStarts.nextAt ? `, next due ${deferredStarts.nextAt}` : ''}`);
+  if (deferredStarts.byDay.length) lines.push('  DATE        STARTS');
+  for (const day of deferredStarts.byDay) lines.push(`  ${day.date}  ${String(day.starts).padStart(6)}`);
   lines.push(
     '',
     'Sources:',
     `  findings               ${report.sources.findings}`,
     `  in flight              ${report.sources.inFlight}`,
+    `  deferred               ${report.sources.deferred}`,
     `  quotas                 ${report.sources.quotas}`,
     `  calls made             ${Object.entries(report.sources.calls).map(([op, n]) => `${op} ${n}`).join(', ')} (no DescribeCertificate)`,
   );

@@ -146,6 +146,14 @@ export function deferredSk(atMs: number, certificateId: string, auditTaskId: str
   return `${new Date(atMs).toISOString()}#${certificateId}#${auditTaskId}`;
 }
 
+/** A deferred start's sort key read back: when it is due, the certificate and the audit; undefined for a key not written by deferredSk. */
+export function parseDeferredSk(sk: string): { atMs: number; certificateId: string; auditTaskId: string } | undefined {
+  const [at, certificateId, auditTaskId, ...rest] = sk.split('#');
+  const atMs = Date.parse(at);
+  if (rest.length || !certificateId || !auditTaskId || Number.isNaN(atMs)) return undefined;
+  return { atMs, certificateId, auditTaskId };
+}
+
 /** The greatest sort key of a start due by `atMs`. */
 export function deferredSkUntil(atMs: number): string {
   return `${new Date(atMs).toISOString()}#~`;

@@ -62,11 +62,38 @@ function parseState(text: unknown): AdmissionState {
   }
 }
 
+/** What a round decides on: the item's version and state (undefined: there is no item yet). */
+interface Seen {
+  version?: number;
+  state?: string;
+}
+
+const STALE = Symbol('stale');
+
+/**
+ * The version and state of an item as GetItem returns it through the document client, or as a
+ * refused write's ALL_OLD carries it (raw attribute values: the document client does not convert
+ * an error's item). Undefined: there is no item. STALE: a version that is neither, read it again.
+ */
+function seenOf(item: unknown): Seen | undefined | typeof STALE {
+  if (item === undefined || item === null) return undefined;
+  if (typeof item !== 'object') return STALE;
+  const record = item as Record<string, unknown>;
+  const raw = (value: unknown, type: 'N' | 'S'): unknown => (typeof value === 'object' && value !== null && type in value ? (value as Record<string, unknown>)[type] : value);
+  const versionValue = raw(record.version, 'N');
+  const version = typeof versionValue === 'number' ? versionValue : typeof versionValue === 'string' && versionValue !== '' ? Number(versionValue) : undefined;
+  if (version !== undefined && !Number.isFinite(version)) return STALE;
+  const state = raw(record.state, 'S');
+  return { ...(version !== undefined ? { version } : {}), ...(typeof state === 'string' ? { state } : {}) };
+}
+
 export class PacingStore {
   private readonly maxAttempts: number;
   private readonly maxBackoffMs: number;
   /** How many rounds the last update took (1: no lost race): for tests and logs. */
   lastAttempts = 0;
+  /** The item as this store last wrote or was told it is (undefined: none known, so the first write creates it or is refused with it; STALE: read it). */
+  private seen: Seen | undefined | typeof STALE = undefined;
 
   constructor(
     private readonly deps: PacingStoreDeps,
@@ -77,16 +104,29 @@ export class PacingStore {
     this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
   }
 
-  /** Reads the item, applies `decide` to the controller it holds, writes it back if nothing changed meanwhile. */
+  /**
+   * Applies `decide` to the controller the item holds and writes it back if nothing changed
+   * meanwhile. The item as this store last saw it is kept between invocations (a warm Lambda), so
+   * a round is one conditional UpdateItem: a stale copy loses the race, and the lost race's answer
+   * is the current item (ReturnValuesOnConditionCheckFailure ALL_OLD), decided on again — no
+   * GetItem per round (docs/fleet-scale.md, "Pacing-item contention"). A GetItem is made only when
+   * a failed write does not return the item (an implementation without ALL_OLD).
+   */
   async update<T>(decide: (controller: AdmissionController, nowMs: number) => T): Promise<{ value: T; controller: AdmissionController }> {
     const { db, tableName, clock } = this.deps;
+    let seen = this.seen;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const read = await db.send(new GetCommand({ TableName: tableName, Key: PACING_KEY, ConsistentRead: true }));
-      const item = read.Item as Partial<PacingItem> | undefined;
-      const version = typeof item?.version === 'number' ? item.version : undefined;
+      if (seen === STALE) {
+        const read = await db.send(new GetCommand({ TableName: tableName, Key: PACING_KEY, ConsistentRead: true }));
+        const fresh = seenOf(read.Item);
+        // A version that is not a number: decided on as a fresh item (its write is refused, as before).
+        seen = fresh === STALE ? {} : fresh;
+      }
       const now = clock.now();
-      const controller = AdmissionController.fromState(this.settings, parseState(item?.state), now.getTime());
+      const controller = AdmissionController.fromState(this.settings, parseState(seen?.state), now.getTime());
       const value = decide(controller, now.getTime());
+      const state = JSON.stringify(controller.toState());
+      const version = seen?.version;
       try {
         await db.send(
           new UpdateCommand({
@@ -96,21 +136,28 @@ export class PacingStore {
             ConditionExpression: version === undefined ? 'attribute_not_exists(version)' : 'version = :read',
             ExpressionAttributeNames: { '#state': 'state' },
             ExpressionAttributeValues: {
-              ':state': JSON.stringify(controller.toState()),
+              ':state': state,
               ':next': (version ?? 0) + 1,
               ':now': now.toISOString(),
               ...(version === undefined ? {} : { ':read': version }),
             },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );
+        this.seen = { version: (version ?? 0) + 1, state };
         this.lastAttempts = attempt;
         return { value, controller };
       } catch (error) {
         if (!isNamed(error, CONDITIONAL_CHECK_FAILED)) throw error;
+        // The current item came back with the refusal; without it (or with a damaged one), read it.
+        const current = (error as { Item?: unknown }).Item;
+        seen = current === undefined ? STALE : seenOf(current);
+        if (seen !== STALE && seen?.version === version) seen = STALE;
         // Full jitter, doubling: racers spread out instead of colliding again.
         await clock.sleep(Math.random() * Math.min(this.maxBackoffMs * 2 ** (attempt - 1), MAX_BACKOFF_CAP_MS));
       }
     }
+    this.seen = STALE;
     throw new PacingContention(this.maxAttempts);
   }
 

@@ -62,6 +62,14 @@ describe('the rotate-device state machine', () => {
     expect(used.filter((name) => !known.has(name))).toEqual([]);
   });
 
+  it('retries every transient AWS error, network failures included, wherever it retries throttling', () => {
+    // A step whose SDK gave up on ECONNRESET (TimeoutError) is as safe to run again as one that
+    // got a 5xx: the 1,000-device demo under quotas lost three rotations to it (ISSUE_FAILED).
+    const rules = states.flatMap(([, state]) => state.Retry ?? []).filter((rule) => rule.ErrorEquals.includes('ThrottlingException'));
+    expect(rules.length).toBeGreaterThan(0);
+    for (const rule of rules) expect(rule.ErrorEquals).toEqual(expect.arrayContaining([...TRANSIENT_ERRORS]));
+  });
+
   it('uses every wiring substitution as a placeholder, and no other', () => {
     expect(templatePlaceholders()).toEqual(Object.keys(wiring.stateMachine.substitutions).sort());
   });

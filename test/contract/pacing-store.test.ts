@@ -43,8 +43,13 @@ describe('the pacing item on DynamoDB Local, under concurrent reservers', () => 
 
   it(`grants ${RESERVERS}×${EACH} racing Issue reservations at most ${QUOTA_TPS} per second, each once`, async () => {
     // Prepare: one store and client per reserver.
+    const calls: Record<string, number> = {};
     const stores = Array.from({ length: RESERVERS }, () => {
       const client = new DynamoDBClient({ endpoint: url, region: 'us-east-1', credentials: { accessKeyId: 'any', secretAccessKey: 'any' } });
+      client.middlewareStack.add((next, context) => (args) => {
+        calls[String(context.commandName)] = (calls[String(context.commandName)] ?? 0) + 1;
+        return next(args);
+      }, { step: 'initialize', name: 'countCalls' });
       clients.push(client);
       return new PacingStore({ db: DynamoDBDocumentClient.from(client), tableName: 'rotations', clock: systemClock }, SETTINGS);
     });
@@ -71,7 +76,12 @@ describe('the pacing item on DynamoDB Local, under concurrent reservers', () => 
     expect(grants).toHaveLength(RESERVERS * EACH);
     expect(new Set(grants).size).toBe(grants.length);
     expect(Math.max(...attempts)).toBeGreaterThan(1);
-    console.log(`rounds per reservation: mean ${(attempts.reduce((a, b) => a + b, 0) / attempts.length).toFixed(2)}, max ${Math.max(...attempts)}; ${Date.now() - started} ms`);
+    const rounds = attempts.reduce((a, b) => a + b, 0);
+    console.log(`rounds per reservation: mean ${(rounds / attempts.length).toFixed(2)}, max ${Math.max(...attempts)}; DynamoDB calls per reservation: ${Object.entries(calls).map(([name, n]) => `${name} ${(n / attempts.length).toFixed(2)}`).join(', ')}; ${Date.now() - started} ms`);
+    // A round is one UpdateItem: DynamoDB Local returns the current item with a refused write
+    // (ReturnValuesOnConditionCheckFailure ALL_OLD), so a lost race costs no read.
+    expect(calls.UpdateItemCommand).toBe(rounds);
+    expect(calls.GetItemCommand ?? 0).toBe(0);
     // Spaced by the budget's interval (no burst tolerance at this quota), so any 1 s window holds ≤ quota.
     const interval = 1000 / BUDGET;
     for (let i = 1; i < grants.length; i++) expect(grants[i] - grants[i - 1]).toBeGreaterThanOrEqual(interval - 1e-3); // ms since the epoch: doubles keep ~1e-4 ms

@@ -5,7 +5,7 @@ import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCom
 import { mockClient } from 'aws-sdk-client-mock';
 import { auditExecutionName } from '../../../domain/naming.js';
 import { caRolloverName } from '../../../domain/ca-rollover.js';
-import { DAY_S, DEFAULT_PACING, jitterOf, parseQuotasFile } from '../../../domain/pacing/index.js';
+import { DAY_S, DEFAULT_PACING, jitterOf, PACING_KEY, parseQuotasFile } from '../../../domain/pacing/index.js';
 import { PacingStore } from '../../../functions/core/pacing-store.js';
 import { handler, parseAuditChecks, parseStartEvent, startRotations, type StartRotationsDeps } from '../../../functions/start-rotations.js';
 import { awsErrors, clients } from '../../fixtures/aws.js';
@@ -491,6 +491,7 @@ describe('start-rotations admission (pacing)', () => {
   it('starts unpaced, and says so, when the budget item cannot be read', async () => {
     pages(EXPIRING, [finding(id(1)), finding(id(2))]);
     db.on(GetCommand).rejects(new Error('table unreachable'));
+    db.on(UpdateCommand, { Key: PACING_KEY }).rejects(new Error('table unreachable'));
     const clock = fakeClock();
     const d = pacedDeps(clock, 250_000);
     const report = await startRotations(snsEvent(auditNotification()), d);

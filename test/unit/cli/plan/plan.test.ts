@@ -1,10 +1,10 @@
 import { DescribeAuditTaskCommand, DescribeCertificateCommand, IoTClient, ListAuditFindingsCommand, ListAuditTasksCommand, type AuditFinding } from '@aws-sdk/client-iot';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, ScanCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { Command } from 'commander';
 import { mockClient } from 'aws-sdk-client-mock';
 import { formatPlan, plan, registerPlanCommand, type PlanReport } from '../../../../cli/plan/index.js';
 import { AuditCheck } from '../../../../domain/rotation.js';
-import { dailyLoad, planCohort } from '../../../../domain/pacing/index.js';
+import { CALENDAR_KEY, dailyLoad, deferredPk, deferredSk, planCohort } from '../../../../domain/pacing/index.js';
 import { capturedIo, fakeClients, fakeTarget, operatorDeps, record } from '../fake-target.js';
 
 const iotMock = mockClient(IoTClient);
@@ -58,8 +58,61 @@ describe('rotor plan', () => {
     expect(report.inFlight).toBe(1);
     expect(report.devices).toBe(600);
     expect(iotMock.commandCalls(DescribeCertificateCommand)).toHaveLength(0);
-    expect(report.sources.calls).toEqual({ 'iot:ListAuditTasks': 1, 'iot:DescribeAuditTask': 2, 'iot:ListAuditFindings': 3, 'dynamodb:Query': 1 });
+    expect(report.sources.calls).toEqual({ 'iot:ListAuditTasks': 1, 'iot:DescribeAuditTask': 2, 'iot:ListAuditFindings': 3, 'dynamodb:Query': 1, 'dynamodb:GetItem': 1 });
     expect(ddbMock.commandCalls(QueryCommand)[0].args[0].input).toMatchObject({ ExpressionAttributeValues: { ':status': 'IN_PROGRESS' } });
+    expect(report.alreadyDeferred).toBe(0);
+    expect(report.deferredStarts).toEqual({ total: 0, byDay: [] });
+  });
+
+  it('shows the starts the renewal calendar holds, by day, and does not plan their certificates again', async () => {
+    // Prepare: the calendar lists three days. 2025-06-02 holds 3 starts over two Query pages
+    // (two flagged certificates and one of another audit's), 2025-06-03 one (the in-flight
+    // certificate's), and 2025-06-01 was emptied by the sweep.
+    givenAudits();
+    const at = (day: string, hour: number): number => Date.parse(`${day}T${String(hour).padStart(2, '0')}:00:00Z`);
+    const partitions: Record<string, string[][]> = {
+      [deferredPk('2025-06-01')]: [[]],
+      [deferredPk('2025-06-02')]: [
+        [deferredSk(at('2025-06-02', 3), certificateId(10), 'new-task'), deferredSk(at('2025-06-02', 7), certificateId(11), 'new-task')],
+        [deferredSk(at('2025-06-02', 9), certificateId(77777), 'old-task')],
+      ],
+      [deferredPk('2025-06-03')]: [[deferredSk(at('2025-06-03', 1), certificateId(5), 'new-task')]],
+    };
+    ddbMock.on(GetCommand, { Key: CALENDAR_KEY }).resolves({ Item: { ...CALENDAR_KEY, days: new Set(['2025-06-03', '2025-06-01', '2025-06-02']) } });
+    ddbMock.on(QueryCommand).callsFake((input: QueryCommandInput) => {
+      const pk = input.ExpressionAttributeValues?.[':pk'] as string | undefined;
+      if (pk === undefined) return { Items: [record('pump-1', 'IN_PROGRESS', { oldCertificateId: certificateId(5) })] };
+      const pages = partitions[pk];
+      const page = Number(input.ExclusiveStartKey?.page ?? 0);
+      return { Items: pages[page].map((sk) => ({ sk })), ...(page + 1 < pages.length ? { LastEvaluatedKey: { page: page + 1 } } : {}) };
+    });
+    const clients = fakeClients();
+    // Act
+    const report = await plan({ iot: clients.iot, ddb: clients.ddb, tableName: 'rotor-rotations', now: () => NOW }, { lookbackDays: 30 });
+    // Assess: the two flagged certificates with a deferred start are not planned again; the
+    // in-flight one counts as in flight.
+    expect(report.flagged).toBe(601);
+    expect(report.inFlight).toBe(1);
+    expect(report.alreadyDeferred).toBe(2);
+    expect(report.devices).toBe(598);
+    expect(report.schedule.at(-1)?.cumulative).toBe(598);
+    expect(report.deferredStarts).toEqual({
+      total: 4,
+      nextAt: '2025-06-02T03:00:00.000Z',
+      byDay: [
+        { date: '2025-06-02', starts: 3 },
+        { date: '2025-06-03', starts: 1 },
+      ],
+    });
+    // Cheap: one GetItem, one Query per page of each listed day, sort keys only, no Scan.
+    expect(report.sources.calls).toMatchObject({ 'dynamodb:GetItem': 1, 'dynamodb:Query': 1 + 4 });
+    const dayQueries = ddbMock.commandCalls(QueryCommand).map((call) => call.args[0].input).filter((input) => input.ExpressionAttributeValues?.[':pk']);
+    expect(dayQueries.every((input) => input.ProjectionExpression === 'sk')).toBe(true);
+    expect(ddbMock.commandCalls(ScanCommand)).toHaveLength(0);
+    const text = formatPlan(report).join('\n');
+    expect(text).toMatch(/already deferred +2 /);
+    expect(text).toMatch(/Deferred starts \(renewal calendar\): 4, next due 2025-06-02T03:00:00.000Z\n  DATE +STARTS\n  2025-06-02 +3\n  2025-06-03 +1/);
+    expect(text).toMatch(/deferred +rotation table rotor-rotations, the calendar item/);
   });
 
   it('plans with the product\'s pacing: floor, spread and schedule from admission and the calendar', async () => {

@@ -1,4 +1,4 @@
-import { DAY_S, dailyLoad, deferredDay, deferredPk, deferredSk, deferredSkUntil, hash32, jitterOf, planCohort, renewalDecision, renewalOffsetS } from '../../../../domain/pacing/calendar.js';
+import { DAY_S, dailyLoad, deferredDay, deferredPk, deferredSk, deferredSkUntil, hash32, parseDeferredSk, jitterOf, planCohort, renewalDecision, renewalOffsetS } from '../../../../domain/pacing/calendar.js';
 
 /** Certificate ids as AWS makes them: 64 hex characters. */
 function certificateIds(count: number, salt = ''): string[] {
@@ -82,5 +82,13 @@ describe('the live calendar: when a flagged certificate starts', () => {
     expect(deferredSk(at, id, 'task-1')).toBe(`2026-03-04T05:06:07.000Z#${id}#task-1`);
     expect(deferredSk(at, id, 'task-1') <= deferredSkUntil(at)).toBe(true);
     expect(deferredSk(at + 1, id, 'task-1') <= deferredSkUntil(at)).toBe(false);
+  });
+
+  it('reads a deferred start back from its sort key alone (rotor plan), and refuses keys it did not write', () => {
+    const at = Date.parse('2026-03-04T05:06:07.000Z');
+    expect(parseDeferredSk(deferredSk(at, id, 'task-1'))).toEqual({ atMs: at, certificateId: id, auditTaskId: 'task-1' });
+    expect(parseDeferredSk('days')).toBeUndefined();
+    expect(parseDeferredSk(`not-a-time#${id}#task-1`)).toBeUndefined();
+    expect(parseDeferredSk(`${deferredSk(at, id, 'task-1')}#extra`)).toBeUndefined();
   });
 });

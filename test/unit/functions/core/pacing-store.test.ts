@@ -22,10 +22,22 @@ const INTERVAL_MS = 1000 / 1.8;
 /** The pacing item as DynamoDB would keep it, with UpdateItem's condition enforced. */
 let stored: Record<string, unknown> | undefined;
 let loseNextRaces: number;
+/** False: a refused write does not carry the current item (an implementation without ALL_OLD). */
+let returnsOldItem: boolean;
+
+/** A refused write as DynamoDB answers it: with ALL_OLD, the current item in raw attribute values. */
+function refused(input: UpdateCommandInput): Error {
+  const error = awsErrors.conditionFailed();
+  if (returnsOldItem && input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && stored) {
+    Object.assign(error, { Item: { pk: { S: 'pacing' }, sk: { S: 'budget' }, version: { N: String(stored.version) }, ...(typeof stored.state === 'string' ? { state: { S: stored.state } } : {}) } });
+  }
+  return error;
+}
 
 function fakeTable(): void {
   stored = undefined;
   loseNextRaces = 0;
+  returnsOldItem = true;
   db.reset();
   db.on(GetCommand).callsFake(() => ({ Item: stored ? structuredClone(stored) : undefined }));
   db.on(UpdateCommand).callsFake((input: UpdateCommandInput) => {
@@ -37,7 +49,7 @@ function fakeTable(): void {
         // Another reserver wrote in between.
         stored = { ...(stored ?? { ...PACING_KEY }), version: (Number(stored?.version ?? 0) || 0) + 1 };
       }
-      throw awsErrors.conditionFailed();
+      throw refused(input);
     }
     stored = { ...PACING_KEY, state: values[':state'], version: values[':next'], updatedAt: values[':now'] };
     return {};
@@ -65,17 +77,58 @@ describe('the pacing store (one versioned item)', () => {
     expect(stored).not.toHaveProperty('status');
     const first = db.commandCalls(UpdateCommand)[0].args[0].input;
     expect(first.ConditionExpression).toBe('attribute_not_exists(version)');
-    expect(db.commandCalls(GetCommand)[0].args[0].input).toMatchObject({ Key: PACING_KEY, ConsistentRead: true });
+    // One UpdateItem per reservation: the store decides on the item as it last wrote it.
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(4);
+    expect(db.commandCalls(GetCommand)).toHaveLength(0);
   });
 
-  it('reads again and decides again after a lost race', async () => {
+  it('decides again on the item a lost race returns, without reading it', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const pacing = store(clock);
+    await pacing.reserve(CallSite.IssueCertificate);
+    // Act: another reserver writes twice in between.
+    loseNextRaces = 2;
+    const { atMs } = await pacing.reserve(CallSite.IssueCertificate);
+    // Assess
+    expect(pacing.lastAttempts).toBe(3);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(4);
+    expect(db.commandCalls(GetCommand)).toHaveLength(0);
+    expect(db.commandCalls(UpdateCommand).every((call) => call.args[0].input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD')).toBe(true);
+    expect(Math.round(atMs - t0)).toBe(Math.round(INTERVAL_MS));
+  });
+
+  it('a store that has not seen the item yet learns it from its first, refused, write', async () => {
+    // Prepare: another Lambda made three reservations.
+    const clock = fakeClock();
+    const t0 = clock.now().getTime();
+    const other = store(clock);
+    for (let i = 0; i < 3; i++) await other.reserve(CallSite.IssueCertificate);
+    db.resetHistory();
+    // Act
+    const fresh = store(clock);
+    const { atMs } = await fresh.reserve(CallSite.IssueCertificate);
+    // Assess: its slot is after the other's three, at the cost of one refused write and no read.
+    expect(Math.round(atMs - t0)).toBe(Math.round(3 * INTERVAL_MS));
+    expect(fresh.lastAttempts).toBe(2);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(2);
+    expect(db.commandCalls(GetCommand)).toHaveLength(0);
+    // And the other store, whose copy is now stale, is refused once and then spaced after it.
+    expect(Math.round((await other.reserve(CallSite.IssueCertificate)).atMs - t0)).toBe(Math.round(4 * INTERVAL_MS));
+    expect(other.lastAttempts).toBe(2);
+  });
+
+  it('reads the item after a lost race whose refusal does not carry it', async () => {
     const clock = fakeClock();
     const pacing = store(clock);
     await pacing.reserve(CallSite.IssueCertificate);
+    returnsOldItem = false;
     loseNextRaces = 2;
     await pacing.reserve(CallSite.IssueCertificate);
     expect(pacing.lastAttempts).toBe(3);
-    expect(db.commandCalls(GetCommand)).toHaveLength(4);
+    expect(db.commandCalls(GetCommand)).toHaveLength(2);
+    expect(db.commandCalls(GetCommand)[0].args[0].input).toMatchObject({ Key: PACING_KEY, ConsistentRead: true });
   });
 
   it('gives up with PacingContention when every attempt loses', async () => {
@@ -85,7 +138,7 @@ describe('the pacing store (one versioned item)', () => {
   });
 
   it('passes other DynamoDB errors through', async () => {
-    db.on(GetCommand).rejects(awsErrors.named('ResourceNotFoundException'));
+    db.on(UpdateCommand).rejects(awsErrors.named('ResourceNotFoundException'));
     await expect(store(fakeClock()).reserve(CallSite.IssueCertificate)).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
   });
 
@@ -175,11 +228,11 @@ describe('a paced step', () => {
     expect(clock.sleeps).toEqual([]);
     const waitUntil = new Date((deferred as { waitUntil: string }).waitUntil).getTime();
     expect(waitUntil - t0).toBe(Math.floor(3 * INTERVAL_MS));
-    // The Wait sends it back with its reservation: it runs, and reads the budget no more.
-    const reads = db.commandCalls(GetCommand).length;
+    // The Wait sends it back with its reservation: it runs, and touches the budget no more.
+    const writes = db.commandCalls(UpdateCommand).length;
     clock.advance(waitUntil - t0);
     expect(await pacedStep(deps, { pacedUntil: new Date(waitUntil).toISOString() }, CallSite.IssueCertificate, run)).toBe('later');
-    expect(db.commandCalls(GetCommand)).toHaveLength(reads);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(writes);
     expect(run).toHaveBeenCalledTimes(1);
   });
 
@@ -191,16 +244,16 @@ describe('a paced step', () => {
     for (let i = 0; i < 3; i++) await deps.pacing.store.reserve(CallSite.IssueCertificate);
     const held = { pacedUntil: clock.now().toISOString() };
     const run = jest.fn(async () => 'ran');
-    const reads = db.commandCalls(GetCommand).length;
+    const writes = db.commandCalls(UpdateCommand).length;
     // Act
     const first = await pacedStep(deps, { ...held, retryCount: 0 }, CallSite.IssueCertificate, run);
     const retried = await pacedStep(deps, { ...held, retryCount: 1 }, CallSite.IssueCertificate, run);
-    // Assess: the first attempt spent the reservation without reading the budget; the retry
+    // Assess: the first attempt spent the reservation without touching the budget; the retry
     // reserves its own and is told to wait for it.
     expect(first).toBe('ran');
     expect(retried).toEqual({ waitUntil: expect.any(String) });
     expect(run).toHaveBeenCalledTimes(1);
-    expect(db.commandCalls(GetCommand).length).toBeGreaterThan(reads);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(writes + 1);
     await expect(pacedStep(deps, { ...held, retryCount: -1 }, CallSite.IssueCertificate, run)).rejects.toMatchObject({ name: 'InvalidInput' });
   });
 
@@ -215,7 +268,7 @@ describe('a paced step', () => {
   });
 
   it('runs unpaced, and says so, when the budget item cannot be read', async () => {
-    db.on(GetCommand).rejects(new Error('table unreachable'));
+    db.on(UpdateCommand).rejects(new Error('table unreachable'));
     const clock = fakeClock();
     const telemetry = recordingTelemetry();
     expect(await pacedStep({ pacing: pacing(clock), clock, telemetry }, {}, CallSite.IssueCertificate, async () => 'ran')).toBe('ran');
@@ -226,6 +279,7 @@ describe('a paced step', () => {
     const clock = fakeClock();
     expect(await pacedStep({ clock, telemetry: recordingTelemetry() }, {}, CallSite.RetireOldCertificate, async () => 'unpaced')).toBe('unpaced');
     expect(db.commandCalls(GetCommand)).toHaveLength(0);
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(0);
     await expect(pacedStep({ clock, telemetry: recordingTelemetry() }, { pacedUntil: 'soon' }, CallSite.RetireOldCertificate, async () => 'x')).rejects.toMatchObject({
       name: 'InvalidInput',
     });
@@ -305,7 +359,7 @@ describe('the throttle observer', () => {
   }, 20_000);
 
   it('never throws: a store failure is logged', async () => {
-    db.on(GetCommand).rejects(new Error('table unreachable'));
+    db.on(UpdateCommand).rejects(new Error('table unreachable'));
     const clock = fakeClock();
     const telemetry = recordingTelemetry();
     await throttleObserver({ pacing: { store: store(clock), timeScale: 1 }, clock, telemetry })('iot:UpdateCertificate');
