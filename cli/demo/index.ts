@@ -3,7 +3,7 @@ import { formatSummary, type DemoReport } from './figures.js';
 import { DEFAULT_TIME_SCALE, DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
 import type { SignerKind } from '../../domain/signer.js';
-import { DemoScenario } from './ca-rollover.js';
+import { CA_ROLLOVER_TIME_SCALE, DemoScenario } from './ca-rollover.js';
 import { formatTrustStoreSummary, runTrustStoreDemo, TRUST_STORE_SCENARIO, TRUST_STORE_TIME_SCALE } from './trust-store.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
@@ -45,7 +45,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--faults <spec>', 'fault spec, e.g. "offline=2:20s,garbage-csr=1,slow=10%:3s,revoke-old=1,shared-cert=1,lambda-crash=3" (see docs/demo.md)', '')
     .option('--seed <n>', 'which devices get which fault', wholeNumber(0, 2 ** 31), 1)
     .option('--report <file>', 'write the figures and check results as JSON')
-    .option('--time-scale <x>', 'workflow time scale', scale, DEFAULT_TIME_SCALE)
+    .option('--time-scale <x>', `workflow time scale (ca-rollover: ${CA_ROLLOVER_TIME_SCALE} unless given; trust-store: ${TRUST_STORE_TIME_SCALE})`, scale, DEFAULT_TIME_SCALE)
     .option('--data-dir <dir>', 'keep the runtime state and key stores here (new or empty directory); a temporary one otherwise')
     .option('--timeout <seconds>', 'give up waiting for the rotations after this long', wholeNumber(1, 86_400))
     .option('--fleet-threads <n>', 'run the simulated devices on this many worker threads (0: on the main thread)', wholeNumber(0, 16), 0)
@@ -88,7 +88,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
           return;
         }
         const report = await runDemo(
-          { scenario: opts.scenario, devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
+          { scenario: opts.scenario, devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.scenario === DemoScenario.CaRollover && command.getOptionValueSource('timeScale') !== 'cli' ? CA_ROLLOVER_TIME_SCALE : opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,
         );
         if (!opts.keep) summarize(report);
