@@ -51,6 +51,9 @@ async function eventually<T>(what: string, probe: () => T | undefined): Promise<
 }
 
 describe('the rule queue on the local runtime', () => {
+  // A test may wait WAIT_MS for what it polls (Lambda workers start per test); jest's default 5 s
+  // cut the dead-letter test short on CI before its own wait ended.
+  jest.setTimeout(WAIT_MS + 10_000);
   let dir: string;
   let marker: string;
   let delivered: string;

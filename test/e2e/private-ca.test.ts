@@ -16,6 +16,7 @@ import { RotationStatus } from '../../domain/rotation';
 import { CertificateStatus } from '../../local/iot/index';
 import { DEVICE_POLICY_NAME, startLocalAws, type LocalAws } from '../../local/runtime';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
+import { certificateIdOf } from '../fixtures/pki.js';
 
 /**
  * Issue 11 part 1 end to end: the rotation workflow (real ASL, real bundles, DynamoDB Local)
@@ -32,6 +33,17 @@ const DEVICES = 4;
 const VALIDITY_DAYS = 45;
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
+
+/** The device's holdings once its current pair is the certificate `certificateId`; fails after 30 s. */
+async function promoted(stateDir: string, certificateId: string): Promise<Awaited<ReturnType<typeof readHoldings>>> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const held = await readHoldings(stateDir);
+    if (held.currentCertPem && certificateIdOf(held.currentCertPem) === certificateId) return held;
+    if (Date.now() > deadline) throw new Error(`${stateDir}: the current pair is still ${held.currentCertPem ? certificateIdOf(held.currentCertPem) : 'absent'}, not ${certificateId}, 30 s after the rotation succeeded`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 describeWithBundles('the workflow signing with the local Private CA (private-ca signer)', () => {
   jest.setTimeout(240_000);
@@ -137,8 +149,10 @@ describeWithBundles('the workflow signing with the local Private CA (private-ca 
     // What each device holds now, the pair the first rotation gave it, is the "old" one this time.
     const first = await Promise.all(
       devices.map(async (d) => {
-        const held = await readHoldings(d.stateDir);
         const certificateId = (await record(d.thingName)).newCertificateId as string;
+        // The device promotes its pending pair after its ack, so the record can say SUCCEEDED a moment
+        // before the store holds the new pair as current: wait for the promote (protocol: ack, then make current).
+        const held = await promoted(d.stateDir, certificateId);
         return { ...d, keyPem: held.currentKeyPem as string, certPem: held.currentCertPem as string, certificateId };
       }),
     );
