@@ -1,9 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { registerDemoCommand, type DemoReport } from '../../cli/demo/index';
-import type { DemoIo } from '../../cli/demo/run-demo';
+import type { DemoReport } from '../../cli/demo/index';
+import { demo } from '../fixtures/demo-command';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
 /**
@@ -17,23 +16,6 @@ const DEVICES = 6;
 const VALIDITY_DAYS = 90;
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
-
-function captureIo(lines: string[]): DemoIo {
-  return { out: (line) => lines.push(line), progressStream: process.stdout, tty: false };
-}
-
-async function demo(args: string[], lines: string[]): Promise<number> {
-  const program = new Command('rotor').exitOverride();
-  program.configureOutput({ writeErr: (text) => lines.push(text) });
-  registerDemoCommand(program, captureIo(lines));
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['demo', ...args], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } finally {
-    process.exitCode = undefined;
-  }
-}
 
 describe('rotor demo --signer input', () => {
   it.each([

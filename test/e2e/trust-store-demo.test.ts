@@ -1,9 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { registerDemoCommand } from '../../cli/demo/index';
-import type { DemoIo } from '../../cli/demo/run-demo';
+import { demo } from '../fixtures/demo-command';
 import type { TrustStoreDemoReport } from '../../cli/demo/trust-store';
 import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 
@@ -17,23 +15,6 @@ import { describeWithBundles as bundlesDescribe } from '../fixtures/bundles.js';
 const describeWithBundles = bundlesDescribe('test/e2e/trust-store-demo.test.ts');
 const DEVICES = 6;
 const REFUSING = 2;
-
-function captureIo(lines: string[]): DemoIo {
-  return { out: (line) => lines.push(line), progressStream: process.stdout, tty: false };
-}
-
-async function demo(args: string[], lines: string[]): Promise<number> {
-  const program = new Command('rotor').exitOverride();
-  program.configureOutput({ writeErr: (text) => lines.push(text) });
-  registerDemoCommand(program, captureIo(lines));
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['demo', ...args], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } finally {
-    process.exitCode = undefined;
-  }
-}
 
 describe('rotor demo --scenario input', () => {
   let dir: string;
