@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 
@@ -20,6 +21,8 @@ export interface ThreadMemory {
   peakHeapBytes: number;
   externalBytes: number;
   peakExternalBytes: number;
+  /** CPU time this thread has used (user + system, ms), from Linux's /proc/thread-self/stat; undefined elsewhere. */
+  cpuMs?: number;
 }
 
 export type MemoryProbeMessage = { type: 'ask'; id: number } | ({ type: 'answer'; id: number } & ThreadMemory);
@@ -30,6 +33,22 @@ export const MEMORY_PROBE_SAMPLE_MS = 250;
 function sample(): { heap: number; external: number } {
   const stats = getHeapStatistics();
   return { heap: stats.total_heap_size, external: stats.external_memory };
+}
+
+/**
+ * The CPU time of the calling thread (user + system, ms): fields 14 and 15 of
+ * /proc/thread-self/stat, in clock ticks of 10 ms. Node 20 has no per-thread CPU clock of its
+ * own (process.cpuUsage is the whole process's), so where /proc is missing this is undefined.
+ * The Lambda workers read theirs the same way (local/lambda/worker-source.ts).
+ */
+export function threadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Starts sampling this thread and answering on the channel; returns the stop function. */
@@ -61,6 +80,8 @@ export function answerMemoryProbes(kind: string): () => void {
       externalBytes: now.external,
       peakExternalBytes: peakExternal,
     };
+    const cpuMs = threadCpuMs();
+    if (cpuMs !== undefined) answer.cpuMs = cpuMs;
     channel.postMessage(answer);
   };
   return () => {

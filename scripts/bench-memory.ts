@@ -18,13 +18,20 @@ export interface MemoryBreakdown {
   fleetHeapMiB: number;
   /** Every thread's peak off-heap memory that its isolate accounts for (Buffers, TLS, crypto objects), summed. */
   externalMiB: number;
-  /** Lambda workers' peak heaps summed per function, and how many workers each had. */
-  functions: Record<string, { workers: number; heapMiB: number }>;
-  threads: Array<{ kind: string; threadId: number; peakHeapMiB: number; peakExternalMiB: number }>;
+  /** Lambda workers' peak heaps summed per function, how many workers each had, and their CPU seconds (null: unknown). */
+  functions: Record<string, { workers: number; heapMiB: number; cpuSeconds: number | null }>;
+  /**
+   * CPU seconds by thread, from each thread's last answer (Linux's /proc/thread-self/stat; null
+   * where no thread could read it). A thread answers up to the bench's last question, just before
+   * the runtime stops, so the end checks after it are not in these figures.
+   */
+  cpuSeconds: { main: number | null; workers: number | null; fleet: number | null };
+  threads: Array<{ kind: string; threadId: number; peakHeapMiB: number; peakExternalMiB: number; cpuSeconds: number | null }>;
 }
 
 const MiB = 2 ** 20;
 const mib = (bytes: number): number => Math.round((bytes / MiB) * 10) / 10;
+const seconds = (ms: number): number => Math.round(ms / 100) / 10;
 
 export class MemoryWatch {
   private readonly seen = new Map<number, ThreadMemory>();
@@ -64,13 +71,19 @@ export class MemoryWatch {
   breakdown(): MemoryBreakdown {
     const threads = [...this.seen.values()];
     const heapOf = (match: (kind: string) => boolean): number => threads.filter((t) => match(t.kind)).reduce((sum, t) => sum + t.peakHeapBytes, 0);
+    const cpuOf = (match: (kind: string) => boolean): number | null => {
+      const matching = threads.filter((t) => match(t.kind));
+      if (matching.length === 0 || matching.some((t) => t.cpuMs === undefined)) return null;
+      return seconds(matching.reduce((sum, t) => sum + (t.cpuMs as number), 0));
+    };
     const functions: MemoryBreakdown['functions'] = {};
     for (const thread of threads) {
       if (!thread.kind.startsWith('lambda:')) continue;
       const name = thread.kind.slice('lambda:'.length);
-      const entry = (functions[name] ??= { workers: 0, heapMiB: 0 });
+      const entry = (functions[name] ??= { workers: 0, heapMiB: 0, cpuSeconds: null });
       entry.workers += 1;
       entry.heapMiB = mib(entry.heapMiB * MiB + thread.peakHeapBytes);
+      entry.cpuSeconds = cpuOf((kind) => kind === thread.kind);
     }
     return {
       mainHeapMiB: mib(heapOf((kind) => kind === 'main')),
@@ -78,7 +91,14 @@ export class MemoryWatch {
       fleetHeapMiB: mib(heapOf((kind) => kind === 'fleet')),
       externalMiB: mib(threads.reduce((sum, t) => sum + t.peakExternalBytes, 0)),
       functions,
-      threads: threads.map((t) => ({ kind: t.kind, threadId: t.threadId, peakHeapMiB: mib(t.peakHeapBytes), peakExternalMiB: mib(t.peakExternalBytes) })),
+      cpuSeconds: { main: cpuOf((kind) => kind === 'main'), workers: cpuOf((kind) => kind.startsWith('lambda:')), fleet: cpuOf((kind) => kind === 'fleet') },
+      threads: threads.map((t) => ({
+        kind: t.kind,
+        threadId: t.threadId,
+        peakHeapMiB: mib(t.peakHeapBytes),
+        peakExternalMiB: mib(t.peakExternalBytes),
+        cpuSeconds: t.cpuMs === undefined ? null : seconds(t.cpuMs),
+      })),
     };
   }
 }

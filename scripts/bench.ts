@@ -43,6 +43,8 @@ export interface BenchReport {
   memory: MemoryBreakdown & {
     /** DynamoDB Local's JVM, a child process: its own peak RSS (VmHWM), read before the runtime stops; null where unknown. */
     dynamodbLocalPeakRssMiB: number | null;
+    /** The JVM's CPU seconds (start, set-up and rotations), read before the runtime stops; null where unknown. */
+    dynamodbLocalCpuSeconds: number | null;
   };
   /** CPU time of this process (main thread, Lambda workers, device I/O callbacks) over the whole run. */
   cpuUserMs: number;
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
   try {
     const cpuBefore = process.cpuUsage();
     let jvmPeakRss: number | undefined;
+    let jvmCpuMs: number | undefined;
     const memoryWatch = new MemoryWatch();
     memoryWatch.start();
     const demo = await runDemo(
@@ -152,12 +155,16 @@ async function main(): Promise<void> {
           await memoryWatch.sample();
           const peaks = DynamoDbLocal.runningNow().map((db) => db.peakRssBytes());
           jvmPeakRss = peaks.every((peak) => peak !== undefined) && peaks.length > 0 ? peaks.reduce((a, b) => (a as number) + (b as number), 0) as number : undefined;
+          const cpus = DynamoDbLocal.runningNow().map((db) => db.cpuMs());
+          jvmCpuMs = cpus.every((cpu) => cpu !== undefined) && cpus.length > 0 ? cpus.reduce((a, b) => (a as number) + (b as number), 0) as number : undefined;
         },
       },
       { out, progressStream: process.stdout, tty: false },
     );
     const cpu = process.cpuUsage(cpuBefore);
-    const memory = { ...(await memoryWatch.stop()), dynamodbLocalPeakRssMiB: jvmPeakRss === undefined ? null : Math.round(jvmPeakRss / 2 ** 20) };
+    const memory = { ...(await memoryWatch.stop()), dynamodbLocalPeakRssMiB: jvmPeakRss === undefined ? null : Math.round(jvmPeakRss / 2 ** 20),
+      dynamodbLocalCpuSeconds: jvmCpuMs === undefined ? null : Math.round(jvmCpuMs / 100) / 10,
+    };
     const floorMs = await cryptoFloorMs(opts.devices);
     const quotaFloor = pacingQuotaFloorMs(opts.devices, opts.timeScale, opts.quotas);
     // The kernel's high-water mark (KiB): exact, where sampling every 50 ms cost the main thread ~1 %.
@@ -204,6 +211,14 @@ async function main(): Promise<void> {
       `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB; DynamoDB Local's JVM (a child, not in the RSS) ${memory.dynamodbLocalPeakRssMiB ?? '?'} MiB`,
     );
     out(`  CPU                    ${(report.cpuUserMs / 1000).toFixed(1)} s user + ${(report.cpuSystemMs / 1000).toFixed(1)} s system (setup, rotations and end checks)`);
+    const threadCpu = memory.cpuSeconds;
+    const fmt = (value: number | null): string => (value === null ? '?' : `${value.toFixed(1)} s`);
+    const byFunction = Object.entries(memory.functions)
+      .sort(([, a], [, b]) => (b.cpuSeconds ?? 0) - (a.cpuSeconds ?? 0))
+      .map(([name, f]) => `${name} ${fmt(f.cpuSeconds)}`)
+      .join(', ');
+    out(`  CPU by thread          main ${fmt(threadCpu.main)}, Lambda workers ${fmt(threadCpu.workers)}, fleet ${fmt(threadCpu.fleet)}, DynamoDB Local's JVM ${fmt(memory.dynamodbLocalCpuSeconds)} (set-up and rotations, not the end checks)`);
+    if (byFunction) out(`  CPU by function        ${byFunction}`);
     out(`  per rotation           ${report.stateTransitionsPerRotation.toFixed(1)} state transitions, ${report.apiCallsPerRotation.toFixed(1)} AWS API calls`);
     if (opts.report) {
       mkdirSync(dirname(resolve(opts.report)), { recursive: true });

@@ -192,6 +192,19 @@ export class DynamoDbLocal {
     }
   }
 
+  /** The JVM's CPU time so far (user + system, ms), from /proc; undefined where it is not running or the system does not say. */
+  cpuMs(): number | undefined {
+    const pid = this.child?.pid;
+    if (pid === undefined || this.child?.exitCode !== null) return undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The DynamoDB Local processes this process runs now (one per local runtime). */
   static runningNow(): DynamoDbLocal[] {
     return [...running];

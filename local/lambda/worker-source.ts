@@ -80,9 +80,17 @@ if (workerData.dynamodbDirect) {
   probes.onmessage = (event) => {
     if (event.data?.type !== 'ask') return;
     const stats = record();
+    // This thread's CPU time (device-sim/memory-probe.ts threadCpuMs): Linux only.
+    let cpuMs;
+    try {
+      const stat = require('node:fs').readFileSync('/proc/thread-self/stat', 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpuMs = (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {}
     probes.postMessage({
       type: 'answer', id: event.data.id, kind: 'lambda:' + process.env.AWS_LAMBDA_FUNCTION_NAME, threadId,
       heapBytes: stats.total_heap_size, peakHeapBytes: peakHeap, externalBytes: stats.external_memory, peakExternalBytes: peakExternal,
+      ...(cpuMs === undefined ? {} : { cpuMs }),
     });
   };
 }

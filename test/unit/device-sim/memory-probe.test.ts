@@ -1,4 +1,5 @@
-import { answerMemoryProbes, askThreadMemory } from '../../../device-sim/memory-probe';
+import { Worker } from 'node:worker_threads';
+import { answerMemoryProbes, askThreadMemory, threadCpuMs } from '../../../device-sim/memory-probe';
 
 /**
  * The probe every thread of the local runtime's process answers (the bench's memory breakdown).
@@ -31,5 +32,29 @@ describe('memory probe', () => {
     const stop = answerMemoryProbes('main');
     stop();
     await expect(askThreadMemory(200)).resolves.toEqual([]);
+  });
+
+  it("reads this thread's own CPU time: another thread's busy loop does not move it, its own does", async () => {
+    const before = threadCpuMs();
+    if (before === undefined) return expect(process.platform).not.toBe('linux');
+    // Another thread burns ~300 ms of CPU while this one waits on it.
+    const worker = new Worker('const end = Date.now() + 300; while (Date.now() < end);', { eval: true });
+    await new Promise((resolve) => worker.once('exit', resolve));
+    const whileOtherBusy = (threadCpuMs() as number) - before;
+    const end = Date.now() + 300;
+    while (Date.now() < end);
+    const afterOwn = (threadCpuMs() as number) - before;
+    expect(whileOtherBusy).toBeLessThan(200);
+    expect(afterOwn - whileOtherBusy).toBeGreaterThanOrEqual(150);
+  });
+
+  it('answers with its CPU time where the system tells it', async () => {
+    const stop = answerMemoryProbes('main');
+    try {
+      const [self] = await askThreadMemory(200);
+      if (process.platform === 'linux') expect(self.cpuMs).toEqual(expect.any(Number));
+    } finally {
+      stop();
+    }
   });
 });
