@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { cryptoProvider, type CryptoProvider } from '@peculiar/x509';
 import { derToPem, pemToDer } from '../../domain/pem.js';
+import { SigningAlgorithm } from '../../domain/signer.js';
 import { AwsError } from '../types.js';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -9,7 +10,7 @@ type CryptoKey = webcrypto.CryptoKey;
 // @peculiar/x509 needs a WebCrypto provider; node's (as in local/iot/ca.ts).
 cryptoProvider.set(webcrypto as unknown as Parameters<CryptoProvider['set']>[0]);
 
-/** AWS Private CA's KeyAlgorithm and SigningAlgorithm values, as the API spells them. */
+/** AWS Private CA's KeyAlgorithm values, as the API spells them (its SigningAlgorithm values are domain/signer.ts's). */
 export const KeyAlgorithm = {
   EcPrime256v1: 'EC_prime256v1',
   EcSecp384r1: 'EC_secp384r1',
@@ -18,15 +19,8 @@ export const KeyAlgorithm = {
 } as const;
 export type KeyAlgorithm = (typeof KeyAlgorithm)[keyof typeof KeyAlgorithm];
 
-export const SigningAlgorithm = {
-  Sha256WithEcdsa: 'SHA256WITHECDSA',
-  Sha384WithEcdsa: 'SHA384WITHECDSA',
-  Sha512WithEcdsa: 'SHA512WITHECDSA',
-  Sha256WithRsa: 'SHA256WITHRSA',
-  Sha384WithRsa: 'SHA384WITHRSA',
-  Sha512WithRsa: 'SHA512WITHRSA',
-} as const;
-export type SigningAlgorithm = (typeof SigningAlgorithm)[keyof typeof SigningAlgorithm];
+/** The signing algorithms the local Private CA can sign with: all of AWS's (domain/signer.ts) but SM2's, which needs an SM2 key it cannot make. */
+export type LocalSigningAlgorithm = Exclude<SigningAlgorithm, typeof SigningAlgorithm.Sm3WithSm2>;
 
 type Family = 'EC' | 'RSA';
 
@@ -37,7 +31,7 @@ const KEYS: Record<KeyAlgorithm, { family: Family; generate: webcrypto.EcKeyGenP
   RSA_4096: { family: 'RSA', generate: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 4096, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' } },
 };
 
-const SIGNING: Record<SigningAlgorithm, { family: Family; hash: string }> = {
+const SIGNING: Record<LocalSigningAlgorithm, { family: Family; hash: string }> = {
   SHA256WITHECDSA: { family: 'EC', hash: 'SHA-256' },
   SHA384WITHECDSA: { family: 'EC', hash: 'SHA-384' },
   SHA512WITHECDSA: { family: 'EC', hash: 'SHA-512' },
@@ -55,13 +49,14 @@ export function keyAlgorithmOf(value: unknown): KeyAlgorithm {
   throw invalidArgs(`KeyAlgorithm ${JSON.stringify(value)} is not one of ${Object.keys(KEYS).join(', ')}`);
 }
 
-export function signingAlgorithmOf(value: unknown): SigningAlgorithm {
-  if (typeof value === 'string' && value in SIGNING) return value as SigningAlgorithm;
+export function signingAlgorithmOf(value: unknown): LocalSigningAlgorithm {
+  if (typeof value === 'string' && value in SIGNING) return value as LocalSigningAlgorithm;
+  if (value === SigningAlgorithm.Sm3WithSm2) throw invalidArgs(`SigningAlgorithm ${value} needs an SM2 key, which the local Private CA does not make: one of ${Object.keys(SIGNING).join(', ')} is expected`);
   throw invalidArgs(`SigningAlgorithm ${JSON.stringify(value)} is not one of ${Object.keys(SIGNING).join(', ')}`);
 }
 
 /** AWS: "The specified signing algorithm family (RSA or ECDSA) must match the algorithm family of the CA's secret key." */
-export function requireSameFamily(key: KeyAlgorithm, signing: SigningAlgorithm): void {
+export function requireSameFamily(key: KeyAlgorithm, signing: LocalSigningAlgorithm): void {
   if (KEYS[key].family !== SIGNING[signing].family) {
     throw invalidArgs(`SigningAlgorithm ${signing} does not match the CA's key algorithm ${key}`);
   }
@@ -74,7 +69,7 @@ export async function generateCaKey(algorithm: KeyAlgorithm): Promise<{ privateK
 }
 
 /** The WebCrypto parameters that sign with this algorithm (for @peculiar/x509's signingAlgorithm). */
-export function webSigningAlgorithm(key: KeyAlgorithm, signing: SigningAlgorithm): webcrypto.EcdsaParams | webcrypto.Algorithm {
+export function webSigningAlgorithm(key: KeyAlgorithm, signing: LocalSigningAlgorithm): webcrypto.EcdsaParams | webcrypto.Algorithm {
   requireSameFamily(key, signing);
   const { hash } = SIGNING[signing];
   return KEYS[key].family === 'EC' ? { name: 'ECDSA', hash } : ({ name: 'RSASSA-PKCS1-v1_5', hash } as webcrypto.Algorithm);
@@ -84,7 +79,7 @@ export function webSigningAlgorithm(key: KeyAlgorithm, signing: SigningAlgorithm
  * The CA's private key imported for one signing algorithm: WebCrypto binds an RSA key to one
  * hash at import, so a CA that signs with SHA-256 and SHA-384 holds one import per hash.
  */
-export async function importSigningKey(privateKeyPem: string, key: KeyAlgorithm, signing: SigningAlgorithm): Promise<CryptoKey> {
+export async function importSigningKey(privateKeyPem: string, key: KeyAlgorithm, signing: LocalSigningAlgorithm): Promise<CryptoKey> {
   const der = pemToDer(privateKeyPem, 'PRIVATE KEY');
   if (!der) throw new Error('the persisted private CA key is not a PEM "PRIVATE KEY" block');
   const spec = KEYS[key];

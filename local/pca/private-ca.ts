@@ -23,7 +23,7 @@ import {
   signingAlgorithmOf,
   webSigningAlgorithm,
   type KeyAlgorithm,
-  type SigningAlgorithm,
+  type LocalSigningAlgorithm,
 } from './algorithms.js';
 import { isCaTemplate, Template, templateExtensions, templateOf } from './templates.js';
 import { notAfterOf, notBeforeOf, type ValidityInput } from './validity.js';
@@ -61,7 +61,7 @@ const SUBJECT_FIELDS: Record<string, string> = {
 
 export interface CaConfiguration {
   KeyAlgorithm: KeyAlgorithm;
-  SigningAlgorithm: SigningAlgorithm;
+  SigningAlgorithm: LocalSigningAlgorithm;
   Subject: Record<string, string>;
 }
 
@@ -432,7 +432,7 @@ export class PrivateCa {
     return csr;
   }
 
-  private signingKey(ca: CaRecord, signing: SigningAlgorithm): Promise<webcrypto.CryptoKey> {
+  private signingKey(ca: CaRecord, signing: LocalSigningAlgorithm): Promise<webcrypto.CryptoKey> {
     const key = `${ca.arn} ${signing}`;
     let pending = this.signingKeys.get(key);
     if (!pending) {

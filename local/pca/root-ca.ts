@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AwsError } from '../types.js';
-import type { KeyAlgorithm, SigningAlgorithm } from './algorithms.js';
+import type { KeyAlgorithm, LocalSigningAlgorithm } from './algorithms.js';
 import type { PrivateCa } from './private-ca.js';
 import { Template, templateArn } from './templates.js';
 
@@ -8,7 +8,7 @@ export interface RootCaInput {
   commonName: string;
   organization?: string;
   keyAlgorithm?: KeyAlgorithm;
-  signingAlgorithm?: SigningAlgorithm;
+  signingAlgorithm?: LocalSigningAlgorithm;
   /** The root certificate's validity in days (default ten years). */
   validityDays?: number;
   /** Makes the call idempotent across restarts: the same token answers the same CA. */
