@@ -117,6 +117,8 @@ function operationFrom(headers: Record<string, string>, body: Buffer | undefined
 
 export class EdgeServer {
   private readonly routes = new Map<string, EdgeRoute>();
+  /** acceptedSigningNames() by service, worked out once per service after the last register(). */
+  private readonly accepted = new Map<string, readonly string[]>();
   private readonly counts = new Map<string, number>();
   private readonly callSources: CallSource[] = [];
   private readonly adminRoutes = new Map<string, AdminHandler>();
@@ -141,6 +143,7 @@ export class EdgeServer {
       if (this.routes.has(name)) throw new Error(`the edge already routes signing name '${name}'`);
       this.routes.set(name, route);
     }
+    this.accepted.clear();
     return this;
   }
 
@@ -163,8 +166,13 @@ export class EdgeServer {
 
   /** Every signing name a released client uses for the service (see service-identity.ts). */
   private acceptedSigningNames(service: string): readonly string[] {
-    const route = this.routes.get(service);
-    return [...new Set([...(route?.signingNames ?? []), ...signingNamesOf(service)])];
+    let names = this.accepted.get(service);
+    if (!names) {
+      const route = this.routes.get(service);
+      names = [...new Set([...(route?.signingNames ?? []), ...signingNamesOf(service)])];
+      this.accepted.set(service, names);
+    }
+    return names;
   }
 
   private accepts(service: string, signingName: string): boolean {

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPair as generateNodeKeyPair, randomBytes, webcrypto, X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -22,6 +23,7 @@ import {
 } from '@peculiar/x509';
 import { derToPem, pemToDer } from '../../domain/pem.js';
 import { AwsError } from '../types.js';
+import { commonNameDer, csrSignatureVerifies, readCsr, signCertificateDer, subjectKeyIdentifierDer, subjectOfCertificate, tbsCertificateDer } from './device-certificate.js';
 
 // @peculiar/x509 needs a WebCrypto provider; node's is the one Lambda and the broker share.
 cryptoProvider.set(webcrypto as unknown as Parameters<CryptoProvider['set']>[0]);
@@ -39,6 +41,15 @@ const DEVICE_EXTENSIONS: readonly Extension[] = [
   new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment, true),
   new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth]),
 ];
+const DEVICE_EXTENSIONS_DER: readonly Uint8Array[] = DEVICE_EXTENSIONS.map((extension) => new Uint8Array(extension.rawData));
+
+/** An empty Name (SEQUENCE {}): a CSR without a subject gets AWS's CN=AWS IoT Certificate. */
+const EMPTY_NAME = Uint8Array.from([0x30, 0x00]);
+const DEFAULT_COMMON_NAME = 'AWS IoT Certificate';
+/** Common names written straight to DER: no character a string DN would read as syntax. */
+const PLAIN_COMMON_NAME = /^[A-Za-z0-9 :_.@-]+$/;
+
+const generateEcKeyPair = promisify(generateNodeKeyPair);
 
 /** AWS's CreateCertificateFromCsr certificates all expire at the end of 2049. */
 export const AWS_DEFAULT_NOT_AFTER = new Date('2049-12-31T23:59:59Z');
@@ -85,11 +96,20 @@ export function certificateIdOf(certificate: string | Uint8Array): string {
   return createHash('sha256').update(der).digest('hex');
 }
 
-function serialNumber(): string {
+function serialBytes(): Buffer {
   // A positive 16-byte serial: the top bit clear so DER does not read it as negative.
   const bytes = randomBytes(16);
   bytes[0] &= 0x7f;
-  return bytes.toString('hex');
+  return bytes;
+}
+
+function serialNumber(): string {
+  return serialBytes().toString('hex');
+}
+
+/** Whole seconds: what a certificate's validity can say. */
+function toSeconds(date: Date): Date {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000);
 }
 
 async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
@@ -111,6 +131,8 @@ async function generateKeyPair(): Promise<CryptoKeyPair> {
 export class LocalCa {
   /** Parsed once: every certificate issued names the CA's subject and key identifier. */
   private issuerParts: Promise<{ subjectName: X509Certificate['subjectName']; authorityKeyId: AuthorityKeyIdentifierExtension }> | undefined;
+  /** The same, encoded, and the signing key as node:crypto takes it: for the DER path (device-certificate.ts). */
+  private issuerDer: { subject: Uint8Array; authorityKeyId: Uint8Array; signingKey: KeyObject } | undefined;
 
   private constructor(
     private readonly signingKey: CryptoKey,
@@ -194,8 +216,15 @@ export class LocalCa {
    * signature must verify, as AWS checks; the policy rules of PROTOCOL.md are Rotor's job.
    */
   async signCsr(csrPem: string, validity: Validity): Promise<IssuedCertificate> {
-    if (typeof csrPem !== 'string' || !pemToDer(csrPem, 'CERTIFICATE REQUEST')) {
-      throw new AwsError('InvalidRequestException', 'certificateSigningRequest is not a PEM "CERTIFICATE REQUEST"');
+    const der = typeof csrPem === 'string' ? pemToDer(csrPem, 'CERTIFICATE REQUEST') : undefined;
+    if (!der) throw new AwsError('InvalidRequestException', 'certificateSigningRequest is not a PEM "CERTIFICATE REQUEST"');
+    // The common request (ECDSA or RSA over SHA-2, DER) is read and checked without asn1js; anything else takes the general path.
+    const parts = readCsr(der);
+    const verifies = parts && csrSignatureVerifies(parts);
+    if (parts && verifies !== undefined) {
+      if (!verifies) throw new AwsError('InvalidRequestException', 'the signature of the certificate signing request does not verify');
+      const subject = Buffer.from(parts.subject).equals(EMPTY_NAME) ? commonNameDer(DEFAULT_COMMON_NAME) : parts.subject;
+      return this.issueDer(subject, parts.publicKeyInfo, parts.publicKey, validity);
     }
     let csr: Pkcs10CertificateRequest;
     try {
@@ -214,7 +243,20 @@ export class LocalCa {
   }
 
   /** CreateKeysAndCertificate: a new key pair made here and its certificate. */
-  async createKeyAndCertificate(validity: Validity, commonName = 'AWS IoT Certificate'): Promise<KeyAndCertificate> {
+  async createKeyAndCertificate(validity: Validity, commonName = DEFAULT_COMMON_NAME): Promise<KeyAndCertificate> {
+    if (PLAIN_COMMON_NAME.test(commonName)) {
+      // Generated on libuv's pool, off the main thread, and written as DER (device-certificate.ts).
+      const keys = await generateEcKeyPair('ec', { namedCurve: 'prime256v1' });
+      const publicKeyInfo = new Uint8Array(keys.publicKey.export({ type: 'spki', format: 'der' }));
+      // The uncompressed P-256 point (65 bytes) ends the SubjectPublicKeyInfo.
+      const publicKey = publicKeyInfo.subarray(publicKeyInfo.length - 65);
+      const issued = await this.issueDer(commonNameDer(commonName), publicKeyInfo, publicKey, validity);
+      return {
+        ...issued,
+        privateKeyPem: derToPem(new Uint8Array(keys.privateKey.export({ type: 'pkcs8', format: 'der' })), 'PRIVATE KEY'),
+        publicKeyPem: derToPem(publicKeyInfo, 'PUBLIC KEY'),
+      };
+    }
     const keys = await generateKeyPair();
     const issued = await this.issue(`CN=${commonName}`, keys.publicKey, validity, DEVICE_EXTENSIONS);
     return { ...issued, privateKeyPem: await exportPrivateKeyPem(keys.privateKey), publicKeyPem: await exportPublicKeyPem(keys.publicKey) };
@@ -249,6 +291,39 @@ export class LocalCa {
     }
   }
 
+  /** A device certificate written as DER and signed with node:crypto (device-certificate.ts): what issue() writes, without asn1js. */
+  private async issueDer(subject: Uint8Array, publicKeyInfo: Uint8Array, publicKey: Uint8Array, validity: Validity): Promise<IssuedCertificate> {
+    if (!(validity.notAfter.getTime() > validity.notBefore.getTime())) {
+      throw new AwsError('InvalidRequestException', 'the certificate would expire before it becomes valid');
+    }
+    if (!this.issuerDer) {
+      this.issuerParts ??= this.readIssuerParts();
+      const { authorityKeyId } = await this.issuerParts;
+      this.issuerDer ??= {
+        subject: subjectOfCertificate(pemToDer(this.certificatePem, 'CERTIFICATE') as Uint8Array),
+        authorityKeyId: new Uint8Array(authorityKeyId.rawData),
+        signingKey: createPrivateKey(this.privateKeyPem),
+      };
+    }
+    const { subject: issuer, authorityKeyId, signingKey } = this.issuerDer;
+    const tbs = tbsCertificateDer({
+      serialNumber: serialBytes(),
+      issuer,
+      notBefore: validity.notBefore,
+      notAfter: validity.notAfter,
+      subject,
+      publicKeyInfo,
+      extensions: [...DEVICE_EXTENSIONS_DER, subjectKeyIdentifierDer(publicKey), authorityKeyId],
+    });
+    const der = signCertificateDer(tbs, signingKey);
+    return { certificatePem: derToPem(der, 'CERTIFICATE'), certificateId: certificateIdOf(der), notBefore: toSeconds(validity.notBefore), notAfter: toSeconds(validity.notAfter) };
+  }
+
+  private async readIssuerParts(): Promise<{ subjectName: X509Certificate['subjectName']; authorityKeyId: AuthorityKeyIdentifierExtension }> {
+    const caCertificate = new X509Certificate(this.certificatePem);
+    return { subjectName: caCertificate.subjectName, authorityKeyId: await AuthorityKeyIdentifierExtension.create(caCertificate.publicKey) };
+  }
+
   private async issue(
     subject: string | X509Certificate['subjectName'],
     publicKey: PublicKey | CryptoKey,
@@ -258,10 +333,7 @@ export class LocalCa {
     if (!(validity.notAfter.getTime() > validity.notBefore.getTime())) {
       throw new AwsError('InvalidRequestException', 'the certificate would expire before it becomes valid');
     }
-    this.issuerParts ??= (async () => {
-      const caCertificate = new X509Certificate(this.certificatePem);
-      return { subjectName: caCertificate.subjectName, authorityKeyId: await AuthorityKeyIdentifierExtension.create(caCertificate.publicKey) };
-    })();
+    this.issuerParts ??= this.readIssuerParts();
     const { subjectName, authorityKeyId } = await this.issuerParts;
     const certificate = await X509CertificateGenerator.create({
       serialNumber: serialNumber(),

@@ -92,7 +92,8 @@ export interface PolicyRecord {
   generationId: string;
 }
 
-interface RegistryState {
+/** The registry as persisted (iot-registry.json). */
+interface PersistedState {
   certificates: Record<string, CertificateRecord>;
   things: Record<string, ThingRecord>;
   policies: Record<string, PolicyRecord>;
@@ -104,6 +105,79 @@ interface RegistryState {
   caCertificates: Record<string, CaCertificateRecord>;
   /** GetRegistrationCode's code (one per account until DeleteRegistrationCode). */
   registrationCode?: string;
+}
+
+/**
+ * The registry in memory: the attachments as insertion-ordered sets (the List APIs answer in
+ * attach order), each with its reverse index, so that every attach, detach and lookup the
+ * rotations and the broker make is O(1) instead of a scan of the fleet.
+ */
+interface RegistryState extends Omit<PersistedState, 'policyTargets' | 'thingPrincipals'> {
+  policyTargets: Links;
+  thingPrincipals: Links;
+}
+
+/** A many-to-many relation kept from both ends: owner (policy, thing) → members (ARNs), and back. */
+class Links {
+  private readonly forward = new Map<string, Set<string>>();
+  private readonly backward = new Map<string, Set<string>>();
+
+  static from(record: Record<string, string[]>): Links {
+    const links = new Links();
+    for (const [owner, members] of Object.entries(record)) {
+      links.forward.set(owner, new Set());
+      for (const member of members) links.add(owner, member);
+    }
+    return links;
+  }
+
+  add(owner: string, member: string): void {
+    let members = this.forward.get(owner);
+    if (!members) this.forward.set(owner, (members = new Set()));
+    members.add(member);
+    let owners = this.backward.get(member);
+    if (!owners) this.backward.set(member, (owners = new Set()));
+    owners.add(owner);
+  }
+
+  remove(owner: string, member: string): void {
+    this.forward.get(owner)?.delete(member);
+    const owners = this.backward.get(member);
+    owners?.delete(owner);
+    if (owners?.size === 0) this.backward.delete(member);
+  }
+
+  /** Forgets the owner (it has no members left). */
+  drop(owner: string): void {
+    for (const member of this.forward.get(owner) ?? []) this.remove(owner, member);
+    this.forward.delete(owner);
+  }
+
+  has(owner: string, member: string): boolean {
+    return this.forward.get(owner)?.has(member) ?? false;
+  }
+
+  /** The owner's members, in the order they were added. */
+  membersOf(owner: string): string[] {
+    return [...(this.forward.get(owner) ?? [])];
+  }
+
+  countOf(owner: string): number {
+    return this.forward.get(owner)?.size ?? 0;
+  }
+
+  /** The member's owners, sorted. */
+  ownersOf(member: string): string[] {
+    return [...(this.backward.get(member) ?? [])].sort();
+  }
+
+  hasOwners(member: string): boolean {
+    return (this.backward.get(member)?.size ?? 0) > 0;
+  }
+
+  toJSON(): Record<string, string[]> {
+    return Object.fromEntries([...this.forward].map(([owner, members]) => [owner, [...members]]));
+  }
 }
 
 export interface RegistryOptions {
@@ -156,7 +230,7 @@ const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 const POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
 
 function emptyState(): RegistryState {
-  return { certificates: {}, things: {}, policies: {}, policyTargets: {}, thingPrincipals: {}, caCertificates: {} };
+  return { certificates: {}, things: {}, policies: {}, policyTargets: new Links(), thingPrincipals: new Links(), caCertificates: {} };
 }
 
 function notFound(message: string): AwsError {
@@ -395,40 +469,34 @@ export class IotRegistry {
     if (expectedVersion !== undefined && expectedVersion !== record.version) {
       throw new AwsError('VersionConflictException', `thing ${thingName} is at version ${record.version}, not ${expectedVersion}`, 409);
     }
-    const principals = this.state.thingPrincipals[thingName] ?? [];
-    if (principals.length > 0) throw invalid(`thing ${thingName} still has principals attached; detach them first`);
+    if (this.state.thingPrincipals.countOf(thingName) > 0) throw invalid(`thing ${thingName} still has principals attached; detach them first`);
     delete this.state.things[thingName];
-    delete this.state.thingPrincipals[thingName];
+    this.state.thingPrincipals.drop(thingName);
     this.save();
   }
 
   attachThingPrincipal(thingName: string, principal: string): void {
     if (!this.state.things[thingName]) throw notFound(`thing ${thingName} does not exist`);
     this.requireCertificatePrincipal(principal);
-    const list = (this.state.thingPrincipals[thingName] ??= []);
-    if (!list.includes(principal)) list.push(principal);
+    this.state.thingPrincipals.add(thingName, principal);
     this.save();
   }
 
   detachThingPrincipal(thingName: string, principal: string): void {
     if (!this.state.things[thingName]) throw notFound(`thing ${thingName} does not exist`);
     if (!principal) throw invalid('principal (x-amzn-principal) is required');
-    const list = this.state.thingPrincipals[thingName] ?? [];
     // AWS answers a detach of a principal that is not attached with success.
-    this.state.thingPrincipals[thingName] = list.filter((p) => p !== principal);
+    this.state.thingPrincipals.remove(thingName, principal);
     this.save();
   }
 
   thingPrincipals(thingName: string): string[] {
     if (!this.state.things[thingName]) throw notFound(`thing ${thingName} does not exist`);
-    return [...(this.state.thingPrincipals[thingName] ?? [])];
+    return this.state.thingPrincipals.membersOf(thingName);
   }
 
   principalThings(principal: string): string[] {
-    return Object.entries(this.state.thingPrincipals)
-      .filter(([, principals]) => principals.includes(principal))
-      .map(([thing]) => thing)
-      .sort();
+    return this.state.thingPrincipals.ownersOf(principal);
   }
 
   /** The certificates attached to a thing, with their records (for the runtime and demo). */
@@ -474,8 +542,7 @@ export class IotRegistry {
   attachPolicy(policyName: string, target: string): void {
     if (!this.state.policies[policyName]) throw notFound(`policy ${policyName} does not exist`);
     this.requireCertificatePrincipal(target);
-    const list = (this.state.policyTargets[policyName] ??= []);
-    if (!list.includes(target)) list.push(target);
+    this.state.policyTargets.add(policyName, target);
     this.save();
   }
 
@@ -487,20 +554,16 @@ export class IotRegistry {
   }
 
   attachedPolicies(target: string): string[] {
-    return Object.entries(this.state.policyTargets)
-      .filter(([, targets]) => targets.includes(target))
-      .map(([policy]) => policy)
-      .sort();
+    return this.state.policyTargets.ownersOf(target);
   }
 
   targetsForPolicy(policyName: string): string[] {
     if (!this.state.policies[policyName]) throw notFound(`policy ${policyName} does not exist`);
-    return [...(this.state.policyTargets[policyName] ?? [])];
+    return this.state.policyTargets.membersOf(policyName);
   }
 
   private removeTarget(policyName: string, target: string): void {
-    const list = this.state.policyTargets[policyName];
-    if (list) this.state.policyTargets[policyName] = list.filter((t) => t !== target);
+    this.state.policyTargets.remove(policyName, target);
   }
 
   /** Only certificate principals exist locally; any other ARN is refused, never ignored. */
@@ -701,11 +764,11 @@ export class IotRegistry {
     // Assumed, not documented by AWS: a device certificate under an INACTIVE registered CA cannot connect.
     const ca = record.caCertificateId ? this.state.caCertificates[record.caCertificateId] : undefined;
     if (ca && ca.status !== CaCertificateStatus.Active) return `the CA certificate ${ca.certificateId} that signed certificate ${certificateId} is ${ca.status}`;
-    if (this.attachedPolicies(record.certificateArn).length === 0) return `certificate ${certificateId} has no policy attached`;
+    if (!this.state.policyTargets.hasOwners(record.certificateArn)) return `certificate ${certificateId} has no policy attached`;
     // A fleet policy that allows iot:Connect on client/* lets any ACTIVE certificate use any client id.
     if (clientIdPolicy === 'any') return undefined;
     if (!this.state.things[clientId]) return `no thing named ${clientId}`;
-    if (!(this.state.thingPrincipals[clientId] ?? []).includes(record.certificateArn)) {
+    if (!this.state.thingPrincipals.has(clientId, record.certificateArn)) {
       return `certificate ${certificateId} is not attached to thing ${clientId}`;
     }
     return undefined;
@@ -743,8 +806,13 @@ export class IotRegistry {
     if (!this.dataDir) return emptyState();
     const file = join(this.dataDir, REGISTRY_FILE);
     if (!existsSync(file)) return emptyState();
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<RegistryState>;
-    return { ...emptyState(), ...parsed };
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<PersistedState>;
+    return {
+      ...emptyState(),
+      ...parsed,
+      policyTargets: Links.from(parsed.policyTargets ?? {}),
+      thingPrincipals: Links.from(parsed.thingPrincipals ?? {}),
+    };
   }
 
   private save(): void {

@@ -19,6 +19,25 @@ type AslValidator = (definition: unknown, options?: { checkPaths: boolean; check
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const aslValidator = require('asl-validator') as AslValidator;
 
+/**
+ * asl-validator's verdicts by definition text. Each call builds and compiles its JSON schemas
+ * anew (~0.3 s of CPU on a quiet machine, the largest part of deploying a state machine), and
+ * the verdict depends on the text alone: the runtime's three state machines and the test
+ * suites' repeated deploys of the same ASL are checked once per process. Bounded, oldest out.
+ */
+const aslVerdicts = new Map<string, string | undefined>();
+const ASL_VERDICTS_KEPT = 64;
+
+function aslProblems(text: string, definition: unknown): string | undefined {
+  if (aslVerdicts.has(text)) return aslVerdicts.get(text);
+  // asl-validator fills in QueryLanguage on the object it is given: validate a copy.
+  const result = aslValidator(structuredClone(definition), { checkPaths: true, checkArn: true });
+  const problems = result.isValid ? undefined : result.errorsText('; ');
+  if (aslVerdicts.size >= ASL_VERDICTS_KEPT) aslVerdicts.delete(aslVerdicts.keys().next().value as string);
+  aslVerdicts.set(text, problems);
+  return problems;
+}
+
 function invalid(message: string): AwsError {
   return new AwsError('InvalidDefinition', `Invalid State Machine Definition: '${message}'`);
 }
@@ -78,9 +97,8 @@ export function parseDefinition(text: unknown, deps: IntegrationDeps): StateMach
   if (machine.QueryLanguage === 'JSONata') {
     throw invalid('QueryLanguage JSONata is not supported by the local Step Functions; use JSONPath');
   }
-  // asl-validator fills in QueryLanguage on the object it is given: validate a copy.
-  const result = aslValidator(structuredClone(definition), { checkPaths: true, checkArn: true });
-  if (!result.isValid) throw invalid(result.errorsText('; '));
+  const aslProblem = aslProblems(text, definition);
+  if (aslProblem !== undefined) throw invalid(aslProblem);
   const problems: string[] = [];
   checkStates(machine, deps, problems);
   if (problems.length) throw invalid(problems.join('; '));

@@ -1,3 +1,5 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
 /**
  * Execution history in GetExecutionHistory's shape: AWS event type names and the
  * `<camelType>EventDetails` field each carries.
@@ -54,26 +56,67 @@ export function detailsField(type: HistoryEventType): string {
 /** Fields that hold execution data, dropped when includeExecutionData is false. */
 const DATA_FIELDS = new Set(['input', 'output', 'parameters', 'inputDetails', 'outputDetails']);
 
+/** A finished execution's events, as deflated JSON (timestamps as epoch milliseconds). */
+type SealedEvents = Buffer;
+
+/**
+ * An execution's events. While it runs they are objects; when it ends they are sealed into one
+ * deflated buffer and read back on demand (GetExecutionHistory, the console, the demo's
+ * figures). A rotation's history carries its CSR and certificate in a dozen inputs and
+ * outputs, tens of kilobytes of repeated JSON: kept as objects for every finished execution
+ * it was the largest share of the main thread's heap per device, and AWS keeps histories
+ * for 90 days, so they cannot just be dropped.
+ */
 export class History {
-  readonly events: HistoryEvent[] = [];
+  private live: HistoryEvent[] | undefined = [];
+  private sealed: SealedEvents | undefined;
+  private count = 0;
+  private transitions = 0;
 
   constructor(private readonly now: () => Date) {}
 
   add(type: HistoryEventType, details?: Record<string, unknown>): HistoryEvent {
+    // A redriven execution runs again: its history takes events again.
+    const events = (this.live ??= this.unseal());
+    this.sealed = undefined;
     const event: HistoryEvent = {
-      id: this.events.length + 1,
-      previousEventId: this.events.length,
+      id: this.count + 1,
+      previousEventId: this.count,
       timestamp: this.now(),
       type,
       details: details ? { [detailsField(type)]: details } : {},
     };
-    this.events.push(event);
+    events.push(event);
+    this.count += 1;
+    if (type.endsWith('StateEntered')) this.transitions += 1;
     return event;
+  }
+
+  /** The events in order. A sealed history is read back into new objects each time. */
+  get events(): readonly HistoryEvent[] {
+    return this.live ?? this.unseal();
+  }
+
+  get length(): number {
+    return this.count;
   }
 
   /** State transitions as the console and the bill count them: one per StateEntered. */
   get stateTransitions(): number {
-    return this.events.filter((e) => e.type.endsWith('StateEntered')).length;
+    return this.transitions;
+  }
+
+  /** The execution ended: its events are kept deflated until they are read or it is redriven. */
+  seal(): void {
+    if (!this.live) return;
+    this.sealed = deflateRawSync(JSON.stringify(this.live.map((e) => ({ ...e, timestamp: e.timestamp.getTime() }))), { level: 1 });
+    this.live = undefined;
+  }
+
+  private unseal(): HistoryEvent[] {
+    if (!this.sealed) return [];
+    const stored = JSON.parse(inflateRawSync(this.sealed).toString('utf8')) as (Omit<HistoryEvent, 'timestamp'> & { timestamp: number })[];
+    return stored.map((e) => ({ ...e, timestamp: new Date(e.timestamp) }));
   }
 }
 

@@ -102,7 +102,7 @@ function seconds(date: Date | undefined): number | undefined {
   return date === undefined ? undefined : date.getTime() / 1000;
 }
 
-function page<T>(items: T[], body: Body): { items: T[]; nextToken?: string } {
+function page<T>(items: readonly T[], body: Body): { items: T[]; nextToken?: string } {
   const max = body.maxResults === undefined || body.maxResults === 0 ? DEFAULT_PAGE : Number(body.maxResults);
   if (!Number.isInteger(max) || max < 0 || max > MAX_PAGE) throw new AwsError('ValidationException', `maxResults must be between 0 and ${MAX_PAGE}`);
   let start = 0;
@@ -415,7 +415,10 @@ export class StepFunctionsService implements LocalService {
           }
         },
       )
-      .finally(() => timer.abort());
+      .finally(() => {
+        timer.abort();
+        record.history.seal();
+      });
   }
 
   private close(record: ExecutionRecord, status: ExecutionStatus, error?: string, cause?: string): void {

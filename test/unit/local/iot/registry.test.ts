@@ -67,4 +67,32 @@ describe('IotRegistry', () => {
     expect(() => registry.attachThingPrincipal('dev-6', 'arn:aws:cognito-identity:us-east-1:1:identitypool/x')).toThrow(/not a certificate ARN/);
     expect(() => registry.attachThingPrincipal('dev-6', registry.certificateArn('a'.repeat(64)))).toThrow(/does not exist/);
   });
+
+  it('answers attachments from both ends, in attach order, after detaches and a reload', async () => {
+    const registry = new IotRegistry({ ca, dataDir: dir });
+    const a = await registry.provisionDevice({ thingName: 'dev-7', policyName: 'p' });
+    const b = await registry.provisionDevice({ thingName: 'dev-8', policyName: 'p' });
+    registry.createPolicy('q', registry.getPolicy('p').policyDocument);
+    registry.attachPolicy('q', a.certificateArn);
+    registry.attachPolicy('q', a.certificateArn);
+    registry.attachThingPrincipal('dev-8', a.certificateArn);
+    expect(registry.attachedPolicies(a.certificateArn)).toEqual(['p', 'q']);
+    expect(registry.principalThings(a.certificateArn)).toEqual(['dev-7', 'dev-8']);
+    expect(registry.targetsForPolicy('p')).toEqual([a.certificateArn, b.certificateArn]);
+    expect(registry.thingPrincipals('dev-8')).toEqual([b.certificateArn, a.certificateArn]);
+    registry.detachPolicy('p', a.certificateArn);
+    registry.detachThingPrincipal('dev-7', a.certificateArn);
+    for (const view of [registry, new IotRegistry({ ca, dataDir: dir })]) {
+      expect(view.attachedPolicies(a.certificateArn)).toEqual(['q']);
+      expect(view.principalThings(a.certificateArn)).toEqual(['dev-8']);
+      expect(view.targetsForPolicy('p')).toEqual([b.certificateArn]);
+      expect(view.thingPrincipals('dev-7')).toEqual([]);
+      expect(view.connectRefusal(a.certificateId, 'dev-7')).toMatch(/not attached to thing dev-7/);
+      expect(view.connectRefusal(a.certificateId, 'dev-8')).toBeUndefined();
+    }
+    registry.detachThingPrincipal('dev-8', a.certificateArn);
+    registry.detachThingPrincipal('dev-8', b.certificateArn);
+    registry.deleteThing('dev-8');
+    expect(registry.principalThings(b.certificateArn)).toEqual([]);
+  });
 });
