@@ -31,6 +31,11 @@ export const CaRolloverStep = {
   DevicesNotMoved: 'Devices not moved',
   RolloverFailed: 'Rollover failed',
   EscalationFailed: 'Escalation failed',
+  /** Before Escalate rollover failed: the escalation carries the error's type and message, not a function's stack trace. */
+  WhichError: 'Which error?',
+  ReadFunctionError: 'Read the function error',
+  KeepTypeAndMessage: 'Keep its type and message',
+  ErrorWithoutCause: 'Error without a cause',
 } as const;
 export type CaRolloverStep = (typeof CaRolloverStep)[keyof typeof CaRolloverStep];
 

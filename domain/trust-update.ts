@@ -98,12 +98,20 @@ export interface TrustRecord {
   reason?: TrustFailureReason;
   cause?: string;
   ignoredCount?: number;
+  /**
+   * When a trust_ack arrived after its update had timed out (C4 otherwise held: the update's id,
+   * the bundle sent, over the device's own ACTIVE certificate): the device did switch, and
+   * currentBundleId says so, although the update itself ended NOT_UPDATED (NO_ACK).
+   */
+  ackedLateAt?: string;
 }
 
 export type TrustDecision =
   | { kind: 'ignore'; reason: string; detail: string }
-  | { kind: 'acked'; taskToken: string; output: string; bundleId: string; certificateId: string }
-  | { kind: 'refused'; taskToken: string; error: typeof TRUST_REFUSED_ERROR; cause: string };
+  | { kind: 'acked'; taskToken: string; output: string; updateId: string; bundleId: string; certificateId: string }
+  | { kind: 'refused'; taskToken: string; error: typeof TRUST_REFUSED_ERROR; cause: string }
+  /** A trust_ack that counts but came too late for its update, which ended NOT_UPDATED: recorded, not answered. */
+  | { kind: 'acked-late'; updateId: string; bundleId: string; certificateId: string };
 
 export interface TrustMessageContext {
   /** principal() of the connection: the certificate id it was authenticated with. */
@@ -127,6 +135,9 @@ export const TrustIgnoredReason = {
  * looked up only when the message would otherwise count: undefined means "not looked up yet".
  */
 export function decideTrust(record: TrustRecord | undefined, message: TrustDeviceMessage, context: TrustMessageContext): TrustDecision | { kind: 'look-up-principal' } {
+  if (record && record.trustStatus === TrustStatus.NotUpdated && message.type === 'trust_ack' && message.body.rotationId === record.updateId) {
+    return decideLateAck(record, message, context);
+  }
   if (!record || record.trustStatus !== TrustStatus.InProgress || !record.taskToken) {
     return { kind: 'ignore', reason: TrustIgnoredReason.NoUpdateInFlight, detail: 'no trust update is waiting for an answer' };
   }
@@ -141,18 +152,13 @@ export function decideTrust(record: TrustRecord | undefined, message: TrustDevic
     // An ack must name the update: a bare ack cannot be told from an earlier push's.
     return { kind: 'ignore', reason: TrustIgnoredReason.StaleUpdateId, detail: 'trust_ack without rotationId' };
   }
-  if (!context.principalState) return { kind: 'look-up-principal' };
-  if (context.principalState.status !== 'ACTIVE' || !context.principalState.attachedToThing) {
-    return {
-      kind: 'ignore',
-      reason: TrustIgnoredReason.NotOverActiveCertificate,
-      detail: `came over certificate ${context.principal || '(none)'} (${context.principalState.status}${context.principalState.attachedToThing ? '' : ', not attached to the thing'})`,
-    };
-  }
+  const principal = principalCheck(context);
+  if (principal) return principal;
   if (message.type === 'trust_ack') {
     return {
       kind: 'acked',
       taskToken: record.taskToken,
+      updateId: record.updateId,
       bundleId: record.bundleId,
       certificateId: context.principal,
       output: JSON.stringify({ bundleId: record.bundleId, certificateId: context.principal }),
@@ -160,6 +166,29 @@ export function decideTrust(record: TrustRecord | undefined, message: TrustDevic
   }
   const refusal: TrustRefusal = { reason: trustFailureReason(message.body.code), error: message.body.error };
   return { kind: 'refused', taskToken: record.taskToken, error: TRUST_REFUSED_ERROR, cause: JSON.stringify(refusal) };
+}
+
+/**
+ * A trust_ack for an update that already ended NOT_UPDATED (its last trust_req timed out): the
+ * same C4 checks as an answer in time (the update's id, the bundle it sent, the device's own
+ * ACTIVE certificate), and then it is recorded rather than dropped, since the device did switch.
+ */
+function decideLateAck(record: TrustRecord, message: TrustDeviceMessage, context: TrustMessageContext): TrustDecision | { kind: 'look-up-principal' } {
+  if (message.body.bundleId !== undefined && message.body.bundleId !== record.bundleId) {
+    return { kind: 'ignore', reason: TrustIgnoredReason.WrongBundle, detail: `names bundle ${message.body.bundleId}, the update sent ${record.bundleId}` };
+  }
+  return principalCheck(context) ?? { kind: 'acked-late', updateId: record.updateId, bundleId: record.bundleId, certificateId: context.principal };
+}
+
+/** C4's last rule: the message came over the device's own ACTIVE certificate (undefined: it did). */
+function principalCheck(context: TrustMessageContext): Extract<TrustDecision, { kind: 'ignore' }> | { kind: 'look-up-principal' } | undefined {
+  if (!context.principalState) return { kind: 'look-up-principal' };
+  if (context.principalState.status === 'ACTIVE' && context.principalState.attachedToThing) return undefined;
+  return {
+    kind: 'ignore',
+    reason: TrustIgnoredReason.NotOverActiveCertificate,
+    detail: `came over certificate ${context.principal || '(none)'} (${context.principalState.status}${context.principalState.attachedToThing ? '' : ', not attached to the thing'})`,
+  };
 }
 
 /** The one escalation message of a device whose update failed (C5), as an operator reads it. */

@@ -24,6 +24,7 @@ import { isNamed, RESOURCE_NOT_FOUND } from './aws/errors.js';
 import { resolvedCasField, rolloverIdField, rolloverLogKeys } from './core/ca-rollover-input.js';
 import type { Clock } from './core/clock.js';
 import { requiredEnv } from './core/environment.js';
+import { describeCertificate } from './core/certificates.js';
 import { once, rotorHandler } from './core/handler.js';
 import { objectInput, optionalStringField, stringField, type Fields } from './core/input.js';
 import { pacedRuntime, type Pacing } from './core/pacing.js';
@@ -159,18 +160,34 @@ class Pass {
   private async movePage(certificates: { certificateId: string; certificateArn: string }[], before: MoveTally): Promise<MoveTally | undefined> {
     let tally = before;
     for (const certificate of certificates) {
+      const stillActive = once(() => this.stillActive(certificate.certificateId));
       const things = await this.thingsOf(certificate.certificateArn);
       if (things.length === 0) {
         // No thing to rotate it for: the CA must stay ACTIVE for it, and the operator must know.
-        tally = tallyDevice(tally, 'stuck', { thingName: '(no thing)', certificateId: certificate.certificateId });
+        if (await stillActive()) tally = tallyDevice(tally, 'stuck', { thingName: '(no thing)', certificateId: certificate.certificateId });
         continue;
       }
       for (const thingName of things) {
         if (!(await this.admit())) return undefined;
-        tally = tallyDevice(tally, await this.start(thingName, certificate.certificateId, things), { thingName, certificateId: certificate.certificateId });
+        const outcome = await this.start(thingName, certificate.certificateId, things);
+        if (outcome === 'stuck' && !(await stillActive())) continue;
+        tally = tallyDevice(tally, outcome, { thingName, certificateId: certificate.certificateId });
       }
     }
     return tally;
+  }
+
+  /**
+   * Whether a certificate the page listed ACTIVE still is, asked before it counts as stuck. The
+   * page is a snapshot: between the listing and the look at its things (or at its rotation), the
+   * device's rotation may have retired it, which sets it INACTIVE, then detaches the thing, then
+   * deletes it. Counted as it was listed, a device that just moved showed as "(no thing)" or as
+   * ended under the old CA, and on the last pass the rollover escalated CA_DEVICES_LEFT for it.
+   * Asked after the look, ACTIVE is the truth: retire and roll back never detach an ACTIVE
+   * certificate, and Rotor never sets one ACTIVE again.
+   */
+  private async stillActive(certificateId: string): Promise<boolean> {
+    return (await describeCertificate(this.deps.iot, certificateId))?.status === 'ACTIVE';
   }
 
   private async thingsOf(certificateArn: string): Promise<string[]> {

@@ -23,23 +23,6 @@ import { DemoError, mapLimited, until } from './phases/waiting.js';
  * demo's: only provisioning, the start and the rollover's own figures differ.
  */
 
-/** The scenarios `rotor demo --scenario` runs; `rotation` is the audit-driven demo. */
-export const DemoScenario = {
-  Rotation: 'rotation',
-  CaRollover: 'ca-rollover',
-  TrustStore: 'trust-store',
-} as const;
-export type DemoScenario = (typeof DemoScenario)[keyof typeof DemoScenario];
-
-/**
- * The ca-rollover scenario's time scale when `--time-scale` is not given. Its fleet rotates with
- * the local Private CA and the rollover's own steps share the runtime with it, so at the rotation
- * demo's 0.01 (a 9 s ack timeout) a loaded machine (load ~30) left 3 of 20 devices NO_ACK and CA-1
- * ACTIVE; 0.05 gave 20 of 20 moved on the same machine. The waits are ceilings, so a fleet that
- * answers does not take longer.
- */
-export const CA_ROLLOVER_TIME_SCALE = 0.05;
-
 /** The report's `caRollover`: where the rollover ended, as `rotor ca status` reads it. */
 export interface CaRolloverFigures {
   /** The rollover execution (ca-rollover state machine) and how it ended. */

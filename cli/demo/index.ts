@@ -1,15 +1,16 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { formatSummary, type DemoReport } from './figures.js';
-import { DEFAULT_TIME_SCALE, DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
+import { DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
 import type { SignerKind } from '../../domain/signer.js';
-import { CA_ROLLOVER_TIME_SCALE, DemoScenario } from './ca-rollover.js';
-import { formatTrustStoreSummary, runTrustStoreDemo, TRUST_STORE_SCENARIO, TRUST_STORE_TIME_SCALE } from './trust-store.js';
+import { DemoScenario, defaultTimeScale, timeScaleHelp } from './scenario.js';
+import { formatTrustStoreSummary, runTrustStoreDemo } from './trust-store.js';
 
 export { runDemo, validateDemoOptions, DemoError, type DemoOptions, type DemoIo } from './run-demo.js';
 export { formatSummary, percentile, type DemoReport } from './figures.js';
 export { checkFleet, CheckName, type CheckFailure } from './fleet-checks.js';
 export { InvariantWatcher, checkDeviceInvariant } from './invariant-watch.js';
+export { DemoScenario, defaultTimeScale } from './scenario.js';
 
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {
@@ -45,7 +46,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--faults <spec>', 'fault spec, e.g. "offline=2:20s,garbage-csr=1,slow=10%:3s,revoke-old=1,shared-cert=1,lambda-crash=3" (see docs/demo.md)', '')
     .option('--seed <n>', 'which devices get which fault', wholeNumber(0, 2 ** 31), 1)
     .option('--report <file>', 'write the figures and check results as JSON')
-    .option('--time-scale <x>', `workflow time scale (ca-rollover: ${CA_ROLLOVER_TIME_SCALE} unless given; trust-store: ${TRUST_STORE_TIME_SCALE})`, scale, DEFAULT_TIME_SCALE)
+    .option('--time-scale <x>', timeScaleHelp(), scale)
     .option('--data-dir <dir>', 'keep the runtime state and key stores here (new or empty directory); a temporary one otherwise')
     .option('--timeout <seconds>', 'give up waiting for the rotations after this long', wholeNumber(1, 86_400))
     .option('--fleet-threads <n>', 'run the simulated devices on this many worker threads (0: on the main thread)', wholeNumber(0, 16), 0)
@@ -54,12 +55,13 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--signer <aws-iot|private-ca>', "who signs the new certificates: IoT (they expire in 2049) or the local Private CA (with --pca-validity-days)", signerOption, 'aws-iot')
     .option('--scenario <name>', `${SCENARIOS.join(' | ')}: rotation (the audit rotates the fleet), ca-rollover (the fleet starts under CA-1 and a CA rollover moves it to CA-2; signs with the local Private CA), trust-store (switch the broker's server CA and push the new one to every device; faults: refuse-bundle=K)`, scenarioOption, DemoScenario.Rotation)
     .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30; 365 by default)', validityDaysOption)
-    .action(async (opts: { scenario: DemoScenario; devices: number; faults: string; seed: number; report?: string; timeScale: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }, command: Command) => {
-      if (opts.scenario === TRUST_STORE_SCENARIO && (opts.quotas || opts.signer !== 'aws-iot' || opts.keep || opts.fleetThreads > 0)) {
+    .action(async (opts: { scenario: DemoScenario; devices: number; faults: string; seed: number; report?: string; timeScale?: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }, command: Command) => {
+      if (opts.scenario === DemoScenario.TrustStore && (opts.quotas || opts.signer !== 'aws-iot' || opts.keep || opts.fleetThreads > 0)) {
         throw new DemoError(`--scenario ${opts.scenario} takes --devices, --faults, --seed, --report, --time-scale, --data-dir and --timeout only`);
       }
       // ca-rollover signs with the local Private CA: the default aws-iot is not asked for, so it does not apply.
       const signerGiven = command.getOptionValueSource('signer') === 'cli';
+      const timeScale = opts.timeScale ?? defaultTimeScale(opts.scenario, opts.quotas);
       const signer = localSigner(opts.scenario === DemoScenario.CaRollover && !signerGiven ? 'private-ca' : opts.signer, opts.pcaValidityDays);
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
@@ -80,15 +82,15 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
         io.out('stopping');
       };
       try {
-        if (opts.scenario === TRUST_STORE_SCENARIO) {
-          const report = await runTrustStoreDemo({ devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: command.getOptionValueSource('timeScale') === 'cli' ? opts.timeScale : TRUST_STORE_TIME_SCALE, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal }, io);
+        if (opts.scenario === DemoScenario.TrustStore) {
+          const report = await runTrustStoreDemo({ devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, signal: abort.signal }, io);
           for (const line of formatTrustStoreSummary(report)) io.out(line);
           if (opts.report) io.out(`  report                 ${opts.report}`);
           if (report.checkFailures.length > 0 || abort.signal.aborted) process.exitCode = 1;
           return;
         }
         const report = await runDemo(
-          { scenario: opts.scenario, devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale: opts.scenario === DemoScenario.CaRollover && command.getOptionValueSource('timeScale') !== 'cli' ? CA_ROLLOVER_TIME_SCALE : opts.timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
+          { scenario: opts.scenario, devices: opts.devices, faults: opts.faults, seed: opts.seed, reportFile: opts.report, timeScale, dataDir: opts.dataDir, timeoutSeconds: opts.timeout, fleetThreads: opts.fleetThreads, ...(opts.quotas ? { quotas: opts.quotas } : {}), signer, signal: abort.signal, ...(opts.keep ? { beforeStop: keep } : {}) },
           io,
         );
         if (!opts.keep) summarize(report);

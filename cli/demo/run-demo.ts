@@ -18,7 +18,8 @@ import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigu
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
 import { DemoError } from './phases/waiting.js';
 import { signerFigures } from './signer.js';
-import { caRolloverScenario, caRolloverSigner, DemoScenario } from './ca-rollover.js';
+import { caRolloverScenario, caRolloverSigner } from './ca-rollover.js';
+import { DEFAULT_TIME_SCALE, DemoScenario } from './scenario.js';
 import type { LocalSignerOptions } from '../../local/pca/index.js';
 
 /**
@@ -78,7 +79,6 @@ export interface DemoIo {
 
 export { DemoError } from './phases/waiting.js';
 
-export const DEFAULT_TIME_SCALE = 0.01;
 export const DEFAULT_EXPIRES_IN_DAYS = 10;
 export const MAX_DEVICES = 10_000;
 const THING_PREFIX = 'demo-';

@@ -16,6 +16,7 @@ import { Fleet } from '../../device-sim/fleet.js';
 import { connectFleet, mqttEndpoint, provisionDevices, type DemoDevice, type DemoFleet } from './phases/provision.js';
 import { DemoError, until } from './phases/waiting.js';
 import { MAX_DEVICES, thingNames, type DemoIo } from './run-demo.js';
+import { DemoScenario } from './scenario.js';
 
 /**
  * `rotor demo --scenario trust-store` (issue 11 part 3, docs/protocol.md v1.2): the broker's
@@ -25,16 +26,6 @@ import { MAX_DEVICES, thingNames, type DemoIo } from './run-demo.js';
  * each. Then the whole fleet reconnects from its stores: every device must verify the broker,
  * the updated ones with the new CA alone, the others through the cross-signed chain.
  */
-export const TRUST_STORE_SCENARIO = 'trust-store';
-
-/**
- * The scenario's time scale unless --time-scale is given. One trust_req waits 900 s × the scale
- * for its answer, and an answer crosses two queued Lambdas and a TLS reconnect: on a loaded
- * machine (load 30) that took 4–10 s, so at the rotation demo's 0.01 (a 9 s wait) 1 of 40 devices
- * and all of 100 were reported NO_ACK while acking late. At 0.1 no well-behaved device waits out a
- * timeout, so the scale does not lengthen the run; only a device that never answers would.
- */
-export const TRUST_STORE_TIME_SCALE = 0.1;
 
 export interface TrustStoreDemoOptions {
   devices: number;
@@ -67,7 +58,7 @@ export interface TrustStoreFigures {
 }
 
 export interface TrustStoreDemoReport {
-  scenario: typeof TRUST_STORE_SCENARIO;
+  scenario: typeof DemoScenario.TrustStore;
   devices: number;
   seed: number;
   faults: string;
@@ -161,7 +152,7 @@ export async function runTrustStoreDemo(options: TrustStoreDemoOptions, io: Demo
     const reconnected = await reconnect(runtime, devices, (started) => (fleet = started), options.signal);
 
     const report = await collect({ runtime, devices, status, push, rotation: { oldCaPem, newCaPem: rotation.caPem, crossSigned: rotation.crossCertificatePem !== undefined }, reconnected });
-    const full: TrustStoreDemoReport = { scenario: TRUST_STORE_SCENARIO, devices: devices.length, seed: options.seed ?? 1, faults: options.faults ?? '', timeScale: options.timeScale, bundleId: push.bundleId, ...report, pushPacedMs: push.pacedMs, wallMs, setupMs };
+    const full: TrustStoreDemoReport = { scenario: DemoScenario.TrustStore, devices: devices.length, seed: options.seed ?? 1, faults: options.faults ?? '', timeScale: options.timeScale, bundleId: push.bundleId, ...report, pushPacedMs: push.pacedMs, wallMs, setupMs };
     if (options.reportFile) {
       mkdirSync(dirname(resolve(options.reportFile)), { recursive: true });
       writeFileSync(options.reportFile, `${JSON.stringify(full, null, 2)}\n`);

@@ -23,11 +23,13 @@ export interface TrustDeviceRow {
   cause?: string;
   pushId?: string;
   finishedAt?: string;
+  /** The device acked the bundle after its update had timed out (NOT_UPDATED, escalated NO_ACK): it is on the bundle. */
+  ackedLateAt?: string;
 }
 
 export interface TrustStatusReport {
   bundleId?: string;
-  counts: { devices: number; updated: number; refused: number; notUpdated: number; pending: number; neverAsked: number; onOtherBundle: number };
+  counts: { devices: number; updated: number; refused: number; notUpdated: number; pending: number; neverAsked: number; onOtherBundle: number; ackedLate: number };
   devices: TrustDeviceRow[];
 }
 
@@ -67,6 +69,8 @@ export function rowOf(thingName: string, record: TrustRecord | undefined, bundle
     case TrustStatus.Refused:
       return { ...base, ...failure, state: 'refused' };
     case TrustStatus.NotUpdated:
+      // Its ack came after the update timed out: the update failed, but the device switched.
+      if (record.ackedLateAt && record.currentBundleId === record.bundleId) return { ...base, ...failure, state: 'updated', ackedLateAt: record.ackedLateAt };
       return { ...base, ...failure, state: 'not-updated' };
     default:
       return { ...base, state: 'pending' };
@@ -82,7 +86,7 @@ export async function trustStatus(deps: { ddb: DynamoDBDocumentClient; iot: IoTC
   const count = (state: TrustDeviceRow['state']): number => devices.filter((d) => d.state === state).length;
   return {
     ...(bundleId ? { bundleId } : {}),
-    counts: { devices: devices.length, updated: count('updated'), refused: count('refused'), notUpdated: count('not-updated'), pending: count('pending'), neverAsked: count('never-asked'), onOtherBundle: count('on-other-bundle') },
+    counts: { devices: devices.length, updated: count('updated'), refused: count('refused'), notUpdated: count('not-updated'), pending: count('pending'), neverAsked: count('never-asked'), onOtherBundle: count('on-other-bundle'), ackedLate: devices.filter((d) => d.ackedLateAt).length },
     devices,
   };
 }
@@ -91,10 +95,13 @@ export function formatTrustStatus(report: TrustStatusReport, limit = 50): string
   const c = report.counts;
   const lines = [
     report.bundleId ? `bundle ${report.bundleId}` : 'no trust update pushed yet',
-    `devices ${c.devices}: updated ${c.updated}, refused ${c.refused}, not updated ${c.notUpdated}, pending ${c.pending}, never asked ${c.neverAsked}` + (c.onOtherBundle ? `, on another bundle ${c.onOtherBundle}` : ''),
+    `devices ${c.devices}: updated ${c.updated}${c.ackedLate ? ` (${c.ackedLate} acked late)` : ''}, refused ${c.refused}, not updated ${c.notUpdated}, pending ${c.pending}, never asked ${c.neverAsked}` + (c.onOtherBundle ? `, on another bundle ${c.onOtherBundle}` : ''),
   ];
-  const notable = report.devices.filter((d) => d.state !== 'updated');
-  for (const row of notable.slice(0, limit)) lines.push(`  ${row.thingName}  ${row.state}${row.reason ? `  ${row.reason}` : ''}${row.cause ? `  ${row.cause.slice(0, 120)}` : ''}`);
+  const notable = report.devices.filter((d) => d.state !== 'updated' || d.ackedLateAt);
+  for (const row of notable.slice(0, limit)) {
+    if (row.ackedLateAt) lines.push(`  ${row.thingName}  updated  acked late at ${row.ackedLateAt}, after its update timed out (escalated ${row.reason ?? 'NO_ACK'}): it is on the bundle`);
+    else lines.push(`  ${row.thingName}  ${row.state}${row.reason ? `  ${row.reason}` : ''}${row.cause ? `  ${row.cause.slice(0, 120)}` : ''}`);
+  }
   if (notable.length > limit) lines.push(`  … and ${notable.length - limit} more (--json lists them all)`);
   return lines;
 }

@@ -29,6 +29,8 @@ export const MetricName = {
   TrustUpdatesNotUpdated: 'TrustUpdatesNotUpdated',
   /** trust_ack / trust_err messages device-message could not act on, dimension `reason` (the rotation's are IgnoredMessages). */
   TrustMessagesIgnored: 'TrustMessagesIgnored',
+  /** trust_ack messages that counted but came after their update timed out: the device switched all the same. */
+  TrustAcksLate: 'TrustAcksLate',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 

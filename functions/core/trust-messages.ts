@@ -6,10 +6,14 @@ import { describeCertificate } from './certificates.js';
 import type { Clock } from './clock.js';
 import type { TableDeps } from './rotation-table.js';
 import { MetricName, type Telemetry } from './telemetry.js';
-import { getTrustRecord, recordTrustIgnored, releaseTrustToken } from './trust-table.js';
+import { getTrustRecord, recordLateTrustAck, recordTrustIgnored, releaseTrustToken } from './trust-table.js';
 
 /** What device-message does with a trust_ack / trust_err (protocol v1.2). */
-export type TrustMessageResult = { action: 'trust-answered'; outcome: 'acked' | 'refused' } | { action: 'trust-ignored'; reason: string };
+export type TrustMessageResult =
+  | { action: 'trust-answered'; outcome: 'acked' | 'refused' }
+  | { action: 'trust-ignored'; reason: string }
+  /** A trust_ack after its update timed out: recorded on the trust record (the device switched), not answered. */
+  | { action: 'trust-acked-late' };
 
 export interface TrustMessageDeps extends TableDeps {
   sfn: SFNClient;
@@ -66,6 +70,15 @@ export async function handleTrustMessage(received: ReceivedTrustMessage, deps: T
   const message = validateTrustDeviceMessage(type, json);
   if (!message.ok) return ignore('MALFORMED', message.error);
 
+  /** The device switched, but its update had timed out: recorded so that an operator sees it (rotor trust status). */
+  const ackedLate = async (late: { updateId: string; bundleId: string; certificateId: string }, detail: string): Promise<TrustMessageResult> => {
+    const recorded = await recordLateTrustAck(deps, { thingName, updateId: late.updateId, bundleId: late.bundleId, certificateId: late.certificateId, now: deps.clock.now() });
+    if (!recorded) return ignore('DUPLICATE', `${detail}; another update holds the record now`);
+    deps.telemetry.log.warn('trust_ack came after its update timed out: recorded, the device is on the bundle', { thingName, updateId: late.updateId, bundleId: late.bundleId, detail });
+    deps.telemetry.count(MetricName.TrustAcksLate);
+    return { action: 'trust-acked-late' };
+  };
+
   const record = await getTrustRecord(deps, thingName);
   const context: TrustMessageContext = { principal: received.principal };
   let decision = decideTrust(record, message.value, context);
@@ -77,6 +90,8 @@ export async function handleTrustMessage(received: ReceivedTrustMessage, deps: T
       throw new Error('the trust rules asked for the principal twice');
     case 'ignore':
       return ignore(decision.reason, decision.detail);
+    case 'acked-late':
+      return ackedLate(decision, 'the update had ended NOT_UPDATED');
     case 'acked':
     case 'refused': {
       const { taskToken } = decision;
@@ -84,8 +99,10 @@ export async function handleTrustMessage(received: ReceivedTrustMessage, deps: T
         if (decision.kind === 'acked') await deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output: decision.output }));
         else await deps.sfn.send(new SendTaskFailureCommand({ taskToken, error: decision.error, cause: decision.cause }));
       } catch (error) {
-        if (isNamed(error, ...SPENT_TOKEN_ERRORS)) return ignore('DUPLICATE', errorMessage(error));
-        throw error;
+        if (!isNamed(error, ...SPENT_TOKEN_ERRORS)) throw error;
+        // The task timed out before the answer: an ack still means the device switched.
+        if (decision.kind === 'acked') return ackedLate(decision, errorMessage(error));
+        return ignore('DUPLICATE', errorMessage(error));
       }
       await releaseTrustToken(deps, thingName, taskToken, deps.clock.now());
       deps.telemetry.log.info('trust message answered the update', { thingName, type, outcome: decision.kind });

@@ -100,3 +100,23 @@ export function finishTrustUpdate(deps: TableDeps, input: { thingName: string; u
     ),
   );
 }
+
+/**
+ * Records a trust_ack that came after its update timed out (domain decideTrust, 'acked-late';
+ * or an answer whose task token was already spent): the device's current bundle is the update's,
+ * although the update ends, or ended, NOT_UPDATED. Only while the record is still that update's.
+ */
+export function recordLateTrustAck(deps: TableDeps, input: { thingName: string; updateId: string; bundleId: string; certificateId: string; now: Date }): Promise<boolean> {
+  return conditional(() =>
+    deps.db.send(
+      new UpdateCommand({
+        TableName: deps.tableName,
+        Key: trustKey(input.thingName),
+        UpdateExpression: 'SET currentBundleId = :bundle, ackedCertificateId = :cert, ackedLateAt = :now, updatedAt = :now',
+        // UPDATED: the update was answered in time after all (this was a repeated ack).
+        ConditionExpression: 'updateId = :uid AND bundleId = :bundle AND trustStatus <> :updated',
+        ExpressionAttributeValues: { ':bundle': input.bundleId, ':cert': input.certificateId, ':now': input.now.toISOString(), ':uid': input.updateId, ':updated': TrustStatus.Updated },
+      }),
+    ),
+  );
+}

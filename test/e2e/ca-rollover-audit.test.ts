@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { IoTClient, StartOnDemandAuditTaskCommand, UpdateAccountAuditConfigurationCommand } from '@aws-sdk/client-iot';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { auditRollover } from '../../domain/ca-rollover';
+import { auditRollover, noSuccessorMessage } from '../../domain/ca-rollover';
 import { CaAuditCheck } from '../../domain/rotation';
 import { ensureRegisteredPrivateCa } from '../../local/pca/index';
 import { startLocalAws, type LocalAws } from '../../local/runtime';
@@ -72,6 +72,8 @@ describeWithBundles('a CA_CERTIFICATE_EXPIRING_CHECK finding starts the CA rollo
     expect(escalations[0].subject).toContain('NoSuccessor');
     expect(escalations[0].message).toContain(`The CA ${expiring.caCertificateId} is expiring or has expired (Device Defender audit ${taskId}`);
     expect(escalations[0].message).toContain('next_private_ca_arn');
+    // The error's type and message, without the function's stack trace (it stays in the function's log).
+    expect(escalations[0].message).toBe(`NoSuccessor: ${noSuccessorMessage(expiring.caCertificateId, taskId)}`);
     expect(aws.iot.registry.describeCaCertificate(expiring.caCertificateId).status).toBe('ACTIVE');
     // The CA finding started no device rotation.
     expect(await executions(aws.endpoints.stateMachineArn)).toEqual([]);

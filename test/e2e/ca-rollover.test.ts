@@ -132,7 +132,11 @@ describeWithBundles('the CA rollover on the local runtime', () => {
     const { executionArn } = await sfn.send(new StartExecutionCommand({ stateMachineArn: aws.endpoints.caRolloverStateMachineArn, name: caRolloverName(input.oldCa, input.newCa, 'e2e'), input: JSON.stringify(input) }));
     await aws.stepFunctions.waitForExecution(executionArn as string);
     expect(await sfn.send(new DescribeExecutionCommand({ executionArn }))).toMatchObject({ status: 'FAILED', error: 'CA_ROLLOVER_FAILED' });
-    expect(aws.sns.messages(aws.endpoints.topics.escalation).at(-1)?.subject).toContain('NewCaNotReady');
+    const escalation = aws.sns.messages(aws.endpoints.topics.escalation).at(-1);
+    expect(escalation?.subject).toContain('NewCaNotReady');
+    // The error's type and message only: the function's stack trace stays in its log.
+    expect(escalation?.message).toMatch(/^NewCaNotReady: \S/);
+    expect(escalation?.message).not.toMatch(/errorType|trace|\n\s+at /);
     const issuing = (await ddb.send(new GetCommand({ TableName: aws.endpoints.tableName, Key: { pk: ISSUING_CA_PK, sk: ISSUING_CA_SK } }))).Item;
     expect(issuing?.caArn).toBe(ca2Arn);
   });

@@ -5,7 +5,7 @@ import { IoTClient, ListThingsCommand } from '@aws-sdk/client-iot';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { trustPush, type TrustPushDeps } from '../../../cli/trust/push.js';
-import { rowOf } from '../../../cli/trust/status.js';
+import { formatTrustStatus, rowOf } from '../../../cli/trust/status.js';
 import { TrustStatus, trustUpdateExecutionName, type TrustRecord } from '../../../domain/index.js';
 import { awsErrors, clients } from '../../fixtures/aws.js';
 import { createCa, issueCertificate, newEcKeyPem } from '../device-sim/pki.js';
@@ -91,5 +91,21 @@ describe('rotor trust status rows', () => {
     [record({ bundleId: 'a'.repeat(64), trustStatus: TrustStatus.Updated, currentBundleId: 'a'.repeat(64) }), 'on-other-bundle'],
   ])('%#: classifies a record as %s', (rec, state) => {
     expect(rowOf('t', rec, 'b'.repeat(64)).state).toBe(state);
+  });
+
+  it('counts a device that acked after its update timed out as updated, and says so', () => {
+    // Prepare: the update ended NOT_UPDATED (NO_ACK, escalated), then the device's ack came.
+    const late = record({ trustStatus: TrustStatus.NotUpdated, reason: 'NO_ACK', currentBundleId: 'b'.repeat(64), ackedLateAt: '2026-12-01T05:00:09.000Z' });
+    const row = rowOf('t', late, 'b'.repeat(64));
+    const report = { bundleId: 'b'.repeat(64), counts: { devices: 1, updated: 1, refused: 0, notUpdated: 0, pending: 0, neverAsked: 0, onOtherBundle: 0, ackedLate: 1 }, devices: [row] };
+    // Act / Assess
+    expect(row).toMatchObject({ state: 'updated', reason: 'NO_ACK', ackedLateAt: '2026-12-01T05:00:09.000Z' });
+    expect(formatTrustStatus(report)).toEqual([
+      `bundle ${'b'.repeat(64)}`,
+      'devices 1: updated 1 (1 acked late), refused 0, not updated 0, pending 0, never asked 0',
+      '  t  updated  acked late at 2026-12-01T05:00:09.000Z, after its update timed out (escalated NO_ACK): it is on the bundle',
+    ]);
+    // A late ack of another bundle is not this one.
+    expect(rowOf('t', { ...late, currentBundleId: 'a'.repeat(64) }, 'b'.repeat(64)).state).toBe('not-updated');
   });
 });

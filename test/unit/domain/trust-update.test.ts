@@ -51,6 +51,20 @@ describe('decideTrust (docs/protocol.md C4, C5)', () => {
     expect(decideTrust(rec, message, { principal: CERT, principalState })).toEqual(expect.objectContaining({ kind: 'ignore', reason }));
   });
 
+  it('records an ack that came after its update ended NOT_UPDATED, under the same C4 checks', () => {
+    // Prepare
+    const ended = record({ trustStatus: TrustStatus.NotUpdated, reason: 'NO_ACK', taskToken: undefined });
+    // Act / Assess
+    expect(decideTrust(ended, ack(), { principal: CERT })).toEqual({ kind: 'look-up-principal' });
+    expect(decideTrust(ended, ack(), { principal: CERT, principalState: ACTIVE })).toEqual({ kind: 'acked-late', updateId: 'sensor-1-t01', bundleId: BUNDLE, certificateId: CERT });
+    expect(decideTrust(ended, ack({ bundleId: OTHER_BUNDLE }), { principal: CERT, principalState: ACTIVE })).toEqual(expect.objectContaining({ kind: 'ignore', reason: 'WRONG_BUNDLE_ID' }));
+    expect(decideTrust(ended, ack(), { principal: CERT, principalState: { status: 'INACTIVE', attachedToThing: true } })).toEqual(expect.objectContaining({ kind: 'ignore', reason: 'NOT_OVER_ACTIVE_CERTIFICATE' }));
+    // Another update's ack, or a late trust_err, is not the device switching to this bundle.
+    expect(decideTrust(ended, ack({ rotationId: 'sensor-1-t00' }), { principal: CERT, principalState: ACTIVE })).toEqual(expect.objectContaining({ kind: 'ignore', reason: 'NO_TRUST_UPDATE_IN_FLIGHT' }));
+    expect(decideTrust(ended, err(), { principal: CERT, principalState: ACTIVE })).toEqual(expect.objectContaining({ kind: 'ignore', reason: 'NO_TRUST_UPDATE_IN_FLIGHT' }));
+    expect(decideTrust(record({ trustStatus: TrustStatus.Refused, taskToken: undefined }), ack(), { principal: CERT, principalState: ACTIVE })).toEqual(expect.objectContaining({ kind: 'ignore' }));
+  });
+
   it('composes one escalation naming the reason and what the operator must keep', () => {
     const escalation = trustEscalation({ thingName: 'sensor-1', updateId: 'u', bundleId: BUNDLE, reason: 'TRUST_CONNECT_FAILED', cause: 'x', executionArn: 'arn' });
     expect(escalation.subject).toBe('Rotor: trust update of sensor-1 failed (TRUST_CONNECT_FAILED)');

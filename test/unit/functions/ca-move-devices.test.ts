@@ -1,4 +1,4 @@
-import { IoTClient, ListCertificatesByCACommand, ListPrincipalThingsCommand, type CertificateStatus } from '@aws-sdk/client-iot';
+import { DescribeCertificateCommand, IoTClient, ListCertificatesByCACommand, ListPrincipalThingsCommand, type CertificateStatus } from '@aws-sdk/client-iot';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -44,8 +44,18 @@ function pages(...contents: { n: number; status?: string }[][]): void {
       certificates: page.map(({ n, status }) => ({ certificateId: id(n), certificateArn: arn(id(n)), status: (status ?? 'ACTIVE') as CertificateStatus })),
       nextMarker: i < contents.length - 1 ? `m-${i + 1}` : undefined,
     });
-    for (const { n } of page) iot.on(ListPrincipalThingsCommand, { principal: arn(id(n)) }).resolves({ things: [`thing-${n}`] });
+    for (const { n, status } of page) {
+      iot.on(ListPrincipalThingsCommand, { principal: arn(id(n)) }).resolves({ things: [`thing-${n}`] });
+      iot.on(DescribeCertificateCommand, { certificateId: id(n) }).resolves({ certificateDescription: { certificateId: id(n), certificateArn: arn(id(n)), status: (status ?? 'ACTIVE') as CertificateStatus } });
+    }
   });
+}
+
+/** The device's rotation retires certificate n after the page listed it ACTIVE: INACTIVE, then detached, then deleted. */
+function retiredSinceListing(n: number, how: 'inactive' | 'deleted'): void {
+  iot.on(ListPrincipalThingsCommand, { principal: arn(id(n)) }).resolves({ things: [] });
+  if (how === 'deleted') iot.on(DescribeCertificateCommand, { certificateId: id(n) }).rejects(awsErrors.named('ResourceNotFoundException'));
+  else iot.on(DescribeCertificateCommand, { certificateId: id(n) }).resolves({ certificateDescription: { certificateId: id(n), certificateArn: arn(id(n)), status: 'INACTIVE' } });
 }
 
 beforeEach(() => {
@@ -108,6 +118,39 @@ describe('Move devices', () => {
     iot.on(ListPrincipalThingsCommand, { principal: arn(id(1)) }).resolves({ things: [] });
     const result = await moveDevices(event(), deps());
     expect(result.tally).toMatchObject({ left: 1, stuck: 1, stuckDevices: [{ thingName: '(no thing)', certificateId: id(1) }] });
+  });
+
+  it.each(['inactive', 'deleted'] as const)('does not count a certificate its rotation retired after the listing (%s): the last device to move does not make the rollover escalate', async (how) => {
+    // Prepare: the pass lists thing-1's certificate ACTIVE; by the time it looks at its things, Retire has set it INACTIVE and detached it.
+    pages([{ n: 1 }]);
+    retiredSinceListing(1, how);
+    // Act
+    const result = await moveDevices(event(), deps());
+    // Assess
+    expect(result).toMatchObject({ more: false, verdict: 'deactivate', tally: { left: 0, stuck: 0, stuckDevices: [] } });
+    expect(result.escalation).toBeUndefined();
+    expect(db.commandCalls(UpdateCommand)[0].args[0].input.ExpressionAttributeValues).toMatchObject({ ':left': 0, ':status': CaRolloverStatus.Moving });
+  });
+
+  it('does not count as stuck a device whose rotation ended after the listing and retired the certificate', async () => {
+    // Prepare: thing-1 still held its certificate when the pass looked, then its rotation retired it and ended (ExecutionAlreadyExists); thing-2 is really stuck.
+    pages([{ n: 1 }, { n: 2 }]);
+    sfn.on(StartExecutionCommand).rejects(awsErrors.named('ExecutionAlreadyExists'));
+    iot.on(DescribeCertificateCommand, { certificateId: id(1) }).resolves({ certificateDescription: { certificateId: id(1), certificateArn: arn(id(1)), status: 'INACTIVE' } });
+    // Act
+    const result = await moveDevices(event(), deps());
+    // Assess
+    expect(result).toMatchObject({ verdict: 'escalate', tally: { left: 1, stuck: 1, stuckDevices: [{ thingName: 'thing-2', certificateId: id(2) }] } });
+    expect(result.escalation?.message).not.toContain(id(1));
+  });
+
+  it('asks no more than the listing while the rotations run', async () => {
+    // Prepare
+    pages([{ n: 1 }, { n: 2 }]);
+    // Act
+    await moveDevices(event(), deps());
+    // Assess: DescribeCertificate only where a certificate would count as stuck.
+    expect(iot.commandCalls(DescribeCertificateCommand)).toHaveLength(0);
   });
 
   it('hands the rest of the pass to the next invocation when time runs out, and continues from the marker with the tally so far', async () => {

@@ -127,6 +127,51 @@ describe('device-message with trust_ack / trust_err (C4, C5)', () => {
     expect(db.commandCalls(UpdateCommand)[0].args[0].input.UpdateExpression).toContain('ignoredCount');
   });
 
+  it('records a trust_ack whose task already timed out: the device switched, so its bundle is on the record, not a DUPLICATE', async () => {
+    // Prepare: the ack reaches Step Functions after the trust_req's wait ran out.
+    waiting();
+    principal('ACTIVE', true);
+    sfn.on(SendTaskSuccessCommand).rejects(awsErrors.named('TaskTimedOut'));
+    const d = deps();
+    // Act
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_ack', body: { rotationId: UPDATE, bundleId: BUNDLE_ID }, principal: CERT }), d);
+    // Assess
+    expect(result).toEqual({ action: 'trust-acked-late' });
+    const write = db.commandCalls(UpdateCommand)[0].args[0].input;
+    expect(write.UpdateExpression).toBe('SET currentBundleId = :bundle, ackedCertificateId = :cert, ackedLateAt = :now, updatedAt = :now');
+    expect(write.ConditionExpression).toBe('updateId = :uid AND bundleId = :bundle AND trustStatus <> :updated');
+    expect(write.ExpressionAttributeValues).toMatchObject({ ':bundle': BUNDLE_ID, ':cert': CERT, ':uid': UPDATE });
+    expect((d.telemetry as ReturnType<typeof recordingTelemetry>).metrics).toEqual([{ name: 'TrustAcksLate', value: 1 }]);
+  });
+
+  it('records a trust_ack that arrives after its update ended NOT_UPDATED (NO_ACK)', async () => {
+    // Prepare: Record trust failure already ran; the token is gone.
+    db.on(GetCommand).resolves({ Item: { pk: 'thing#sensor-1', sk: 'trust', thingName: THING, trustStatus: 'NOT_UPDATED', reason: 'NO_ACK', updateId: UPDATE, bundleId: BUNDLE_ID } });
+    db.on(UpdateCommand).resolves({});
+    principal('ACTIVE', true);
+    // Act
+    const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_ack', body: { rotationId: UPDATE, bundleId: BUNDLE_ID }, principal: CERT }), deps());
+    // Assess
+    expect(result).toEqual({ action: 'trust-acked-late' });
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+    expect(db.commandCalls(UpdateCommand)[0].args[0].input.ExpressionAttributeValues).toMatchObject({ ':bundle': BUNDLE_ID, ':cert': CERT, ':uid': UPDATE });
+  });
+
+  it('still ignores a late trust_err as DUPLICATE, and a late ack once the record is no longer that update', async () => {
+    // Prepare
+    waiting();
+    principal('ACTIVE', true);
+    sfn.on(SendTaskFailureCommand).rejects(awsErrors.named('TaskTimedOut'));
+    sfn.on(SendTaskSuccessCommand).rejects(awsErrors.named('TaskTimedOut'));
+    // Act
+    const refused = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_err', body: { rotationId: UPDATE, bundleId: BUNDLE_ID, code: 'CONNECT_FAILED', error: 'verify failed' }, principal: CERT }), deps());
+    db.on(UpdateCommand, { UpdateExpression: 'SET currentBundleId = :bundle, ackedCertificateId = :cert, ackedLateAt = :now, updatedAt = :now' }).rejects(awsErrors.named('ConditionalCheckFailedException'));
+    const acked = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_ack', body: { rotationId: UPDATE, bundleId: BUNDLE_ID }, principal: CERT }), deps());
+    // Assess
+    expect(refused).toEqual({ action: 'trust-ignored', reason: 'DUPLICATE' });
+    expect(acked).toEqual({ action: 'trust-ignored', reason: 'DUPLICATE' });
+  });
+
   it('ignores a malformed trust_err without throwing', async () => {
     waiting();
     const result = await handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'trust_err', body: { rotationId: UPDATE, code: 'NOPE', error: 'x' }, principal: CERT }), deps());
