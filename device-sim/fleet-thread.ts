@@ -13,7 +13,7 @@ import type { FleetDevice, FleetOptions, FleetReport } from './fleet.js';
  * for a contiguous share of the devices; the devices still talk to the broker over real
  * mutual-TLS sockets, keep their key stores on disk, and report the same events.
  *
- * Emits 'keysRemoved' (thingName) and 'report' (FleetReport), as Fleet does.
+ * Emits 'keysRemoved' (thingName), 'heldKeys' (thingName, SPKIs) and 'report' (FleetReport), as Fleet does.
  */
 export type FleetCommand = { type: 'start' } | { type: 'stop' };
 export type FleetEvent =
@@ -22,6 +22,7 @@ export type FleetEvent =
   | { type: 'failed'; error: string }
   | { type: 'connected'; count: number }
   | { type: 'keysRemoved'; thingName: string }
+  | { type: 'heldKeys'; thingName: string; spkis: string[] }
   | { type: 'report'; report: FleetReport };
 
 export interface ThreadedFleetOptions extends Omit<FleetOptions, 'clock'> {
@@ -129,6 +130,9 @@ export class ThreadedFleet extends EventEmitter {
           return;
         case 'keysRemoved':
           this.emit('keysRemoved', event.thingName);
+          return;
+        case 'heldKeys':
+          this.emit('heldKeys', event.thingName, event.spkis);
           return;
         case 'report':
           this.emit('report', event.report);

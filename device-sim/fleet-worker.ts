@@ -16,6 +16,7 @@ const fleet = new Fleet(workerData as FleetOptions);
 const post = (event: FleetEvent): void => port.postMessage(event);
 
 fleet.on('keysRemoved', (thingName: string) => post({ type: 'keysRemoved', thingName }));
+fleet.on('heldKeys', (thingName: string, spkis: string[]) => post({ type: 'heldKeys', thingName, spkis }));
 fleet.on('report', (report) => post({ type: 'report', report }));
 
 // Connection counts, sent when they change: the demo waits for the whole fleet to be online.
