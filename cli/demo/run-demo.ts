@@ -177,11 +177,17 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const devices = rollover ? await rollover.provision(provisionInput) : await provisionDevices(runtime, provisionInput);
     const certificateOf = (thingName: string): string => devices.find((d) => d.thingName === thingName)?.certificateId ?? '';
     armCloudFaults(cloud, runtime.iot.registry, runtime.edge.faults, certificateOf);
-    const connected = await connectFleet(runtime, devices, { threads: options.fleetThreads ?? 0, signal: options.signal });
+    // Made before the fleet boots, so it hears what every key store holds from its first load on.
+    const watching = new InvariantWatcher({ registry: runtime.iot.registry, devices, intervalMs: options.watchIntervalMs });
+    const connected = await connectFleet(runtime, devices, {
+      threads: options.fleetThreads ?? 0,
+      signal: options.signal,
+      // The watcher learns each device's keys from its key store's own reports, not by reading the stores.
+      onHeldKeys: (thingName, spkis) => watching.heldKeys(thingName, spkis),
+    });
     fleet = connected;
     io.out(`${names.length} devices connected over mutual TLS${faults.size ? `, ${faults.size} with faults` : ''}; ${rollover ? `rolling the fleet over from CA-1 ${rollover.ca1.caCertificateId} to CA-2 ${rollover.ca2.caCertificateId}` : 'running the Device Defender audit'}`);
 
-    const watching = new InvariantWatcher({ registry: runtime.iot.registry, devices, intervalMs: options.watchIntervalMs });
     watcher = watching;
     watching.start();
     // A device dropping a key is the other half of what can break the invariant.
@@ -239,7 +245,12 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       wallMs: awaited.wallMs,
       setupMs,
       invariantSamples: watching.stats.samples,
-      invariantChecks: { deviceChecks: watching.stats.deviceChecks, retirementChecks: watching.stats.retirementChecks, keyRemovalChecks: watching.stats.keyRemovalChecks },
+      invariantChecks: {
+        deviceChecks: watching.stats.deviceChecks,
+        retirementChecks: watching.stats.retirementChecks,
+        keyRemovalChecks: watching.stats.keyRemovalChecks,
+        diskChecks: watching.stats.diskChecks,
+      },
     };
     if (options.reportFile) {
       mkdirSync(dirname(resolve(options.reportFile)), { recursive: true });

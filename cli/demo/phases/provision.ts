@@ -75,7 +75,12 @@ export function mqttEndpoint(runtime: LocalAws): MqttEndpoint {
 export async function connectFleet(
   runtime: LocalAws,
   devices: readonly DemoDevice[],
-  options: { threads: number; signal?: AbortSignal },
+  options: {
+    threads: number;
+    signal?: AbortSignal;
+    /** Told which keys a device's store holds, from its first boot on, after every change (Fleet's 'heldKeys'). */
+    onHeldKeys?: (thingName: string, spkis: readonly string[]) => void;
+  },
 ): Promise<DemoFleet> {
   const endpoint = mqttEndpoint(runtime);
   const fleetDevices = devices.map((d) => ({
@@ -87,10 +92,13 @@ export async function connectFleet(
   // Nothing in the demo reads a device's own log (the checks read key stores and the registry):
   // each keeps its last few entries, not the agent's default 500, which at 10,000 devices is ~50 MiB.
   const logCapacity = DEMO_DEVICE_LOG_CAPACITY;
+  const reportHeldKeys = options.onHeldKeys !== undefined;
   const fleet: DemoFleet =
     options.threads > 0
-      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity })
-      : new Fleet({ endpoint, devices: fleetDevices, logCapacity });
+      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity, reportHeldKeys })
+      : new Fleet({ endpoint, devices: fleetDevices, logCapacity, reportHeldKeys });
+  const onHeldKeys = options.onHeldKeys;
+  if (onHeldKeys) fleet.on('heldKeys', (thingName: string, spkis: string[]) => onHeldKeys(thingName, spkis));
   try {
     await fleet.start();
     const allConnected =
