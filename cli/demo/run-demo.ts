@@ -17,6 +17,7 @@ import { checkOutcome, escalationsByThing } from './phases/check-outcome.js';
 import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigures } from './phases/collect-figures.js';
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
 import { DemoError } from './phases/waiting.js';
+import { ensureOpenFiles } from './open-files.js';
 import { signerFigures } from './signer.js';
 import { caRolloverScenario, caRolloverSigner, DemoScenario } from './ca-rollover.js';
 import type { LocalSignerOptions } from '../../local/pca/index.js';
@@ -141,6 +142,8 @@ export function worstCaseWorkflowSeconds(settings: Settings): number {
  */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoReport> {
   const { faults, names, cloud, quotas } = validateDemoOptions(options);
+  const openFiles = ensureOpenFiles(names.length);
+  if (openFiles) throw new DemoError(openFiles);
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
   const setupStarted = Date.now();
   const ownDir = !options.dataDir;
