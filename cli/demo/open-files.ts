@@ -12,8 +12,9 @@ export const FILES_PER_DEVICE = 2;
 /** The runtime's own: the edge and its Lambda workers' keep-alive sockets, DynamoDB Local's, the JVM pipe, the key store writes in flight. */
 export const FILES_FOR_THE_RUNTIME = 1_024;
 
-export function openFilesNeeded(devices: number): number {
-  return devices * FILES_PER_DEVICE + FILES_FOR_THE_RUNTIME;
+/** Open files this process needs; with the fleet in child processes only the broker's end of each connection is here. */
+export function openFilesNeeded(devices: number, fleetInChildProcesses = false): number {
+  return devices * (fleetInChildProcesses ? 1 : FILES_PER_DEVICE) + FILES_FOR_THE_RUNTIME;
 }
 
 export interface OpenFileLimit {
@@ -57,14 +58,15 @@ function raiseSoftLimit(wanted: number, limit: OpenFileLimit): OpenFileLimit {
  * Ensures the process may hold the fleet's connections: the error message when it may not
  * (and could not raise its limit), undefined when it may or when the limit is unknown.
  */
-export function ensureOpenFiles(devices: number): string | undefined {
-  const needed = openFilesNeeded(devices);
+export function ensureOpenFiles(devices: number, fleetInChildProcesses = false): string | undefined {
+  const needed = openFilesNeeded(devices, fleetInChildProcesses);
   let limit = readOpenFileLimit();
   if (!limit || limit.soft >= needed) return undefined;
   limit = raiseSoftLimit(needed, limit);
   if (limit.soft >= needed) return undefined;
   return (
-    `${devices} devices need about ${needed} open files in this process (${FILES_PER_DEVICE} per device: its TLS socket and the broker's end of it, ` +
-    `plus ${FILES_FOR_THE_RUNTIME} for the local AWS); the limit is ${limit.soft}. Raise it (ulimit -n ${needed}, as root if the hard limit is ${limit.hard}) or run fewer devices`
+    `${devices} devices need about ${needed} open files in this process (${fleetInChildProcesses ? "1 per device: the broker's end of its TLS socket" : `${FILES_PER_DEVICE} per device: its TLS socket and the broker's end of it`}, ` +
+    `plus ${FILES_FOR_THE_RUNTIME} for the local AWS); the limit is ${limit.soft}. Raise it (ulimit -n ${needed}, as root if the hard limit is ${limit.hard}), ` +
+    `${fleetInChildProcesses ? '' : 'run the devices in child processes (npm run bench -- --fleet-process), '}or run fewer devices`
   );
 }

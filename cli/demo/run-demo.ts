@@ -18,6 +18,7 @@ import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigu
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
 import { DemoError } from './phases/waiting.js';
 import { ensureOpenFiles } from './open-files.js';
+import { FleetIsolation } from '../../device-sim/fleet-thread.js';
 import { signerFigures } from './signer.js';
 import { caRolloverScenario, caRolloverSigner, DemoScenario } from './ca-rollover.js';
 import type { LocalSignerOptions } from '../../local/pca/index.js';
@@ -62,6 +63,12 @@ export interface DemoOptions {
    * default: in-process). The bench uses it so the main thread runs only the local AWS.
    */
   fleetThreads?: number;
+  /**
+   * With fleetThreads > 0: run the devices' shares in forked child processes instead of worker
+   * threads. Each holds its devices' sockets under its own open-file limit and its heap outside
+   * this process's RSS (the bench reports it separately).
+   */
+  fleetProcess?: boolean;
   /** Stops the run early (Ctrl-C); everything started is still stopped. */
   signal?: AbortSignal;
   /** `rotation` (default): the audit starts the rotations; `ca-rollover`: a CA rollover moves the fleet from CA-1 to CA-2 (cli/demo/ca-rollover.ts). */
@@ -142,7 +149,7 @@ export function worstCaseWorkflowSeconds(settings: Settings): number {
  */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoReport> {
   const { faults, names, cloud, quotas } = validateDemoOptions(options);
-  const openFiles = ensureOpenFiles(names.length);
+  const openFiles = ensureOpenFiles(names.length, Boolean(options.fleetProcess && (options.fleetThreads ?? 0) > 0));
   if (openFiles) throw new DemoError(openFiles);
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
   const setupStarted = Date.now();
@@ -184,6 +191,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const watching = new InvariantWatcher({ registry: runtime.iot.registry, devices, intervalMs: options.watchIntervalMs });
     const connected = await connectFleet(runtime, devices, {
       threads: options.fleetThreads ?? 0,
+      ...(options.fleetProcess ? { isolation: FleetIsolation.Process } : {}),
       signal: options.signal,
       // The watcher learns each device's keys from its key store's own reports, not by reading the stores.
       onHeldKeys: (thingName, spkis) => watching.heldKeys(thingName, spkis),

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Fault } from '../../../device-sim/faults.js';
 import { CloudFaultKind, type CloudFaultPlan } from '../cloud-faults.js';
 import { Fleet } from '../../../device-sim/fleet.js';
-import { ThreadedFleet } from '../../../device-sim/fleet-thread.js';
+import { ThreadedFleet, type FleetIsolation } from '../../../device-sim/fleet-thread.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../../../device-sim/keys.js';
 import { DEVICE_POLICY_NAME, type LocalAws } from '../../../local/runtime.js';
 import { mapLimited, until } from './waiting.js';
@@ -77,6 +77,8 @@ export async function connectFleet(
   devices: readonly DemoDevice[],
   options: {
     threads: number;
+    /** With threads > 0: worker threads (default) or child processes (device-sim/fleet-thread.ts). */
+    isolation?: FleetIsolation;
     signal?: AbortSignal;
     /** Told which keys a device's store holds, from its first boot on, after every change (Fleet's 'heldKeys'). */
     onHeldKeys?: (thingName: string, spkis: readonly string[]) => void;
@@ -95,7 +97,7 @@ export async function connectFleet(
   const reportHeldKeys = options.onHeldKeys !== undefined;
   const fleet: DemoFleet =
     options.threads > 0
-      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity, reportHeldKeys })
+      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity, reportHeldKeys, ...(options.isolation ? { isolation: options.isolation } : {}) })
       : new Fleet({ endpoint, devices: fleetDevices, logCapacity, reportHeldKeys });
   const onHeldKeys = options.onHeldKeys;
   if (onHeldKeys) fleet.on('heldKeys', (thingName: string, spkis: string[]) => onHeldKeys(thingName, spkis));
