@@ -149,6 +149,17 @@ export class InvariantWatcher {
     if (this.byThing.has(thingName)) this.held.set(thingName, new Set(spkis));
   }
 
+  /**
+   * Every device whose keys were reported holds at most one key: none is between creating a new
+   * key and deleting its old one (or dropping the pending one). A device deletes its old key only
+   * after `crt_done`, which the cloud sends as the execution ends, so the demo waits for this
+   * before it stops the watcher: the last removals are then checked, not dropped.
+   */
+  settled(): boolean {
+    for (const keys of this.held.values()) if (keys.size > 1) return false;
+    return true;
+  }
+
   /** The device removed a key from its store: check it as soon as the write is done. */
   keysRemoved(thingName: string): void {
     if (this.stopped) return;

@@ -16,7 +16,7 @@ import { startAudit } from './phases/audit.js';
 import { checkOutcome, escalationsByThing } from './phases/check-outcome.js';
 import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigures } from './phases/collect-figures.js';
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
-import { DemoError } from './phases/waiting.js';
+import { DemoError, until } from './phases/waiting.js';
 import { ensureOpenFiles } from './open-files.js';
 import { FleetIsolation } from '../../device-sim/fleet-thread.js';
 import { signerFigures } from './signer.js';
@@ -217,6 +217,11 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const rolledOver = rollover && started ? await rollover.finish(started, audit.startedAt + timeoutMs + 60_000, options.signal) : {};
 
     revoker.stop();
+    // The last devices delete their old keys after crt_done, as their executions end: let those
+    // removals reach the watcher (bounded: a device a fault left holding two keys must not hang the demo).
+    await until(() => watching.settled(), Date.now() + 5_000, 'the devices to finish their key store writes', options.signal).catch((error: unknown) => {
+      if (options.signal?.aborted) throw error;
+    });
     await watching.stop();
     await watching.sample('final');
     const counters = readCounters(runtime, baseline);

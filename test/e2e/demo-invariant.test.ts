@@ -115,3 +115,17 @@ describe('the invariant watcher on the keys the fleet reports', () => {
     expect(watcher.stats.diskChecks).toBe(1);
   });
 });
+
+describe('the invariant watcher knows when the fleet has settled', () => {
+  it('is settled once no reported key store holds more than one key', async () => {
+    const registry = new IotRegistry({ ca: await LocalCa.create('settle test CA') });
+    const watcher = new InvariantWatcher({ registry, devices: [{ thingName: 'a', stateDir: '/nonexistent/a' }, { thingName: 'b', stateDir: '/nonexistent/b' }] });
+
+    watcher.heldKeys('a', ['k1']);
+    expect(watcher.settled()).toBe(true);
+    watcher.heldKeys('b', ['k2', 'k3']);
+    expect(watcher.settled()).toBe(false);
+    watcher.heldKeys('b', ['k3']);
+    expect(watcher.settled()).toBe(true);
+  });
+});
