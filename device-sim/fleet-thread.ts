@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { FleetDevice, FleetOptions, FleetReport } from './fleet.js';
+import { processFigures } from './memory-probe.js';
 
 /**
  * A simulated fleet spread over worker threads. One process holds the local AWS and the
@@ -13,20 +15,40 @@ import type { FleetDevice, FleetOptions, FleetReport } from './fleet.js';
  * for a contiguous share of the devices; the devices still talk to the broker over real
  * mutual-TLS sockets, keep their key stores on disk, and report the same events.
  *
- * Emits 'keysRemoved' (thingName) and 'report' (FleetReport), as Fleet does.
+ * Emits 'keysRemoved' (thingName), 'heldKeys' (thingName, SPKIs) and 'report' (FleetReport), as Fleet does.
  */
-export type FleetCommand = { type: 'start' } | { type: 'stop' };
+export type FleetCommand = { type: 'init'; options: FleetOptions } | { type: 'start' } | { type: 'stop' };
 export type FleetEvent =
   | { type: 'started' }
   | { type: 'stopped' }
   | { type: 'failed'; error: string }
   | { type: 'connected'; count: number }
   | { type: 'keysRemoved'; thingName: string }
+  | { type: 'heldKeys'; thingName: string; spkis: string[] }
   | { type: 'report'; report: FleetReport };
 
 export interface ThreadedFleetOptions extends Omit<FleetOptions, 'clock'> {
-  /** Worker threads the devices are spread over (at least 1, at most one per device). */
+  /** Worker threads (or child processes) the devices are spread over (at least 1, at most one per device). */
   threads: number;
+  /**
+   * 'thread' (default): worker threads of this process. 'process': forked child processes, each
+   * with its own heap and its own open-file limit (a device holds one socket in the fleet's
+   * process; the broker's end stays in this one), reached over IPC instead of a MessagePort.
+   */
+  isolation?: FleetIsolation;
+}
+
+export const FleetIsolation = { Thread: 'thread', Process: 'process' } as const;
+export type FleetIsolation = (typeof FleetIsolation)[keyof typeof FleetIsolation];
+
+/**
+ * Peak RSS and CPU of the fleet processes this process started, by pid: read live while one
+ * runs, and kept as last read just before it was told to stop (the bench asks after the demo
+ * has stopped its fleet).
+ */
+const fleetProcesses = new Map<number, { running: boolean; last: ReturnType<typeof processFigures> }>();
+export function fleetProcessFigures(): Array<ReturnType<typeof processFigures>> {
+  return [...fleetProcesses.entries()].map(([pid, entry]) => (entry.running ? processFigures(pid) : entry.last));
 }
 
 export class FleetThreadError extends Error {
@@ -65,7 +87,8 @@ function workerBundle(): Promise<string> {
 }
 
 interface Shard {
-  worker: Worker;
+  send(command: FleetCommand): void;
+  terminate(): Promise<void>;
   connected: number;
   devices: number;
   waiting?: { type: 'started' | 'stopped'; resolve: () => void; reject: (error: Error) => void };
@@ -100,7 +123,8 @@ export class ThreadedFleet extends EventEmitter {
       if (share.length === 0) continue;
       const data: FleetOptions = { ...this.options, devices: share };
       delete (data as Partial<ThreadedFleetOptions>).threads;
-      this.shards.push(this.spawn(file, data));
+      delete (data as Partial<ThreadedFleetOptions>).isolation;
+      this.shards.push(this.options.isolation === FleetIsolation.Process ? this.forkChild(file, data) : this.spawn(file, data));
     }
     await Promise.all(this.shards.map((shard) => this.command(shard, 'start', 'started')));
   }
@@ -113,7 +137,7 @@ export class ThreadedFleet extends EventEmitter {
         try {
           if (!shard.exited) await this.command(shard, 'stop', 'stopped');
         } finally {
-          await shard.worker.terminate();
+          await shard.terminate();
         }
       }),
     );
@@ -121,31 +145,16 @@ export class ThreadedFleet extends EventEmitter {
 
   private spawn(file: string, data: FleetOptions): Shard {
     const worker = new Worker(file, { workerData: data });
-    const shard: Shard = { worker, connected: 0, devices: data.devices.length, exited: false };
-    worker.on('message', (event: FleetEvent) => {
-      switch (event.type) {
-        case 'connected':
-          shard.connected = event.count;
-          return;
-        case 'keysRemoved':
-          this.emit('keysRemoved', event.thingName);
-          return;
-        case 'report':
-          this.emit('report', event.report);
-          return;
-        case 'started':
-        case 'stopped':
-          if (shard.waiting?.type === event.type) {
-            shard.waiting.resolve();
-            shard.waiting = undefined;
-          }
-          return;
-        case 'failed':
-          shard.waiting?.reject(new FleetThreadError(`a fleet thread failed: ${event.error}`));
-          shard.waiting = undefined;
-          return;
-      }
-    });
+    const shard: Shard = {
+      send: (command) => worker.postMessage(command),
+      terminate: async () => {
+        await worker.terminate();
+      },
+      connected: 0,
+      devices: data.devices.length,
+      exited: false,
+    };
+    worker.on('message', (event: FleetEvent) => this.onEvent(shard, event));
     const ended = (error: Error): void => {
       shard.exited = true;
       shard.connected = 0;
@@ -157,11 +166,74 @@ export class ThreadedFleet extends EventEmitter {
     return shard;
   }
 
-  private command(shard: Shard, type: FleetCommand['type'], answer: 'started' | 'stopped'): Promise<void> {
+  private forkChild(file: string, data: FleetOptions): Shard {
+    // 'advanced' serialization: the same structured clone as a MessagePort, so the events are unchanged.
+    const child: ChildProcess = fork(file, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    const pid = child.pid;
+    if (pid !== undefined) fleetProcesses.set(pid, { running: true, last: {} });
+    const shard: Shard = {
+      send: (command) => {
+        child.send(command);
+      },
+      terminate: () =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          if (pid !== undefined) fleetProcesses.set(pid, { running: false, last: processFigures(pid) });
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
+      connected: 0,
+      devices: data.devices.length,
+      exited: false,
+    };
+    child.on('message', (event: FleetEvent) => this.onEvent(shard, event));
+    const ended = (error: Error): void => {
+      const entry = pid === undefined ? undefined : fleetProcesses.get(pid);
+      if (entry) entry.running = false;
+      shard.exited = true;
+      shard.connected = 0;
+      shard.waiting?.reject(error);
+      shard.waiting = undefined;
+    };
+    child.on('error', (error) => ended(new FleetThreadError(`a fleet process failed: ${error.message}`, { cause: error })));
+    child.on('exit', (code, signal) => ended(new FleetThreadError(`a fleet process exited with ${signal ?? `code ${code}`}`)));
+    child.send({ type: 'init', options: data } satisfies FleetCommand);
+    return shard;
+  }
+
+  private onEvent(shard: Shard, event: FleetEvent): void {
+    switch (event.type) {
+      case 'connected':
+        shard.connected = event.count;
+        return;
+      case 'keysRemoved':
+        this.emit('keysRemoved', event.thingName);
+        return;
+      case 'heldKeys':
+        this.emit('heldKeys', event.thingName, event.spkis);
+        return;
+      case 'report':
+        this.emit('report', event.report);
+        return;
+      case 'started':
+      case 'stopped':
+        if (shard.waiting?.type === event.type) {
+          shard.waiting.resolve();
+          shard.waiting = undefined;
+        }
+        return;
+      case 'failed':
+        shard.waiting?.reject(new FleetThreadError(`a fleet thread failed: ${event.error}`));
+        shard.waiting = undefined;
+        return;
+    }
+  }
+
+  private command(shard: Shard, type: 'start' | 'stop', answer: 'started' | 'stopped'): Promise<void> {
     if (shard.exited) return Promise.reject(new FleetThreadError('the fleet thread has exited'));
     return new Promise<void>((resolve, reject) => {
       shard.waiting = { type: answer, resolve, reject };
-      shard.worker.postMessage({ type } satisfies FleetCommand);
+      shard.send({ type });
     });
   }
 }

@@ -25,6 +25,12 @@ export interface FleetOptions {
   startConcurrency?: number;
   /** Log entries each device keeps in its `eventLog` (the agent's default when absent); 'log' events still carry every one. */
   logCapacity?: number;
+  /**
+   * Emit 'heldKeys' (thingName, SPKIs) whenever the private keys in a device's key store change
+   * (device-sim/key-store.ts HeldKeysObserver): an observer then knows what each device holds
+   * without reading the stores. Off by default: it costs one SPKI derivation per key written.
+   */
+  reportHeldKeys?: boolean;
 }
 
 export type FleetReport = RotationReport & { thingName: string };
@@ -39,24 +45,30 @@ export interface FleetCounts {
 
 /**
  * N simulated devices in one process, each with its own state directory and MQTT connection.
- * Emits 'report' (every RotationReport, with thingName), 'log' (every LogEntry) and
- * 'keysRemoved' (thingName, after a key store write that may have removed a private key).
+ * Emits 'report' (every RotationReport, with thingName), 'log' (every LogEntry),
+ * 'keysRemoved' (thingName, after a key store write that may have removed a private key) and,
+ * with `reportHeldKeys`, 'heldKeys' (thingName, the SPKIs of the keys on disk, after each change).
  */
 export class Fleet extends EventEmitter {
   readonly agents: DeviceAgent[];
+  private readonly stores: FileKeyStore[];
   private readonly inFlight = new Set<string>();
   private readonly outcome = new Map<string, 'rotated' | 'failed'>();
 
   constructor(private readonly options: FleetOptions) {
     super();
-    this.agents = options.devices.map(
+    this.stores = options.devices.map(
       (device) =>
+        new FileKeyStore(device.stateDir, {}, options.reportHeldKeys ? (spkis) => this.emit('heldKeys', device.thingName, spkis) : undefined),
+    );
+    this.agents = options.devices.map(
+      (device, index) =>
         new DeviceAgent({
           thingName: device.thingName,
           ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}),
           ...(options.clock ? { clock: options.clock } : {}),
           ...(options.logCapacity !== undefined ? { logCapacity: options.logCapacity } : {}),
-          keyStore: new FileKeyStore(device.stateDir),
+          keyStore: this.stores[index],
           // Protocol v1.2: simulated devices take server trust-store updates.
           trustStore: new FileTrustStore(device.stateDir),
           faults: faultHooks(device.fault),
@@ -74,7 +86,7 @@ export class Fleet extends EventEmitter {
     const workers = Array.from({ length: Math.min(this.options.startConcurrency ?? 20, queue.length) }, async () => {
       for (let item = queue.shift(); item; item = queue.shift()) {
         const [index, device] = item;
-        const store = new FileKeyStore(device.stateDir);
+        const store = this.stores[index];
         const stored = await store.load();
         if (!stored.current && device.provisioned) await store.importCurrent(device.provisioned);
         await this.agents[index].start();

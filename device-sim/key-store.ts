@@ -1,5 +1,5 @@
 import * as nodeFs from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { KeyAlgorithm } from './keys.js';
 
@@ -101,6 +101,15 @@ function isPendingRotation(value: unknown): value is PendingRotation {
 }
 
 /**
+ * Told, after every operation that changed which private keys are on disk, the base64 DER SPKI
+ * of each key now in pairs/ (at most two: current and pending; three between a promote and the
+ * old key's delete). An observer that must know what the device holds (the demo's watch of
+ * PROTOCOL.md cloud rule 7) learns it from here instead of re-reading the store. A key is
+ * reported once its write is durable, and a removed one only once it is gone from disk.
+ */
+export type HeldKeysObserver = (heldSpkis: readonly string[]) => void;
+
+/**
  * Keys on disk under one state directory:
  *
  *     pairs/<id>/{key.pem, cert.pem, csr.pem, rotation.json}
@@ -116,10 +125,14 @@ function isPendingRotation(value: unknown): value is PendingRotation {
  */
 export class FileKeyStore implements KeyStore {
   private readonly fs: FileOps;
+  /** pair id → SPKI of its key, for the pairs this store knows are on disk (kept only with an observer). */
+  private readonly held = new Map<string, string>();
+  private lastReported = '';
 
   constructor(
     readonly stateDir: string,
     fileOps: Partial<FileOps> = {},
+    private readonly onHeldKeys?: HeldKeysObserver,
   ) {
     this.fs = { ...(nodeFs as FileOps), ...fileOps };
   }
@@ -177,25 +190,45 @@ export class FileKeyStore implements KeyStore {
         repaired.push(`removed the unfinished pair ${entry}`);
       }
     }
+    if (this.onHeldKeys) {
+      // What is on disk now: the pairs the links name (every other pair directory was just removed).
+      const now = new Map<string, string>();
+      for (const [id, keyPem] of [
+        [current, currentPair?.keyPem],
+        [pending, pendingPair?.keyPem],
+      ] as const) {
+        if (!id) continue;
+        const spki = this.held.get(id) ?? spkiOfKey(keyPem);
+        if (spki) now.set(id, spki);
+      }
+      this.held.clear();
+      for (const [id, spki] of now) this.held.set(id, spki);
+      this.report();
+    }
     return { current: currentPair, pending: pendingPair, repaired };
   }
 
   async importCurrent(pair: StoredPair): Promise<void> {
     const id = await this.newPairDir();
     await this.writeAtomic(join(this.pairDir(id), KEY_FILE), pair.keyPem, 0o600);
+    this.keyWritten(id, () => spkiOfKey(pair.keyPem));
     await this.writeAtomic(join(this.pairDir(id), CERT_FILE), pair.certPem, 0o644);
     const old = await this.target(LINK.current);
     await this.pointLink(LINK.current, id);
     if (old && old !== id) await this.removePair(old);
+    this.report();
   }
 
   async createPending(rotation: PendingRotation, keyPem: string): Promise<void> {
     const id = await this.newPairDir();
     await this.writeAtomic(join(this.pairDir(id), KEY_FILE), keyPem, 0o600);
+    // The record's SPKI is the caller's word for the key; the observer is told the key's own.
+    this.keyWritten(id, () => spkiOfKey(keyPem));
     await this.writeAtomic(join(this.pairDir(id), ROTATION_FILE), JSON.stringify(rotation, null, 2), 0o644);
     const old = await this.target(LINK.pending);
     await this.pointLink(LINK.pending, id);
     if (old && old !== id) await this.removePair(old);
+    this.report();
   }
 
   async storePendingCsr(rotationId: string, csrPem: string): Promise<void> {
@@ -229,6 +262,7 @@ export class FileKeyStore implements KeyStore {
     if (!previous) return;
     await this.unlinkIfPresent(LINK.previous);
     if (previous !== (await this.target(LINK.current))) await this.removePair(previous);
+    this.report();
   }
 
   async dropPending(rotationId?: string): Promise<void> {
@@ -240,6 +274,7 @@ export class FileKeyStore implements KeyStore {
     }
     await this.unlinkIfPresent(LINK.pending);
     if (pending !== (await this.target(LINK.current))) await this.removePair(pending);
+    this.report();
   }
 
   // --- internals ---
@@ -327,6 +362,26 @@ export class FileKeyStore implements KeyStore {
 
   private async removePair(id: string): Promise<void> {
     await this.fs.rm(this.pairDir(id), { recursive: true, force: true });
+    this.held.delete(id);
+  }
+
+  /** A key file is durable under pairs/<id>: from now on the device holds it. */
+  private keyWritten(id: string, spki: () => string | undefined): void {
+    if (!this.onHeldKeys) return;
+    const value = spki();
+    if (value) this.held.set(id, value);
+    // Told at once: the device may act on the new key (send its CSR) before the operation ends.
+    this.report();
+  }
+
+  /** Tells the observer what is held now, when that changed since it was last told. */
+  private report(): void {
+    if (!this.onHeldKeys) return;
+    const spkis = [...new Set(this.held.values())].sort();
+    const key = spkis.join(',');
+    if (key === this.lastReported) return;
+    this.lastReported = key;
+    this.onHeldKeys(spkis);
   }
 
   private async writeAtomic(path: string, content: string, mode: number): Promise<void> {
@@ -355,6 +410,16 @@ export class FileKeyStore implements KeyStore {
     } finally {
       await handle.close();
     }
+  }
+}
+
+/** Base64 DER SPKI of a PEM private key; undefined when it is not one (such a key is of no use to the device either). */
+function spkiOfKey(keyPem: string | undefined): string | undefined {
+  if (!keyPem) return undefined;
+  try {
+    return createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' }).toString('base64');
+  } catch {
+    return undefined;
   }
 }
 

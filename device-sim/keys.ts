@@ -1,6 +1,5 @@
-import 'reflect-metadata';
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { Pkcs10CertificateRequestGenerator } from '@peculiar/x509';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { csrPemOf, encodeCsr } from './csr.js';
 
 /**
  * Key pairs made on the device. The private key never leaves the device: only its CSR does.
@@ -64,47 +63,11 @@ export function publicKeySpkiOfCertificate(certificatePem: string): string | und
   }
 }
 
-interface WebCryptoAlgorithms {
-  importAlgorithm: webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams;
-  signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
-}
-
-function webCryptoAlgorithmsFor(key: KeyObject): WebCryptoAlgorithms {
-  if (key.asymmetricKeyType === 'rsa') {
-    return {
-      importAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
-      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' },
-    };
-  }
-  if (key.asymmetricKeyType === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'prime256v1') {
-      return { importAlgorithm: { name: 'ECDSA', namedCurve: 'P-256' }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams };
-    }
-    if (curve === 'secp384r1') {
-      return { importAlgorithm: { name: 'ECDSA', namedCurve: 'P-384' }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } as webcrypto.EcdsaParams };
-    }
-    throw new Error(`EC curve ${curve ?? 'unknown'} is not supported for CSRs`);
-  }
-  throw new Error(`${key.asymmetricKeyType ?? 'unknown'} keys are not supported for CSRs`);
-}
-
 /**
  * A PKCS#10 request for the key, signed with it, subject CN = `commonName`. The subject is
  * given as a structured name, not a "CN=..." string, so a thing name is never parsed as a DN.
  */
 export async function createCsrPem(privateKeyPem: string, commonName: string): Promise<string> {
   // Parsed once: PEM parsing is the costly part of a CSR after the signature itself.
-  const privateKey = createPrivateKey(privateKeyPem);
-  const { importAlgorithm, signingAlgorithm } = webCryptoAlgorithmsFor(privateKey);
-  const subtle = webcrypto.subtle;
-  const keys = {
-    privateKey: await subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), importAlgorithm, false, ['sign']),
-    publicKey: await subtle.importKey('spki', createPublicKey(privateKey).export({ type: 'spki', format: 'der' }), importAlgorithm, true, ['verify']),
-  };
-  const csr = await Pkcs10CertificateRequestGenerator.create(
-    { name: [{ CN: [commonName] }], keys, signingAlgorithm },
-    webcrypto,
-  );
-  return csr.toString('pem');
+  return csrPemOf(encodeCsr(createPrivateKey(privateKeyPem), commonName));
 }

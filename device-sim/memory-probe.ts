@@ -110,3 +110,22 @@ export async function askThreadMemory(waitMs = 500): Promise<ThreadMemory[]> {
   channel.close();
   return [...answers.values()].sort((a, b) => a.threadId - b.threadId);
 }
+
+/**
+ * Another process's peak RSS (Linux's VmHWM, bytes) and CPU time so far (user + system, ms),
+ * from /proc; undefined where it is gone or the system does not say. For child processes,
+ * which neither ru_maxrss nor the thread probes above include.
+ */
+export function processFigures(pid: number): { peakRssBytes?: number; cpuMs?: number } {
+  const figures: { peakRssBytes?: number; cpuMs?: number } = {};
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (match) figures.peakRssBytes = Number(match[1]) * 1024;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    figures.cpuMs = (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    // Gone, or not Linux.
+  }
+  return figures;
+}

@@ -13,6 +13,7 @@ import { DynamoDbLocal } from '../local/dynamodb/dynamodb-local.js';
 import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
 import { MemoryWatch, type MemoryBreakdown } from './bench-memory.js';
+import { fleetProcessFigures } from '../device-sim/fleet-thread.js';
 
 /**
  * `npm run bench [-- --devices N --time-scale X --quotas aws-default|FILE --report FILE]`: rotates 1,000 devices with
@@ -45,6 +46,13 @@ export interface BenchReport {
     dynamodbLocalPeakRssMiB: number | null;
     /** The JVM's CPU seconds (start, set-up and rotations), read before the runtime stops; null where unknown. */
     dynamodbLocalCpuSeconds: number | null;
+    /**
+     * With --fleet-process, the simulated devices' child processes: their peak RSS (VmHWM) summed and
+     * their CPU seconds (set-up and rotations), read before the runtime stops; null without them. Neither
+     * is in peakRssMiB nor in the process's CPU figures.
+     */
+    fleetProcessPeakRssMiB: number | null;
+    fleetProcessCpuSeconds: number | null;
   };
   /** CPU time of this process (main thread, Lambda workers, device I/O callbacks) over the whole run. */
   cpuUserMs: number;
@@ -76,6 +84,7 @@ function options(argv: string[]) {
       'function-concurrency': { type: 'string' },
       'watch-ms': { type: 'string' },
       'fleet-threads': { type: 'string' },
+      'fleet-process': { type: 'boolean' },
       quotas: { type: 'string' },
     },
     strict: true,
@@ -90,6 +99,8 @@ function options(argv: string[]) {
     report: values.report ?? env.BENCH_REPORT,
     // The devices on their own thread: the main thread then runs only the local AWS (docs/demo.md).
     fleetThreads: numberOption(values['fleet-threads'] ?? env.BENCH_FLEET_THREADS, 1, '--fleet-threads (BENCH_FLEET_THREADS)', (n) => Number.isInteger(n) && n >= 0 && n <= 16),
+    /** The fleet's shares in child processes instead of worker threads (their own heaps and open-file limits). */
+    fleetProcess: values['fleet-process'] ?? env.BENCH_FLEET_PROCESS === '1',
     /** Knobs for finding where the time goes (docs/demo.md has the measurements). */
     functionConcurrency: values['function-concurrency'] ?? env.BENCH_FUNCTION_CONCURRENCY,
     watchMs: values['watch-ms'] ?? env.BENCH_WATCH_MS,
@@ -140,6 +151,8 @@ async function main(): Promise<void> {
     const cpuBefore = process.cpuUsage();
     let jvmPeakRss: number | undefined;
     let jvmCpuMs: number | undefined;
+    let fleetRss: number | undefined;
+    let fleetCpuMs: number | undefined;
     const memoryWatch = new MemoryWatch();
     memoryWatch.start();
     const demo = await runDemo(
@@ -147,6 +160,7 @@ async function main(): Promise<void> {
         devices: opts.devices,
         timeScale: opts.timeScale,
         fleetThreads: opts.fleetThreads,
+        ...(opts.fleetProcess ? { fleetProcess: true } : {}),
         ...(opts.functionConcurrency ? { functionConcurrency: Number(opts.functionConcurrency) } : {}),
         ...(opts.watchMs ? { watchIntervalMs: Number(opts.watchMs) } : {}),
         ...(opts.quotas ? { quotas: opts.quotas } : {}),
@@ -157,6 +171,11 @@ async function main(): Promise<void> {
           jvmPeakRss = peaks.every((peak) => peak !== undefined) && peaks.length > 0 ? peaks.reduce((a, b) => (a as number) + (b as number), 0) as number : undefined;
           const cpus = DynamoDbLocal.runningNow().map((db) => db.cpuMs());
           jvmCpuMs = cpus.every((cpu) => cpu !== undefined) && cpus.length > 0 ? cpus.reduce((a, b) => (a as number) + (b as number), 0) as number : undefined;
+          const fleet = fleetProcessFigures();
+          if (fleet.length > 0 && fleet.every((f) => f.peakRssBytes !== undefined && f.cpuMs !== undefined)) {
+            fleetRss = fleet.reduce((sum, f) => sum + (f.peakRssBytes as number), 0);
+            fleetCpuMs = fleet.reduce((sum, f) => sum + (f.cpuMs as number), 0);
+          }
         },
       },
       { out, progressStream: process.stdout, tty: false },
@@ -164,6 +183,8 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(cpuBefore);
     const memory = { ...(await memoryWatch.stop()), dynamodbLocalPeakRssMiB: jvmPeakRss === undefined ? null : Math.round(jvmPeakRss / 2 ** 20),
       dynamodbLocalCpuSeconds: jvmCpuMs === undefined ? null : Math.round(jvmCpuMs / 100) / 10,
+      fleetProcessPeakRssMiB: fleetRss === undefined ? null : Math.round(fleetRss / 2 ** 20),
+      fleetProcessCpuSeconds: fleetCpuMs === undefined ? null : Math.round(fleetCpuMs / 100) / 10,
     };
     const floorMs = await cryptoFloorMs(opts.devices);
     const quotaFloor = pacingQuotaFloorMs(opts.devices, opts.timeScale, opts.quotas);
@@ -196,7 +217,8 @@ async function main(): Promise<void> {
     };
     for (const line of formatSummary(demo)) out(line);
     out('');
-    out(`bench: ${report.devices} devices, ${report.rotated} rotated, ${report.failed} failed, ${report.checkFailures} check failures (${report.cores} cores, devices on ${report.fleetThreads ? `${report.fleetThreads} thread(s)` : 'the main thread'})`);
+    const fleetWhere = report.fleetThreads ? `${report.fleetThreads} ${opts.fleetProcess ? 'child process(es)' : 'thread(s)'}` : 'the main thread';
+    out(`bench: ${report.devices} devices, ${report.rotated} rotated, ${report.failed} failed, ${report.checkFailures} check failures (${report.cores} cores, devices on ${fleetWhere})`);
     out(`  wall time              ${(report.wallMs / 1000).toFixed(2)} s (audit start → last execution ended)`);
     out(`  throughput             ${report.devicesPerSecond.toFixed(1)} devices/s`);
     out(`  crypto floor           ${(floorMs / 1000).toFixed(2)} s (key + CSR + CSR check + certificate, ${report.devices}×, no I/O, same process)`);
@@ -206,7 +228,10 @@ async function main(): Promise<void> {
         ? `  quota floor            none (the functions do not pace: ${opts.quotas ? 'ROTOR_PACING_ENABLED=false' : 'no --quotas, so the local runtime enforces none'})`
         : `  quota floor            ${(quotaFloor / 1000).toFixed(2)} s (the functions pace to ${opts.quotas ?? "AWS's default"} quotas at time scale ${opts.timeScale}; ROTOR_PACING_ENABLED=false turns it off)`,
     );
-    out(`  peak RSS               ${report.peakRssMiB} MiB (this process; Lambda workers are threads in it)`);
+    out(`  peak RSS               ${report.peakRssMiB} MiB (this process; Lambda workers are threads in it${opts.fleetProcess ? ', the devices are not' : ''})`);
+    if (opts.fleetProcess) {
+      out(`  fleet processes        peak RSS ${memory.fleetProcessPeakRssMiB ?? '?'} MiB, CPU ${memory.fleetProcessCpuSeconds ?? '?'} s (children, in neither figure of this process)`);
+    }
     out(
       `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB; DynamoDB Local's JVM (a child, not in the RSS) ${memory.dynamodbLocalPeakRssMiB ?? '?'} MiB`,
     );
@@ -217,7 +242,7 @@ async function main(): Promise<void> {
       .sort(([, a], [, b]) => (b.cpuSeconds ?? 0) - (a.cpuSeconds ?? 0))
       .map(([name, f]) => `${name} ${fmt(f.cpuSeconds)}`)
       .join(', ');
-    out(`  CPU by thread          main ${fmt(threadCpu.main)}, Lambda workers ${fmt(threadCpu.workers)}, fleet ${fmt(threadCpu.fleet)}, DynamoDB Local's JVM ${fmt(memory.dynamodbLocalCpuSeconds)} (set-up and rotations, not the end checks)`);
+    out(`  CPU by thread          main ${fmt(threadCpu.main)}, Lambda workers ${fmt(threadCpu.workers)}, fleet ${opts.fleetProcess ? `${fmt(memory.fleetProcessCpuSeconds)} (child processes)` : fmt(threadCpu.fleet)}, DynamoDB Local's JVM ${fmt(memory.dynamodbLocalCpuSeconds)} (set-up and rotations, not the end checks)`);
     if (byFunction) out(`  CPU by function        ${byFunction}`);
     out(`  per rotation           ${report.stateTransitionsPerRotation.toFixed(1)} state transitions, ${report.apiCallsPerRotation.toFixed(1)} AWS API calls`);
     if (opts.report) {

@@ -52,7 +52,8 @@ export interface DemoReport extends Partial<SignerFigures> {
   lambdaInvocationsPerRotation: number;
   invariantSamples: number;
   /** Device checks, and how many a certificate's retirement and a device's removal of a key started. */
-  invariantChecks: { deviceChecks: number; retirementChecks: number; keyRemovalChecks: number };
+  /** diskChecks: the device checks that read a key store from disk (the others used the keys the fleet reported). */
+  invariantChecks: { deviceChecks: number; retirementChecks: number; keyRemovalChecks: number; diskChecks: number };
   /**
    * Per execution, in ms from the audit's start: when it started and stopped, and its status —
    * what `rotor report` draws the latency distribution and the progress over time from.

@@ -43,14 +43,23 @@ export interface WatchStats {
   retirementChecks: number;
   /** Checks triggered by a device's removal of a key (deleting the old pair, dropping the pending one). */
   keyRemovalChecks: number;
+  /**
+   * Device checks that read the key store from disk: every `final` one, and those of a device
+   * the fleet has not reported keys for. The others use the keys the fleet reported.
+   */
+  diskChecks: number;
 }
 
-/** Checks one device now: undefined when it holds a usable key, the breach otherwise. */
+/** Checks one device now, reading its key store: undefined when it holds a usable key, the breach otherwise. */
 export async function checkDeviceInvariant(registry: IotRegistry, device: WatchedDevice, keys: HeldKeyReader = new HeldKeyReader()): Promise<string | undefined> {
   // Files first, registry second (synchronously, one instant): the device never drops a key
   // before the cloud has made another one usable, so this order cannot report a false breach.
-  const keySpkis = await keys.read(device.stateDir);
-  const certificates = registry.certificatesOf(device.thingName);
+  return invariantBreach(registry, device.thingName, await keys.read(device.stateDir));
+}
+
+/** Rule 7 for a device holding these keys (base64 DER SPKIs), against the registry as it is now. */
+export function invariantBreach(registry: IotRegistry, thingName: string, keySpkis: ReadonlySet<string>): string | undefined {
+  const certificates = registry.certificatesOf(thingName);
   const active = certificates.filter((c) => c.status === CertificateStatus.Active);
   if (active.some((c) => keySpkis.has(spkiOfCertificate(c.certificatePem)))) return undefined;
   const attached = certificates.map((c) => `${c.certificateId.slice(0, 12)}…=${c.status}`).join(', ') || 'none';
@@ -59,7 +68,7 @@ export async function checkDeviceInvariant(registry: IotRegistry, device: Watche
 
 export class InvariantWatcher {
   readonly violations: InvariantViolation[] = [];
-  readonly stats: WatchStats = { samples: 0, deviceChecks: 0, retirementChecks: 0, keyRemovalChecks: 0 };
+  readonly stats: WatchStats = { samples: 0, deviceChecks: 0, retirementChecks: 0, keyRemovalChecks: 0, diskChecks: 0 };
   private readonly byThing = new Map<string, WatchedDevice>();
   private readonly fleet: WatchedDevice[];
   /** certificate id → thing, learnt from the registry so a deleted certificate still names its device. */
@@ -70,6 +79,8 @@ export class InvariantWatcher {
   /** Devices with an event-triggered check queued but not started: more events before it starts add nothing. */
   private readonly queued = new Set<string>();
   private readonly keys = new HeldKeyReader();
+  /** thing → the keys its key store last reported holding (device-sim/key-store.ts HeldKeysObserver). */
+  private readonly held = new Map<string, ReadonlySet<string>>();
   /** Devices an operator cut off on purpose (their certificate revoked): rule 7 no longer applies to them. */
   private readonly exempt = new Set<string>();
   /** Where the background sweep goes on from. */
@@ -126,6 +137,27 @@ export class InvariantWatcher {
    */
   cutOff(thingName: string): void {
     this.exempt.add(thingName);
+  }
+
+  /**
+   * The keys the device's store now holds, as it reported them after a change (a key is reported
+   * once durable on disk, a removal once the file is gone). From then on the watcher's checks of
+   * that device use this instead of reading the store; a removal is followed by `keysRemoved`,
+   * whose check sees it. `final` checks still read every store from disk.
+   */
+  heldKeys(thingName: string, spkis: readonly string[]): void {
+    if (this.byThing.has(thingName)) this.held.set(thingName, new Set(spkis));
+  }
+
+  /**
+   * Every device whose keys were reported holds at most one key: none is between creating a new
+   * key and deleting its old one (or dropping the pending one). A device deletes its old key only
+   * after `crt_done`, which the cloud sends as the execution ends, so the demo waits for this
+   * before it stops the watcher: the last removals are then checked, not dropped.
+   */
+  settled(): boolean {
+    for (const keys of this.held.values()) if (keys.size > 1) return false;
+    return true;
   }
 
   /** The device removed a key from its store: check it as soon as the write is done. */
@@ -202,7 +234,12 @@ export class InvariantWatcher {
     this.stats.deviceChecks++;
     let breach: string | undefined;
     try {
-      breach = await checkDeviceInvariant(this.options.registry, device, this.keys);
+      const reported = trigger === 'final' ? undefined : this.held.get(device.thingName);
+      if (reported) breach = invariantBreach(this.options.registry, device.thingName, reported);
+      else {
+        this.stats.diskChecks++;
+        breach = await checkDeviceInvariant(this.options.registry, device, this.keys);
+      }
     } catch (error) {
       breach = `could not be checked: ${(error as Error).message}`;
     }

@@ -16,7 +16,9 @@ import { startAudit } from './phases/audit.js';
 import { checkOutcome, escalationsByThing } from './phases/check-outcome.js';
 import { readCounters, readTraces, rotationFigures, takeBaseline, throttlingFigures } from './phases/collect-figures.js';
 import { connectFleet, provisionDevices, type DemoFleet } from './phases/provision.js';
-import { DemoError } from './phases/waiting.js';
+import { DemoError, until } from './phases/waiting.js';
+import { ensureOpenFiles } from './open-files.js';
+import { FleetIsolation } from '../../device-sim/fleet-thread.js';
 import { signerFigures } from './signer.js';
 import { caRolloverScenario, caRolloverSigner } from './ca-rollover.js';
 import { DEFAULT_TIME_SCALE, DemoScenario } from './scenario.js';
@@ -62,6 +64,12 @@ export interface DemoOptions {
    * default: in-process). The bench uses it so the main thread runs only the local AWS.
    */
   fleetThreads?: number;
+  /**
+   * With fleetThreads > 0: run the devices' shares in forked child processes instead of worker
+   * threads. Each holds its devices' sockets under its own open-file limit and its heap outside
+   * this process's RSS (the bench reports it separately).
+   */
+  fleetProcess?: boolean;
   /** Stops the run early (Ctrl-C); everything started is still stopped. */
   signal?: AbortSignal;
   /** `rotation` (default): the audit starts the rotations; `ca-rollover`: a CA rollover moves the fleet from CA-1 to CA-2 (cli/demo/ca-rollover.ts). */
@@ -141,6 +149,8 @@ export function worstCaseWorkflowSeconds(settings: Settings): number {
  */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoReport> {
   const { faults, names, cloud, quotas } = validateDemoOptions(options);
+  const openFiles = ensureOpenFiles(names.length, Boolean(options.fleetProcess && (options.fleetThreads ?? 0) > 0));
+  if (openFiles) throw new DemoError(openFiles);
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
   const setupStarted = Date.now();
   const ownDir = !options.dataDir;
@@ -177,11 +187,18 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const devices = rollover ? await rollover.provision(provisionInput) : await provisionDevices(runtime, provisionInput);
     const certificateOf = (thingName: string): string => devices.find((d) => d.thingName === thingName)?.certificateId ?? '';
     armCloudFaults(cloud, runtime.iot.registry, runtime.edge.faults, certificateOf);
-    const connected = await connectFleet(runtime, devices, { threads: options.fleetThreads ?? 0, signal: options.signal });
+    // Made before the fleet boots, so it hears what every key store holds from its first load on.
+    const watching = new InvariantWatcher({ registry: runtime.iot.registry, devices, intervalMs: options.watchIntervalMs });
+    const connected = await connectFleet(runtime, devices, {
+      threads: options.fleetThreads ?? 0,
+      ...(options.fleetProcess ? { isolation: FleetIsolation.Process } : {}),
+      signal: options.signal,
+      // The watcher learns each device's keys from its key store's own reports, not by reading the stores.
+      onHeldKeys: (thingName, spkis) => watching.heldKeys(thingName, spkis),
+    });
     fleet = connected;
     io.out(`${names.length} devices connected over mutual TLS${faults.size ? `, ${faults.size} with faults` : ''}; ${rollover ? `rolling the fleet over from CA-1 ${rollover.ca1.caCertificateId} to CA-2 ${rollover.ca2.caCertificateId}` : 'running the Device Defender audit'}`);
 
-    const watching = new InvariantWatcher({ registry: runtime.iot.registry, devices, intervalMs: options.watchIntervalMs });
     watcher = watching;
     watching.start();
     // A device dropping a key is the other half of what can break the invariant.
@@ -200,6 +217,11 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
     const rolledOver = rollover && started ? await rollover.finish(started, audit.startedAt + timeoutMs + 60_000, options.signal) : {};
 
     revoker.stop();
+    // The last devices delete their old keys after crt_done, as their executions end: let those
+    // removals reach the watcher (bounded: a device a fault left holding two keys must not hang the demo).
+    await until(() => watching.settled(), Date.now() + 5_000, 'the devices to finish their key store writes', options.signal).catch((error: unknown) => {
+      if (options.signal?.aborted) throw error;
+    });
     await watching.stop();
     await watching.sample('final');
     const counters = readCounters(runtime, baseline);
@@ -239,7 +261,12 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<DemoRep
       wallMs: awaited.wallMs,
       setupMs,
       invariantSamples: watching.stats.samples,
-      invariantChecks: { deviceChecks: watching.stats.deviceChecks, retirementChecks: watching.stats.retirementChecks, keyRemovalChecks: watching.stats.keyRemovalChecks },
+      invariantChecks: {
+        deviceChecks: watching.stats.deviceChecks,
+        retirementChecks: watching.stats.retirementChecks,
+        keyRemovalChecks: watching.stats.keyRemovalChecks,
+        diskChecks: watching.stats.diskChecks,
+      },
     };
     if (options.reportFile) {
       mkdirSync(dirname(resolve(options.reportFile)), { recursive: true });

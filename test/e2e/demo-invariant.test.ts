@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKeyStore } from '../../device-sim/key-store';
-import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../../device-sim/keys';
+import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem, publicKeySpkiOfPrivateKey } from '../../device-sim/keys';
 import { IotRegistry, LocalCa } from '../../local/iot/index';
 import { checkDeviceInvariant, InvariantWatcher } from '../../cli/demo/invariant-watch';
 
@@ -55,5 +55,77 @@ describe('the invariant watcher', () => {
     const other = await generatePrivateKeyPem(DEFAULT_KEY_ALGORITHM);
     await new FileKeyStore(join(dir, 'stranger')).importCurrent({ keyPem: other, certPem: registry.describeCertificate(certificateId).certificatePem });
     await expect(checkDeviceInvariant(registry, { thingName, stateDir: join(dir, 'stranger') })).resolves.toMatch(/holds 1 private key/);
+  });
+});
+
+/**
+ * With the fleet reporting what each key store holds (device-sim/key-store.ts HeldKeysObserver),
+ * the watcher checks against the reports and reads no store, except for its `final` pass, which
+ * reads every store from disk whatever was reported.
+ */
+describe('the invariant watcher on the keys the fleet reports', () => {
+  let dir: string;
+  let registry: IotRegistry;
+  let certificateId: string;
+  let keyPem: string;
+  const thingName = 'watched-2';
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rotor-watch-'));
+    registry = new IotRegistry({ ca: await LocalCa.create('watch test CA') });
+    keyPem = await generatePrivateKeyPem(DEFAULT_KEY_ALGORITHM);
+    const device = await registry.provisionDevice({ thingName, policyName: 'device', csrPem: await createCsrPem(keyPem, thingName), expiresInDays: 5 });
+    certificateId = device.certificateId;
+  });
+
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('uses the reported keys: no disk read while they hold a usable key, a breach when the report removes it', async () => {
+    const watcher = new InvariantWatcher({ registry, devices: [{ thingName, stateDir: join(dir, thingName) }], intervalMs: 60_000 });
+    await new FileKeyStore(join(dir, thingName), {}, (spkis) => watcher.heldKeys(thingName, spkis)).importCurrent({
+      keyPem,
+      certPem: registry.describeCertificate(certificateId).certificatePem,
+    });
+    watcher.start();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await watcher.idle();
+      expect(watcher.violations).toEqual([]);
+      expect(watcher.stats).toMatchObject({ samples: 1, deviceChecks: 1, diskChecks: 0 });
+
+      // The store says the key is gone (the disk still has it): the key-removal check believes the report.
+      watcher.heldKeys(thingName, []);
+      watcher.keysRemoved(thingName);
+      await watcher.idle();
+    } finally {
+      await watcher.stop();
+    }
+    expect(watcher.violations).toEqual([expect.objectContaining({ thingName, trigger: 'key-removed', detail: expect.stringMatching(/holds 0 private key/) })]);
+    expect(watcher.stats.diskChecks).toBe(0);
+  });
+
+  it('the final pass reads the store from disk, whatever was reported', async () => {
+    const watcher = new InvariantWatcher({ registry, devices: [{ thingName, stateDir: join(dir, thingName) }], intervalMs: 60_000 });
+    // Reported as held, never written: only a disk read can tell.
+    watcher.heldKeys(thingName, [publicKeySpkiOfPrivateKey(keyPem)]);
+    await watcher.sample('sample');
+    expect(watcher.violations).toEqual([]);
+    await watcher.sample('final');
+    expect(watcher.violations).toEqual([expect.objectContaining({ thingName, trigger: 'final', detail: expect.stringMatching(/holds 0 private key/) })]);
+    expect(watcher.stats.diskChecks).toBe(1);
+  });
+});
+
+describe('the invariant watcher knows when the fleet has settled', () => {
+  it('is settled once no reported key store holds more than one key', async () => {
+    const registry = new IotRegistry({ ca: await LocalCa.create('settle test CA') });
+    const watcher = new InvariantWatcher({ registry, devices: [{ thingName: 'a', stateDir: '/nonexistent/a' }, { thingName: 'b', stateDir: '/nonexistent/b' }] });
+
+    watcher.heldKeys('a', ['k1']);
+    expect(watcher.settled()).toBe(true);
+    watcher.heldKeys('b', ['k2', 'k3']);
+    expect(watcher.settled()).toBe(false);
+    watcher.heldKeys('b', ['k3']);
+    expect(watcher.settled()).toBe(true);
   });
 });

@@ -60,6 +60,9 @@ describeWithBundles('rotor demo with the devices on two threads', () => {
     expect(report.mainThreadBusy).toBeLessThanOrEqual(1);
     // Each rotated device deleted its old key; the threads told the watcher every time.
     expect(report.invariantChecks.keyRemovalChecks).toBeGreaterThanOrEqual(6);
+    // The threads also reported every store's keys from its first load: only the final pass read the disk.
+    expect(report.invariantChecks.diskChecks).toBe(6);
+    expect(report.invariantChecks.deviceChecks).toBeGreaterThan(6);
   });
 
   it('breaks the memory down by thread: the main thread, both fleet threads and the Lambda workers each answer', () => {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Fault } from '../../../device-sim/faults.js';
 import { CloudFaultKind, type CloudFaultPlan } from '../cloud-faults.js';
 import { Fleet } from '../../../device-sim/fleet.js';
-import { ThreadedFleet } from '../../../device-sim/fleet-thread.js';
+import { ThreadedFleet, type FleetIsolation } from '../../../device-sim/fleet-thread.js';
 import { createCsrPem, DEFAULT_KEY_ALGORITHM, generatePrivateKeyPem } from '../../../device-sim/keys.js';
 import { DEVICE_POLICY_NAME, type LocalAws } from '../../../local/runtime.js';
 import { mapLimited, until } from './waiting.js';
@@ -75,7 +75,14 @@ export function mqttEndpoint(runtime: LocalAws): MqttEndpoint {
 export async function connectFleet(
   runtime: LocalAws,
   devices: readonly DemoDevice[],
-  options: { threads: number; signal?: AbortSignal },
+  options: {
+    threads: number;
+    /** With threads > 0: worker threads (default) or child processes (device-sim/fleet-thread.ts). */
+    isolation?: FleetIsolation;
+    signal?: AbortSignal;
+    /** Told which keys a device's store holds, from its first boot on, after every change (Fleet's 'heldKeys'). */
+    onHeldKeys?: (thingName: string, spkis: readonly string[]) => void;
+  },
 ): Promise<DemoFleet> {
   const endpoint = mqttEndpoint(runtime);
   const fleetDevices = devices.map((d) => ({
@@ -87,10 +94,13 @@ export async function connectFleet(
   // Nothing in the demo reads a device's own log (the checks read key stores and the registry):
   // each keeps its last few entries, not the agent's default 500, which at 10,000 devices is ~50 MiB.
   const logCapacity = DEMO_DEVICE_LOG_CAPACITY;
+  const reportHeldKeys = options.onHeldKeys !== undefined;
   const fleet: DemoFleet =
     options.threads > 0
-      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity })
-      : new Fleet({ endpoint, devices: fleetDevices, logCapacity });
+      ? new ThreadedFleet({ endpoint, devices: fleetDevices, threads: options.threads, logCapacity, reportHeldKeys, ...(options.isolation ? { isolation: options.isolation } : {}) })
+      : new Fleet({ endpoint, devices: fleetDevices, logCapacity, reportHeldKeys });
+  const onHeldKeys = options.onHeldKeys;
+  if (onHeldKeys) fleet.on('heldKeys', (thingName: string, spkis: string[]) => onHeldKeys(thingName, spkis));
   try {
     await fleet.start();
     const allConnected =

@@ -176,3 +176,54 @@ describe('CSRs made on the device', () => {
     expect(checkCsr(csr, { thingName: 'a,CN=b' })).toMatchObject({ ok: true });
   });
 });
+
+describe('FileKeyStore: the held-keys observer (what the demo watches instead of reading the store)', () => {
+  /** The SPKIs of every key.pem under pairs/, read from disk: what the observer must agree with. */
+  async function onDisk(): Promise<string[]> {
+    const pairs = await readdir(join(dir, 'pairs'));
+    const keys = await Promise.all(pairs.map((p) => readFile(join(dir, 'pairs', p, 'key.pem'), 'utf8').catch(() => undefined)));
+    return [...new Set(keys.filter((k): k is string => k !== undefined).map(publicKeySpkiOfPrivateKey))].sort();
+  }
+
+  it('reports the keys on disk after every change, and only after a change', async () => {
+    const reports: string[][] = [];
+    const store = new FileKeyStore(dir, {}, (spkis) => reports.push([...spkis]));
+    const old = await provisioned(store);
+    const oldSpki = publicKeySpkiOfPrivateKey(old.keyPem);
+    expect(reports).toEqual([[oldSpki]]);
+    expect(await onDisk()).toEqual([oldSpki]);
+
+    const key = newEcKeyPem();
+    const newSpki = publicKeySpkiOfPrivateKey(key);
+    await store.createPending(rotation(key), key);
+    expect(reports.at(-1)).toEqual([newSpki, oldSpki].sort());
+    expect(await onDisk()).toEqual(reports.at(-1));
+    await store.storePendingCertificate('r1', await issueCertificate(ca, key, THING), 'c'.repeat(64));
+    // A promote moves links, not keys: nothing to report.
+    await store.promotePending('r1');
+    expect(reports).toHaveLength(2);
+
+    await store.deleteOldKey();
+    expect(reports.at(-1)).toEqual([newSpki]);
+    expect(await onDisk()).toEqual([newSpki]);
+  });
+
+  it('reports a dropped pending key as gone, and what a repairing load leaves', async () => {
+    const reports: string[][] = [];
+    const store = new FileKeyStore(dir, {}, (spkis) => reports.push([...spkis]));
+    const old = await provisioned(store);
+    const key = newEcKeyPem();
+    await store.createPending(rotation(key), key);
+    await store.dropPending('r1');
+    expect(reports.at(-1)).toEqual([publicKeySpkiOfPrivateKey(old.keyPem)]);
+    expect(await onDisk()).toEqual(reports.at(-1));
+
+    // A pending pair another process left behind (the device restarted): the first load reports it.
+    const other = newEcKeyPem();
+    await new FileKeyStore(dir).createPending(rotation(other, 'r2'), other);
+    const reborn: string[][] = [];
+    await new FileKeyStore(dir, {}, (spkis) => reborn.push([...spkis])).load();
+    expect(reborn).toEqual([await onDisk()]);
+    expect(reborn[0]).toContain(publicKeySpkiOfPrivateKey(other));
+  });
+});
