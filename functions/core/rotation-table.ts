@@ -202,11 +202,13 @@ export function historyItem(fields: Omit<HistoryItem, 'pk' | 'sk'>): HistoryItem
 /**
  * Records what Issue certificate is about to create, right before CreateCertificateFromCsr:
  * if the function dies between the create and recordNewCertificate, the retry (or Roll back)
- * knows to look for a certificate carrying this key.
+ * knows to look for a certificate carrying this key. It also clears the csr_res's token, which
+ * device-message answered and left on the record (no token is parked while Issue runs, so
+ * nothing newer can be removed): the release costs no call of its own.
  */
 export async function recordIssueIntent(deps: TableDeps, intent: { thingName: string; rotationId: string; intent: IssueIntent }): Promise<void> {
   const recorded = await updateCurrentIf(deps, intent.thingName, {
-    UpdateExpression: 'SET issueIntent = :intent',
+    UpdateExpression: 'SET issueIntent = :intent REMOVE waitFor, taskToken',
     ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: { ':intent': intent.intent, ':rid': intent.rotationId, ':inProgress': RotationStatus.InProgress },
