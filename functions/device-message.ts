@@ -238,7 +238,7 @@ class Dispatcher {
   /**
    * Answers the parked token. `release` clears it from the record afterwards (conditional on the
    * token itself); a success answer leaves that to the next state's write, a failure answer (off
-   * the happy path, where Roll back reads the record first) still clears it at once.
+   * the happy path, which is left as it was) still clears it at once.
    */
   private async answer(received: Received, context: IgnoreContext, taskToken: string, send: () => Promise<unknown>, { release }: { release: boolean }): Promise<DeviceMessageResult> {
     try {
