@@ -292,7 +292,8 @@ describe('issue-certificate', () => {
     expect(intent[':intent'].at).toBe('2026-03-01T12:00:00.000Z');
     // The same write clears the csr_res's token, which device-message answered and left behind.
     expect(intentUpdates()[0].UpdateExpression).toBe('SET issueIntent = :intent REMOVE waitFor, taskToken');
-    expect(intentUpdates()[0].ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress');
+    expect(intentUpdates()[0].ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress AND (attribute_not_exists(waitFor) OR waitFor = :csrRes)');
+    expect(intentUpdates()[0].ExpressionAttributeValues).toMatchObject({ ':csrRes': 'csr_res' });
     expect(newCertificateUpdates()[0].UpdateExpression).toContain('REMOVE issueIntent');
   });
 
