@@ -195,11 +195,14 @@ class Dispatcher {
           if (!recorded) return this.ignore(IgnoredReason.Unexpected, { ...context, detail: 'the record changed before the ack was recorded' });
         }
         const { taskToken, output } = decision;
-        return this.answer(received, context, taskToken, () => this.deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output })));
+        // The spent token stays on the record: the next state's first write clears it (Issue's
+        // intent after a csr_res, Retire's finish after a crt_ack), and a duplicate answered
+        // meanwhile gets Step Functions' TaskTimedOut, recorded as DUPLICATE: one write fewer per answer.
+        return this.answer(received, context, taskToken, () => this.deps.sfn.send(new SendTaskSuccessCommand({ taskToken, output })), { release: false });
       }
       case 'answer-failure': {
         const { taskToken, error, cause } = decision;
-        return this.answer(received, context, taskToken, () => this.deps.sfn.send(new SendTaskFailureCommand({ taskToken, error, cause })));
+        return this.answer(received, context, taskToken, () => this.deps.sfn.send(new SendTaskFailureCommand({ taskToken, error, cause })), { release: true });
       }
       case 'abort': {
         await publishToDevice(this.deps.iotData, thingName, { type: MessageType.Abort, body: { rotationId: decision.rotationId, reason: decision.reasonCode } });
@@ -232,14 +235,19 @@ class Dispatcher {
     return { action: 'resumed', executionName: decision.executionName };
   }
 
-  private async answer(received: Received, context: IgnoreContext, taskToken: string, send: () => Promise<unknown>): Promise<DeviceMessageResult> {
+  /**
+   * Answers the parked token. `release` clears it from the record afterwards (conditional on the
+   * token itself); a success answer leaves that to the next state's write, a failure answer (off
+   * the happy path, which is left as it was) still clears it at once.
+   */
+  private async answer(received: Received, context: IgnoreContext, taskToken: string, send: () => Promise<unknown>, { release }: { release: boolean }): Promise<DeviceMessageResult> {
     try {
       await send();
     } catch (error) {
       if (isNamed(error, ...SPENT_TOKEN_ERRORS)) return this.ignore(IgnoredReason.Duplicate, { ...context, detail: errorMessage(error) });
       throw error;
     }
-    await releaseTaskToken(this.deps, received.thingName, taskToken, this.deps.clock.now());
+    if (release) await releaseTaskToken(this.deps, received.thingName, taskToken, this.deps.clock.now());
     this.deps.telemetry.log.info('device message answered the rotation', { type: received.type, rotationId: context.rotationId });
     return { action: 'answered' };
   }

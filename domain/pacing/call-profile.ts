@@ -9,13 +9,16 @@ import { Bucket } from './quotas.js';
  * (test/e2e/call-profile.test.ts runs a demo and holds the two together).
  *
  * The happy path as measured by `rotor demo --devices 20 --report` after issue 10's API thrift
- * (32 calls per rotation, 11 state transitions): dynamodb:UpdateItem 8, dynamodb:GetItem 5,
+ * and issue 12's DynamoDB thrift (30 calls per rotation, 11 state transitions): dynamodb:UpdateItem 6, dynamodb:GetItem 5,
  * iotdata:Publish 3, iot:ListPrincipalThings 2, states:SendTaskSuccess 2, and one each of
  * StartExecution, ListThingPrincipals, DescribeCertificate, ListAttachedPolicies,
  * CreateCertificateFromCsr, AttachPolicy, AttachThingPrincipal, UpdateCertificate, DetachPolicy,
  * DetachThingPrincipal, DeleteCertificate, TransactWriteItems; ListAuditFindings and the audit
  * report's UpdateItem once per page of findings. Before the thrift it was 38 calls, with
  * DescribeCertificate 5, ListPrincipalThings 3 and ListAttachedPolicies 2 (docs/design.md).
+ * Issue 12 removed device-message's release of a token it answered with success (an UpdateItem
+ * after each csr_res and crt_ack, 32 → 30 calls): the next state's own first write removes it
+ * (Issue's intent, Retire's finish), and a duplicate answered in between gets TaskTimedOut.
  *
  * A paced step (Issue certificate, Retire old certificate, Roll back) is three transitions in the
  * ASL: the Task, the Choice `<step>: wait for budget?` and the Pass `<step>: done` (plus the Wait
@@ -107,8 +110,9 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
     { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'iotdata:Publish': 1 },
     { transitions: 1, lambda: { functionName: 'request-csr', durationMs: 80 } },
   ),
+  // The spent token is left on the record: Issue's intent write removes it.
   [CallSite.CsrResponse]: site(
-    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'states:SendTaskSuccess': 1 },
+    { 'dynamodb:GetItem': 1, 'states:SendTaskSuccess': 1 },
     { lambda: { functionName: 'device-message', durationMs: 60 } },
   ),
   [CallSite.IssueCertificate]: site(
@@ -133,8 +137,8 @@ export const CALL_PROFILE: Readonly<Record<CallSite, SiteProfile>> = {
     { transitions: 1, lambda: { functionName: 'deliver-certificate', durationMs: 80 }, connects: 1 },
   ),
   [CallSite.CertificateAck]: site(
-    // The ack's certificate recorded, then the task token released.
-    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 2, 'states:SendTaskSuccess': 1 },
+    // The ack's certificate recorded, then the token answered; Retire's finish removes the token.
+    { 'dynamodb:GetItem': 1, 'dynamodb:UpdateItem': 1, 'states:SendTaskSuccess': 1 },
     { lambda: { functionName: 'device-message', durationMs: 60 } },
   ),
   [CallSite.CertificateError]: site(

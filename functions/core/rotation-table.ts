@@ -12,7 +12,7 @@ import {
   type IssuedFrom,
   type RotationRecord,
   type Trigger,
-  type WaitFor,
+  WaitFor,
 } from '../../domain/index.js';
 import { CONDITIONAL_CHECK_FAILED, isNamed, isTransactionConditionFailure } from '../aws/errors.js';
 
@@ -202,14 +202,17 @@ export function historyItem(fields: Omit<HistoryItem, 'pk' | 'sk'>): HistoryItem
 /**
  * Records what Issue certificate is about to create, right before CreateCertificateFromCsr:
  * if the function dies between the create and recordNewCertificate, the retry (or Roll back)
- * knows to look for a certificate carrying this key.
+ * knows to look for a certificate carrying this key. It also clears the csr_res's token, which
+ * device-message answered and left on the record: the release costs no call of its own.
  */
 export async function recordIssueIntent(deps: TableDeps, intent: { thingName: string; rotationId: string; intent: IssueIntent }): Promise<void> {
   const recorded = await updateCurrentIf(deps, intent.thingName, {
-    UpdateExpression: 'SET issueIntent = :intent',
-    ConditionExpression: 'rotationId = :rid AND #status = :inProgress',
+    UpdateExpression: 'SET issueIntent = :intent REMOVE waitFor, taskToken',
+    // Never a token parked after this Issue: an attempt that outlived its timeout, writing after
+    // Deliver parked the crt_ack's token, fails here (ClaimLost) instead of removing that token.
+    ConditionExpression: 'rotationId = :rid AND #status = :inProgress AND (attribute_not_exists(waitFor) OR waitFor = :csrRes)',
     ExpressionAttributeNames: { '#status': 'status' },
-    ExpressionAttributeValues: { ':intent': intent.intent, ':rid': intent.rotationId, ':inProgress': RotationStatus.InProgress },
+    ExpressionAttributeValues: { ':intent': intent.intent, ':rid': intent.rotationId, ':inProgress': RotationStatus.InProgress, ':csrRes': WaitFor.CsrResponse },
   });
   if (!recorded) throw new ClaimLost(intent.thingName, intent.rotationId);
 }

@@ -75,6 +75,18 @@ describeWithBundles('the call profile, measured', () => {
     for (const [operation, n] of Object.entries(expected)) expect([operation, measured[operation]]).toEqual([operation, expect.closeTo(n, 6)]);
   });
 
+  it('makes 12 DynamoDB calls per rotation, the engine\'s claim included (14 before issue 12)', () => {
+    // device-message no longer clears a token it answered with success (one UpdateItem after each
+    // csr_res and crt_ack): Issue's intent write and Retire's finish remove it. The audit report's
+    // UpdateItem is once per page of findings, not per rotation.
+    const pages = Math.ceil(DEVICES / FINDINGS_PER_PAGE);
+    const dynamodb = Object.entries(report.apiCallsByOperation)
+      .filter(([operation]) => operation.startsWith('dynamodb:'))
+      .reduce((sum, [, n]) => sum + n, 0);
+    expect(dynamodb).toBeCloseTo(12 + pages / DEVICES, 6);
+    expect(report.apiCallsByOperation['dynamodb:UpdateItem']).toBeCloseTo(6 + pages / DEVICES, 6);
+  });
+
   it('enters the profile\'s eleven states per rotation (a paced step is its Task, Choice and Pass)', () => {
     expect(report.stateTransitionsPerSuccessfulRotation).toBe(pathDemand(HAPPY_PATH).perBucket[Bucket.StateTransition]);
     expect(report.stateTransitionsPerSuccessfulRotation).toBe(11);

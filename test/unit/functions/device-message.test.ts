@@ -79,7 +79,7 @@ beforeEach(() => {
 });
 
 describe('device-message: answering the rotation', () => {
-  it('answers csr_res with the CSR and clears the token it answered', async () => {
+  it('answers csr_res with the CSR and leaves the spent token for Issue certificate to clear', async () => {
     // Prepare
     given(waitingForCsr());
     const d = deps();
@@ -92,9 +92,8 @@ describe('device-message: answering the rotation', () => {
     const answer = sfn.commandCalls(SendTaskSuccessCommand)[0].args[0].input;
     expect(answer.taskToken).toBe(TOKEN);
     expect(JSON.parse(answer.output ?? '')).toEqual({ pem: CSR, receivedAt: new Date(RECEIVED_AT).toISOString() });
-    const release = db.commandCalls(UpdateCommand)[0].args[0].input;
-    expect(release.ConditionExpression).toBe('taskToken = :token');
-    expect(release.UpdateExpression).toContain('REMOVE waitFor, taskToken');
+    // No write of its own: Issue's intent removes the token (rotation-table recordIssueIntent).
+    expect(db.commandCalls(UpdateCommand)).toHaveLength(0);
     expect(d.telemetry.text()).not.toContain(TOKEN);
     expect(d.telemetry.text()).not.toContain('secretcsrbody');
   });
@@ -119,11 +118,11 @@ describe('device-message: answering the rotation', () => {
       ackedAt: new Date(RECEIVED_AT).toISOString(),
     });
     // The ack's certificate is on the record before the token is answered (Retire checks it).
-    const [ack, release] = db.commandCalls(UpdateCommand).map((call) => call.args[0].input);
+    const [ack] = db.commandCalls(UpdateCommand).map((call) => call.args[0].input);
     expect(ack.UpdateExpression).toBe('SET ackedCertificateId = :cert');
     expect(ack.ExpressionAttributeValues).toEqual({ ':cert': NEW, ':rid': ROTATION, ':status': 'IN_PROGRESS' });
-    expect(release.UpdateExpression).toContain('REMOVE waitFor, taskToken');
-    expect(order).toEqual(['SET ackedCertificateId = :cert', 'SendTaskSuccess', 'SET updatedAt = :now REMOVE waitFor, taskToken']);
+    // The spent token is left for Retire's finish (one transaction with the history item) to remove.
+    expect(order).toEqual(['SET ackedCertificateId = :cert', 'SendTaskSuccess']);
   });
 
   it('does not answer an ack in time when the record changed before the ack was recorded', async () => {
@@ -155,13 +154,19 @@ describe('device-message: answering the rotation', () => {
 
     expect(result).toEqual({ action: 'answered' });
     expect(sfn.commandCalls(SendTaskFailureCommand)[0].args[0].input).toEqual({ taskToken: TOKEN, error: 'DeviceReportedError', cause: 'TLS alert 42' });
+    // A failure answer clears the token it answered at once (Roll back runs next, not a state that writes it).
+    const [release] = db.commandCalls(UpdateCommand).map((call) => call.args[0].input);
+    expect(release.ConditionExpression).toBe('taskToken = :token');
+    expect(release.UpdateExpression).toBe('SET updatedAt = :now REMOVE waitFor, taskToken');
   });
 
-  it('still counts as answered when the next state already parked a newer token', async () => {
-    given(waitingForCsr());
+  it('still counts a crt_err as answered when the token was already replaced', async () => {
+    given(waitingForAck());
     db.on(UpdateCommand).rejects(awsErrors.conditionFailed());
 
-    await expect(handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'csr_res', body: { CSR }, principal: OLD }), deps())).resolves.toEqual({ action: 'answered' });
+    await expect(
+      handleDeviceMessage(iotRuleEvent({ thingName: THING, type: 'crt_err', body: { rotationId: ROTATION, error: 'TLS alert 42' }, principal: OLD }), deps()),
+    ).resolves.toEqual({ action: 'answered' });
   });
 
   it('lets a Step Functions throttling error escape so the invocation is retried', async () => {
@@ -390,8 +395,8 @@ describe('device-message: batches from the device-message queue', () => {
     expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-2' }] });
     expect(d.telemetry.text()).toContain('m-2');
     expect(d.telemetry.text()).not.toContain(TOKEN);
-    // m-1 answered its rotation and released the token: it is deleted, never handled twice.
-    expect(db.commandCalls(UpdateCommand).some((call) => (call.args[0].input.ExpressionAttributeValues ?? {})[':token'] === `${TOKEN}-${THING}`)).toBe(true);
+    // m-1 answered its rotation: it is deleted, never handled twice.
+    expect(sfn.commandCalls(SendTaskSuccessCommand).map((call) => call.args[0].input.taskToken)).toContain(`${TOKEN}-${THING}`);
   });
 
   it('records and drops a body that is not JSON or not a rule event: it succeeds, so it is never received again', async () => {

@@ -290,6 +290,10 @@ describe('issue-certificate', () => {
     const intent = intentUpdates()[0].ExpressionAttributeValues as Record<string, { keyFingerprint: string; at: string }>;
     expect(intent[':intent'].keyFingerprint).toBe(certificateKeyFingerprint(issuedPem.pem));
     expect(intent[':intent'].at).toBe('2026-03-01T12:00:00.000Z');
+    // The same write clears the csr_res's token, which device-message answered and left behind.
+    expect(intentUpdates()[0].UpdateExpression).toBe('SET issueIntent = :intent REMOVE waitFor, taskToken');
+    expect(intentUpdates()[0].ConditionExpression).toBe('rotationId = :rid AND #status = :inProgress AND (attribute_not_exists(waitFor) OR waitFor = :csrRes)');
+    expect(intentUpdates()[0].ExpressionAttributeValues).toMatchObject({ ':csrRes': 'csr_res' });
     expect(newCertificateUpdates()[0].UpdateExpression).toContain('REMOVE issueIntent');
   });
 

@@ -3,13 +3,14 @@ import { Bucket } from '../../../../domain/pacing/quotas.js';
 import { Step } from '../../../../domain/rotation.js';
 
 describe('the call profile', () => {
-  it('adds up to the measured happy path after the API thrift (rotor demo --report, 32 calls per rotation)', () => {
+  it('adds up to the measured happy path after the API and DynamoDB thrift (rotor demo --report, 30 calls per rotation)', () => {
     const { calls } = pathDemand(HAPPY_PATH);
     expect(calls).toEqual({
       'iot:ListPrincipalThings': 2,
       'states:StartExecution': 1,
       'iot:ListAuditFindings': 0.01,
-      'dynamodb:UpdateItem': 8.01,
+      // 8 before issue 12: device-message no longer releases a token it answered with success.
+      'dynamodb:UpdateItem': 6.01,
       'dynamodb:GetItem': 5,
       'iot:ListThingPrincipals': 1,
       'iotdata:Publish': 3,
@@ -25,7 +26,7 @@ describe('the call profile', () => {
       'iot:DeleteCertificate': 1,
       'dynamodb:TransactWriteItems': 1,
     });
-    expect(Object.values(calls).reduce((a, b) => a + b, 0)).toBeCloseTo(32.02, 5);
+    expect(Object.values(calls).reduce((a, b) => a + b, 0)).toBeCloseTo(30.02, 5);
   });
 
   it('enters the eleven states of a successful rotation (a paced step is its Task, Choice and Pass) and reconnects the device once', () => {
