@@ -57,6 +57,12 @@ export interface LambdaServiceOptions {
   quotas?: QuotaEnforcer;
   /** The functions' DynamoDB calls skip the edge's hop (local/dynamodb/direct-path.ts); through the edge when absent. */
   dynamodbDirect?: DynamoDbDirectPath;
+  /**
+   * A function's sandbox (worker thread) idle this long is ended, as Lambda reclaims idle
+   * execution environments; the next invocation is a cold start. 0 keeps them until stop().
+   * Default DEFAULT_SANDBOX_IDLE_MS.
+   */
+  sandboxIdleMs?: number;
 }
 
 /** Lambda's throttle of an invocation over the account's concurrency (its API model's TooManyRequestsException). */
@@ -102,6 +108,14 @@ const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
  * step's function runs) at little cost.
  */
 const DEFAULT_CONCURRENCY = 2;
+
+/**
+ * How long an idle sandbox lives. Lambda keeps one for minutes, but a local worker is ~20 MiB
+ * of heap held by a thread of this process: a function that ran once (start-rotations' batches,
+ * the CA rollover's steps) or the second worker of a burst gives it back after a few seconds
+ * idle. A worker of a function still in use stays warm: its idle gaps are milliseconds.
+ */
+export const DEFAULT_SANDBOX_IDLE_MS = 5_000;
 
 class ResourceNotFound extends AwsError {
   constructor(message: string) {
@@ -179,6 +193,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
       memoryMb,
       maxConcurrency: Math.max(1, input.maxConcurrency ?? this.options.defaultConcurrency ?? DEFAULT_CONCURRENCY),
       description: input.description,
+      idleMs: this.options.sandboxIdleMs ?? DEFAULT_SANDBOX_IDLE_MS,
       ...(this.options.dynamodbDirect ? { dynamodbDirect: this.options.dynamodbDirect.workerData(this.options.endpointUrl) } : {}),
     };
     const sink: OutputSink | undefined =
