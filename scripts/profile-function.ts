@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -89,7 +89,7 @@ async function workerCpuMs(name: string): Promise<number> {
 
 
 /** Self time of one profile by source file (bundle frames mapped through their .map). */
-function selfTimeBySource(profilePath: string): { totalMs: number; bySource: Map<string, number> } {
+function selfTimeBySource(profilePath: string, byFunction = false): { totalMs: number; bySource: Map<string, number> } {
   const profile = JSON.parse(readFileSync(profilePath, 'utf8')) as {
     nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number } }[];
     samples: number[];
@@ -118,9 +118,12 @@ function selfTimeBySource(profilePath: string): { totalMs: number; bySource: Map
     let source = frame.url ? frame.url.replace(/^file:\/\//, '') : `(${frame.functionName || 'native'})`;
     if (frame.url.endsWith('.mjs')) {
       const entry = mapOf(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber) as { originalSource?: string } | undefined;
-      if (entry?.originalSource) source = entry.originalSource.replace(/^.*node_modules\//, '').replace(/^file:\/\//, '');
+      // The map's sources are relative to the bundle (esbuild: ../../../functions/x.ts).
+      if (entry?.originalSource) source = resolve(dirname(source), entry.originalSource.replace(/^file:\/\//, ''));
     }
+    source = source.replace(/^.*node_modules\//, '');
     source = source.startsWith('/') ? relative(REPO_ROOT, source) : source;
+    if (byFunction) source = `${source} ${frame.functionName || '(anonymous)'}`;
     bySource.set(source, (bySource.get(source) ?? 0) + perSample);
   }
   return { totalMs: perSample * profile.samples.length, bySource };
@@ -132,14 +135,17 @@ function packageOf(source: string): string {
   return source.split('/')[0];
 }
 
-function report(profileDir: string): void {
+function report(profileDir: string, byFunction: boolean): void {
   for (const file of readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))) {
-    const { totalMs, bySource } = selfTimeBySource(join(profileDir, file));
+    const { totalMs, bySource } = selfTimeBySource(join(profileDir, file), byFunction);
     if (![...bySource.keys()].some((s) => s.startsWith('functions/'))) continue;
     const grouped = new Map<string, number>();
-    for (const [source, ms] of bySource) grouped.set(packageOf(source), (grouped.get(packageOf(source)) ?? 0) + ms);
+    for (const [source, ms] of bySource) {
+      const key = byFunction ? source : packageOf(source);
+      grouped.set(key, (grouped.get(key) ?? 0) + ms);
+    }
     console.log(`\n${file}: ${totalMs.toFixed(0)} ms sampled (idle included)`);
-    for (const [source, ms] of [...grouped].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${ms.toFixed(0).padStart(8)} ms  ${source}`);
+    for (const [source, ms] of [...grouped].sort((a, b) => b[1] - a[1]).slice(0, byFunction ? 60 : 40)) console.log(`${ms.toFixed(0).padStart(8)} ms  ${source}`);
   }
 }
 
@@ -150,15 +156,19 @@ async function main(): Promise<void> {
       invocations: { type: 'string', default: '500' },
       warm: { type: 'string', default: '50' },
       'profile-dir': { type: 'string' },
+      /** Bundles to load instead of dist/functions (a before/after pair, built apart). */
+      'functions-dir': { type: 'string' },
       'report-only': { type: 'boolean', default: false },
+      /** Group the profile's self time by source file and function instead of by package. */
+      'by-function': { type: 'boolean', default: false },
     },
   });
-  if (values['profile-dir'] && values['report-only']) return report(resolve(values['profile-dir']));
+  if (values['profile-dir'] && values['report-only']) return report(resolve(values['profile-dir']), values['by-function'] as boolean);
   const scenario = SCENARIOS[values.function as string];
   if (!scenario) throw new Error(`no scenario for ${values.function}: one of ${Object.keys(SCENARIOS).join(', ')}`);
   const invocations = Number(values.invocations);
   const warm = Number(values.warm);
-  const aws = await startLocalAws({ port: 0, mqttPort: 0, functionConcurrency: 1 });
+  const aws = await startLocalAws({ port: 0, mqttPort: 0, functionConcurrency: 1, ...(values['functions-dir'] ? { functionsDir: resolve(values['functions-dir']) } : {}) });
   try {
     const eventOf = await scenario.prepare(aws);
     const name = functionName(scenario.function);
@@ -182,7 +192,7 @@ async function main(): Promise<void> {
   } finally {
     await aws.stop();
   }
-  if (values['profile-dir']) report(resolve(values['profile-dir']));
+  if (values['profile-dir']) report(resolve(values['profile-dir']), values['by-function'] as boolean);
 }
 
 main().catch((error: unknown) => {
