@@ -111,11 +111,12 @@ const DEFAULT_CONCURRENCY = 2;
 
 /**
  * How long an idle sandbox lives. Lambda keeps one for minutes, but a local worker is ~20 MiB
- * of heap held by a thread of this process: a function that ran once (start-rotations' batches,
- * the CA rollover's steps) or the second worker of a burst gives it back after a few seconds
- * idle. A worker of a function still in use stays warm: its idle gaps are milliseconds.
+ * of heap held by a thread of this process: a function done with its part of a run
+ * (start-rotations after its admission batches, the CA rollover's steps, roll-back) gives it
+ * back. Not 5 s: in a 200-device bench deliver-certificate's second worker, used in bursts,
+ * was ended and started again five times (each new worker 0.2–0.6 CPU-s, its cold start included).
  */
-export const DEFAULT_SANDBOX_IDLE_MS = 5_000;
+export const DEFAULT_SANDBOX_IDLE_MS = 30_000;
 
 class ResourceNotFound extends AwsError {
   constructor(message: string) {
