@@ -70,7 +70,7 @@ const SCENARIOS: Record<string, Scenario> = {
       return (i) => ({ thingName: THING, rotationId: ROTATION, taskToken: `token-${i}`, attempt: 1 });
     },
   },
-  /** A csr_resp for another rotation: GetItem, the ignored-message write, IgnoredMessages, one log line. */
+  /** A csr_res for another rotation (stale): GetItem, IgnoredMessages, one log line. */
   'device-message': {
     function: 'device-message',
     prepare: async (aws) => {
