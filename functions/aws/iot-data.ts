@@ -1,4 +1,5 @@
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { CACHE_MIDDLEWARE } from './middleware-cache.js';
 import { retrySettings, type ClientOptions } from './retry.js';
 
 export interface IotDataOptions extends ClientOptions {
@@ -15,6 +16,7 @@ export function iotDataClient(options: IotDataOptions = {}): IoTDataPlaneClient 
   const endpoint = options.endpoint?.trim();
   return new IoTDataPlaneClient({
     ...retrySettings(options),
+    ...CACHE_MIDDLEWARE,
     ...(endpoint ? { endpoint: /^[a-z]+:\/\//i.test(endpoint) ? endpoint : `https://${endpoint}` } : {}),
   });
 }

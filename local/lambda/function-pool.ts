@@ -24,6 +24,11 @@ export interface FunctionConfig {
   description?: string;
   /** The workers send DynamoDB calls straight to DynamoDB Local (local/dynamodb/direct-path.ts). */
   dynamodbDirect?: DirectPathWorkerData;
+  /**
+   * A sandbox idle this long is ended, as Lambda reclaims idle execution environments; the next
+   * invocation starts a new one (a cold start). Absent or 0: sandboxes are kept until stop().
+   */
+  idleMs?: number;
 }
 
 export interface InvocationLog {
@@ -45,6 +50,8 @@ interface Job {
 interface Sandbox {
   worker: Worker;
   busy: boolean;
+  /** Ends the sandbox once it has been idle for config.idleMs. */
+  idleTimer?: NodeJS.Timeout;
   /** The invocation in flight, settled by the worker's 'done' message, a timeout or a crash. */
   current?: { id: string; settle: (result: InvokeResult, outcome?: InvocationLog['outcome']) => void; crash?: CrashPlan };
 }
@@ -75,6 +82,8 @@ export class FunctionPool {
   private stopped = false;
   private inFlight = 0;
   private peak = 0;
+  private started = 0;
+  private reclaimed = 0;
 
   constructor(
     readonly config: FunctionConfig,
@@ -96,6 +105,16 @@ export class FunctionPool {
 
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** Sandboxes alive now (busy or idle). */
+  get sandboxCount(): number {
+    return this.sandboxes.size;
+  }
+
+  /** Sandboxes started so far (each a cold start), and those ended for being idle. */
+  get lifecycle(): { started: number; reclaimed: number } {
+    return { started: this.started, reclaimed: this.reclaimed };
   }
 
   invoke(payload: unknown): Promise<InvokeResult> {
@@ -128,9 +147,26 @@ export class FunctionPool {
       const job = this.queue.shift() as Job;
       this.run(sandbox, job);
     }
+    for (const sandbox of this.sandboxes) if (!sandbox.busy) this.idle(sandbox);
+  }
+
+  /** Arms the idle timer of a sandbox that has nothing to run (once: the first idle moment counts). */
+  private idle(sandbox: Sandbox): void {
+    const idleMs = this.config.idleMs ?? 0;
+    if (idleMs <= 0 || sandbox.idleTimer || this.stopped) return;
+    sandbox.idleTimer = setTimeout(() => {
+      sandbox.idleTimer = undefined;
+      if (sandbox.busy || !this.sandboxes.has(sandbox)) return;
+      this.sandboxes.delete(sandbox);
+      this.reclaimed += 1;
+      void sandbox.worker.terminate();
+    }, idleMs);
+    // An idle sandbox never keeps the process alive.
+    sandbox.idleTimer.unref();
   }
 
   private spawn(): Sandbox {
+    this.started += 1;
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       // Its own copy: what the function sets in process.env stays in its sandbox.
@@ -157,6 +193,7 @@ export class FunctionPool {
     });
     // A crash outside an invocation (an unhandled rejection after it answered) ends the sandbox, as in Lambda.
     const crashed = (errorType: string, errorMessage: string): void => {
+      clearTimeout(sandbox.idleTimer);
       this.sandboxes.delete(sandbox);
       const current = sandbox.current;
       if (current?.crash) {
@@ -174,6 +211,8 @@ export class FunctionPool {
   }
 
   private run(sandbox: Sandbox, job: Job): void {
+    clearTimeout(sandbox.idleTimer);
+    sandbox.idleTimer = undefined;
     sandbox.busy = true;
     this.inFlight += 1;
     this.peak = Math.max(this.peak, this.inFlight);
@@ -222,6 +261,7 @@ export class FunctionPool {
   }
 
   private async discard(sandbox: Sandbox): Promise<void> {
+    clearTimeout(sandbox.idleTimer);
     this.sandboxes.delete(sandbox);
     sandbox.current?.settle({ ok: false, error: { errorType: 'ServiceException', errorMessage: `function ${this.config.name} is shut down` } });
     await sandbox.worker.terminate();

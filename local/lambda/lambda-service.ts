@@ -57,6 +57,12 @@ export interface LambdaServiceOptions {
   quotas?: QuotaEnforcer;
   /** The functions' DynamoDB calls skip the edge's hop (local/dynamodb/direct-path.ts); through the edge when absent. */
   dynamodbDirect?: DynamoDbDirectPath;
+  /**
+   * A function's sandbox (worker thread) idle this long is ended, as Lambda reclaims idle
+   * execution environments; the next invocation is a cold start. 0 keeps them until stop().
+   * Default DEFAULT_SANDBOX_IDLE_MS.
+   */
+  sandboxIdleMs?: number;
 }
 
 /** Lambda's throttle of an invocation over the account's concurrency (its API model's TooManyRequestsException). */
@@ -102,6 +108,16 @@ const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
  * step's function runs) at little cost.
  */
 const DEFAULT_CONCURRENCY = 2;
+
+/**
+ * How long an idle sandbox lives: 0, kept until stop(), unless a caller sets sandboxIdleMs.
+ * Lambda reclaims idle sandboxes after minutes; tried here as a default: at 5 s a 200-device
+ * bench ended and restarted deliver-certificate's second worker five times (each new worker
+ * 0.2–0.6 CPU-s, its cold start included), and at 30 s e2e/faults (time scale 0.01, a 9 s ack
+ * timeout) failed a well-behaved device on NO_ACK twice in two runs — a reclaimed worker's cold
+ * start on the ack path — and passed with 0. Opt-in until the demo's timeouts allow for it.
+ */
+export const DEFAULT_SANDBOX_IDLE_MS = 0;
 
 class ResourceNotFound extends AwsError {
   constructor(message: string) {
@@ -179,6 +195,7 @@ export class LambdaService implements LocalService, LambdaInvoker {
       memoryMb,
       maxConcurrency: Math.max(1, input.maxConcurrency ?? this.options.defaultConcurrency ?? DEFAULT_CONCURRENCY),
       description: input.description,
+      idleMs: this.options.sandboxIdleMs ?? DEFAULT_SANDBOX_IDLE_MS,
       ...(this.options.dynamodbDirect ? { dynamodbDirect: this.options.dynamodbDirect.workerData(this.options.endpointUrl) } : {}),
     };
     const sink: OutputSink | undefined =
