@@ -42,7 +42,8 @@ export interface CsrContext {
   oldCertificatePem?: string;
 }
 
-const HASH_BY_SIGNATURE_OID: Readonly<Record<string, { hash: string; key: 'rsa' | 'ec' }>> = {
+/** The signature algorithms a CSR may be signed with, by OID: the hash, and the key type they need. */
+export const SIGNATURE_ALGORITHMS_BY_OID: Readonly<Record<string, { hash: string; key: 'rsa' | 'ec' }>> = {
   '1.2.840.113549.1.1.11': { hash: 'sha256', key: 'rsa' },
   '1.2.840.113549.1.1.12': { hash: 'sha384', key: 'rsa' },
   '1.2.840.113549.1.1.13': { hash: 'sha512', key: 'rsa' },
@@ -108,7 +109,7 @@ export function checkCsr(csrPem: string, context: CsrContext): CsrCheck {
     return reject(CsrRejection.UnsupportedKey, `${keyType ?? 'unknown'} keys are not allowed; use EC P-256/P-384 or RSA`);
   }
 
-  const algorithm = HASH_BY_SIGNATURE_OID[parts.signatureAlgorithmOid];
+  const algorithm = SIGNATURE_ALGORITHMS_BY_OID[parts.signatureAlgorithmOid];
   if (!algorithm || algorithm.key !== keyType) {
     return reject(CsrRejection.BadSignature, `signature algorithm ${parts.signatureAlgorithmOid} does not fit a ${keyType} key`);
   }

@@ -12,6 +12,7 @@ import {
   expectElement,
   oidOf,
 } from './der.js';
+import { SIGNATURE_ALGORITHMS_BY_OID } from '../../domain/csr-rules.js';
 
 /**
  * The CA's hot path in DER, with node:crypto doing the signatures: a PKCS#10 request read and
@@ -34,16 +35,6 @@ export interface CsrParts {
   readonly signature: Uint8Array;
 }
 
-/** Signature algorithms checked here, by OID: the hash, and the key type they need. */
-const SIGNATURE_ALGORITHMS: Readonly<Record<string, { hash: string; keyType: 'ec' | 'rsa' }>> = {
-  '1.2.840.10045.4.3.2': { hash: 'sha256', keyType: 'ec' },
-  '1.2.840.10045.4.3.3': { hash: 'sha384', keyType: 'ec' },
-  '1.2.840.10045.4.3.4': { hash: 'sha512', keyType: 'ec' },
-  '1.2.840.113549.1.1.11': { hash: 'sha256', keyType: 'rsa' },
-  '1.2.840.113549.1.1.12': { hash: 'sha384', keyType: 'rsa' },
-  '1.2.840.113549.1.1.13': { hash: 'sha512', keyType: 'rsa' },
-};
-
 /** The curves WebCrypto (and so AWS's own checks and the general path) accepts. */
 const WEBCRYPTO_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 
@@ -58,8 +49,8 @@ const SUBJECT_KEY_IDENTIFIER_OID = Uint8Array.from([0x06, 0x03, 0x55, 0x1d, 0x0e
 
 /**
  * The CSR's parts, or undefined when the request is in a form this reader does not take (BER,
- * trailing bytes, a signature algorithm not in SIGNATURE_ALGORITHMS): the caller then uses
- * the general path, which gives the same answer for everything this reader does take.
+ * trailing bytes, a signature algorithm not in domain/csr-rules.ts's SIGNATURE_ALGORITHMS_BY_OID):
+ * the caller then uses the general path, which gives the same answer for everything this reader does take.
  */
 export function readCsr(der: Uint8Array): CsrParts | undefined {
   try {
@@ -93,7 +84,7 @@ export function readCsr(der: Uint8Array): CsrParts | undefined {
 
 /** True, false, or undefined when the algorithm or key is not one checked here. */
 export function csrSignatureVerifies(csr: CsrParts): boolean | undefined {
-  const algorithm = SIGNATURE_ALGORITHMS[csr.signatureAlgorithm];
+  const algorithm = SIGNATURE_ALGORITHMS_BY_OID[csr.signatureAlgorithm];
   if (!algorithm) return undefined;
   let key: KeyObject;
   try {
@@ -102,8 +93,8 @@ export function csrSignatureVerifies(csr: CsrParts): boolean | undefined {
     // A key WebCrypto cannot import either: the request does not verify.
     return false;
   }
-  if (key.asymmetricKeyType !== algorithm.keyType) return false;
-  if (algorithm.keyType === 'ec' && !WEBCRYPTO_CURVES.has(key.asymmetricKeyDetails?.namedCurve ?? '')) return undefined;
+  if (key.asymmetricKeyType !== algorithm.key) return false;
+  if (algorithm.key === 'ec' && !WEBCRYPTO_CURVES.has(key.asymmetricKeyDetails?.namedCurve ?? '')) return undefined;
   try {
     return verify(algorithm.hash, csr.signedInfo, key, csr.signature);
   } catch {
