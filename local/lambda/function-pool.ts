@@ -76,6 +76,15 @@ function crashError(plan: CrashPlan, requestId: string, timeoutSeconds: number):
   }
 }
 
+/**
+ * Each sandbox's young generation (V8's new space), in MiB. Left to V8, a busy worker's new space
+ * grows to 48 MiB although a function's live objects fit in a few: at 1,000 devices the six
+ * workers held ~50 MiB of heap each, ~300 MiB of the bench's peak RSS. Capped at 6 MiB they held
+ * ~24 MiB each (144 MiB in all) with no change in wall time beyond the run-to-run spread
+ * (docs/demo.md, "session 13").
+ */
+export const YOUNG_GENERATION_MB = 6;
+
 export class FunctionPool {
   private readonly sandboxes = new Set<Sandbox>();
   private readonly queue: Job[] = [];
@@ -179,7 +188,7 @@ export class FunctionPool {
       },
       stdout: true,
       stderr: true,
-      resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.config.memoryMb) },
+      resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.config.memoryMb), maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
     const sink = this.sink;
     if (sink) {

@@ -102,12 +102,13 @@ const EVENT_INVOKE_CONFIG = /^\/2019-09-25\/functions\/([^/]+)\/event-invoke-con
 const API = '/2015-03-31/functions';
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /**
- * Workers per function. The local runtime's limit is its one main thread (edge, broker, engine,
- * devices), not the workers: measured on a 200-device demo, 1 and 4 workers gave the same wall
- * time and 4 doubled peak memory. Two keep real concurrency (a device message handled while a
- * step's function runs) at little cost.
+ * Workers per function. The local runtime's limit is the machine's cores, not the workers: on
+ * two cores, the 1,000-device bench took 72-84 s with one worker per function and 79 s with two,
+ * and two added five threads and ~200 MiB of peak RSS (docs/demo.md, "session 13"). A device's
+ * message is still handled while a step's function runs: each function has its own worker.
+ * A caller that needs more (a test holding one invocation open) passes functionConcurrency.
  */
-const DEFAULT_CONCURRENCY = 2;
+const DEFAULT_CONCURRENCY = 1;
 
 /**
  * How long an idle sandbox lives: 0, kept until stop(), unless a caller sets sandboxIdleMs.
