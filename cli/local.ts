@@ -8,6 +8,7 @@ import { defaultSettings } from '../wiring/index.js';
 import { QuotasFileError } from '../domain/pacing/index.js';
 import { isLogLevel, streamLogger } from '../local/edge/logger.js';
 import { loadLocalQuotas, type LocalQuotas } from '../local/edge/quotas.js';
+import { tuneHeapsForLocalRuntime } from '../local/heap.js';
 import { ENDPOINTS_FILE, startLocalAws, type LocalAws, type ProvisionAnswer } from '../local/runtime.js';
 import type { LocalSignerOptions } from '../local/pca/index.js';
 import { describeSigner, localSigner, signerOption, validityDaysOption } from './signer-options.js';
@@ -244,6 +245,7 @@ export function registerLocalCommands(program: Command, io: LocalCommandIo = def
     .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30)', validityDaysOption)
     .action(async (opts: { port: number; mqttPort: number; dataDir: string; timeScale: number; issuedValidityDays?: number; logLevel: string; quotas?: LocalQuotas; signer: LocalSignerOptions['kind']; pcaValidityDays?: number }) => {
       const { signer, pcaValidityDays, ...rest } = opts;
+      tuneHeapsForLocalRuntime();
       done(await localUp({ ...rest, signer: localSigner(signer, pcaValidityDays) }, io));
     });
 

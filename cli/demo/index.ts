@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { tuneHeapsForLocalRuntime } from '../../local/heap.js';
 import { formatSummary, type DemoReport } from './figures.js';
 import { DemoError, MAX_DEVICES, runDemo, type DemoIo } from './run-demo.js';
 import { localSigner, signerOption, validityDaysOption } from '../signer-options.js';
@@ -56,6 +57,7 @@ export function registerDemoCommand(program: Command, io: DemoIo = defaultDemoIo
     .option('--scenario <name>', `${SCENARIOS.join(' | ')}: rotation (the audit rotates the fleet), ca-rollover (the fleet starts under CA-1 and a CA rollover moves it to CA-2; signs with the local Private CA), trust-store (switch the broker's server CA and push the new one to every device; faults: refuse-bundle=K)`, scenarioOption, DemoScenario.Rotation)
     .option('--pca-validity-days <n>', 'with --signer private-ca: how many days new certificates are valid (more than 30; 365 by default)', validityDaysOption)
     .action(async (opts: { scenario: DemoScenario; devices: number; faults: string; seed: number; report?: string; timeScale?: number; dataDir?: string; timeout?: number; fleetThreads: number; keep?: boolean; quotas?: string; signer: SignerKind; pcaValidityDays?: number }, command: Command) => {
+      tuneHeapsForLocalRuntime();
       if (opts.scenario === DemoScenario.TrustStore && (opts.quotas || opts.signer !== 'aws-iot' || opts.keep || opts.fleetThreads > 0)) {
         throw new DemoError(`--scenario ${opts.scenario} takes --devices, --faults, --seed, --report, --time-scale, --data-dir and --timeout only`);
       }
