@@ -14,6 +14,7 @@ import { formatSummary, type DemoReport } from '../cli/demo/figures.js';
 import { runDemo, thingNames } from '../cli/demo/run-demo.js';
 import { MemoryWatch, type MemoryBreakdown } from './bench-memory.js';
 import { fleetProcessFigures } from '../device-sim/fleet-thread.js';
+import { tuneHeapsForLocalRuntime } from '../local/heap.js';
 
 /**
  * `npm run bench [-- --devices N --time-scale X --quotas aws-default|FILE --report FILE]`: rotates 1,000 devices with
@@ -29,6 +30,8 @@ export interface BenchReport {
   checkFailures: number;
   timeScale: number;
   fleetThreads: number;
+  /** Where the simulated devices ran: 'process' (child processes, the default) or 'thread' (worker threads of this process). */
+  fleet: 'process' | 'thread';
   wallMs: number;
   devicesPerSecond: number;
   cryptoFloorMs: number;
@@ -84,6 +87,7 @@ function options(argv: string[]) {
       'function-concurrency': { type: 'string' },
       'watch-ms': { type: 'string' },
       'fleet-threads': { type: 'string' },
+      fleet: { type: 'string' },
       'fleet-process': { type: 'boolean' },
       quotas: { type: 'string' },
     },
@@ -91,6 +95,8 @@ function options(argv: string[]) {
   });
   const env = process.env;
   const whole = (n: number): boolean => Number.isInteger(n) && n >= 1;
+  const fleetThreads = numberOption(values['fleet-threads'] ?? env.BENCH_FLEET_THREADS, 1, '--fleet-threads (BENCH_FLEET_THREADS)', (n) => Number.isInteger(n) && n >= 0 && n <= 16);
+  const fleetProcess = fleetIsolation(values.fleet ?? env.BENCH_FLEET, values['fleet-process'] ?? (env.BENCH_FLEET_PROCESS === undefined ? undefined : env.BENCH_FLEET_PROCESS === '1'));
   return {
     devices: numberOption(values.devices ?? env.BENCH_DEVICES, 1_000, '--devices (BENCH_DEVICES)', (n) => whole(n) && n <= 10_000),
     // The real timeouts by default: a clean run never waits for one, and a shortened CSR or ack
@@ -98,15 +104,28 @@ function options(argv: string[]) {
     timeScale: numberOption(values['time-scale'] ?? env.BENCH_TIME_SCALE, 1, '--time-scale (BENCH_TIME_SCALE)', (n) => n > 0 && n <= 1),
     report: values.report ?? env.BENCH_REPORT,
     // The devices on their own thread: the main thread then runs only the local AWS (docs/demo.md).
-    fleetThreads: numberOption(values['fleet-threads'] ?? env.BENCH_FLEET_THREADS, 1, '--fleet-threads (BENCH_FLEET_THREADS)', (n) => Number.isInteger(n) && n >= 0 && n <= 16),
-    /** The fleet's shares in child processes instead of worker threads (their own heaps and open-file limits). */
-    fleetProcess: values['fleet-process'] ?? env.BENCH_FLEET_PROCESS === '1',
+    fleetThreads,
+    /**
+     * The fleet's shares in child processes (the default) or worker threads of this process. The
+     * devices stand for machines of their own, so their sockets, TLS state and heaps stay out of
+     * the local AWS's RSS, and 10,000 of them fit this process's open-file limit (docs/demo.md).
+     * --fleet-threads 0 puts the devices on the main thread, in this process whatever --fleet says.
+     */
+    fleetProcess: fleetThreads > 0 && fleetProcess,
     /** Knobs for finding where the time goes (docs/demo.md has the measurements). */
     functionConcurrency: values['function-concurrency'] ?? env.BENCH_FUNCTION_CONCURRENCY,
     watchMs: values['watch-ms'] ?? env.BENCH_WATCH_MS,
     /** aws-default or a quotas file: the local runtime enforces them (docs/fleet-scale.md). */
     quotas: values.quotas ?? env.BENCH_QUOTAS,
   };
+}
+
+/** --fleet process|thread (BENCH_FLEET); the older --fleet-process (BENCH_FLEET_PROCESS=1) means process. */
+function fleetIsolation(value: string | undefined, legacyProcess: boolean | undefined): boolean {
+  if (value === undefined || value === '') return legacyProcess ?? true;
+  if (value !== 'process' && value !== 'thread') throw new Error(`--fleet (BENCH_FLEET) ${JSON.stringify(value)} is not valid: process or thread`);
+  if (legacyProcess !== undefined && legacyProcess !== (value === 'process')) throw new Error(`--fleet ${value} contradicts --fleet-process (BENCH_FLEET_PROCESS)`);
+  return value === 'process';
 }
 
 /** The cryptography of `count` rotations, one after another, with no I/O: the floor no system can go under on one core. */
@@ -135,6 +154,7 @@ function pacingQuotaFloorMs(devices: number, timeScale: number, quotas: string |
 
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
+  tuneHeapsForLocalRuntime();
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.once('SIGINT', onSignal);
@@ -198,6 +218,7 @@ async function main(): Promise<void> {
       checkFailures: demo.invariantViolations.length,
       timeScale: opts.timeScale,
       fleetThreads: opts.fleetThreads,
+      fleet: opts.fleetProcess ? 'process' : 'thread',
       wallMs: Math.round(demo.wallMs),
       devicesPerSecond: demo.rotated / (demo.wallMs / 1000),
       cryptoFloorMs: Math.round(floorMs),
@@ -233,7 +254,7 @@ async function main(): Promise<void> {
       out(`  fleet processes        peak RSS ${memory.fleetProcessPeakRssMiB ?? '?'} MiB, CPU ${memory.fleetProcessCpuSeconds ?? '?'} s (children, in neither figure of this process)`);
     }
     out(
-      `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${memory.fleetHeapMiB} MiB; off-heap (external) ${memory.externalMiB} MiB; DynamoDB Local's JVM (a child, not in the RSS) ${memory.dynamodbLocalPeakRssMiB ?? '?'} MiB`,
+      `  peak heaps             main ${memory.mainHeapMiB} MiB, Lambda workers ${memory.workersHeapMiB} MiB (${memory.threads.filter((t) => t.kind.startsWith('lambda:')).length} threads), fleet ${opts.fleetProcess ? 'in its processes (above)' : `${memory.fleetHeapMiB} MiB`}; off-heap (external) ${memory.externalMiB} MiB; DynamoDB Local's JVM (a child, not in the RSS) ${memory.dynamodbLocalPeakRssMiB ?? '?'} MiB`,
     );
     out(`  CPU                    ${(report.cpuUserMs / 1000).toFixed(1)} s user + ${(report.cpuSystemMs / 1000).toFixed(1)} s system (setup, rotations and end checks)`);
     const threadCpu = memory.cpuSeconds;
