@@ -26,6 +26,11 @@ const common = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
 module.exports = {
+  // A test's timeout is there to catch a hang, not to time it (speed is the bench's job): jest's
+  // default 5 s failed tests that start a local Step Functions or DynamoDB Local harness when the
+  // machine's load average passed ~40 (a fresh-clone run beside a 10,000-device bench). Tests that
+  // need longer still say so themselves.
+  testTimeout: 30_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'contract', testMatch: ['<rootDir>/test/contract/**/*.test.ts'] },
