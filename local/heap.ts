@@ -16,15 +16,11 @@ import { setFlagsFromString } from 'node:v8';
  */
 export const HEAP_GROWING_PERCENT = 30;
 
-let tuned = false;
-
 /**
  * Sets HEAP_GROWING_PERCENT for every heap in this process, the main thread's and each worker's
  * made after it. For the commands that run the local AWS (rotor local up, rotor demo, the bench);
- * once per process.
+ * setting it again changes nothing.
  */
 export function tuneHeapsForLocalRuntime(): void {
-  if (tuned) return;
-  tuned = true;
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }

@@ -30,8 +30,8 @@ export interface BenchReport {
   checkFailures: number;
   timeScale: number;
   fleetThreads: number;
-  /** Where the simulated devices ran: 'process' (child processes, the default) or 'thread' (worker threads of this process). */
-  fleet: 'process' | 'thread';
+  /** Where the simulated devices ran: 'process' (child processes, the default), 'thread' (worker threads of this process) or 'main' (--fleet-threads 0). */
+  fleet: 'process' | 'thread' | 'main';
   wallMs: number;
   devicesPerSecond: number;
   cryptoFloorMs: number;
@@ -103,7 +103,7 @@ function options(argv: string[]) {
     // timeout fails rotations that are merely queued behind a thousand others (docs/demo.md).
     timeScale: numberOption(values['time-scale'] ?? env.BENCH_TIME_SCALE, 1, '--time-scale (BENCH_TIME_SCALE)', (n) => n > 0 && n <= 1),
     report: values.report ?? env.BENCH_REPORT,
-    // The devices on their own thread: the main thread then runs only the local AWS (docs/demo.md).
+    // The devices' shares, off the main thread: it then runs only the local AWS (docs/demo.md).
     fleetThreads,
     /**
      * The fleet's shares in child processes (the default) or worker threads of this process. The
@@ -218,7 +218,7 @@ async function main(): Promise<void> {
       checkFailures: demo.invariantViolations.length,
       timeScale: opts.timeScale,
       fleetThreads: opts.fleetThreads,
-      fleet: opts.fleetProcess ? 'process' : 'thread',
+      fleet: opts.fleetThreads === 0 ? 'main' : opts.fleetProcess ? 'process' : 'thread',
       wallMs: Math.round(demo.wallMs),
       devicesPerSecond: demo.rotated / (demo.wallMs / 1000),
       cryptoFloorMs: Math.round(floorMs),
